@@ -1,0 +1,36 @@
+# Shared settings of the project's scripts. Source it: `. scripts/env.sh`.
+# Everything installed lives outside the repository so that clean clones reuse it.
+ADVLENS_CACHE="${ADVLENS_CACHE:-$HOME/.cache/advlens}"
+TORCH_VERSION=2.11.0
+TORCH_VENV="$ADVLENS_CACHE/torch-$TORCH_VERSION"
+TRUNK_VERSION=0.21.14
+# Must equal the `wasm-bindgen` pin in Cargo.toml.
+WASM_BINDGEN_VERSION=0.2.130
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+
+# libtorch for tch: the torch wheel's libraries, found through the venv's python.
+torch_env() {
+    export LIBTORCH_USE_PYTORCH=1
+    export VIRTUAL_ENV="$TORCH_VENV"
+    export PATH="$TORCH_VENV/bin:$PATH"
+}
+
+# How wasm32 is built here: `rustup` when its wasm32 target is installed, otherwise Debian's
+# rustc-web with std built from source. Use as: wasm_env <command...>
+wasm_uses_rustup() {
+    rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown
+}
+wasm_env() {
+    if wasm_uses_rustup; then
+        CARGO_TARGET_DIR="$PWD/target/wasm" "$@"
+    else
+        # Debian's toolchain first; its own target dir so the two compilers do not
+        # invalidate each other's host artifacts.
+        PATH="/usr/bin:$PATH" RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
+            CARGO_TARGET_DIR="$PWD/target/wasm" "$@"
+    fi
+}
+
+stage() { printf '\n== %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }

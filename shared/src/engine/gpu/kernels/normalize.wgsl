@@ -1,0 +1,15 @@
+// y[n,c,i] = (x[n,c,i] - mean[c]) / std[c]; stats = [mean[0..C], std[0..C]].
+struct Params { len: u32, channels: u32, plane: u32, _pad: u32 }
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> stats: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn normalize_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let idx = gid.x + gid.y * groups.x * 64u;
+    if (idx >= p.len || idx >= arrayLength(&y)) { return; }
+    let c = (idx / p.plane) % p.channels;
+    y[idx] = (x[idx] - stats[c]) / stats[p.channels + c];
+}

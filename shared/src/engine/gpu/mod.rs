@@ -1,0 +1,280 @@
+//! The WebGPU engine: the same layers as [`crate::engine::cpu::layers`], as WGSL compute
+//! kernels (one file per layer in `kernels/`, each stating its formula), run through wgpu.
+//!
+//! Natively it runs on any Vulkan/Metal/DX12 adapter (lavapipe in the tests); in the browser
+//! on WebGPU. Every failure becomes an [`Error`] so that the caller can fall back to the CPU.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use wgpu::util::DeviceExt;
+
+use crate::engine::cpu::{check_input, window};
+use crate::model::{Bundle, Op};
+use crate::{Error, Result, Tensor};
+
+/// The WGSL source of every kernel, by entry point (the tests validate each with naga).
+pub const KERNELS: [(&str, &str); 5] = [
+    ("normalize_forward", include_str!("kernels/normalize.wgsl")),
+    ("conv2d_forward", include_str!("kernels/conv2d.wgsl")),
+    ("relu_forward", include_str!("kernels/relu.wgsl")),
+    ("max_pool2d_forward", include_str!("kernels/max_pool2d.wgsl")),
+    ("linear_forward", include_str!("kernels/linear.wgsl")),
+];
+
+const WORKGROUP: u32 = 64;
+const MAX_GROUPS_PER_DIM: u32 = 65_535;
+
+/// Runs a [`Bundle`] on a wgpu device; the weights live on the device.
+pub struct GpuEngine {
+    bundle: Arc<Bundle>,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    adapter: wgpu::AdapterInfo,
+    pipelines: HashMap<&'static str, wgpu::ComputePipeline>,
+    weights: HashMap<String, wgpu::Buffer>,
+    /// `[mean.., std..]` of the input normalisation.
+    stats: wgpu::Buffer,
+}
+
+impl std::fmt::Debug for GpuEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuEngine").field("adapter", &self.adapter.name).finish_non_exhaustive()
+    }
+}
+
+pub use wgpu;
+
+/// An open device with its queue and the adapter it runs on. Separate from [`GpuEngine`] so
+/// that tests and pages can share one device between models.
+#[derive(Clone, Debug)]
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: wgpu::AdapterInfo,
+}
+
+/// Finds the default adapter and opens a device on it.
+pub async fn request_device() -> Result<GpuContext> {
+    #[cfg(target_arch = "wasm32")]
+    if !browser_has_webgpu() {
+        return Err(Error::NoGpuAdapter("this browser does not expose navigator.gpu".into()));
+    }
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = instance
+        .request_adapter(&wgpu::RequestAdapterOptions::default())
+        .await
+        .map_err(|e| Error::NoGpuAdapter(e.to_string()))?;
+    let info = adapter.get_info();
+    let (device, queue) = adapter
+        .request_device(&wgpu::DeviceDescriptor {
+            label: Some("advlens"),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::NoGpuAdapter(format!("adapter `{}` refused a device: {e}", info.name)))?;
+    Ok(GpuContext { device, queue, adapter: info })
+}
+
+#[cfg(target_arch = "wasm32")]
+fn browser_has_webgpu() -> bool {
+    let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).ok();
+    navigator
+        .and_then(|n| js_sys::Reflect::get(&n, &"gpu".into()).ok())
+        .is_some_and(|gpu| !gpu.is_undefined() && !gpu.is_null())
+}
+
+impl GpuEngine {
+    /// Opens the default adapter and uploads the model.
+    pub async fn new(bundle: Arc<Bundle>) -> Result<Self> {
+        Self::with_context(bundle, request_device().await?).await
+    }
+
+    /// Uploads the model to an open device.
+    pub async fn with_context(bundle: Arc<Bundle>, context: GpuContext) -> Result<Self> {
+        let GpuContext { device, queue, adapter } = context;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut pipelines = HashMap::new();
+        for (entry, source) in KERNELS {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(entry),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            pipelines.insert(entry, pipeline);
+        }
+        let weights = bundle
+            .weights()
+            .iter()
+            .map(|(name, t)| (name.clone(), storage_buffer(&device, name, t.data())))
+            .collect();
+        let spec = &bundle.spec().input;
+        let stats: Vec<f32> = spec.mean.iter().chain(&spec.std).copied().collect();
+        let stats = storage_buffer(&device, "input stats", &stats);
+        if let Some(e) = scope.pop().await {
+            return Err(Error::Gpu(format!("setting up the model failed: {e}")));
+        }
+        Ok(Self { bundle, device, queue, adapter, pipelines, weights, stats })
+    }
+
+    /// The adapter the engine runs on (name, backend, whether it is a software fallback).
+    pub fn adapter(&self) -> &wgpu::AdapterInfo {
+        &self.adapter
+    }
+
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    /// Class logits `[N, classes]` for images `[N, C, H, W]` in [0, 1].
+    pub async fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        let bundle = &*self.bundle;
+        let batch = check_input(bundle, input)?;
+        let spec = bundle.spec();
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+
+        let [c, h, w] = bundle.input_shape();
+        let x = storage_buffer(&self.device, "input", input.data());
+        let mut acts: HashMap<&str, wgpu::Buffer> = HashMap::new();
+        let normalized = self.output_buffer("input", input.len());
+        let params = [input.len() as u32, c as u32, (h * w) as u32, 0];
+        self.dispatch(&mut encoder, "normalize_forward", &[(0, &x), (1, &self.stats), (3, &normalized)], &params, input.len());
+        acts.insert(crate::model::INPUT_NAME, normalized);
+
+        for node in &spec.nodes {
+            let in_shape = bundle.shape_of(&node.inputs[0]).expect("validated");
+            let out_shape = bundle.shape_of(&node.name).expect("validated");
+            let len = batch * out_shape.iter().product::<usize>();
+            let x = &acts[node.inputs[0].as_str()];
+            let weight = |suffix: &str| &self.weights[&format!("{}.{suffix}", node.name)];
+            let y = match node.op {
+                Op::Conv2d { out_channels, kernel, stride, padding, .. } => {
+                    let g = window(batch, in_shape, out_shape, kernel, stride, padding);
+                    let y = self.output_buffer(&node.name, len);
+                    let params = [g.batch, g.in_channels, g.height, g.width, out_channels, g.out_height, g.out_width, kernel, stride, padding, 0, 0];
+                    let params = params.map(|v| v as u32);
+                    self.dispatch(&mut encoder, "conv2d_forward", &[(0, x), (1, weight("weight")), (2, weight("bias")), (3, &y)], &params, len);
+                    y
+                }
+                Op::MaxPool2d { kernel, stride, padding } => {
+                    let g = window(batch, in_shape, out_shape, kernel, stride, padding);
+                    let y = self.output_buffer(&node.name, len);
+                    let params = [g.batch * g.in_channels, g.height, g.width, g.out_height, g.out_width, kernel, stride, padding];
+                    self.dispatch(&mut encoder, "max_pool2d_forward", &[(0, x), (3, &y)], &params.map(|v| v as u32), len);
+                    y
+                }
+                Op::Linear { in_features, out_features } => {
+                    let y = self.output_buffer(&node.name, len);
+                    let params = [batch as u32, in_features as u32, out_features as u32, 0];
+                    self.dispatch(&mut encoder, "linear_forward", &[(0, x), (1, weight("weight")), (2, weight("bias")), (3, &y)], &params, len);
+                    y
+                }
+                Op::Relu => {
+                    let y = self.output_buffer(&node.name, len);
+                    self.dispatch(&mut encoder, "relu_forward", &[(0, x), (3, &y)], &[len as u32, 0, 0, 0], len);
+                    y
+                }
+                // Same data, same layout: share the buffer.
+                Op::Flatten | Op::Dropout => x.clone(),
+            };
+            acts.insert(node.name.as_str(), y);
+        }
+
+        let out = &acts[spec.output.as_str()];
+        let classes = spec.classes.len();
+        let logits = self.read_back(encoder, out, batch * classes).await?;
+        if let Some(e) = oom.pop().await {
+            return Err(Error::Gpu(format!("out of GPU memory for a batch of {batch}: {e}")));
+        }
+        if let Some(e) = scope.pop().await {
+            return Err(Error::Gpu(e.to_string()));
+        }
+        Tensor::new(vec![batch, classes], logits)
+    }
+
+    fn output_buffer(&self, label: &str, len: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (len.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Records one kernel over `len` outputs; `params` is its uniform block (padded to 16 bytes).
+    fn dispatch(&self, encoder: &mut wgpu::CommandEncoder, entry: &str, buffers: &[(u32, &wgpu::Buffer)], params: &[u32], len: usize) {
+        let pipeline = &self.pipelines[entry];
+        let mut padded = params.to_vec();
+        padded.resize(params.len().div_ceil(4) * 4, 0);
+        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(entry),
+            contents: bytemuck::cast_slice(&padded),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries: Vec<wgpu::BindGroupEntry> =
+            buffers.iter().map(|(binding, b)| wgpu::BindGroupEntry { binding: *binding, resource: b.as_entire_binding() }).collect();
+        entries.push(wgpu::BindGroupEntry { binding: 4, resource: uniform.as_entire_binding() });
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(entry),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let groups = (len as u32).div_ceil(WORKGROUP).max(1);
+        let x = groups.min(MAX_GROUPS_PER_DIM);
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(entry), timestamp_writes: None });
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(x, groups.div_ceil(x), 1);
+    }
+
+    async fn read_back(&self, mut encoder: wgpu::CommandEncoder, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        let size = (len * 4) as u64;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read back"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        self.queue.submit([encoder.finish()]);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the device failed: {e}")))?;
+        rx.await
+            .map_err(|_| Error::Gpu("the device was lost before the result was read".into()))?
+            .map_err(|e| Error::Gpu(format!("reading the result failed: {e}")))?;
+        let view = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("mapping the result failed: {e}")))?;
+        let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+}
+
+fn storage_buffer(device: &wgpu::Device, label: &str, data: &[f32]) -> wgpu::Buffer {
+    // Zero-length buffers cannot be bound: give empty tensors one element.
+    let contents: &[f32] = if data.is_empty() { &[0.0] } else { data };
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytemuck::cast_slice(contents),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+    })
+}

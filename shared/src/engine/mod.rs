@@ -1,0 +1,76 @@
+//! Inference engines: the CPU reference and its WebGPU twin, behind one [`Engine`] enum.
+//!
+//! Pick the engine at run time: try [`Engine::webgpu`], fall back to [`Engine::cpu`].
+
+pub mod cpu;
+#[cfg(feature = "webgpu")]
+pub mod gpu;
+
+use std::sync::Arc;
+
+use crate::{Bundle, Result, Tensor};
+
+/// Which engine runs a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineKind {
+    Cpu,
+    WebGpu,
+}
+
+impl EngineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Cpu => "cpu",
+            EngineKind::WebGpu => "webgpu",
+        }
+    }
+}
+
+/// A model ready to run on one engine.
+#[derive(Debug)]
+pub enum Engine {
+    Cpu(cpu::CpuEngine),
+    #[cfg(feature = "webgpu")]
+    WebGpu(gpu::GpuEngine),
+}
+
+impl Engine {
+    pub fn cpu(bundle: Arc<Bundle>) -> Self {
+        Engine::Cpu(cpu::CpuEngine::new(bundle))
+    }
+
+    /// The WebGPU engine on the default adapter, or an error saying why there is none.
+    #[cfg(feature = "webgpu")]
+    pub async fn webgpu(bundle: Arc<Bundle>) -> Result<Self> {
+        Ok(Engine::WebGpu(gpu::GpuEngine::new(bundle).await?))
+    }
+
+    pub fn kind(&self) -> EngineKind {
+        match self {
+            Engine::Cpu(_) => EngineKind::Cpu,
+            #[cfg(feature = "webgpu")]
+            Engine::WebGpu(_) => EngineKind::WebGpu,
+        }
+    }
+
+    /// A human-readable description of where the model runs.
+    pub fn describe(&self) -> String {
+        match self {
+            Engine::Cpu(_) => "CPU (Rust reference engine)".into(),
+            #[cfg(feature = "webgpu")]
+            Engine::WebGpu(g) => {
+                let a = g.adapter();
+                format!("WebGPU ({}, {:?})", if a.name.is_empty() { "unnamed adapter" } else { &a.name }, a.backend)
+            }
+        }
+    }
+
+    /// Class logits `[N, classes]` for images `[N, C, H, W]` in [0, 1].
+    pub async fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        match self {
+            Engine::Cpu(e) => e.forward(input),
+            #[cfg(feature = "webgpu")]
+            Engine::WebGpu(e) => e.forward(input).await,
+        }
+    }
+}

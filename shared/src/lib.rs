@@ -1,0 +1,30 @@
+//! # advlens-shared
+//!
+//! The part of advlens that runs everywhere — natively and in wasm32: the model bundle format
+//! and the inference engines (a CPU reference and its WebGPU twin).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use advlens_shared::{Bundle, Tensor, engine::cpu::CpuEngine, tensor::{argmax, softmax}};
+//!
+//! let bundle = Arc::new(Bundle::load("web/assets/models/mnist-small")?);
+//! let engine = CpuEngine::new(bundle.clone());
+//! let image = Tensor::zeros(vec![1, 1, 28, 28]);
+//! let logits = engine.forward(&image)?;
+//! let probs = softmax(logits.row(0));
+//! println!("{} ({:.1}%)", bundle.classes()[argmax(&probs)], 100.0 * probs[argmax(&probs)]);
+//! # Ok::<(), advlens_shared::Error>(())
+//! ```
+//!
+//! Modules follow the pipeline: [`model`] (format, loading = validating) -> [`engine`].
+
+pub mod engine;
+mod error;
+pub mod model;
+pub mod tensor;
+pub mod testing;
+
+pub use engine::{Engine, EngineKind};
+pub use error::{Error, Result};
+pub use model::Bundle;
+pub use tensor::Tensor;

@@ -1,0 +1,357 @@
+//! A loaded, validated model: its [`ModelSpec`] plus its weights.
+//!
+//! Loading is validating: a [`Bundle`] that exists is internally consistent, so the
+//! engines never meet a missing tensor, a wrong shape or a dangling node.
+
+use std::collections::{HashMap, HashSet};
+
+use safetensors::{Dtype, SafeTensors};
+
+use super::spec::{ModelSpec, Op, FORMAT_NAME, FORMAT_VERSION, INPUT_NAME};
+use crate::{Error, Result, Tensor};
+
+/// File name of the description inside a bundle directory.
+pub const SPEC_FILE: &str = "model.json";
+/// File name of the weights inside a bundle directory.
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+
+/// Caps that keep a hostile file from exhausting memory.
+pub mod limits {
+    /// Largest input side in pixels.
+    pub const MAX_SIDE: usize = 4096;
+    /// Most input channels.
+    pub const MAX_CHANNELS: usize = 64;
+    /// Most nodes in a graph.
+    pub const MAX_NODES: usize = 4096;
+    /// Most values in any one activation of one image.
+    pub const MAX_ACTIVATION: usize = 1 << 26;
+    /// Most weight values in total (1 GiB of f32).
+    pub const MAX_WEIGHTS: usize = 1 << 28;
+    /// Most classes.
+    pub const MAX_CLASSES: usize = 100_000;
+}
+
+/// A model that passed validation.
+#[derive(Clone, Debug)]
+pub struct Bundle {
+    spec: ModelSpec,
+    weights: HashMap<String, Tensor>,
+    /// Per-image output shape of every node (and of the input), without the batch axis.
+    shapes: HashMap<String, Vec<usize>>,
+}
+
+impl Bundle {
+    /// Validates a description and its weights and builds a bundle from them.
+    pub fn new(spec: ModelSpec, weights: HashMap<String, Tensor>) -> Result<Self> {
+        let shapes = check_graph(&spec)?;
+        check_weights(&spec, &weights)?;
+        Ok(Self { spec, weights, shapes })
+    }
+
+    /// Reads a bundle from the bytes of `model.json` and `weights.safetensors`
+    /// (the browser fetches both; natively see [`Bundle::load`]).
+    pub fn from_bytes(spec_json: &[u8], weights: &[u8]) -> Result<Self> {
+        let spec = parse_spec(spec_json)?;
+        let weights = parse_weights(weights)?;
+        Self::new(spec, weights)
+    }
+
+    /// Reads a bundle directory holding [`SPEC_FILE`] and [`WEIGHTS_FILE`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load(dir: impl AsRef<std::path::Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|source| Error::Io { path: path.display().to_string(), source })
+        };
+        Self::from_bytes(&read(SPEC_FILE)?, &read(WEIGHTS_FILE)?)
+    }
+
+    /// Writes the bundle as a directory holding [`SPEC_FILE`] and [`WEIGHTS_FILE`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn save(&self, dir: impl AsRef<std::path::Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let io = |path: &std::path::Path| {
+            let path = path.display().to_string();
+            move |source| Error::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let (spec, weights) = self.to_bytes()?;
+        let spec_path = dir.join(SPEC_FILE);
+        std::fs::write(&spec_path, spec).map_err(io(&spec_path))?;
+        let weights_path = dir.join(WEIGHTS_FILE);
+        std::fs::write(&weights_path, weights).map_err(io(&weights_path))?;
+        Ok(())
+    }
+
+    /// The two files of the bundle: pretty JSON and safetensors.
+    pub fn to_bytes(&self) -> Result<(Vec<u8>, Vec<u8>)> {
+        let mut spec = serde_json::to_vec_pretty(&self.spec)
+            .map_err(|source| Error::SpecJson { version: FORMAT_VERSION, source })?;
+        spec.push(b'\n');
+        let mut names: Vec<&String> = self.weights.keys().collect();
+        names.sort();
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = names
+            .into_iter()
+            .map(|name| {
+                let t = &self.weights[name];
+                let data = t.data().iter().flat_map(|v| v.to_le_bytes()).collect();
+                (name.clone(), t.shape().to_vec(), data)
+            })
+            .collect();
+        let views = bytes
+            .iter()
+            .map(|(name, shape, data)| {
+                safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data)
+                    .map(|view| (name.clone(), view))
+                    .map_err(|e| Error::Weights(e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let weights = safetensors::serialize(views, None).map_err(|e| Error::Weights(e.to_string()))?;
+        Ok((spec, weights))
+    }
+
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// The weight tensor `name` (`<node>.weight` or `<node>.bias`); present for every node that needs it.
+    pub fn weight(&self, name: &str) -> &Tensor {
+        &self.weights[name]
+    }
+
+    pub fn weights(&self) -> &HashMap<String, Tensor> {
+        &self.weights
+    }
+
+    /// Per-image output shape of node `name` (`"input"` for the input), without the batch axis.
+    pub fn shape_of(&self, name: &str) -> Option<&[usize]> {
+        self.shapes.get(name).map(Vec::as_slice)
+    }
+
+    /// Shape of one input image: `[channels, height, width]`.
+    pub fn input_shape(&self) -> [usize; 3] {
+        let i = &self.spec.input;
+        [i.channels, i.height, i.width]
+    }
+
+    pub fn classes(&self) -> &[String] {
+        &self.spec.classes
+    }
+}
+
+/// Parses `model.json`, checking format and version before the fields so that a file from
+/// another version gets a version error rather than a confusing field error.
+pub fn parse_spec(bytes: &[u8]) -> Result<ModelSpec> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|source| Error::SpecJson { version: FORMAT_VERSION, source })?;
+    let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("<missing>");
+    if format != FORMAT_NAME {
+        return Err(Error::WrongFormat { expected: FORMAT_NAME, found: format.to_string() });
+    }
+    match value.get("version").and_then(|v| v.as_u64()) {
+        Some(v) if v == u64::from(FORMAT_VERSION) => {}
+        Some(v) => {
+            return Err(Error::UnsupportedVersion { found: v.min(u64::from(u32::MAX)) as u32, supported: FORMAT_VERSION })
+        }
+        None => return Err(Error::Graph("field `version` is missing or not a number".into())),
+    }
+    serde_json::from_value(value).map_err(|source| Error::SpecJson { version: FORMAT_VERSION, source })
+}
+
+/// Parses `weights.safetensors` into f32 tensors; every tensor must be F32 and finite.
+pub fn parse_weights(bytes: &[u8]) -> Result<HashMap<String, Tensor>> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(e.to_string()))?;
+    let mut out = HashMap::new();
+    let mut total = 0usize;
+    for (name, view) in file.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(Error::Tensor { name, problem: format!("dtype is {:?}, expected F32", view.dtype()) });
+        }
+        total = total.saturating_add(view.data().len() / 4);
+        if total > limits::MAX_WEIGHTS {
+            return Err(Error::TooLarge(format!("more than {} weight values", limits::MAX_WEIGHTS)));
+        }
+        let data: Vec<f32> =
+            view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Tensor { name, problem: format!("value {} at index {i} is not finite", data[i]) });
+        }
+        let tensor = Tensor::new(view.shape().to_vec(), data).map_err(|_| Error::Tensor {
+            name: name.clone(),
+            problem: "data length does not match its shape".into(),
+        })?;
+        out.insert(name, tensor);
+    }
+    Ok(out)
+}
+
+/// Checks the graph (names, order, op parameters, caps) and infers every node's output shape.
+fn check_graph(spec: &ModelSpec) -> Result<HashMap<String, Vec<usize>>> {
+    let input = &spec.input;
+    if input.channels == 0 || input.height == 0 || input.width == 0 {
+        return Err(Error::Graph("input dimensions must be positive".into()));
+    }
+    if input.channels > limits::MAX_CHANNELS || input.height > limits::MAX_SIDE || input.width > limits::MAX_SIDE {
+        return Err(Error::TooLarge(format!(
+            "input {}x{}x{} exceeds {} channels or {} pixels a side",
+            input.channels,
+            input.height,
+            input.width,
+            limits::MAX_CHANNELS,
+            limits::MAX_SIDE
+        )));
+    }
+    if input.mean.len() != input.channels || input.std.len() != input.channels {
+        return Err(Error::Graph(format!(
+            "input mean and std need {} values (one per channel), found {} and {}",
+            input.channels,
+            input.mean.len(),
+            input.std.len()
+        )));
+    }
+    if input.mean.iter().any(|m| !m.is_finite()) || input.std.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+        return Err(Error::Graph("input mean must be finite and std positive".into()));
+    }
+    if spec.nodes.is_empty() {
+        return Err(Error::Graph("the graph has no nodes".into()));
+    }
+    if spec.nodes.len() > limits::MAX_NODES {
+        return Err(Error::TooLarge(format!("{} nodes (at most {})", spec.nodes.len(), limits::MAX_NODES)));
+    }
+    if spec.classes.is_empty() || spec.classes.len() > limits::MAX_CLASSES {
+        return Err(Error::Graph(format!("{} classes (need 1 to {})", spec.classes.len(), limits::MAX_CLASSES)));
+    }
+
+    let mut shapes: HashMap<String, Vec<usize>> = HashMap::new();
+    shapes.insert(INPUT_NAME.to_string(), vec![input.channels, input.height, input.width]);
+    let mut weight_total = 0usize;
+    for node in &spec.nodes {
+        let name = &node.name;
+        if name.is_empty() || shapes.contains_key(name) {
+            return Err(Error::Graph(format!("node name `{name}` is empty, reserved or used twice")));
+        }
+        let [source] = node.inputs.as_slice() else {
+            return Err(Error::Graph(format!(
+                "node `{name}` ({}) takes exactly one input, found {}",
+                node.op.kind(),
+                node.inputs.len()
+            )));
+        };
+        let Some(in_shape) = shapes.get(source) else {
+            return Err(Error::Graph(format!(
+                "node `{name}` reads `{source}`, which is not the input nor a node defined before it"
+            )));
+        };
+        let out_shape = infer_shape(name, &node.op, in_shape)?;
+        let size = checked_product(&out_shape);
+        if size.is_none_or(|n| n > limits::MAX_ACTIVATION) {
+            return Err(Error::TooLarge(format!("node `{name}` output {out_shape:?} is too large")));
+        }
+        for (w, shape) in node.op.weight_shapes(name) {
+            let n = checked_product(&shape).ok_or_else(|| Error::TooLarge(format!("tensor `{w}` {shape:?}")))?;
+            weight_total = weight_total.saturating_add(n);
+        }
+        if weight_total > limits::MAX_WEIGHTS {
+            return Err(Error::TooLarge(format!("more than {} weight values", limits::MAX_WEIGHTS)));
+        }
+        shapes.insert(name.clone(), out_shape);
+    }
+    let Some(out) = shapes.get(&spec.output) else {
+        return Err(Error::Graph(format!("output node `{}` does not exist", spec.output)));
+    };
+    if out.as_slice() != [spec.classes.len()] {
+        return Err(Error::Graph(format!(
+            "output `{}` has shape {out:?} but there are {} classes",
+            spec.output,
+            spec.classes.len()
+        )));
+    }
+    Ok(shapes)
+}
+
+fn checked_product(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
+/// Output size of a sliding window, or `None` when the window does not fit.
+fn window_out(size: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    let padded = size.checked_add(padding.checked_mul(2)?)?;
+    if kernel == 0 || stride == 0 || padded < kernel {
+        return None;
+    }
+    Some((padded - kernel) / stride + 1)
+}
+
+fn infer_shape(name: &str, op: &Op, input: &[usize]) -> Result<Vec<usize>> {
+    let bad = |why: String| Error::Graph(format!("node `{name}` ({}): {why}", op.kind()));
+    let chw = || match *input {
+        [c, h, w] => Ok((c, h, w)),
+        _ => Err(bad(format!("needs a [C,H,W] input, got {input:?}"))),
+    };
+    match *op {
+        Op::Conv2d { in_channels, out_channels, kernel, stride, padding } => {
+            let (c, h, w) = chw()?;
+            if c != in_channels {
+                return Err(bad(format!("in_channels is {in_channels} but its input has {c} channels")));
+            }
+            if out_channels == 0 {
+                return Err(bad("out_channels must be positive".into()));
+            }
+            let out = |s| window_out(s, kernel, stride, padding);
+            match (out(h), out(w)) {
+                (Some(oh), Some(ow)) => Ok(vec![out_channels, oh, ow]),
+                _ => Err(bad(format!("kernel {kernel}, stride {stride}, padding {padding} do not fit a {h}x{w} input"))),
+            }
+        }
+        Op::MaxPool2d { kernel, stride, padding } => {
+            let (c, h, w) = chw()?;
+            if padding * 2 > kernel {
+                return Err(bad(format!("padding {padding} is more than half the kernel {kernel}")));
+            }
+            let out = |s| window_out(s, kernel, stride, padding);
+            match (out(h), out(w)) {
+                (Some(oh), Some(ow)) => Ok(vec![c, oh, ow]),
+                _ => Err(bad(format!("kernel {kernel}, stride {stride}, padding {padding} do not fit a {h}x{w} input"))),
+            }
+        }
+        Op::Flatten => Ok(vec![checked_product(input).ok_or_else(|| bad("input too large".into()))?]),
+        Op::Linear { in_features, out_features } => match *input {
+            [n] if n == in_features && out_features > 0 => Ok(vec![out_features]),
+            _ => Err(bad(format!("takes [{in_features}] and gives {out_features} > 0 features, but its input is {input:?}"))),
+        },
+        Op::Relu | Op::Dropout => Ok(input.to_vec()),
+    }
+}
+
+/// Every tensor the graph needs is present with its exact shape, and nothing else is.
+fn check_weights(spec: &ModelSpec, weights: &HashMap<String, Tensor>) -> Result<()> {
+    let mut expected = HashSet::new();
+    for node in &spec.nodes {
+        for (name, shape) in node.op.weight_shapes(&node.name) {
+            match weights.get(&name) {
+                None => {
+                    return Err(Error::Tensor { name, problem: format!("missing (node `{}` needs {shape:?})", node.name) })
+                }
+                Some(t) if t.shape() != shape.as_slice() => {
+                    return Err(Error::Tensor {
+                        name,
+                        problem: format!("shape is {:?}, node `{}` needs {shape:?}", t.shape(), node.name),
+                    })
+                }
+                Some(t) => {
+                    if let Some(i) = t.data().iter().position(|v| !v.is_finite()) {
+                        return Err(Error::Tensor { name, problem: format!("value at index {i} is not finite") });
+                    }
+                }
+            }
+            expected.insert(name);
+        }
+    }
+    let mut extra: Vec<&String> = weights.keys().filter(|k| !expected.contains(*k)).collect();
+    extra.sort();
+    if let Some(name) = extra.first() {
+        return Err(Error::Tensor { name: (*name).clone(), problem: "not used by any node of the graph".into() });
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! The model bundle: format (spec), loading and validation.
+
+mod bundle;
+mod samples;
+mod spec;
+
+pub use bundle::{limits, parse_spec, parse_weights, Bundle, SPEC_FILE, WEIGHTS_FILE};
+pub use spec::{InputSpec, ModelSpec, Node, Op, Provenance, FORMAT_NAME, FORMAT_VERSION, INPUT_NAME};
+pub use samples::{Reference, Sample, SampleSet, SAMPLES_FILE};

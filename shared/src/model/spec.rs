@@ -1,0 +1,130 @@
+//! The JSON half of a bundle: input, layer graph, classes and provenance.
+//!
+//! The format is specified in `docs/bundle-format.md`; this file is its reader's view.
+
+use serde::{Deserialize, Serialize};
+
+/// The `format` field every bundle description carries.
+pub const FORMAT_NAME: &str = "advlens-bundle";
+/// The bundle format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// The name by which nodes refer to the model input.
+pub const INPUT_NAME: &str = "input";
+
+/// The description of a model (`model.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Always [`FORMAT_NAME`].
+    pub format: String,
+    /// [`FORMAT_VERSION`] of the writer.
+    pub version: u32,
+    /// A short, file-name friendly model name.
+    pub name: String,
+    pub input: InputSpec,
+    /// Class names, indexed by the model's output logits.
+    pub classes: Vec<String>,
+    /// The layer graph in topological order: every node reads only the input and earlier nodes.
+    pub nodes: Vec<Node>,
+    /// The node whose output are the class logits.
+    pub output: String,
+    #[serde(default)]
+    pub provenance: Provenance,
+}
+
+/// What the model takes: images of `channels x height x width` with values in [0, 1].
+///
+/// Normalisation is part of the model: the engines compute `(x - mean[c]) / std[c]` first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// Per-channel mean subtracted inside the model.
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation divided inside the model.
+    pub std: Vec<f32>,
+}
+
+/// One layer of the graph.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Unique name; the weights of the node are `<name>.weight` and `<name>.bias`.
+    pub name: String,
+    /// Names of the nodes (or [`INPUT_NAME`]) this node reads.
+    pub inputs: Vec<String>,
+    #[serde(flatten)]
+    pub op: Op,
+}
+
+/// The operation of a node. Unknown operations are a load error, never skipped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// 2-D convolution, `[N,Cin,H,W] -> [N,Cout,H',W']` with `H' = (H + 2p - k) / s + 1`;
+    /// weight `[Cout,Cin,k,k]`, bias `[Cout]`.
+    Conv2d {
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    },
+    /// `max(x, 0)`.
+    Relu,
+    /// Max over `k x k` windows with stride `s`; padding counts as minus infinity.
+    MaxPool2d { kernel: usize, stride: usize, padding: usize },
+    /// `[N,C,H,W] -> [N, C*H*W]`.
+    Flatten,
+    /// `y = x W^T + b`; weight `[out,in]`, bias `[out]`.
+    Linear { in_features: usize, out_features: usize },
+    /// Identity at inference.
+    Dropout,
+}
+
+/// Where a model came from. Free-form fields are allowed under `extra`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clean_accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_version: Option<String>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Op {
+    /// The names and shapes of the weight tensors this op needs.
+    pub fn weight_shapes(&self, node: &str) -> Vec<(String, Vec<usize>)> {
+        match *self {
+            Op::Conv2d { in_channels, out_channels, kernel, .. } => vec![
+                (format!("{node}.weight"), vec![out_channels, in_channels, kernel, kernel]),
+                (format!("{node}.bias"), vec![out_channels]),
+            ],
+            Op::Linear { in_features, out_features } => vec![
+                (format!("{node}.weight"), vec![out_features, in_features]),
+                (format!("{node}.bias"), vec![out_features]),
+            ],
+            Op::Relu | Op::MaxPool2d { .. } | Op::Flatten | Op::Dropout => vec![],
+        }
+    }
+
+    /// The name of the op as written in JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Conv2d { .. } => "conv2d",
+            Op::Relu => "relu",
+            Op::MaxPool2d { .. } => "max_pool2d",
+            Op::Flatten => "flatten",
+            Op::Linear { .. } => "linear",
+            Op::Dropout => "dropout",
+        }
+    }
+}

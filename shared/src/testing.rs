@@ -1,0 +1,128 @@
+//! Seeded random models and images for tests and benchmarks, without dependencies so that
+//! the same cases run natively, in wasm32 and against libtorch.
+
+use std::collections::HashMap;
+
+use crate::model::{Bundle, InputSpec, ModelSpec, Node, Op, FORMAT_NAME, FORMAT_VERSION, INPUT_NAME};
+use crate::Tensor;
+
+/// SplitMix64: tiny, seedable, good enough for test data.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[lo, hi)`.
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        lo + (hi - lo) * unit
+    }
+}
+
+/// A seed that differs on every run (time-based), printed by tests so failures can be replayed.
+pub fn fresh_seed() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        (js_sys::Date::now() * 1000.0) as u64 ^ (js_sys::Math::random() * 1e15) as u64
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    }
+}
+
+/// Images `[n, c, h, w]` uniform in [0, 1].
+pub fn random_images(rng: &mut Rng, shape: [usize; 4]) -> Tensor {
+    let len = shape.iter().product();
+    let data = (0..len).map(|_| rng.uniform(0.0, 1.0)).collect();
+    Tensor::new(shape.to_vec(), data).expect("length matches shape")
+}
+
+/// Weights for every node of `spec`, uniform in +-1/sqrt(fan_in) (PyTorch's default range).
+pub fn random_weights(rng: &mut Rng, spec: &ModelSpec) -> HashMap<String, Tensor> {
+    let mut weights = HashMap::new();
+    for node in &spec.nodes {
+        let shapes = node.op.weight_shapes(&node.name);
+        let fan_in = shapes.first().map_or(1, |(_, s)| s[1..].iter().product::<usize>());
+        let bound = 1.0 / (fan_in as f32).sqrt();
+        for (name, shape) in shapes {
+            let len = shape.iter().product();
+            let data = (0..len).map(|_| rng.uniform(-bound, bound)).collect();
+            weights.insert(name, Tensor::new(shape, data).expect("length matches shape"));
+        }
+    }
+    weights
+}
+
+/// A spec around `nodes` (in order, each reading the previous one); the last node is the output.
+pub fn chain_spec(input: [usize; 3], ops: Vec<Op>, classes: usize) -> ModelSpec {
+    let mut nodes = Vec::new();
+    let mut prev = INPUT_NAME.to_string();
+    for (i, op) in ops.into_iter().enumerate() {
+        let name = format!("{}{i}", op.kind());
+        nodes.push(Node { name: name.clone(), inputs: vec![prev], op });
+        prev = name;
+    }
+    let [c, h, w] = input;
+    ModelSpec {
+        format: FORMAT_NAME.into(),
+        version: FORMAT_VERSION,
+        name: "random".into(),
+        input: InputSpec { channels: c, height: h, width: w, mean: vec![0.45; c], std: vec![0.25; c] },
+        classes: (0..classes).map(|i| format!("class {i}")).collect(),
+        nodes,
+        output: prev,
+        provenance: Default::default(),
+    }
+}
+
+/// The architectures every engine is checked on: each layer type with strides, paddings,
+/// odd sizes and several channels.
+pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
+    let conv = |cin, cout, k, s, p| Op::Conv2d { in_channels: cin, out_channels: cout, kernel: k, stride: s, padding: p };
+    let pool = |k, s, p| Op::MaxPool2d { kernel: k, stride: s, padding: p };
+    let linear = |i, o| Op::Linear { in_features: i, out_features: o };
+    vec![
+        (
+            "mnist-like: conv3/pad1, pool2, conv3, pool2, linear",
+            chain_spec(
+                [1, 28, 28],
+                vec![conv(1, 8, 3, 1, 1), Op::Relu, pool(2, 2, 0), conv(8, 16, 3, 1, 1), Op::Relu, pool(2, 2, 0), Op::Flatten, linear(16 * 7 * 7, 10)],
+                10,
+            ),
+        ),
+        (
+            "rgb: conv5/stride2/pad2, overlapping padded pool, 1x1 conv",
+            chain_spec(
+                [3, 32, 32],
+                vec![conv(3, 6, 5, 2, 2), Op::Relu, pool(3, 2, 1), conv(6, 4, 1, 1, 0), Op::Flatten, linear(4 * 8 * 8, 7)],
+                7,
+            ),
+        ),
+        (
+            "odd sizes: 13x11, conv3/stride2, pool3/stride1/pad1, dropout, two linears",
+            chain_spec(
+                [2, 13, 11],
+                vec![conv(2, 5, 3, 2, 0), pool(3, 1, 1), Op::Dropout, Op::Flatten, linear(5 * 6 * 5, 12), Op::Relu, linear(12, 3)],
+                3,
+            ),
+        ),
+    ]
+}
+
+/// A random bundle of architecture `spec`.
+pub fn random_bundle(rng: &mut Rng, spec: ModelSpec) -> Bundle {
+    let weights = random_weights(rng, &spec);
+    Bundle::new(spec, weights).expect("reference cases are valid")
+}

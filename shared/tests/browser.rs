@@ -1,0 +1,52 @@
+//! The shared engines in wasm32, in a real browser (headless Chromium through
+//! wasm-bindgen-test-runner; `webdriver.json` enables WebGPU, which is SwiftShader there).
+#![cfg(target_arch = "wasm32")]
+
+use std::sync::Arc;
+
+use advlens_shared::engine::{cpu::CpuEngine, gpu::GpuEngine};
+use advlens_shared::model::{Bundle, SampleSet};
+use advlens_shared::tensor::argmax;
+use advlens_shared::testing::{fresh_seed, random_bundle, random_images, reference_cases, Rng};
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const MODEL: &[u8] = include_bytes!("../../web/assets/models/mnist-small/model.json");
+const WEIGHTS: &[u8] = include_bytes!("../../web/assets/models/mnist-small/weights.safetensors");
+const SAMPLES: &[u8] = include_bytes!("../../web/assets/models/mnist-small/samples.json");
+
+fn predictions(logits: &advlens_shared::Tensor) -> Vec<usize> {
+    (0..logits.shape()[0]).map(|i| argmax(logits.row(i))).collect()
+}
+
+#[wasm_bindgen_test]
+async fn default_model_predicts_like_libtorch_on_cpu_and_webgpu() {
+    let bundle = Arc::new(Bundle::from_bytes(MODEL, WEIGHTS).unwrap());
+    let samples = SampleSet::from_json(SAMPLES).unwrap();
+    let want: Vec<usize> = samples.samples.iter().map(|s| s.reference.predicted).collect();
+    let x = samples.batch().unwrap();
+
+    let cpu = CpuEngine::new(bundle.clone()).forward(&x).unwrap();
+    assert_eq!(predictions(&cpu), want, "CPU engine in wasm32 disagrees with libtorch");
+
+    // The runner starts Chromium with --enable-unsafe-webgpu: an adapter must exist.
+    let gpu = GpuEngine::new(bundle).await.expect("WebGPU adapter in headless Chromium");
+    let logits = gpu.forward(&x).await.unwrap();
+    assert_eq!(predictions(&logits), want, "WebGPU engine disagrees with libtorch");
+}
+
+#[wasm_bindgen_test]
+async fn webgpu_equals_cpu_on_random_models_in_the_browser() {
+    let seed = fresh_seed();
+    let mut rng = Rng::new(seed);
+    for (name, spec) in reference_cases() {
+        let bundle = Arc::new(random_bundle(&mut rng, spec));
+        let [c, h, w] = bundle.input_shape();
+        let x = random_images(&mut rng, [3, c, h, w]);
+        let want = CpuEngine::new(bundle.clone()).forward(&x).unwrap();
+        let got = GpuEngine::new(bundle).await.unwrap().forward(&x).await.unwrap();
+        let diff = got.data().iter().zip(want.data()).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
+        assert!(diff < 1e-4, "{name}, seed {seed}: WebGPU differs from CPU by {diff}");
+    }
+}

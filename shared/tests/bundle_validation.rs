@@ -1,0 +1,132 @@
+//! Loading is validating: every malformed bundle gets a precise error, never a panic.
+#![cfg(not(target_arch = "wasm32"))]
+
+use advlens_shared::model::{parse_weights, Bundle, Op};
+use advlens_shared::testing::{chain_spec, random_weights, reference_cases, Rng};
+use advlens_shared::{Error, Tensor};
+
+fn valid() -> (Vec<u8>, Vec<u8>) {
+    let (_, spec) = reference_cases().remove(0);
+    let weights = random_weights(&mut Rng::new(1), &spec);
+    Bundle::new(spec, weights).unwrap().to_bytes().unwrap()
+}
+
+fn with_json(edit: impl FnOnce(&mut serde_json::Value)) -> Result<Bundle, Error> {
+    let (json, weights) = valid();
+    let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    edit(&mut v);
+    Bundle::from_bytes(&serde_json::to_vec(&v).unwrap(), &weights)
+}
+
+fn message(r: Result<Bundle, Error>) -> String {
+    r.expect_err("the bundle must be rejected").to_string()
+}
+
+#[test]
+fn round_trips_through_bytes_and_files() {
+    let (json, weights) = valid();
+    let bundle = Bundle::from_bytes(&json, &weights).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    bundle.save(dir.path()).unwrap();
+    let again = Bundle::load(dir.path()).unwrap();
+    assert_eq!(again.spec(), bundle.spec());
+    assert_eq!(again.weights(), bundle.weights());
+    assert_eq!(again.shape_of("linear7"), Some(&[10][..]));
+}
+
+#[test]
+fn rejects_other_formats_and_versions() {
+    assert!(message(with_json(|v| v["format"] = "onnx".into())).contains("not an advlens model bundle"));
+    let m = message(with_json(|v| v["version"] = 2.into()));
+    assert!(m.contains("v2") && m.contains("advlens export"), "{m}");
+    assert!(matches!(Bundle::from_bytes(b"{not json", &valid().1), Err(Error::SpecJson { .. })));
+}
+
+#[test]
+fn rejects_unknown_ops_instead_of_skipping_them() {
+    let m = message(with_json(|v| v["nodes"][1]["op"] = "gelu".into()));
+    assert!(m.contains("gelu"), "{m}");
+}
+
+#[test]
+fn rejects_dangling_inputs_duplicates_and_bad_output() {
+    assert!(message(with_json(|v| v["nodes"][2]["inputs"][0] = "nowhere".into())).contains("`nowhere`"));
+    // A node reading a later node is a cycle or a forward reference: both are refused.
+    assert!(message(with_json(|v| v["nodes"][0]["inputs"][0] = "relu1".into())).contains("not the input nor a node defined before it"));
+    assert!(message(with_json(|v| v["nodes"][1]["name"] = "conv2d0".into())).contains("used twice"));
+    assert!(message(with_json(|v| v["output"] = "relu1".into())).contains("classes"));
+    assert!(message(with_json(|v| v["classes"].as_array_mut().unwrap().pop().map(drop).unwrap())).contains("9 classes"));
+}
+
+#[test]
+fn rejects_inconsistent_layer_parameters() {
+    let m = message(with_json(|v| v["nodes"][3]["in_channels"] = 3.into()));
+    assert!(m.contains("in_channels is 3") && m.contains("8 channels"), "{m}");
+    assert!(message(with_json(|v| v["nodes"][0]["stride"] = 0.into())).contains("do not fit"));
+    assert!(message(with_json(|v| v["nodes"][7]["in_features"] = 5.into())).contains("linear"));
+}
+
+#[test]
+fn rejects_absurd_sizes_before_allocating() {
+    let m = message(with_json(|v| v["input"]["height"] = 1_000_000_000u64.into()));
+    assert!(m.contains("too large"), "{m}");
+    let m = message(with_json(|v| v["nodes"][3]["out_channels"] = (1u64 << 40).into()));
+    assert!(m.contains("too large"), "{m}");
+}
+
+#[test]
+fn rejects_missing_extra_misshapen_and_non_finite_weights() {
+    let (_, spec) = reference_cases().remove(0);
+    let base = random_weights(&mut Rng::new(2), &spec);
+
+    let mut w = base.clone();
+    w.remove("conv2d3.bias");
+    let m = message(Bundle::new(spec.clone(), w));
+    assert!(m.contains("conv2d3.bias") && m.contains("missing"), "{m}");
+
+    let mut w = base.clone();
+    w.insert("stray.weight".into(), Tensor::zeros(vec![2]));
+    assert!(message(Bundle::new(spec.clone(), w)).contains("stray.weight"));
+
+    let mut w = base.clone();
+    w.insert("linear7.bias".into(), Tensor::zeros(vec![11]));
+    let m = message(Bundle::new(spec.clone(), w));
+    assert!(m.contains("[11]") && m.contains("[10]"), "{m}");
+
+    let mut w = base.clone();
+    w.get_mut("conv2d0.weight").unwrap().data_mut()[5] = f32::NAN;
+    assert!(message(Bundle::new(spec.clone(), w.clone())).contains("not finite"));
+    // The same NaN inside a safetensors file is caught by the parser.
+    let mut ok = base.clone();
+    ok.get_mut("conv2d0.weight").unwrap().data_mut()[5] = 0.0;
+    let (_, bytes) = Bundle::new(spec, ok).unwrap().to_bytes().unwrap();
+    let mut bytes = bytes;
+    let n = bytes.len();
+    bytes[n - 4..].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    assert!(parse_weights(&bytes).unwrap_err().to_string().contains("not finite"));
+}
+
+#[test]
+fn rejects_garbage_and_truncated_weight_files() {
+    let (json, weights) = valid();
+    assert!(matches!(Bundle::from_bytes(&json, b"garbage"), Err(Error::Weights(_))));
+    assert!(matches!(Bundle::from_bytes(&json, &weights[..weights.len() / 2]), Err(Error::Weights(_))));
+    assert!(matches!(Bundle::from_bytes(&json, &[]), Err(Error::Weights(_))));
+}
+
+#[test]
+fn load_names_the_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Bundle::load(dir.path()).unwrap_err().to_string();
+    assert!(m.contains("model.json"), "{m}");
+}
+
+#[test]
+fn wrong_input_shapes_are_errors() {
+    let spec = chain_spec([1, 4, 4], vec![Op::Flatten, Op::Linear { in_features: 16, out_features: 2 }], 2);
+    let weights = random_weights(&mut Rng::new(3), &spec);
+    let engine = advlens_shared::engine::cpu::CpuEngine::new(std::sync::Arc::new(Bundle::new(spec, weights).unwrap()));
+    let m = engine.forward(&Tensor::zeros(vec![1, 1, 5, 4])).unwrap_err().to_string();
+    assert!(m.contains("[N, 1, 4, 4]") && m.contains("[1, 1, 5, 4]"), "{m}");
+    assert!(engine.forward(&Tensor::zeros(vec![0, 1, 4, 4])).is_err());
+}

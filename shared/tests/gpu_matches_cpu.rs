@@ -1,0 +1,50 @@
+//! The WebGPU engine against the CPU reference on random models and fresh random inputs.
+//!
+//! Natively this runs on whatever adapter wgpu finds (lavapipe on CI). Without an adapter the
+//! test says that it skipped; ADVLENS_REQUIRE_GPU=1 turns that into a failure.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::sync::Arc;
+
+use advlens_shared::engine::{cpu::CpuEngine, gpu};
+use advlens_shared::testing::{fresh_seed, random_bundle, random_images, reference_cases, Rng};
+
+/// Largest |a - b| / max(1, |b|) over all elements.
+fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs() / y.abs().max(1.0)).fold(0.0, f32::max)
+}
+
+#[test]
+fn gpu_forward_equals_cpu_forward() {
+    let context = match pollster::block_on(gpu::request_device()) {
+        Ok(d) => d,
+        Err(e) if std::env::var("ADVLENS_REQUIRE_GPU").as_deref() != Ok("1") => {
+            eprintln!("SKIPPED gpu_forward_equals_cpu_forward: {e} (set ADVLENS_REQUIRE_GPU=1 to fail instead)");
+            return;
+        }
+        Err(e) => panic!("ADVLENS_REQUIRE_GPU=1 but {e}"),
+    };
+    let info = &context.adapter;
+    eprintln!("adapter: {} ({:?}, {:?})", info.name, info.backend, info.device_type);
+    let seed = fresh_seed();
+    eprintln!("seed {seed}");
+    let mut rng = Rng::new(seed);
+    for (name, spec) in reference_cases() {
+        let bundle = Arc::new(random_bundle(&mut rng, spec));
+        let [c, h, w] = bundle.input_shape();
+        let gpu = pollster::block_on(gpu::GpuEngine::with_context(bundle.clone(), context.clone())).unwrap();
+        let cpu = CpuEngine::new(bundle);
+        for batch in [1, 5] {
+            let x = random_images(&mut rng, [batch, c, h, w]);
+            let want = cpu.forward(&x).unwrap();
+            let got = pollster::block_on(gpu.forward(&x)).unwrap();
+            assert_eq!(got.shape(), want.shape());
+            let diff = max_rel_diff(got.data(), want.data());
+            assert!(diff < 1e-4, "{name}, batch {batch}, seed {seed}: GPU differs from CPU by {diff}");
+            assert!(want.data().iter().any(|v| v.abs() > 1e-3), "{name}: degenerate test, all logits near zero");
+        }
+        // Wrong shapes are errors on the GPU too.
+        assert!(pollster::block_on(gpu.forward(&random_images(&mut rng, [1, c, h + 1, w]))).is_err());
+    }
+}

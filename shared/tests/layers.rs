@@ -1,0 +1,51 @@
+//! The CPU reference layers against answers worked out by hand.
+
+use advlens_shared::engine::cpu::layers::*;
+
+fn window(batch: usize, c: usize, h: usize, w: usize, k: usize, s: usize, p: usize) -> Window {
+    Window {
+        batch,
+        in_channels: c,
+        height: h,
+        width: w,
+        kernel: k,
+        stride: s,
+        padding: p,
+        out_height: (h + 2 * p - k) / s + 1,
+        out_width: (w + 2 * p - k) / s + 1,
+    }
+}
+
+#[test]
+fn conv2d_with_padding_matches_hand_computation() {
+    // x = [[1,2],[3,4]], 3x3 kernel of ones, padding 1: each output sums its 3x3 neighbourhood.
+    let y = conv2d_forward(&[1., 2., 3., 4.], &[1.0; 9], &[0.5], window(1, 1, 2, 2, 3, 1, 1), 1);
+    assert_eq!(y, vec![10.5, 10.5, 10.5, 10.5]);
+    // A centre-only kernel is the identity; stride 2 picks every other pixel.
+    let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
+    let mut k = [0.0; 9];
+    k[4] = 1.0;
+    assert_eq!(conv2d_forward(&x, &k, &[0.0], window(1, 1, 4, 4, 3, 2, 1), 1), vec![0., 2., 8., 10.]);
+}
+
+#[test]
+fn conv2d_sums_over_input_channels() {
+    // Two channels, 1x1 kernel weights [2, -1]: y = 2 x0 - x1 + 1.
+    let y = conv2d_forward(&[1., 2., 10., 20.], &[2.0, -1.0], &[1.0], window(1, 2, 1, 2, 1, 1, 0), 1);
+    assert_eq!(y, vec![2. - 10. + 1., 4. - 20. + 1.]);
+}
+
+#[test]
+fn max_pool_ignores_padding_and_takes_window_maxima() {
+    let x = [-5., -1., -3., -2.];
+    assert_eq!(max_pool2d_forward(&x, window(1, 1, 2, 2, 2, 2, 0)), vec![-1.]);
+    // With padding 1 and stride 1 a 2x2 window sees padding, which must never win over negatives.
+    assert_eq!(max_pool2d_forward(&x, window(1, 1, 2, 2, 2, 1, 1)), vec![-5., -1., -1., -3., -1., -1., -3., -2., -2.]);
+}
+
+#[test]
+fn linear_relu_and_normalize() {
+    assert_eq!(linear_forward(&[1., 2., 3.], &[1., 0., -1., 0.5, 0.5, 0.5], &[0., 1.], 1, 3, 2), vec![-2., 4.]);
+    assert_eq!(relu_forward(&[-1., 0., 2.]), vec![0., 0., 2.]);
+    assert_eq!(normalize_forward(&[0.5, 1.0, 0.0, 0.25], 1, &[0.5, 0.0], &[0.5, 0.25], 2), vec![0., 1., 0., 1.]);
+}

@@ -1,0 +1,95 @@
+// End-to-end test of the built explorer in Debian's Chromium, driven by playwright-core.
+//   node tests/e2e/explorer.mjs <dist dir>
+// Serves the dist folder on 127.0.0.1, opens the page twice — with --enable-unsafe-webgpu
+// (the page must use WebGPU) and without it (the page must fall back to the CPU) — and requires
+// the predicted class of every sample image to equal what the trainer computed with libtorch
+// (samples.json). A page error or a Rust panic fails the test. Screenshots go to
+// tests/e2e/artifacts/.
+import { chromium } from 'playwright-core';
+import http from 'node:http';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const dist = path.resolve(process.argv[2] ?? 'dist');
+const artifacts = path.join(here, 'artifacts');
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.css': 'text/css' };
+
+function fail(message) {
+  console.error(`FAIL: ${message}`);
+  process.exitCode = 1;
+}
+
+function serve(root) {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://127.0.0.1');
+    const file = path.join(root, decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname));
+    if (!file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+      res.writeHead(404).end('not found');
+      return;
+    }
+    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' });
+    fs.createReadStream(file).pipe(res);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+async function check(base, mode, expected) {
+  const args = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
+  if (mode === 'webgpu') args.push('--enable-unsafe-webgpu');
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'advlens-e2e-'));
+  const context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPath, headless: true, args });
+  const errors = [];
+  try {
+    const page = context.pages()[0] ?? await context.newPage();
+    page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /panicked|RuntimeError|unreachable/.test(m.text())) errors.push(`console: ${m.text()}`);
+    });
+    await page.goto(base, { waitUntil: 'load' });
+    await page.waitForSelector('#status:not([data-state="loading"])', { timeout: 120_000 });
+    const state = await page.getAttribute('#status', 'data-state');
+    const statusText = await page.textContent('#status');
+    const engine = await page.getAttribute('#engine', 'data-engine');
+    const engineText = await page.textContent('#engine');
+    const predicted = await page.$$eval('figure.sample', (cards) => cards.map((c) => Number(c.dataset.predicted)));
+    fs.mkdirSync(artifacts, { recursive: true });
+    const shot = path.join(artifacts, `explorer-${mode}.png`);
+    await page.screenshot({ path: shot, fullPage: true });
+
+    console.log(`[${mode}] status=${state} "${statusText}"`);
+    console.log(`[${mode}] engine=${engine} "${engineText}"`);
+    console.log(`[${mode}] screenshot ${path.relative(process.cwd(), shot)}`);
+    if (state !== 'ready') fail(`[${mode}] page did not become ready: ${state}: ${statusText}`);
+    if (engine !== mode) fail(`[${mode}] page reports engine ${engine}, expected ${mode}`);
+    if (JSON.stringify(predicted) !== JSON.stringify(expected)) {
+      fail(`[${mode}] predictions ${JSON.stringify(predicted)} differ from libtorch's ${JSON.stringify(expected)}`);
+    } else {
+      console.log(`[${mode}] ${predicted.length} predictions equal libtorch's`);
+    }
+    for (const e of errors) fail(`[${mode}] ${e}`);
+  } finally {
+    await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+const catalog = JSON.parse(fs.readFileSync(path.join(dist, 'models', 'index.json'), 'utf8'));
+const model = catalog[0].id;
+const samples = JSON.parse(fs.readFileSync(path.join(dist, 'models', model, 'samples.json'), 'utf8'));
+const expected = samples.samples.map((s) => s.reference.predicted);
+if (expected.length === 0) fail('samples.json has no samples');
+
+const server = await serve(dist);
+const base = `http://127.0.0.1:${server.address().port}/`;
+try {
+  for (const mode of ['webgpu', 'cpu']) await check(base, mode, expected);
+} finally {
+  server.close();
+}
+if (process.exitCode) console.error('explorer end-to-end test FAILED');
+else console.log('explorer end-to-end test passed');

@@ -1,0 +1,142 @@
+//! Datasets for training: MNIST-style IDX files (MNIST, Fashion-MNIST).
+//!
+//! Loaders take a directory; nothing assumes where datasets live.
+
+pub mod idx;
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// Why a dataset could not be loaded. Each names the file and the problem.
+#[derive(Debug, Error)]
+pub enum DataError {
+    #[error("dataset directory `{}` does not exist: pass --data DIR or set ADVLENS_DATA to the folder holding the {dataset} files", path.display())]
+    DirMissing { path: PathBuf, dataset: String },
+    #[error("`{}` has no `{file}` (plain or .gz): is this the {dataset} folder?", dir.display())]
+    FileMissing { dir: PathBuf, file: String, dataset: String },
+    #[error("cannot read `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` is corrupt: {problem}", path.display())]
+    Corrupt { path: PathBuf, problem: String },
+    #[error("unknown dataset `{0}`: known datasets are mnist and fashion-mnist")]
+    UnknownDataset(String),
+}
+
+impl DataError {
+    fn corrupt(path: &Path, problem: impl Into<String>) -> Self {
+        DataError::Corrupt { path: path.to_owned(), problem: problem.into() }
+    }
+}
+
+/// The datasets this build can read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatasetKind {
+    Mnist,
+    FashionMnist,
+}
+
+impl DatasetKind {
+    pub fn parse(name: &str) -> Result<Self, DataError> {
+        match name {
+            "mnist" => Ok(DatasetKind::Mnist),
+            "fashion-mnist" | "fashion_mnist" => Ok(DatasetKind::FashionMnist),
+            other => Err(DataError::UnknownDataset(other.to_string())),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::Mnist => "mnist",
+            DatasetKind::FashionMnist => "fashion-mnist",
+        }
+    }
+
+    pub fn classes(self) -> Vec<String> {
+        let names: &[&str] = match self {
+            DatasetKind::Mnist => &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+            DatasetKind::FashionMnist => {
+                &["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+            }
+        };
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Per-channel mean and std of the training images (in [0, 1]), used inside the model.
+    pub fn normalization(self) -> (Vec<f32>, Vec<f32>) {
+        match self {
+            DatasetKind::Mnist => (vec![0.1307], vec![0.3081]),
+            DatasetKind::FashionMnist => (vec![0.2860], vec![0.3530]),
+        }
+    }
+}
+
+/// Which part of a dataset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+/// Images (NCHW bytes) and labels of one split.
+#[derive(Debug)]
+pub struct Dataset {
+    pub kind: DatasetKind,
+    pub split: Split,
+    /// `[channels, height, width]`.
+    pub shape: [usize; 3],
+    pub images: Vec<u8>,
+    pub labels: Vec<u8>,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Pixels of image `i`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let n = self.shape.iter().product::<usize>();
+        &self.images[i * n..(i + 1) * n]
+    }
+
+    /// Loads one split of an IDX dataset from `dir`.
+    pub fn load_idx(kind: DatasetKind, dir: &Path, split: Split) -> Result<Self, DataError> {
+        if !dir.is_dir() {
+            return Err(DataError::DirMissing { path: dir.to_owned(), dataset: kind.name().into() });
+        }
+        let prefix = match split {
+            Split::Train => "train",
+            Split::Test => "t10k",
+        };
+        let find = |stem: String| {
+            [dir.join(format!("{stem}.gz")), dir.join(&stem)].into_iter().find(|p| p.is_file()).ok_or_else(|| {
+                DataError::FileMissing { dir: dir.to_owned(), file: stem.clone(), dataset: kind.name().into() }
+            })
+        };
+        let images_path = find(format!("{prefix}-images-idx3-ubyte"))?;
+        let labels_path = find(format!("{prefix}-labels-idx1-ubyte"))?;
+        let images = idx::read_idx(&images_path, 3)?;
+        let labels = idx::read_idx(&labels_path, 1)?;
+        let (n, h, w) = (images.dims[0], images.dims[1], images.dims[2]);
+        if labels.dims[0] != n {
+            return Err(DataError::corrupt(
+                &labels_path,
+                format!("{} labels but `{}` has {n} images", labels.dims[0], images_path.display()),
+            ));
+        }
+        let classes = kind.classes().len();
+        if let Some(bad) = labels.data.iter().position(|&l| usize::from(l) >= classes) {
+            return Err(DataError::corrupt(&labels_path, format!("label {} at index {bad} is not below {classes}", labels.data[bad])));
+        }
+        Ok(Self { kind, split, shape: [1, h, w], images: images.data, labels: labels.data })
+    }
+}

@@ -1,0 +1,109 @@
+//! `advlens export`: a run directory to a model bundle the shared engines and the explorer load.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use advlens_shared::model::{parse_spec, Bundle, ModelSpec, Reference, Sample, SampleSet, SAMPLES_FILE};
+use anyhow::{Context, Result};
+use tch::{nn, Device, Kind};
+
+use crate::checkpoint::RunDir;
+use crate::data::{Dataset, DatasetKind, Split};
+use crate::net::{images_tensor, Net};
+use crate::train::{accuracy, pretty_json};
+
+/// What `advlens export` does.
+#[derive(Clone, Debug)]
+pub struct ExportConfig {
+    pub run_dir: PathBuf,
+    /// Dataset directory for the test accuracy and the sample images; none skips both.
+    pub data_dir: Option<PathBuf>,
+    pub samples: usize,
+    pub out_dir: PathBuf,
+}
+
+/// What was exported.
+#[derive(Debug)]
+pub struct ExportSummary {
+    pub test_accuracy: Option<f64>,
+    pub samples: usize,
+}
+
+/// Loads a run's graph and last checkpoint into a libtorch [`Net`] on the CPU.
+pub fn load_run(run_dir: &Path) -> Result<(nn::VarStore, Net)> {
+    let run = RunDir::new(run_dir);
+    let spec_bytes = std::fs::read(run.model())
+        .with_context(|| format!("reading {}: is `{}` a run directory written by `advlens train`?", run.model().display(), run_dir.display()))?;
+    let spec = parse_spec(&spec_bytes).with_context(|| format!("reading {}", run.model().display()))?;
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let net = Net::new(&vs.root(), &spec);
+    vs.load(run.checkpoint()).with_context(|| format!("loading checkpoint {}", run.checkpoint().display()))?;
+    Ok((vs, net))
+}
+
+/// Converts a libtorch network to a validated bundle with `spec`'s graph.
+pub fn to_bundle(net: &Net, spec: ModelSpec) -> Result<Bundle> {
+    let mut weights = HashMap::new();
+    for (name, t) in net.named_parameters() {
+        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+        let data = Vec::<f32>::try_from(t.flatten(0, -1)).with_context(|| format!("reading tensor {name}"))?;
+        weights.insert(name.clone(), advlens_shared::Tensor::new(shape, data)?);
+    }
+    Ok(Bundle::new(spec, weights)?)
+}
+
+/// Exports a run: the bundle, and `samples.json` with libtorch's predictions when data is given.
+pub fn export(config: &ExportConfig) -> Result<ExportSummary> {
+    let (_vs, net) = load_run(&config.run_dir)?;
+    let mut spec = net.spec().clone();
+    spec.provenance.tool_version = Some(format!("advlens {}", env!("CARGO_PKG_VERSION")));
+    let mut summary = ExportSummary { test_accuracy: None, samples: 0 };
+    let mut samples = None;
+    if let Some(dir) = &config.data_dir {
+        let dataset = spec.provenance.dataset.clone().unwrap_or_else(|| "mnist".into());
+        let test = Dataset::load_idx(DatasetKind::parse(&dataset)?, dir, Split::Test)?;
+        let images = images_tensor(&test.images, test.shape, Device::Cpu);
+        let labels = tch::Tensor::from_slice(&test.labels).to_kind(Kind::Int64);
+        let acc = tch::no_grad(|| accuracy(&net, &images, &labels));
+        spec.provenance.clean_accuracy = Some(acc);
+        summary.test_accuracy = Some(acc);
+        samples = Some(sample_set(&net, &test, config.samples)?);
+    }
+    let bundle = to_bundle(&net, spec)?;
+    bundle.save(&config.out_dir).with_context(|| format!("writing bundle to {}", config.out_dir.display()))?;
+    if let Some(set) = samples {
+        summary.samples = set.samples.len();
+        let path = config.out_dir.join(SAMPLES_FILE);
+        std::fs::write(&path, pretty_json(&set)).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(summary)
+}
+
+/// The first `count` images of `split` with libtorch's predictions for them.
+pub fn sample_set(net: &Net, split: &Dataset, count: usize) -> Result<SampleSet> {
+    let count = count.min(split.len());
+    let len = split.shape.iter().product::<usize>();
+    let images = images_tensor(&split.images[..count * len], split.shape, Device::Cpu);
+    let probs = tch::no_grad(|| net.forward(&images).softmax(-1, Kind::Float));
+    let probs: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(probs)?;
+    let samples = (0..count)
+        .map(|i| {
+            let p = &probs[i];
+            Sample {
+                index: i,
+                label: usize::from(split.labels[i]),
+                pixels: split.image(i).to_vec(),
+                reference: Reference { predicted: advlens_shared::tensor::argmax(p), probabilities: p.clone() },
+            }
+        })
+        .collect();
+    Ok(SampleSet {
+        dataset: split.kind.name().into(),
+        split: match split.split {
+            Split::Train => "train".into(),
+            Split::Test => "test".into(),
+        },
+        shape: split.shape,
+        samples,
+    })
+}

@@ -1,0 +1,81 @@
+//! A bundle graph as a libtorch module: parameters in a `VarStore`, named as in the bundle.
+
+use advlens_shared::model::{ModelSpec, Op, INPUT_NAME};
+use std::collections::HashMap;
+use tch::{nn, Kind, Tensor};
+
+/// The network of a [`ModelSpec`], on libtorch.
+#[derive(Debug)]
+pub struct Net {
+    spec: ModelSpec,
+    params: HashMap<String, Tensor>,
+    mean: Tensor,
+    std: Tensor,
+}
+
+impl Net {
+    /// Creates the parameters under `root`, initialised as PyTorch does
+    /// (uniform in +-1/sqrt(fan_in) for weights and biases).
+    pub fn new(root: &nn::Path, spec: &ModelSpec) -> Self {
+        let mut params = HashMap::new();
+        for node in &spec.nodes {
+            let weights = node.op.weight_shapes(&node.name);
+            let fan_in = weights.first().map(|(_, s)| s[1..].iter().product::<usize>()).unwrap_or(1);
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            for (name, shape) in weights {
+                let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+                let init = nn::Init::Uniform { lo: -bound, up: bound };
+                let leaf = name.rsplit('.').next().expect("names are <node>.<leaf>");
+                let var = (root / node.name.as_str()).var(leaf, &dims, init);
+                params.insert(name, var);
+            }
+        }
+        let c = spec.input.channels as i64;
+        let device = root.device();
+        let mean = Tensor::from_slice(&spec.input.mean).view([1, c, 1, 1]).to_device(device);
+        let std = Tensor::from_slice(&spec.input.std).view([1, c, 1, 1]).to_device(device);
+        Self { spec: spec.clone(), params, mean, std }
+    }
+
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// Logits for images `[N, C, H, W]` in [0, 1].
+    pub fn forward(&self, images: &Tensor) -> Tensor {
+        let mut acts: HashMap<&str, Tensor> = HashMap::new();
+        acts.insert(INPUT_NAME, (images - &self.mean) / &self.std);
+        for node in &self.spec.nodes {
+            let x = &acts[node.inputs[0].as_str()];
+            let p = |leaf: &str| &self.params[&format!("{}.{leaf}", node.name)];
+            let y = match node.op {
+                Op::Conv2d { stride, padding, .. } => {
+                    let (s, pad) = (stride as i64, padding as i64);
+                    x.conv2d(p("weight"), Some(p("bias")), [s, s], [pad, pad], [1, 1], 1)
+                }
+                Op::MaxPool2d { kernel, stride, padding } => {
+                    let (k, s, pad) = (kernel as i64, stride as i64, padding as i64);
+                    x.max_pool2d([k, k], [s, s], [pad, pad], [1, 1], false)
+                }
+                Op::Linear { .. } => x.linear(p("weight"), Some(p("bias"))),
+                Op::Relu => x.relu(),
+                Op::Flatten => x.flatten(1, -1),
+                Op::Dropout => x.shallow_clone(),
+            };
+            acts.insert(node.name.as_str(), y);
+        }
+        acts.remove(self.spec.output.as_str()).expect("validated graphs have their output")
+    }
+
+    /// The parameters as `(bundle name, CPU f32 tensor)`.
+    pub fn named_parameters(&self) -> impl Iterator<Item = (&String, Tensor)> {
+        self.params.iter().map(|(name, t)| (name, t.detach().to_device(tch::Device::Cpu).to_kind(Kind::Float)))
+    }
+}
+
+/// Images as a float tensor in [0, 1] of shape `[N, C, H, W]`.
+pub fn images_tensor(pixels: &[u8], shape: [usize; 3], device: tch::Device) -> Tensor {
+    let n = pixels.len() / shape.iter().product::<usize>();
+    let [c, h, w] = shape.map(|d| d as i64);
+    (Tensor::from_slice(pixels).to_kind(Kind::Float) / 255.0).view([n as i64, c, h, w]).to_device(device)
+}

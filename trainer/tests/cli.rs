@@ -1,0 +1,104 @@
+//! The `advlens` binary end to end: clear one-line errors for bad input, and the real
+//! train -> export -> load slice on MNIST when the dataset is present.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use advlens_shared::engine::cpu::CpuEngine;
+use advlens_shared::model::{Bundle, SampleSet, SAMPLES_FILE};
+use advlens_shared::tensor::argmax;
+
+fn advlens(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_advlens"))
+        .args(args)
+        .arg("--quiet")
+        .env_remove("ADVLENS_DATA")
+        .output()
+        .expect("run advlens")
+}
+
+/// The user-error contract: exit code 2, one `error:` line naming the thing, no panic.
+fn assert_user_error(out: &Output, must_contain: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("stack backtrace"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("device:")).collect();
+    assert_eq!(lines.len(), 1, "one error line expected: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    for s in must_contain {
+        assert!(lines[0].contains(s), "`{s}` missing from: {stderr}");
+    }
+}
+
+fn mnist_dir() -> Option<PathBuf> {
+    let root = std::env::var_os("ADVLENS_DATASETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets"));
+    let dir = root.join("mnist");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED: no MNIST at {} (set ADVLENS_DATASETS to the folder holding mnist/)", dir.display());
+        None
+    }
+}
+
+#[test]
+fn missing_dataset_directory_is_one_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such-dir");
+    let out = advlens(&["train", "--data", missing.to_str().unwrap(), "--out", tmp.path().join("run").to_str().unwrap()]);
+    assert_user_error(&out, &["no-such-dir", "does not exist", "--data"]);
+}
+
+#[test]
+fn corrupt_idx_file_is_named_in_the_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("train-images-idx3-ubyte"), b"\x12\x34\x08\x03garbage").unwrap();
+    std::fs::write(tmp.path().join("train-labels-idx1-ubyte"), b"\x00\x00\x08\x01\x00\x00\x00\x00").unwrap();
+    let out = advlens(&["train", "--data", tmp.path().to_str().unwrap(), "--out", tmp.path().join("run").to_str().unwrap()]);
+    assert_user_error(&out, &["train-images-idx3-ubyte", "bad magic"]);
+}
+
+#[test]
+fn dataset_folder_without_the_files_says_which_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = advlens(&["train", "--data", tmp.path().to_str().unwrap(), "--out", tmp.path().join("run").to_str().unwrap()]);
+    assert_user_error(&out, &["train-images-idx3-ubyte"]);
+}
+
+#[test]
+fn unreadable_bundle_and_bad_run_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = advlens(&["export", "--run", tmp.path().to_str().unwrap(), "--out", tmp.path().join("b").to_str().unwrap()]);
+    assert_user_error(&out, &["model.json", "advlens train"]);
+    std::fs::write(tmp.path().join("model.json"), b"{\"format\": \"advlens-bundle\", \"version\": 7}").unwrap();
+    let out = advlens(&["export", "--run", tmp.path().to_str().unwrap(), "--out", tmp.path().join("b").to_str().unwrap()]);
+    assert_user_error(&out, &["model.json", "v7"]);
+}
+
+#[test]
+fn train_export_and_load_on_real_mnist() {
+    let Some(mnist) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let bundle_dir = tmp.path().join("bundle");
+    let (data, run_s, bundle_s) = (mnist.to_str().unwrap(), run.to_str().unwrap(), bundle_dir.to_str().unwrap());
+    let out = advlens(&["train", "--data", data, "--limit", "4000", "--epochs", "1", "--device", "cpu", "--out", run_s]);
+    assert!(out.status.success(), "train failed: {}", String::from_utf8_lossy(&out.stderr));
+    for file in ["config.json", "model.json", "checkpoint.safetensors", "metrics.jsonl"] {
+        assert!(run.join(file).is_file(), "run directory lacks {file}");
+    }
+    let out = advlens(&["export", "--run", run_s, "--data", data, "--samples", "12", "--out", bundle_s]);
+    assert!(out.status.success(), "export failed: {}", String::from_utf8_lossy(&out.stderr));
+
+    let bundle = Bundle::load(&bundle_dir).unwrap();
+    let accuracy = bundle.spec().provenance.clean_accuracy.expect("export records the test accuracy");
+    assert!(accuracy > 0.85, "4000 images, one epoch should pass 85% on MNIST test, got {accuracy}");
+    let samples = SampleSet::from_json(&std::fs::read(bundle_dir.join(SAMPLES_FILE)).unwrap()).unwrap();
+    assert_eq!(samples.samples.len(), 12);
+    let logits = CpuEngine::new(bundle.into()).forward(&samples.batch().unwrap()).unwrap();
+    for (i, s) in samples.samples.iter().enumerate() {
+        assert_eq!(argmax(logits.row(i)), s.reference.predicted, "sample {i}: shared CPU engine vs libtorch");
+    }
+}

@@ -1,0 +1,38 @@
+//! The explorer's errors, shown to the user in the status line.
+
+use wasm_bindgen::JsValue;
+
+#[derive(Debug)]
+pub enum AppError {
+    /// A browser API failed.
+    Browser(String),
+    /// A file could not be fetched.
+    Fetch { url: String, problem: String },
+    /// A fetched file is not what it should be.
+    Data(String),
+    /// The model could not be loaded or run.
+    Model(String),
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppError::Browser(m) => write!(f, "browser error: {m}"),
+            AppError::Fetch { url, problem } => write!(f, "cannot load {url}: {problem}"),
+            AppError::Data(m) => write!(f, "bad data: {m}"),
+            AppError::Model(m) => write!(f, "model error: {m}"),
+        }
+    }
+}
+
+impl From<JsValue> for AppError {
+    fn from(v: JsValue) -> Self {
+        AppError::Browser(v.as_string().unwrap_or_else(|| format!("{v:?}")))
+    }
+}
+
+impl From<advlens_shared::Error> for AppError {
+    fn from(e: advlens_shared::Error) -> Self {
+        AppError::Model(e.to_string())
+    }
+}
