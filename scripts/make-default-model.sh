@@ -9,8 +9,8 @@ data="${1:-${ADVLENS_DATA:-$PWD/../shared/datasets/mnist}}"
 [ -d "$data" ] || die "no MNIST folder at $data: pass the folder holding train-images-idx3-ubyte[.gz] and friends"
 scripts/setup.sh all
 torch_env
-cargo build --release -p advlens-trainer
-bin=target/release/advlens
+cargo build -p advlens-trainer  # the dev profile optimises dependencies; libtorch does the work
+bin=target/debug/advlens
 run=runs/mnist-small
 rm -rf "$run"
 "$bin" train --data "$data" --dataset mnist --arch small-cnn --name mnist-small \

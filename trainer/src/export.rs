@@ -10,7 +10,7 @@ use tch::{nn, Device, Kind};
 use crate::checkpoint::RunDir;
 use crate::data::{Dataset, DatasetKind, Split};
 use crate::net::{images_tensor, Net};
-use crate::train::{accuracy, pretty_json};
+use crate::train::accuracy;
 
 /// What `advlens export` does.
 #[derive(Clone, Debug)]
@@ -74,27 +74,41 @@ pub fn export(config: &ExportConfig) -> Result<ExportSummary> {
     if let Some(set) = samples {
         summary.samples = set.samples.len();
         let path = config.out_dir.join(SAMPLES_FILE);
-        std::fs::write(&path, pretty_json(&set)).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, serde_json::to_string(&set)? + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(summary)
 }
 
-/// The first `count` images of `split` with libtorch's predictions for them.
+/// `count` images of `split` with libtorch's predictions for them: the first ones, plus the
+/// first few that libtorch gets wrong, so that a prediction can be told apart from a label.
 pub fn sample_set(net: &Net, split: &Dataset, count: usize) -> Result<SampleSet> {
     let count = count.min(split.len());
-    let len = split.shape.iter().product::<usize>();
-    let images = images_tensor(&split.images[..count * len], split.shape, Device::Cpu);
-    let probs = tch::no_grad(|| net.forward(&images).softmax(-1, Kind::Float));
+    let all = images_tensor(&split.images, split.shape, Device::Cpu);
+    let predicted = tch::no_grad(|| {
+        let chunks: Vec<tch::Tensor> = (0..split.len() as i64)
+            .step_by(1000)
+            .map(|s| net.forward(&all.narrow(0, s, (split.len() as i64 - s).min(1000))).argmax(-1, false))
+            .collect();
+        tch::Tensor::cat(&chunks, 0)
+    });
+    let predicted = Vec::<i64>::try_from(predicted)?;
+    let wrong: Vec<usize> =
+        (0..split.len()).filter(|&i| predicted[i] != i64::from(split.labels[i])).take(count / 4).collect();
+    let mut chosen: Vec<usize> = (0..split.len()).filter(|i| !wrong.contains(i)).take(count - wrong.len()).collect();
+    chosen.extend(&wrong);
+    chosen.sort_unstable();
+
+    let index = tch::Tensor::from_slice(&chosen.iter().map(|&i| i as i64).collect::<Vec<_>>());
+    let probs = tch::no_grad(|| net.forward(&all.index_select(0, &index)).softmax(-1, Kind::Float));
     let probs: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(probs)?;
-    let samples = (0..count)
-        .map(|i| {
-            let p = &probs[i];
-            Sample {
-                index: i,
-                label: usize::from(split.labels[i]),
-                pixels: split.image(i).to_vec(),
-                reference: Reference { predicted: advlens_shared::tensor::argmax(p), probabilities: p.clone() },
-            }
+    let samples = chosen
+        .iter()
+        .zip(probs)
+        .map(|(&i, p)| Sample {
+            index: i,
+            label: usize::from(split.labels[i]),
+            pixels: split.image(i).to_vec(),
+            reference: Reference { predicted: advlens_shared::tensor::argmax(&p), probabilities: p },
         })
         .collect();
     Ok(SampleSet {
