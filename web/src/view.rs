@@ -91,13 +91,18 @@ pub fn sample_grid(doc: &Document, classes: &[String], samples: &SampleSet, prob
         card.set_attribute("data-index", &sample.index.to_string())?;
         card.set_attribute("data-predicted", &predicted.to_string())?;
         card.set_attribute("data-label", &sample.label.to_string())?;
-        card.append_child(&image_canvas(doc, &sample.pixels, samples.shape)?)?;
+        let canvas = image_canvas(doc, &sample.pixels, samples.shape)?;
+        card.append_child(&canvas)?;
         let caption = element(doc, "figcaption", "", "")?;
-        caption.append_child(&element(doc, "div", "predicted", &format!("{} ({:.1}%)", classes[predicted], 100.0 * probs[predicted]))?)?;
-        caption.append_child(&element(doc, "div", "label", &format!("true: {}", classes[sample.label]))?)?;
+        let headline = format!("{} ({:.1}%)", classes[predicted], 100.0 * probs[predicted]);
+        let headline = element(doc, "div", "predicted", &headline)?;
+        caption.append_child(&headline)?;
+        let truth = element(doc, "div", "label", &format!("true: {}", classes[sample.label]))?;
+        caption.append_child(&truth)?;
         for (class, p) in top_classes(probs, TOP_CLASSES) {
             let row = element(doc, "div", "bar", "")?;
-            row.append_child(&element(doc, "span", "name", &classes[class])?)?;
+            let name = element(doc, "span", "name", &classes[class])?;
+            row.append_child(&name)?;
             let fill = element(doc, "span", "fill", "")?;
             fill.set_attribute("style", &format!("width: {:.1}%", 100.0 * p))?;
             row.append_child(&fill)?;

@@ -64,7 +64,14 @@ pub async fn request_device() -> Result<GpuContext> {
     let adapter = instance
         .request_adapter(&wgpu::RequestAdapterOptions::default())
         .await
-        .map_err(|e| Error::NoGpuAdapter(e.to_string()))?;
+        .map_err(|e| {
+            if cfg!(target_arch = "wasm32") {
+                // wgpu lists every native backend it lacks here, which tells a user nothing.
+                Error::NoGpuAdapter("the browser offers WebGPU but no adapter for it".into())
+            } else {
+                Error::NoGpuAdapter(e.to_string())
+            }
+        })?;
     let info = adapter.get_info();
     let (device, queue) = adapter
         .request_device(&wgpu::DeviceDescriptor {

@@ -15,14 +15,18 @@ fn max_pool2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let j = idx % p.out_width;
     let i = (idx / p.out_width) % p.out_height;
     let plane = idx / (p.out_width * p.out_height);
-    var best = -3.40282347e38;
+    // The first in-bounds value seeds the max (validation guarantees one exists): a literal
+    // like -3.40282347e38 is rejected by Tint as out of f32 range.
+    var best = 0.0;
+    var seeded = false;
     for (var u = 0u; u < p.kernel; u++) {
         let row = i32(i * p.stride + u) - i32(p.padding);
         if (row < 0 || row >= i32(p.height)) { continue; }
         for (var v = 0u; v < p.kernel; v++) {
             let col = i32(j * p.stride + v) - i32(p.padding);
             if (col < 0 || col >= i32(p.width)) { continue; }
-            best = max(best, x[(plane * p.height + u32(row)) * p.width + u32(col)]);
+            let v = x[(plane * p.height + u32(row)) * p.width + u32(col)];
+            if (!seeded || v > best) { best = v; seeded = true; }
         }
     }
     y[idx] = best;
