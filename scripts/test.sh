@@ -28,7 +28,7 @@ native_tests() {
     export VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json
     export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
     # lavapipe is installed by setup: a missing adapter is a failure here, not a skip.
-    ADVLENS_REQUIRE_GPU=1 cargo test --workspace --exclude advlens-web
+    ADVLENS_REQUIRE_GPU=1 cargo test --workspace
 }
 timed "native tests (libtorch, lavapipe)" native_tests
 

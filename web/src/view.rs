@@ -170,3 +170,21 @@ fn image_canvas(doc: &Document, pixels: &[u8], shape: [usize; 3]) -> Result<Html
     ctx.put_image_data(&image, 0.0, 0.0)?;
     Ok(canvas)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_classes_are_sorted_and_truncated() {
+        assert_eq!(top_classes(&[0.1, 0.6, 0.3], 2), vec![(1, 0.6), (2, 0.3)]);
+        assert_eq!(top_classes(&[1.0], 3), vec![(0, 1.0)]);
+    }
+
+    #[test]
+    fn grey_and_rgb_images_become_rgba() {
+        assert_eq!(to_rgba(&[10, 20], [1, 1, 2]), vec![10, 10, 10, 255, 20, 20, 20, 255]);
+        // CHW planes interleave into RGBA pixels.
+        assert_eq!(to_rgba(&[1, 2, 3, 4, 5, 6], [3, 1, 2]), vec![1, 3, 5, 255, 2, 4, 6, 255]);
+    }
+}
