@@ -58,7 +58,13 @@ pub fn random_weights(rng: &mut Rng, spec: &ModelSpec) -> HashMap<String, Tensor
         let bound = 1.0 / (fan_in as f32).sqrt();
         for (name, shape) in shapes {
             let len = shape.iter().product();
-            let data = (0..len).map(|_| rng.uniform(-bound, bound)).collect();
+            // Batch-norm statistics need their own ranges (a variance is positive).
+            let (lo, hi) = match (&node.op, name.rsplit('.').next()) {
+                (Op::BatchNorm2d { .. }, Some("weight" | "running_var")) => (0.5, 1.5),
+                (Op::BatchNorm2d { .. }, _) => (-0.5, 0.5),
+                _ => (-bound, bound),
+            };
+            let data = (0..len).map(|_| rng.uniform(lo, hi)).collect();
             weights.insert(name, Tensor::new(shape, data).expect("length matches shape"));
         }
     }
@@ -118,7 +124,45 @@ pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
                 3,
             ),
         ),
+        (
+            "avg pool with padding, batch norm, global average pool",
+            chain_spec(
+                [3, 12, 12],
+                vec![
+                    conv(3, 6, 3, 1, 1),
+                    Op::BatchNorm2d { channels: 6, eps: 1e-5 },
+                    Op::Relu,
+                    Op::AvgPool2d { kernel: 3, stride: 2, padding: 1 },
+                    conv(6, 5, 3, 1, 0),
+                    Op::GlobalAvgPool,
+                    linear(5, 4),
+                ],
+                4,
+            ),
+        ),
+        ("residual block (a DAG with add)", residual_spec()),
     ]
+}
+
+/// conv-bn-relu, then a residual block `relu(x + bn(conv(x)))`, pooling and a linear head.
+pub fn residual_spec() -> ModelSpec {
+    let conv = |cin, cout| Op::Conv2d { in_channels: cin, out_channels: cout, kernel: 3, stride: 1, padding: 1 };
+    let node = |name: &str, inputs: &[&str], op| Node { name: name.into(), inputs: inputs.iter().map(|s| s.to_string()).collect(), op };
+    let mut spec = chain_spec([3, 16, 16], vec![Op::Relu], 5);
+    spec.nodes = vec![
+        node("stem", &[INPUT_NAME], conv(3, 8)),
+        node("stem_bn", &["stem"], Op::BatchNorm2d { channels: 8, eps: 1e-5 }),
+        node("stem_relu", &["stem_bn"], Op::Relu),
+        node("block_conv", &["stem_relu"], conv(8, 8)),
+        node("block_bn", &["block_conv"], Op::BatchNorm2d { channels: 8, eps: 1e-5 }),
+        node("block_add", &["stem_relu", "block_bn"], Op::Add),
+        node("block_relu", &["block_add"], Op::Relu),
+        node("pool", &["block_relu"], Op::MaxPool2d { kernel: 2, stride: 2, padding: 0 }),
+        node("gap", &["pool"], Op::GlobalAvgPool),
+        node("head", &["gap"], Op::Linear { in_features: 8, out_features: 5 }),
+    ];
+    spec.output = "head".into();
+    spec
 }
 
 /// A random bundle of architecture `spec`.

@@ -24,9 +24,16 @@ impl Net {
             let bound = 1.0 / (fan_in as f64).sqrt();
             for (name, shape) in weights {
                 let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-                let init = nn::Init::Uniform { lo: -bound, up: bound };
                 let leaf = name.rsplit('.').next().expect("names are <node>.<leaf>");
-                let var = (root / node.name.as_str()).var(leaf, &dims, init);
+                let path = root / node.name.as_str();
+                let var = match (&node.op, leaf) {
+                    // Batch norm starts as the identity; its running statistics are not trained.
+                    (Op::BatchNorm2d { .. }, "weight") => path.var(leaf, &dims, nn::Init::Const(1.0)),
+                    (Op::BatchNorm2d { .. }, "bias") => path.var(leaf, &dims, nn::Init::Const(0.0)),
+                    (Op::BatchNorm2d { .. }, "running_mean") => path.zeros_no_train(leaf, &dims),
+                    (Op::BatchNorm2d { .. }, _) => path.ones_no_train(leaf, &dims),
+                    _ => path.var(leaf, &dims, nn::Init::Uniform { lo: -bound, up: bound }),
+                };
                 params.insert(name, var);
             }
         }
@@ -41,12 +48,23 @@ impl Net {
         &self.spec
     }
 
-    /// Logits for images `[N, C, H, W]` in [0, 1].
+    /// Logits for images `[N, C, H, W]` in [0, 1], in inference mode.
     pub fn forward(&self, images: &Tensor) -> Tensor {
-        let mut acts: HashMap<&str, Tensor> = HashMap::new();
-        acts.insert(INPUT_NAME, (images - &self.mean) / &self.std);
+        self.forward_t(images, false)
+    }
+
+    /// Logits; `train` makes batch norms use (and update) batch statistics.
+    pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
+        let mut acts = self.forward_all_t(images, train);
+        acts.remove(&self.spec.output).expect("validated graphs have their output")
+    }
+
+    /// The output of every node (and `"input"`, normalised).
+    pub fn forward_all_t(&self, images: &Tensor, train: bool) -> HashMap<String, Tensor> {
+        let mut acts: HashMap<String, Tensor> = HashMap::new();
+        acts.insert(INPUT_NAME.into(), (images - &self.mean) / &self.std);
         for node in &self.spec.nodes {
-            let x = &acts[node.inputs[0].as_str()];
+            let x = &acts[&node.inputs[0]];
             let p = |leaf: &str| &self.params[&format!("{}.{leaf}", node.name)];
             let y = match node.op {
                 Op::Conv2d { stride, padding, .. } => {
@@ -57,14 +75,41 @@ impl Net {
                     let (k, s, pad) = (kernel as i64, stride as i64, padding as i64);
                     x.max_pool2d([k, k], [s, s], [pad, pad], [1, 1], false)
                 }
+                Op::AvgPool2d { kernel, stride, padding } => {
+                    let (k, s, pad) = (kernel as i64, stride as i64, padding as i64);
+                    x.avg_pool2d([k, k], [s, s], [pad, pad], false, true, None)
+                }
+                Op::GlobalAvgPool => x.mean_dim([2i64, 3].as_slice(), false, Kind::Float),
+                Op::BatchNorm2d { eps, .. } => x.batch_norm(
+                    Some(p("weight")),
+                    Some(p("bias")),
+                    Some(p("running_mean")),
+                    Some(p("running_var")),
+                    train,
+                    0.1,
+                    f64::from(eps),
+                    false,
+                ),
                 Op::Linear { .. } => x.linear(p("weight"), Some(p("bias"))),
                 Op::Relu => x.relu(),
+                Op::Add => x + &acts[&node.inputs[1]],
                 Op::Flatten => x.flatten(1, -1),
                 Op::Dropout => x.shallow_clone(),
             };
-            acts.insert(node.name.as_str(), y);
+            acts.insert(node.name.clone(), y);
         }
-        acts.remove(self.spec.output.as_str()).expect("validated graphs have their output")
+        acts
+    }
+
+    /// Overwrites the parameters with `weights` (bundle names, e.g. from a loaded bundle).
+    pub fn load_weights(&mut self, weights: &HashMap<String, advlens_shared::Tensor>) -> anyhow::Result<()> {
+        for (name, param) in self.params.iter_mut() {
+            let w = weights.get(name).ok_or_else(|| anyhow::anyhow!("no tensor `{name}` to load"))?;
+            let shape: Vec<i64> = w.shape().iter().map(|&d| d as i64).collect();
+            let value = Tensor::from_slice(w.data()).view(shape.as_slice()).to_device(param.device());
+            tch::no_grad(|| param.f_copy_(&value))?;
+        }
+        Ok(())
     }
 
     /// The parameters as `(bundle name, CPU f32 tensor)`.

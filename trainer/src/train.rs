@@ -93,7 +93,7 @@ pub fn train(config: &TrainConfig, device: Device, stop: Arc<AtomicBool>, quiet:
             let idx = order.narrow(0, (step * config.batch_size) as i64, config.batch_size.min(n - step * config.batch_size) as i64);
             let x = images.index_select(0, &idx);
             let y = labels.index_select(0, &idx);
-            let logits = net.forward(&x);
+            let logits = net.forward_t(&x, true);
             let loss = logits.cross_entropy_for_logits(&y);
             opt.backward_step(&loss);
             let b = idx.size()[0] as usize;

@@ -5,6 +5,9 @@
 pub mod cpu;
 #[cfg(feature = "webgpu")]
 pub mod gpu;
+pub mod objective;
+
+pub use objective::{Ablation, Gradient, Objective};
 
 use std::sync::Arc;
 

@@ -231,18 +231,31 @@ fn check_graph(spec: &ModelSpec) -> Result<HashMap<String, Vec<usize>>> {
         if name.is_empty() || shapes.contains_key(name) {
             return Err(Error::Graph(format!("node name `{name}` is empty, reserved or used twice")));
         }
-        let [source] = node.inputs.as_slice() else {
+        if node.inputs.len() != node.op.arity() {
             return Err(Error::Graph(format!(
-                "node `{name}` ({}) takes exactly one input, found {}",
+                "node `{name}` ({}) takes {} input(s), found {}",
                 node.op.kind(),
+                node.op.arity(),
                 node.inputs.len()
             )));
-        };
-        let Some(in_shape) = shapes.get(source) else {
-            return Err(Error::Graph(format!(
-                "node `{name}` reads `{source}`, which is not the input nor a node defined before it"
-            )));
-        };
+        }
+        let mut in_shapes = Vec::with_capacity(node.inputs.len());
+        for source in &node.inputs {
+            match shapes.get(source) {
+                Some(shape) => in_shapes.push(shape.as_slice()),
+                None => {
+                    return Err(Error::Graph(format!(
+                        "node `{name}` reads `{source}`, which is not the input nor a node defined before it"
+                    )))
+                }
+            }
+        }
+        let in_shape = in_shapes[0];
+        if let (Op::Add, [a, b]) = (&node.op, in_shapes.as_slice()) {
+            if a != b {
+                return Err(Error::Graph(format!("node `{name}` (add): inputs have shapes {a:?} and {b:?}")));
+            }
+        }
         let out_shape = infer_shape(name, &node.op, in_shape)?;
         let size = checked_product(&out_shape);
         if size.is_none_or(|n| n > limits::MAX_ACTIVATION) {
@@ -304,7 +317,7 @@ fn infer_shape(name: &str, op: &Op, input: &[usize]) -> Result<Vec<usize>> {
                 _ => Err(bad(format!("kernel {kernel}, stride {stride}, padding {padding} do not fit a {h}x{w} input"))),
             }
         }
-        Op::MaxPool2d { kernel, stride, padding } => {
+        Op::MaxPool2d { kernel, stride, padding } | Op::AvgPool2d { kernel, stride, padding } => {
             let (c, h, w) = chw()?;
             if padding * 2 > kernel {
                 return Err(bad(format!("padding {padding} is more than half the kernel {kernel}")));
@@ -320,7 +333,21 @@ fn infer_shape(name: &str, op: &Op, input: &[usize]) -> Result<Vec<usize>> {
             [n] if n == in_features && out_features > 0 => Ok(vec![out_features]),
             _ => Err(bad(format!("takes [{in_features}] and gives {out_features} > 0 features, but its input is {input:?}"))),
         },
-        Op::Relu | Op::Dropout => Ok(input.to_vec()),
+        Op::BatchNorm2d { channels, eps } => {
+            let (c, _, _) = chw()?;
+            if c != channels {
+                return Err(bad(format!("channels is {channels} but its input has {c}")));
+            }
+            if !(eps.is_finite() && eps > 0.0) {
+                return Err(bad(format!("eps must be positive, got {eps}")));
+            }
+            Ok(input.to_vec())
+        }
+        Op::GlobalAvgPool => {
+            let (c, _, _) = chw()?;
+            Ok(vec![c])
+        }
+        Op::Relu | Op::Dropout | Op::Add => Ok(input.to_vec()),
     }
 }
 
@@ -342,6 +369,9 @@ fn check_weights(spec: &ModelSpec, weights: &HashMap<String, Tensor>) -> Result<
                 Some(t) => {
                     if let Some(i) = t.data().iter().position(|v| !v.is_finite()) {
                         return Err(Error::Tensor { name, problem: format!("value at index {i} is not finite") });
+                    }
+                    if name.ends_with(".running_var") && t.data().iter().any(|&v| v < 0.0) {
+                        return Err(Error::Tensor { name, problem: "a variance is negative".into() });
                     }
                 }
             }

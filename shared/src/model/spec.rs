@@ -81,6 +81,15 @@ pub enum Op {
     Linear { in_features: usize, out_features: usize },
     /// Identity at inference.
     Dropout,
+    /// Inference batch norm, `y = (x - running_mean[c]) / sqrt(running_var[c] + eps) * weight[c] + bias[c]`;
+    /// tensors `weight`, `bias`, `running_mean`, `running_var`, each `[channels]`.
+    BatchNorm2d { channels: usize, eps: f32 },
+    /// Mean over `k x k` windows with stride `s`; zero padding counts in the divisor (PyTorch's default).
+    AvgPool2d { kernel: usize, stride: usize, padding: usize },
+    /// `[N,C,H,W] -> [N,C]`, the mean of each channel.
+    GlobalAvgPool,
+    /// Elementwise sum of two inputs of the same shape (residual connections).
+    Add,
 }
 
 /// Where a model came from. Free-form fields are allowed under `extra`.
@@ -112,7 +121,13 @@ impl Op {
                 (format!("{node}.weight"), vec![out_features, in_features]),
                 (format!("{node}.bias"), vec![out_features]),
             ],
-            Op::Relu | Op::MaxPool2d { .. } | Op::Flatten | Op::Dropout => vec![],
+            Op::BatchNorm2d { channels, .. } => ["weight", "bias", "running_mean", "running_var"]
+                .iter()
+                .map(|leaf| (format!("{node}.{leaf}"), vec![channels]))
+                .collect(),
+            Op::Relu | Op::MaxPool2d { .. } | Op::AvgPool2d { .. } | Op::GlobalAvgPool | Op::Flatten | Op::Dropout | Op::Add => {
+                vec![]
+            }
         }
     }
 
@@ -125,6 +140,18 @@ impl Op {
             Op::Flatten => "flatten",
             Op::Linear { .. } => "linear",
             Op::Dropout => "dropout",
+            Op::BatchNorm2d { .. } => "batch_norm2d",
+            Op::AvgPool2d { .. } => "avg_pool2d",
+            Op::GlobalAvgPool => "global_avg_pool",
+            Op::Add => "add",
+        }
+    }
+
+    /// How many inputs the op reads.
+    pub fn arity(&self) -> usize {
+        match self {
+            Op::Add => 2,
+            _ => 1,
         }
     }
 }

@@ -104,3 +104,59 @@ pub fn linear_forward(x: &[f32], w: &[f32], b: &[f32], batch: usize, in_features
     }
     y
 }
+
+/// `y[n,c,i,j] = mean_{u,v} x[n,c, i*s+u-p, j*s+v-p]`; zero padding counts in the divisor `k*k`.
+pub fn avg_pool2d_forward(x: &[f32], g: Window) -> Vec<f32> {
+    let (k, oh, ow) = (g.kernel, g.out_height, g.out_width);
+    let scale = 1.0 / (k * k) as f32;
+    let mut y = vec![0.0; g.batch * g.in_channels * oh * ow];
+    for nc in 0..g.batch * g.in_channels {
+        let plane = &x[nc * g.height * g.width..][..g.height * g.width];
+        for i in 0..oh {
+            for j in 0..ow {
+                let mut sum = 0.0;
+                for u in 0..k {
+                    let Some(row) = (i * g.stride + u).checked_sub(g.padding).filter(|&r| r < g.height) else {
+                        continue;
+                    };
+                    for v in 0..k {
+                        if let Some(col) = (j * g.stride + v).checked_sub(g.padding).filter(|&c| c < g.width) {
+                            sum += plane[row * g.width + col];
+                        }
+                    }
+                }
+                y[(nc * oh + i) * ow + j] = sum * scale;
+            }
+        }
+    }
+    y
+}
+
+/// `y[n,c] = mean_{h,w} x[n,c,h,w]` over `planes = N*C` planes of `plane` values.
+pub fn global_avg_pool_forward(x: &[f32], planes: usize, plane: usize) -> Vec<f32> {
+    (0..planes).map(|p| x[p * plane..][..plane].iter().sum::<f32>() / plane as f32).collect()
+}
+
+/// Inference batch norm folded to `y = x * scale[c] + shift[c]`, with
+/// `scale = weight / sqrt(running_var + eps)` and `shift = bias - running_mean * scale`.
+pub fn batch_norm_forward(x: &[f32], scale: &[f32], shift: &[f32], batch: usize, plane: usize) -> Vec<f32> {
+    let channels = scale.len();
+    (0..batch * channels)
+        .flat_map(|nc| {
+            let c = nc % channels;
+            x[nc * plane..][..plane].iter().map(move |v| v * scale[c] + shift[c])
+        })
+        .collect()
+}
+
+/// The folded `(scale, shift)` of an inference batch norm.
+pub fn batch_norm_fold(weight: &[f32], bias: &[f32], mean: &[f32], var: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f32> = weight.iter().zip(var).map(|(w, v)| w / (v + eps).sqrt()).collect();
+    let shift = bias.iter().zip(mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+    (scale, shift)
+}
+
+/// `y = a + b`.
+pub fn add_forward(a: &[f32], b: &[f32]) -> Vec<f32> {
+    a.iter().zip(b).map(|(x, y)| x + y).collect()
+}

@@ -1,21 +1,25 @@
 //! The CPU reference engine: exact, portable (native and wasm32), single-threaded.
+//! Forward in [`layers`], backward in [`backward`], both plain loops that state the math.
 
+pub mod backward;
 pub mod layers;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use self::layers::Window;
-use crate::model::{Bundle, Op, INPUT_NAME};
+use crate::engine::objective::{Ablation, Gradient, Objective};
+use crate::model::{Bundle, Node, Op, INPUT_NAME};
 use crate::{Error, Result, Tensor};
 
-/// Runs a [`Bundle`] with the plain-loop layers of [`layers`].
+/// Runs a [`Bundle`] with the plain-loop layers of [`layers`] and [`backward`].
 #[derive(Clone, Debug)]
 pub struct CpuEngine {
-    bundle: std::sync::Arc<Bundle>,
+    bundle: Arc<Bundle>,
 }
 
 impl CpuEngine {
-    pub fn new(bundle: std::sync::Arc<Bundle>) -> Self {
+    pub fn new(bundle: Arc<Bundle>) -> Self {
         Self { bundle }
     }
 
@@ -25,45 +29,171 @@ impl CpuEngine {
 
     /// Class logits `[N, classes]` for a batch of images `[N, C, H, W]` in [0, 1].
     pub fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        let mut acts = self.forward_all(input)?;
-        let out = &self.bundle.spec().output;
-        Ok(acts.remove(out).expect("validated bundles have their output node"))
+        self.forward_ablated(input, &Ablation::default())
+    }
+
+    /// Logits with the channels of `ablation` zeroed after their nodes (for the exact
+    /// prediction difference of a neuron).
+    pub fn forward_ablated(&self, input: &Tensor, ablation: &Ablation) -> Result<Tensor> {
+        let mut acts = self.forward_all_ablated(input, ablation)?;
+        Ok(acts.remove(&self.bundle.spec().output).expect("validated bundles have their output node"))
     }
 
     /// The output of every node (and `"input"`, normalised), each with its batch axis.
     pub fn forward_all(&self, input: &Tensor) -> Result<HashMap<String, Tensor>> {
+        self.forward_all_ablated(input, &Ablation::default())
+    }
+
+    /// [`CpuEngine::forward_all`] with the channels of `ablation` zeroed.
+    pub fn forward_all_ablated(&self, input: &Tensor, ablation: &Ablation) -> Result<HashMap<String, Tensor>> {
         let bundle = &*self.bundle;
         let batch = check_input(bundle, input)?;
+        self.check_ablation(ablation)?;
         let spec = bundle.spec();
         let [c, h, w] = bundle.input_shape();
         let normalized = layers::normalize_forward(input.data(), batch, &spec.input.mean, &spec.input.std, h * w);
         let mut acts: HashMap<String, Tensor> = HashMap::new();
         acts.insert(INPUT_NAME.into(), Tensor::new(vec![batch, c, h, w], normalized)?);
         for node in &spec.nodes {
-            let x = &acts[&node.inputs[0]];
-            let in_shape = bundle.shape_of(&node.inputs[0]).expect("validated");
+            let mut y = self.node_forward(node, batch, &acts);
             let out_shape = bundle.shape_of(&node.name).expect("validated");
-            let weight = || bundle.weight(&format!("{}.weight", node.name)).data();
-            let bias = || bundle.weight(&format!("{}.bias", node.name)).data();
-            let y = match node.op {
-                Op::Conv2d { out_channels, kernel, stride, padding, .. } => {
-                    let g = window(batch, in_shape, out_shape, kernel, stride, padding);
-                    layers::conv2d_forward(x.data(), weight(), bias(), g, out_channels)
+            if let Some(channels) = ablation.channels.get(&node.name) {
+                let per_image: usize = out_shape.iter().product();
+                let plane = per_image / out_shape[0];
+                for n in 0..batch {
+                    for &ch in channels {
+                        y[n * per_image + ch * plane..][..plane].fill(0.0);
+                    }
                 }
-                Op::MaxPool2d { kernel, stride, padding } => {
-                    layers::max_pool2d_forward(x.data(), window(batch, in_shape, out_shape, kernel, stride, padding))
-                }
-                Op::Linear { in_features, out_features } => {
-                    layers::linear_forward(x.data(), weight(), bias(), batch, in_features, out_features)
-                }
-                Op::Relu => layers::relu_forward(x.data()),
-                Op::Flatten | Op::Dropout => x.data().to_vec(),
-            };
+            }
             let mut shape = vec![batch];
             shape.extend_from_slice(out_shape);
             acts.insert(node.name.clone(), Tensor::new(shape, y)?);
         }
         Ok(acts)
+    }
+
+    fn check_ablation(&self, ablation: &Ablation) -> Result<()> {
+        for (node, channels) in &ablation.channels {
+            let shape = self.node_shape(node)?;
+            if let Some(&ch) = channels.iter().find(|&&ch| ch >= shape[0]) {
+                return Err(Error::Graph(format!("cannot ablate channel {ch} of `{node}`: it has {} channels", shape[0])));
+            }
+        }
+        Ok(())
+    }
+
+    fn node_shape(&self, node: &str) -> Result<&[usize]> {
+        self.bundle
+            .shape_of(node)
+            .filter(|_| node != INPUT_NAME)
+            .ok_or_else(|| Error::Graph(format!("the model has no node `{node}`")))
+    }
+
+    fn node_forward(&self, node: &Node, batch: usize, acts: &HashMap<String, Tensor>) -> Vec<f32> {
+        let bundle = &*self.bundle;
+        let x = acts[&node.inputs[0]].data();
+        let in_shape = bundle.shape_of(&node.inputs[0]).expect("validated");
+        let out_shape = bundle.shape_of(&node.name).expect("validated");
+        let tensor = |leaf: &str| bundle.weight(&format!("{}.{leaf}", node.name)).data();
+        match node.op {
+            Op::Conv2d { out_channels, kernel, stride, padding, .. } => {
+                let g = window(batch, in_shape, out_shape, kernel, stride, padding);
+                layers::conv2d_forward(x, tensor("weight"), tensor("bias"), g, out_channels)
+            }
+            Op::MaxPool2d { kernel, stride, padding } => {
+                layers::max_pool2d_forward(x, window(batch, in_shape, out_shape, kernel, stride, padding))
+            }
+            Op::AvgPool2d { kernel, stride, padding } => {
+                layers::avg_pool2d_forward(x, window(batch, in_shape, out_shape, kernel, stride, padding))
+            }
+            Op::GlobalAvgPool => layers::global_avg_pool_forward(x, batch * in_shape[0], in_shape[1] * in_shape[2]),
+            Op::BatchNorm2d { eps, .. } => {
+                let (scale, shift) =
+                    layers::batch_norm_fold(tensor("weight"), tensor("bias"), tensor("running_mean"), tensor("running_var"), eps);
+                layers::batch_norm_forward(x, &scale, &shift, batch, in_shape[1] * in_shape[2])
+            }
+            Op::Linear { in_features, out_features } => {
+                layers::linear_forward(x, tensor("weight"), tensor("bias"), batch, in_features, out_features)
+            }
+            Op::Relu => layers::relu_forward(x),
+            Op::Add => layers::add_forward(x, acts[&node.inputs[1]].data()),
+            Op::Flatten | Op::Dropout => x.to_vec(),
+        }
+    }
+
+    /// The gradient of `objective` with respect to the input image and to the activations of
+    /// the nodes named in `wrt`, by reverse-mode differentiation through [`backward`].
+    pub fn gradient(&self, input: &Tensor, objective: &Objective, wrt: &[&str]) -> Result<Gradient> {
+        let bundle = &*self.bundle;
+        let spec = bundle.spec();
+        let target = objective.node().unwrap_or(&spec.output).to_string();
+        self.node_shape(&target)?;
+        for name in wrt {
+            self.node_shape(name)?;
+        }
+        let acts = self.forward_all(input)?;
+        let batch = input.shape()[0];
+        let (values, seed) = objective.value_and_seed(&acts[&target])?;
+
+        let mut grads: HashMap<String, Vec<f32>> = HashMap::from([(target, seed)]);
+        let mut activations = HashMap::new();
+        for node in spec.nodes.iter().rev() {
+            let Some(d_y) = grads.remove(&node.name) else { continue };
+            if wrt.contains(&node.name.as_str()) {
+                activations.insert(node.name.clone(), Tensor::new(acts[&node.name].shape().to_vec(), d_y.clone())?);
+            }
+            for (source, d_x) in self.node_backward(node, batch, &acts, &d_y) {
+                match grads.get_mut(source) {
+                    Some(acc) => acc.iter_mut().zip(&d_x).for_each(|(a, d)| *a += d),
+                    None => {
+                        grads.insert(source.to_string(), d_x);
+                    }
+                }
+            }
+        }
+        // Nodes after the objective's node get no gradient: zeros.
+        for name in wrt {
+            if !activations.contains_key(*name) {
+                activations.insert(name.to_string(), Tensor::zeros(acts[*name].shape().to_vec()));
+            }
+        }
+        let [c, h, w] = bundle.input_shape();
+        let d_input = grads.remove(INPUT_NAME).unwrap_or_else(|| vec![0.0; input.len()]);
+        let d_image = backward::normalize_backward(&d_input, batch, &spec.input.std, h * w);
+        Ok(Gradient { values, input: Tensor::new(vec![batch, c, h, w], d_image)?, activations })
+    }
+
+    /// The gradient at each input of `node`, given the gradient `d_y` at its output.
+    fn node_backward<'n>(&self, node: &'n Node, batch: usize, acts: &HashMap<String, Tensor>, d_y: &[f32]) -> Vec<(&'n str, Vec<f32>)> {
+        let bundle = &*self.bundle;
+        let source = node.inputs[0].as_str();
+        let x = acts[source].data();
+        let in_shape = bundle.shape_of(source).expect("validated");
+        let out_shape = bundle.shape_of(&node.name).expect("validated");
+        let tensor = |leaf: &str| bundle.weight(&format!("{}.{leaf}", node.name)).data();
+        let d_x = match node.op {
+            Op::Conv2d { out_channels, kernel, stride, padding, .. } => {
+                backward::conv2d_backward(d_y, tensor("weight"), window(batch, in_shape, out_shape, kernel, stride, padding), out_channels)
+            }
+            Op::MaxPool2d { kernel, stride, padding } => {
+                backward::max_pool2d_backward(x, d_y, window(batch, in_shape, out_shape, kernel, stride, padding))
+            }
+            Op::AvgPool2d { kernel, stride, padding } => {
+                backward::avg_pool2d_backward(d_y, window(batch, in_shape, out_shape, kernel, stride, padding))
+            }
+            Op::GlobalAvgPool => backward::global_avg_pool_backward(d_y, batch * in_shape[0], in_shape[1] * in_shape[2]),
+            Op::BatchNorm2d { eps, .. } => {
+                let (scale, _) =
+                    layers::batch_norm_fold(tensor("weight"), tensor("bias"), tensor("running_mean"), tensor("running_var"), eps);
+                backward::batch_norm_backward(d_y, &scale, batch, in_shape[1] * in_shape[2])
+            }
+            Op::Linear { in_features, out_features } => backward::linear_backward(d_y, tensor("weight"), batch, in_features, out_features),
+            Op::Relu => backward::relu_backward(x, d_y),
+            Op::Add => return vec![(source, d_y.to_vec()), (node.inputs[1].as_str(), d_y.to_vec())],
+            Op::Flatten | Op::Dropout => d_y.to_vec(),
+        };
+        vec![(source, d_x)]
     }
 }
 

@@ -9,17 +9,22 @@ use std::sync::Arc;
 
 use wgpu::util::DeviceExt;
 
+use crate::engine::cpu::layers::batch_norm_fold as fold_batch_norm;
 use crate::engine::cpu::{check_input, window};
 use crate::model::{Bundle, Op};
 use crate::{Error, Result, Tensor};
 
 /// The WGSL source of every kernel, by entry point (the tests validate each with naga).
-pub const KERNELS: [(&str, &str); 5] = [
+pub const KERNELS: [(&str, &str); 9] = [
     ("normalize_forward", include_str!("kernels/normalize.wgsl")),
     ("conv2d_forward", include_str!("kernels/conv2d.wgsl")),
     ("relu_forward", include_str!("kernels/relu.wgsl")),
     ("max_pool2d_forward", include_str!("kernels/max_pool2d.wgsl")),
     ("linear_forward", include_str!("kernels/linear.wgsl")),
+    ("avg_pool2d_forward", include_str!("kernels/avg_pool2d.wgsl")),
+    ("global_avg_pool_forward", include_str!("kernels/global_avg_pool.wgsl")),
+    ("batch_norm_forward", include_str!("kernels/batch_norm.wgsl")),
+    ("add_forward", include_str!("kernels/add.wgsl")),
 ];
 
 const WORKGROUP: u32 = 64;
@@ -118,11 +123,22 @@ impl GpuEngine {
             });
             pipelines.insert(entry, pipeline);
         }
-        let weights = bundle
+        let mut weights: HashMap<String, wgpu::Buffer> = bundle
             .weights()
             .iter()
             .map(|(name, t)| (name.clone(), storage_buffer(&device, name, t.data())))
             .collect();
+        // Batch norms run folded: upload `<node>.scale` and `<node>.shift`.
+        for node in &bundle.spec().nodes {
+            if let Op::BatchNorm2d { eps, .. } = node.op {
+                let t = |leaf: &str| bundle.weight(&format!("{}.{leaf}", node.name)).data();
+                let (scale, shift) = fold_batch_norm(t("weight"), t("bias"), t("running_mean"), t("running_var"), eps);
+                for (leaf, data) in [("scale", scale), ("shift", shift)] {
+                    let name = format!("{}.{leaf}", node.name);
+                    weights.insert(name.clone(), storage_buffer(&device, &name, &data));
+                }
+            }
+        }
         let spec = &bundle.spec().input;
         let stats: Vec<f32> = spec.mean.iter().chain(&spec.std).copied().collect();
         let stats = storage_buffer(&device, "input stats", &stats);
@@ -184,6 +200,32 @@ impl GpuEngine {
                     let y = self.output_buffer(&node.name, len);
                     let params = [batch as u32, in_features as u32, out_features as u32, 0];
                     self.dispatch(&mut encoder, "linear_forward", &[(0, x), (1, weight("weight")), (2, weight("bias")), (3, &y)], &params, len);
+                    y
+                }
+                Op::AvgPool2d { kernel, stride, padding } => {
+                    let g = window(batch, in_shape, out_shape, kernel, stride, padding);
+                    let y = self.output_buffer(&node.name, len);
+                    let params = [g.batch * g.in_channels, g.height, g.width, g.out_height, g.out_width, kernel, stride, padding];
+                    self.dispatch(&mut encoder, "avg_pool2d_forward", &[(0, x), (3, &y)], &params.map(|v| v as u32), len);
+                    y
+                }
+                Op::GlobalAvgPool => {
+                    let y = self.output_buffer(&node.name, len);
+                    let params = [len as u32, (in_shape[1] * in_shape[2]) as u32, 0, 0];
+                    self.dispatch(&mut encoder, "global_avg_pool_forward", &[(0, x), (3, &y)], &params, len);
+                    y
+                }
+                Op::BatchNorm2d { channels, .. } => {
+                    let y = self.output_buffer(&node.name, len);
+                    let params = [len as u32, channels as u32, (in_shape[1] * in_shape[2]) as u32, 0];
+                    let buffers = [(0, x), (1, weight("scale")), (2, weight("shift")), (3, &y)];
+                    self.dispatch(&mut encoder, "batch_norm_forward", &buffers, &params, len);
+                    y
+                }
+                Op::Add => {
+                    let y = self.output_buffer(&node.name, len);
+                    let b = &acts[node.inputs[1].as_str()];
+                    self.dispatch(&mut encoder, "add_forward", &[(0, x), (1, b), (3, &y)], &[len as u32, 0, 0, 0], len);
                     y
                 }
                 Op::Relu => {

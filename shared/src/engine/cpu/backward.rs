@@ -1,0 +1,137 @@
+//! Backward (vector-Jacobian products) of every layer with respect to its input, beside the
+//! forward in `layers.rs`. `d_y` is the gradient at a layer's output, `d_x` at its input.
+//! Weight gradients are not needed here: the engines explain and attack, they do not train.
+
+use super::layers::Window;
+
+/// Through `y = (x - mean[c]) / std[c]`: `d_x = d_y / std[c]`.
+pub fn normalize_backward(d_y: &[f32], batch: usize, std: &[f32], plane: usize) -> Vec<f32> {
+    let channels = std.len();
+    let mut d_x = Vec::with_capacity(d_y.len());
+    for n in 0..batch {
+        for c in 0..channels {
+            let base = (n * channels + c) * plane;
+            d_x.extend(d_y[base..base + plane].iter().map(|g| g / std[c]));
+        }
+    }
+    d_x
+}
+
+/// Through a convolution: `d_x[n,c,r,s] = sum_{o,u,v: r = i*st+u-p, s = j*st+v-p} w[o,c,u,v] d_y[n,o,i,j]`.
+pub fn conv2d_backward(d_y: &[f32], w: &[f32], g: Window, out_channels: usize) -> Vec<f32> {
+    let (k, oh, ow) = (g.kernel, g.out_height, g.out_width);
+    let mut d_x = vec![0.0; g.batch * g.in_channels * g.height * g.width];
+    for n in 0..g.batch {
+        for o in 0..out_channels {
+            let d_out = &d_y[(n * out_channels + o) * oh * ow..][..oh * ow];
+            for c in 0..g.in_channels {
+                let d_plane = &mut d_x[(n * g.in_channels + c) * g.height * g.width..][..g.height * g.width];
+                let kernel = &w[(o * g.in_channels + c) * k * k..][..k * k];
+                for u in 0..k {
+                    for v in 0..k {
+                        let wv = kernel[u * k + v];
+                        for i in 0..oh {
+                            let Some(row) = (i * g.stride + u).checked_sub(g.padding).filter(|&r| r < g.height) else {
+                                continue;
+                            };
+                            for j in 0..ow {
+                                if let Some(col) = (j * g.stride + v).checked_sub(g.padding).filter(|&c| c < g.width) {
+                                    d_plane[row * g.width + col] += wv * d_out[i * ow + j];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    d_x
+}
+
+/// Through `max(x, 0)`: the gradient passes where `x > 0`.
+pub fn relu_backward(x: &[f32], d_y: &[f32]) -> Vec<f32> {
+    x.iter().zip(d_y).map(|(&v, &g)| if v > 0.0 { g } else { 0.0 }).collect()
+}
+
+/// Through max pooling: each window's gradient goes to its maximum — the first one in
+/// row-major order on ties, as libtorch does (ties are common after a ReLU).
+pub fn max_pool2d_backward(x: &[f32], d_y: &[f32], g: Window) -> Vec<f32> {
+    let (k, oh, ow) = (g.kernel, g.out_height, g.out_width);
+    let mut d_x = vec![0.0; x.len()];
+    for nc in 0..g.batch * g.in_channels {
+        let plane = &x[nc * g.height * g.width..][..g.height * g.width];
+        for i in 0..oh {
+            for j in 0..ow {
+                let mut best: Option<(usize, f32)> = None;
+                for u in 0..k {
+                    let Some(row) = (i * g.stride + u).checked_sub(g.padding).filter(|&r| r < g.height) else {
+                        continue;
+                    };
+                    for v in 0..k {
+                        if let Some(col) = (j * g.stride + v).checked_sub(g.padding).filter(|&c| c < g.width) {
+                            let at = row * g.width + col;
+                            if best.is_none_or(|(_, b)| plane[at] > b) {
+                                best = Some((at, plane[at]));
+                            }
+                        }
+                    }
+                }
+                if let Some((at, _)) = best {
+                    d_x[nc * g.height * g.width + at] += d_y[(nc * oh + i) * ow + j];
+                }
+            }
+        }
+    }
+    d_x
+}
+
+/// Through average pooling (padding counted in the divisor, PyTorch's default).
+pub fn avg_pool2d_backward(d_y: &[f32], g: Window) -> Vec<f32> {
+    let (k, oh, ow) = (g.kernel, g.out_height, g.out_width);
+    let scale = 1.0 / (k * k) as f32;
+    let mut d_x = vec![0.0; g.batch * g.in_channels * g.height * g.width];
+    for nc in 0..g.batch * g.in_channels {
+        for i in 0..oh {
+            for j in 0..ow {
+                let share = d_y[(nc * oh + i) * ow + j] * scale;
+                for u in 0..k {
+                    let Some(row) = (i * g.stride + u).checked_sub(g.padding).filter(|&r| r < g.height) else {
+                        continue;
+                    };
+                    for v in 0..k {
+                        if let Some(col) = (j * g.stride + v).checked_sub(g.padding).filter(|&c| c < g.width) {
+                            d_x[(nc * g.height + row) * g.width + col] += share;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    d_x
+}
+
+/// Through `y[n,c] = mean_{h,w} x[n,c,h,w]`.
+pub fn global_avg_pool_backward(d_y: &[f32], planes: usize, plane: usize) -> Vec<f32> {
+    (0..planes).flat_map(|p| std::iter::repeat_n(d_y[p] / plane as f32, plane)).collect()
+}
+
+/// Through `y = x W^T + b`: `d_x = d_y W`.
+pub fn linear_backward(d_y: &[f32], w: &[f32], batch: usize, in_features: usize, out_features: usize) -> Vec<f32> {
+    let mut d_x = vec![0.0; batch * in_features];
+    for n in 0..batch {
+        let d_in = &mut d_x[n * in_features..][..in_features];
+        for o in 0..out_features {
+            let g = d_y[n * out_features + o];
+            for (d, wv) in d_in.iter_mut().zip(&w[o * in_features..][..in_features]) {
+                *d += g * wv;
+            }
+        }
+    }
+    d_x
+}
+
+/// Through inference batch norm `y = x * scale[c] + shift[c]`: `d_x = d_y * scale[c]`.
+pub fn batch_norm_backward(d_y: &[f32], scale: &[f32], batch: usize, plane: usize) -> Vec<f32> {
+    let channels = scale.len();
+    (0..batch * channels).flat_map(|nc| d_y[nc * plane..][..plane].iter().map(move |g| g * scale[nc % channels])).collect()
+}

@@ -1,0 +1,114 @@
+//! Scalar objectives whose gradients the engines compute, and channel ablations.
+
+use std::collections::HashMap;
+
+use crate::tensor::softmax;
+use crate::{Error, Result, Tensor};
+
+/// A scalar function of one image's activations. For a batch, each image has its own value
+/// and its own gradient (the gradient of the batch sum).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Objective {
+    /// The logit of `class` at the model output.
+    Logit { class: usize },
+    /// `-log softmax(logits)[target]`, the cross-entropy toward `target`.
+    CrossEntropy { target: usize },
+    /// The spatial maximum of `channel` of node `node` (a neuron's response, in the paper's sense).
+    ChannelMax { node: String, channel: usize },
+    /// The spatial sum of `channel` of node `node`.
+    ChannelSum { node: String, channel: usize },
+}
+
+impl Objective {
+    /// The node the objective reads (`None`: the model output).
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Objective::Logit { .. } | Objective::CrossEntropy { .. } => None,
+            Objective::ChannelMax { node, .. } | Objective::ChannelSum { node, .. } => Some(node),
+        }
+    }
+
+    /// Per-image values and the gradient with respect to `act` (`[N, ...]`, the node read).
+    pub(crate) fn value_and_seed(&self, act: &Tensor) -> Result<(Vec<f32>, Vec<f32>)> {
+        let batch = act.shape()[0];
+        let per_image = act.len() / batch;
+        let channels = act.shape().get(1).copied().unwrap_or(1);
+        let plane = per_image / channels;
+        let mut seed = vec![0.0; act.len()];
+        let mut values = Vec::with_capacity(batch);
+        let index_error = |what: &str, i: usize, n: usize| Error::InputShape {
+            expected: format!("{what} below {n}"),
+            found: format!("{what} {i}"),
+        };
+        for n in 0..batch {
+            let row = &act.data()[n * per_image..][..per_image];
+            let d_row = &mut seed[n * per_image..][..per_image];
+            match *self {
+                Objective::Logit { class } => {
+                    if class >= per_image {
+                        return Err(index_error("class", class, per_image));
+                    }
+                    values.push(row[class]);
+                    d_row[class] = 1.0;
+                }
+                Objective::CrossEntropy { target } => {
+                    if target >= per_image {
+                        return Err(index_error("class", target, per_image));
+                    }
+                    let p = softmax(row);
+                    values.push(-p[target].max(f32::MIN_POSITIVE).ln());
+                    for (d, &pi) in d_row.iter_mut().zip(&p) {
+                        *d = pi;
+                    }
+                    d_row[target] -= 1.0;
+                }
+                Objective::ChannelMax { channel, .. } | Objective::ChannelSum { channel, .. } => {
+                    if channel >= channels {
+                        return Err(index_error("channel", channel, channels));
+                    }
+                    let values_c = &row[channel * plane..][..plane];
+                    let d_c = &mut d_row[channel * plane..][..plane];
+                    if matches!(self, Objective::ChannelSum { .. }) {
+                        values.push(values_c.iter().sum());
+                        d_c.fill(1.0);
+                    } else {
+                        // The first maximum takes the gradient, as in max pooling.
+                        let at = crate::tensor::argmax(values_c);
+                        values.push(values_c[at]);
+                        d_c[at] = 1.0;
+                    }
+                }
+            }
+        }
+        Ok((values, seed))
+    }
+}
+
+/// Channels to zero after chosen nodes: `node -> channels`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ablation {
+    pub channels: HashMap<String, Vec<usize>>,
+}
+
+impl Ablation {
+    /// Zero `channel` of `node`.
+    pub fn zero(mut self, node: &str, channel: usize) -> Self {
+        self.channels.entry(node.to_string()).or_default().push(channel);
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.channels.values().all(Vec::is_empty)
+    }
+}
+
+/// What [`crate::engine::cpu::CpuEngine::gradient`] returns.
+#[derive(Clone, Debug)]
+pub struct Gradient {
+    /// The objective's value for each image.
+    pub values: Vec<f32>,
+    /// d objective / d image, `[N, C, H, W]` (the raw image in [0, 1], before normalisation).
+    pub input: Tensor,
+    /// d objective / d activation for each requested node.
+    pub activations: HashMap<String, Tensor>,
+}
