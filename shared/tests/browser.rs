@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use advlens_shared::engine::{cpu::CpuEngine, gpu::GpuEngine};
+use advlens_shared::engine::{cpu::CpuEngine, gpu::GpuEngine, Objective};
 use advlens_shared::model::{Bundle, SampleSet};
 use advlens_shared::tensor::argmax;
 use advlens_shared::testing::{fresh_seed, random_bundle, random_images, reference_cases, Rng};
@@ -44,9 +44,18 @@ async fn webgpu_equals_cpu_on_random_models_in_the_browser() {
         let bundle = Arc::new(random_bundle(&mut rng, spec));
         let [c, h, w] = bundle.input_shape();
         let x = random_images(&mut rng, [3, c, h, w]);
-        let want = CpuEngine::new(bundle.clone()).forward(&x).unwrap();
-        let got = GpuEngine::new(bundle).await.unwrap().forward(&x).await.unwrap();
+        let cpu = CpuEngine::new(bundle.clone());
+        let gpu = GpuEngine::new(bundle).await.unwrap();
+        let want = cpu.forward(&x).unwrap();
+        let got = gpu.forward(&x).await.unwrap();
         let diff = got.data().iter().zip(want.data()).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
         assert!(diff < 1e-4, "{name}, seed {seed}: WebGPU differs from CPU by {diff}");
+
+        let objective = Objective::CrossEntropy { target: 0 };
+        let want = cpu.gradient(&x, &objective, &[]).unwrap().input;
+        let got = gpu.gradient(&x, &objective, &[]).await.unwrap().input;
+        let scale = want.data().iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+        let diff = got.data().iter().zip(want.data()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max) / scale;
+        assert!(diff < 1e-4, "{name}, seed {seed}: WebGPU input gradient differs from CPU by {diff}");
     }
 }

@@ -6,13 +6,18 @@
 
 use std::sync::Arc;
 
-use advlens_shared::engine::{cpu::CpuEngine, gpu};
+use advlens_shared::engine::{cpu::CpuEngine, gpu, Objective};
 use advlens_shared::testing::{fresh_seed, random_bundle, random_images, reference_cases, Rng};
 
 /// Largest |a - b| / max(1, |b|) over all elements.
 fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs() / y.abs().max(1.0)).fold(0.0, f32::max)
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 #[test]
@@ -43,6 +48,26 @@ fn gpu_forward_equals_cpu_forward() {
             let diff = max_rel_diff(got.data(), want.data());
             assert!(diff < 1e-4, "{name}, batch {batch}, seed {seed}: GPU differs from CPU by {diff}");
             assert!(want.data().iter().any(|v| v.abs() > 1e-3), "{name}: degenerate test, all logits near zero");
+        }
+        // Gradients: input and the first node's activation, for every kind of objective.
+        let first = cpu.bundle().spec().nodes[0].name.clone();
+        let classes = cpu.bundle().classes().len();
+        let x = random_images(&mut rng, [3, c, h, w]);
+        for objective in [
+            Objective::Logit { class: classes - 1 },
+            Objective::CrossEntropy { target: 1 },
+            Objective::ChannelMax { node: first.clone(), channel: 0 },
+            Objective::ChannelSum { node: first.clone(), channel: 1 },
+        ] {
+            let want = cpu.gradient(&x, &objective, &[&first]).unwrap();
+            let got = pollster::block_on(gpu.gradient(&x, &objective, &[&first])).unwrap();
+            let scale = want.input.data().iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+            let diff = max_abs_diff(got.input.data(), want.input.data()) / scale;
+            assert!(diff < 1e-4, "{name}, {objective:?}, seed {seed}: GPU input gradient differs from CPU by {diff}");
+            let (a, b) = (&got.activations[&first], &want.activations[&first]);
+            let scale = b.data().iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+            assert!(max_abs_diff(a.data(), b.data()) / scale < 1e-4, "{name}, {objective:?}: gradient at {first}");
+            assert_eq!(got.values.len(), 3);
         }
         // Wrong shapes are errors on the GPU too.
         assert!(pollster::block_on(gpu.forward(&random_images(&mut rng, [1, c, h + 1, w]))).is_err());

@@ -68,6 +68,15 @@ impl Engine {
         }
     }
 
+    /// The gradient of `objective` with respect to the image and the activations of `wrt`.
+    pub async fn gradient(&self, input: &Tensor, objective: &Objective, wrt: &[&str]) -> Result<Gradient> {
+        match self {
+            Engine::Cpu(e) => e.gradient(input, objective, wrt),
+            #[cfg(feature = "webgpu")]
+            Engine::WebGpu(e) => e.gradient(input, objective, wrt).await,
+        }
+    }
+
     /// Class logits `[N, classes]` for images `[N, C, H, W]` in [0, 1].
     pub async fn forward(&self, input: &Tensor) -> Result<Tensor> {
         match self {

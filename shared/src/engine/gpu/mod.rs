@@ -4,6 +4,8 @@
 //! Natively it runs on any Vulkan/Metal/DX12 adapter (lavapipe in the tests); in the browser
 //! on WebGPU. Every failure becomes an [`Error`] so that the caller can fall back to the CPU.
 
+mod backward;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use crate::model::{Bundle, Op};
 use crate::{Error, Result, Tensor};
 
 /// The WGSL source of every kernel, by entry point (the tests validate each with naga).
-pub const KERNELS: [(&str, &str); 9] = [
+pub const KERNELS: [(&str, &str); 16] = [
     ("normalize_forward", include_str!("kernels/normalize.wgsl")),
     ("conv2d_forward", include_str!("kernels/conv2d.wgsl")),
     ("relu_forward", include_str!("kernels/relu.wgsl")),
@@ -25,6 +27,13 @@ pub const KERNELS: [(&str, &str); 9] = [
     ("global_avg_pool_forward", include_str!("kernels/global_avg_pool.wgsl")),
     ("batch_norm_forward", include_str!("kernels/batch_norm.wgsl")),
     ("add_forward", include_str!("kernels/add.wgsl")),
+    ("conv2d_backward", include_str!("kernels/conv2d_backward.wgsl")),
+    ("max_pool2d_backward", include_str!("kernels/pool2d_backward.wgsl")),
+    ("avg_pool2d_backward", include_str!("kernels/pool2d_backward.wgsl")),
+    ("linear_backward", include_str!("kernels/linear_backward.wgsl")),
+    ("relu_backward", include_str!("kernels/elementwise_backward.wgsl")),
+    ("channel_scale_backward", include_str!("kernels/elementwise_backward.wgsl")),
+    ("global_avg_pool_backward", include_str!("kernels/elementwise_backward.wgsl")),
 ];
 
 const WORKGROUP: u32 = 64;
@@ -159,26 +168,34 @@ impl GpuEngine {
 
     /// Class logits `[N, classes]` for images `[N, C, H, W]` in [0, 1].
     pub async fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        let bundle = &*self.bundle;
-        let batch = check_input(bundle, input)?;
-        let spec = bundle.spec();
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let batch = check_input(&self.bundle, input)?;
+        let scopes = self.error_scopes();
         let mut encoder = self.device.create_command_encoder(&Default::default());
+        let acts = self.encode_forward(&mut encoder, input, batch);
+        let spec = self.bundle.spec();
+        let classes = spec.classes.len();
+        let mut out = self.read_back(encoder, &[(&acts[&spec.output], batch * classes)]).await?;
+        scopes.check(batch).await?;
+        Tensor::new(vec![batch, classes], out.remove(0))
+    }
 
+    /// Records the forward pass; returns every node's output buffer (and the normalised input).
+    pub(crate) fn encode_forward(&self, encoder: &mut wgpu::CommandEncoder, input: &Tensor, batch: usize) -> HashMap<String, wgpu::Buffer> {
+        let bundle = &*self.bundle;
+        let spec = bundle.spec();
         let [c, h, w] = bundle.input_shape();
         let x = storage_buffer(&self.device, "input", input.data());
-        let mut acts: HashMap<&str, wgpu::Buffer> = HashMap::new();
+        let mut acts: HashMap<String, wgpu::Buffer> = HashMap::new();
         let normalized = self.output_buffer("input", input.len());
         let params = [input.len() as u32, c as u32, (h * w) as u32, 0];
-        self.dispatch(&mut encoder, "normalize_forward", &[(0, &x), (1, &self.stats), (3, &normalized)], &params, input.len());
-        acts.insert(crate::model::INPUT_NAME, normalized);
+        self.dispatch(encoder, "normalize_forward", &[(0, &x), (1, &self.stats), (3, &normalized)], &params, input.len());
+        acts.insert(crate::model::INPUT_NAME.to_string(), normalized);
 
         for node in &spec.nodes {
             let in_shape = bundle.shape_of(&node.inputs[0]).expect("validated");
             let out_shape = bundle.shape_of(&node.name).expect("validated");
             let len = batch * out_shape.iter().product::<usize>();
-            let x = &acts[node.inputs[0].as_str()];
+            let x = &acts[&node.inputs[0]];
             let weight = |suffix: &str| &self.weights[&format!("{}.{suffix}", node.name)];
             let y = match node.op {
                 Op::Conv2d { out_channels, kernel, stride, padding, .. } => {
@@ -186,72 +203,63 @@ impl GpuEngine {
                     let y = self.output_buffer(&node.name, len);
                     let params = [g.batch, g.in_channels, g.height, g.width, out_channels, g.out_height, g.out_width, kernel, stride, padding, 0, 0];
                     let params = params.map(|v| v as u32);
-                    self.dispatch(&mut encoder, "conv2d_forward", &[(0, x), (1, weight("weight")), (2, weight("bias")), (3, &y)], &params, len);
+                    self.dispatch(encoder, "conv2d_forward", &[(0, x), (1, weight("weight")), (2, weight("bias")), (3, &y)], &params, len);
                     y
                 }
                 Op::MaxPool2d { kernel, stride, padding } => {
                     let g = window(batch, in_shape, out_shape, kernel, stride, padding);
                     let y = self.output_buffer(&node.name, len);
                     let params = [g.batch * g.in_channels, g.height, g.width, g.out_height, g.out_width, kernel, stride, padding];
-                    self.dispatch(&mut encoder, "max_pool2d_forward", &[(0, x), (3, &y)], &params.map(|v| v as u32), len);
+                    self.dispatch(encoder, "max_pool2d_forward", &[(0, x), (3, &y)], &params.map(|v| v as u32), len);
                     y
                 }
                 Op::Linear { in_features, out_features } => {
                     let y = self.output_buffer(&node.name, len);
                     let params = [batch as u32, in_features as u32, out_features as u32, 0];
-                    self.dispatch(&mut encoder, "linear_forward", &[(0, x), (1, weight("weight")), (2, weight("bias")), (3, &y)], &params, len);
+                    self.dispatch(encoder, "linear_forward", &[(0, x), (1, weight("weight")), (2, weight("bias")), (3, &y)], &params, len);
                     y
                 }
                 Op::AvgPool2d { kernel, stride, padding } => {
                     let g = window(batch, in_shape, out_shape, kernel, stride, padding);
                     let y = self.output_buffer(&node.name, len);
                     let params = [g.batch * g.in_channels, g.height, g.width, g.out_height, g.out_width, kernel, stride, padding];
-                    self.dispatch(&mut encoder, "avg_pool2d_forward", &[(0, x), (3, &y)], &params.map(|v| v as u32), len);
+                    self.dispatch(encoder, "avg_pool2d_forward", &[(0, x), (3, &y)], &params.map(|v| v as u32), len);
                     y
                 }
                 Op::GlobalAvgPool => {
                     let y = self.output_buffer(&node.name, len);
                     let params = [len as u32, (in_shape[1] * in_shape[2]) as u32, 0, 0];
-                    self.dispatch(&mut encoder, "global_avg_pool_forward", &[(0, x), (3, &y)], &params, len);
+                    self.dispatch(encoder, "global_avg_pool_forward", &[(0, x), (3, &y)], &params, len);
                     y
                 }
                 Op::BatchNorm2d { channels, .. } => {
                     let y = self.output_buffer(&node.name, len);
                     let params = [len as u32, channels as u32, (in_shape[1] * in_shape[2]) as u32, 0];
                     let buffers = [(0, x), (1, weight("scale")), (2, weight("shift")), (3, &y)];
-                    self.dispatch(&mut encoder, "batch_norm_forward", &buffers, &params, len);
+                    self.dispatch(encoder, "batch_norm_forward", &buffers, &params, len);
                     y
                 }
                 Op::Add => {
                     let y = self.output_buffer(&node.name, len);
-                    let b = &acts[node.inputs[1].as_str()];
-                    self.dispatch(&mut encoder, "add_forward", &[(0, x), (1, b), (3, &y)], &[len as u32, 0, 0, 0], len);
+                    let b = &acts[&node.inputs[1]];
+                    self.dispatch(encoder, "add_forward", &[(0, x), (1, b), (3, &y)], &[len as u32, 0, 0, 0], len);
                     y
                 }
                 Op::Relu => {
                     let y = self.output_buffer(&node.name, len);
-                    self.dispatch(&mut encoder, "relu_forward", &[(0, x), (3, &y)], &[len as u32, 0, 0, 0], len);
+                    self.dispatch(encoder, "relu_forward", &[(0, x), (3, &y)], &[len as u32, 0, 0, 0], len);
                     y
                 }
                 // Same data, same layout: share the buffer.
                 Op::Flatten | Op::Dropout => x.clone(),
             };
-            acts.insert(node.name.as_str(), y);
+            acts.insert(node.name.clone(), y);
         }
 
-        let out = &acts[spec.output.as_str()];
-        let classes = spec.classes.len();
-        let logits = self.read_back(encoder, out, batch * classes).await?;
-        if let Some(e) = oom.pop().await {
-            return Err(Error::Gpu(format!("out of GPU memory for a batch of {batch}: {e}")));
-        }
-        if let Some(e) = scope.pop().await {
-            return Err(Error::Gpu(e.to_string()));
-        }
-        Tensor::new(vec![batch, classes], logits)
+        acts
     }
 
-    fn output_buffer(&self, label: &str, len: usize) -> wgpu::Buffer {
+    pub(crate) fn output_buffer(&self, label: &str, len: usize) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: (len.max(1) * 4) as u64,
@@ -261,7 +269,7 @@ impl GpuEngine {
     }
 
     /// Records one kernel over `len` outputs; `params` is its uniform block (padded to 16 bytes).
-    fn dispatch(&self, encoder: &mut wgpu::CommandEncoder, entry: &str, buffers: &[(u32, &wgpu::Buffer)], params: &[u32], len: usize) {
+    pub(crate) fn dispatch(&self, encoder: &mut wgpu::CommandEncoder, entry: &str, buffers: &[(u32, &wgpu::Buffer)], params: &[u32], len: usize) {
         let pipeline = &self.pipelines[entry];
         let mut padded = params.to_vec();
         padded.resize(params.len().div_ceil(4) * 4, 0);
@@ -286,39 +294,80 @@ impl GpuEngine {
         pass.dispatch_workgroups(x, groups.div_ceil(x), 1);
     }
 
-    async fn read_back(&self, mut encoder: wgpu::CommandEncoder, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
-        let size = (len * 4) as u64;
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("read back"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+    /// Copies `(buffer, len)` pairs to the host after submitting `encoder`.
+    pub(crate) async fn read_back(&self, mut encoder: wgpu::CommandEncoder, buffers: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>> {
+        let staging: Vec<(wgpu::Buffer, u64)> = buffers
+            .iter()
+            .map(|(buffer, len)| {
+                let size = (len.max(&1) * 4) as u64;
+                let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("read back"),
+                    size,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+                (staging, size)
+            })
+            .collect();
         self.queue.submit([encoder.finish()]);
-        let (tx, rx) = futures_channel::oneshot::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
+        let mut receivers = Vec::new();
+        for (buffer, _) in &staging {
+            let (tx, rx) = futures_channel::oneshot::channel();
+            buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+            receivers.push(rx);
+        }
         #[cfg(not(target_arch = "wasm32"))]
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(format!("waiting for the device failed: {e}")))?;
-        rx.await
-            .map_err(|_| Error::Gpu("the device was lost before the result was read".into()))?
-            .map_err(|e| Error::Gpu(format!("reading the result failed: {e}")))?;
-        let view = staging
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu(format!("mapping the result failed: {e}")))?;
-        let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
-        drop(view);
-        staging.unmap();
+        let mut out = Vec::with_capacity(staging.len());
+        for ((buffer, _), rx, ) in staging.iter().zip(receivers) {
+            rx.await
+                .map_err(|_| Error::Gpu("the device was lost before the result was read".into()))?
+                .map_err(|e| Error::Gpu(format!("reading the result failed: {e}")))?;
+            let view = buffer.slice(..).get_mapped_range().map_err(|e| Error::Gpu(format!("mapping the result failed: {e}")))?;
+            out.push(bytemuck::cast_slice::<u8, f32>(&view).to_vec());
+            drop(view);
+            buffer.unmap();
+        }
+        for (values, (_, len)) in out.iter_mut().zip(buffers) {
+            values.truncate(*len);
+        }
         Ok(out)
+    }
+
+    /// Validation and out-of-memory error scopes around one call.
+    pub(crate) fn error_scopes(&self) -> ErrorScopes {
+        ErrorScopes {
+            validation: self.device.push_error_scope(wgpu::ErrorFilter::Validation),
+            oom: self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory),
+        }
     }
 }
 
-fn storage_buffer(device: &wgpu::Device, label: &str, data: &[f32]) -> wgpu::Buffer {
+/// The error scopes of one call; [`ErrorScopes::check`] turns what they caught into an [`Error`].
+pub(crate) struct ErrorScopes {
+    validation: wgpu::ErrorScopeGuard,
+    oom: wgpu::ErrorScopeGuard,
+}
+
+impl ErrorScopes {
+    pub(crate) async fn check(self, batch: usize) -> Result<()> {
+        // Scopes pop in reverse order of pushing.
+        if let Some(e) = self.oom.pop().await {
+            return Err(Error::Gpu(format!("out of GPU memory for a batch of {batch}: {e}")));
+        }
+        if let Some(e) = self.validation.pop().await {
+            return Err(Error::Gpu(e.to_string()));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn storage_buffer(device: &wgpu::Device, label: &str, data: &[f32]) -> wgpu::Buffer {
     // Zero-length buffers cannot be bound: give empty tensors one element.
     let contents: &[f32] = if data.is_empty() { &[0.0] } else { data };
     device.create_buffer_init(&wgpu::util::BufferInitDescriptor {

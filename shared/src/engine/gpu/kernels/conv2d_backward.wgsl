@@ -1,0 +1,41 @@
+// Gradient at a convolution's input, gathered (no atomics): one invocation per input value,
+// d_x[n,c,r,s] = sum over (o,u,v) with r = i*st+u-p and s = j*st+v-p of w[o,c,u,v] * d_y[n,o,i,j].
+struct Params {
+    batch: u32, in_channels: u32, height: u32, width: u32,
+    out_channels: u32, out_height: u32, out_width: u32, kernel: u32,
+    stride: u32, padding: u32, _pad0: u32, _pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> d_y: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> d_x: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn conv2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let idx = gid.x + gid.y * groups.x * 64u;
+    if (idx >= p.batch * p.in_channels * p.height * p.width || idx >= arrayLength(&d_x)) { return; }
+    let s = idx % p.width;
+    let r = (idx / p.width) % p.height;
+    let c = (idx / (p.width * p.height)) % p.in_channels;
+    let n = idx / (p.width * p.height * p.in_channels);
+    var acc = 0.0;
+    for (var o = 0u; o < p.out_channels; o++) {
+        for (var u = 0u; u < p.kernel; u++) {
+            // Output row i with i*stride + u - padding = r.
+            let ti = i32(r + p.padding) - i32(u);
+            if (ti < 0 || ti % i32(p.stride) != 0) { continue; }
+            let i = u32(ti) / p.stride;
+            if (i >= p.out_height) { continue; }
+            for (var v = 0u; v < p.kernel; v++) {
+                let tj = i32(s + p.padding) - i32(v);
+                if (tj < 0 || tj % i32(p.stride) != 0) { continue; }
+                let j = u32(tj) / p.stride;
+                if (j >= p.out_width) { continue; }
+                acc += w[((o * p.in_channels + c) * p.kernel + u) * p.kernel + v]
+                     * d_y[((n * p.out_channels + o) * p.out_height + i) * p.out_width + j];
+            }
+        }
+    }
+    d_x[idx] = acc;
+}
