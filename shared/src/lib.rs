@@ -13,10 +13,21 @@
 //! let logits = engine.forward(&image)?;
 //! let probs = softmax(logits.row(0));
 //! println!("{} ({:.1}%)", bundle.classes()[argmax(&probs)], 100.0 * probs[argmax(&probs)]);
+//!
+//! // Which pixels push the prediction towards "3", and how the first conv layer responds:
+//! use advlens_shared::engine::{Ablation, Objective};
+//! let grad = engine.gradient(&image, &Objective::Logit { class: 3 }, &["conv1"])?;
+//! assert_eq!(grad.input.shape(), &[1, 1, 28, 28]);
+//! // The exact effect of silencing neuron 5 of conv2 on the prediction:
+//! let ablated = engine.forward_ablated(&image, &Ablation::default().zero("conv2", 5))?;
 //! # Ok::<(), advlens_shared::Error>(())
 //! ```
 //!
-//! Modules follow the pipeline: [`model`] (format, loading = validating) -> [`engine`].
+//! The WebGPU engine ([`engine::gpu::GpuEngine`], feature `webgpu`) offers the same calls as
+//! `async` functions; [`Engine`] picks one at run time.
+//!
+//! Modules follow the pipeline: [`model`] (format, loading = validating) -> [`engine`]
+//! (CPU reference and WGSL kernels; forward, gradients, ablation).
 
 pub mod engine;
 mod error;

@@ -89,6 +89,7 @@ pub fn chain_spec(input: [usize; 3], ops: Vec<Op>, classes: usize) -> ModelSpec 
         classes: (0..classes).map(|i| format!("class {i}")).collect(),
         nodes,
         output: prev,
+        hierarchy: Default::default(),
         provenance: Default::default(),
     }
 }

@@ -35,11 +35,34 @@ fn round_trips_through_bytes_and_files() {
 }
 
 #[test]
+fn single_file_form_round_trips_and_plain_weights_are_refused() {
+    let (json, weights) = valid();
+    let bundle = Bundle::from_bytes(&json, &weights).unwrap();
+    let single = bundle.to_single_file().unwrap();
+    let again = Bundle::from_single_file(&single).unwrap();
+    assert_eq!(again.spec(), bundle.spec());
+    assert_eq!(again.weights(), bundle.weights());
+    let m = Bundle::from_single_file(&weights).unwrap_err().to_string();
+    assert!(m.contains("model.json"), "{m}");
+}
+
+#[test]
 fn rejects_other_formats_and_versions() {
     assert!(message(with_json(|v| v["format"] = "onnx".into())).contains("not an advlens model bundle"));
     let m = message(with_json(|v| v["version"] = 2.into()));
     assert!(m.contains("v2") && m.contains("advlens export"), "{m}");
     assert!(matches!(Bundle::from_bytes(b"{not json", &valid().1), Err(Error::SpecJson { .. })));
+}
+
+#[test]
+fn class_hierarchy_round_trips_and_cycles_are_refused() {
+    let ok = with_json(|v| v["hierarchy"] = serde_json::json!({"class 0": "even", "class 2": "even", "even": "number"})).unwrap();
+    assert_eq!(ok.spec().hierarchy["class 2"], "even");
+    let (json, _) = ok.to_bytes().unwrap();
+    assert!(String::from_utf8(json).unwrap().contains("\"hierarchy\""));
+    let m = message(with_json(|v| v["hierarchy"] = serde_json::json!({"class 0": "a", "a": "b", "b": "class 0"})));
+    assert!(m.contains("cycle"), "{m}");
+    assert!(message(with_json(|v| v["classes"][1] = "class 0".into())).contains("listed twice"));
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use advlens_shared::engine::{cpu::CpuEngine, gpu, Objective};
+use advlens_shared::engine::{cpu::CpuEngine, gpu, Ablation, Objective};
 use advlens_shared::testing::{fresh_seed, random_bundle, random_images, reference_cases, Rng};
 
 /// Largest |a - b| / max(1, |b|) over all elements.
@@ -69,6 +69,37 @@ fn gpu_forward_equals_cpu_forward() {
             assert!(max_abs_diff(a.data(), b.data()) / scale < 1e-4, "{name}, {objective:?}: gradient at {first}");
             assert_eq!(got.values.len(), 3);
         }
+        // Intermediate activations and channel ablation.
+        let all = cpu.forward_all(&x).unwrap();
+        let got = pollster::block_on(gpu.forward_all(&x, &[&first, "input"], &Ablation::default())).unwrap();
+        for name in [first.as_str(), "input"] {
+            assert!(max_rel_diff(got[name].data(), all[name].data()) < 1e-4, "{name}: activation {name} differs");
+        }
+        let ablation = Ablation::default().zero(&first, 0).zero(&first, 1);
+        let want = cpu.forward_ablated(&x, &ablation).unwrap();
+        let got = pollster::block_on(gpu.forward_ablated(&x, &ablation)).unwrap();
+        assert!(max_rel_diff(got.data(), want.data()) < 1e-4, "{name}: ablated forward differs");
+        assert!(max_rel_diff(want.data(), cpu.forward(&x).unwrap().data()) > 1e-5, "{name}: ablation changed nothing");
+        assert!(pollster::block_on(gpu.forward_ablated(&x, &Ablation::default().zero(&first, 999))).is_err());
+
+        // Finite differences on the GPU engine itself.
+        let objective = Objective::Logit { class: 0 };
+        let x1 = random_images(&mut rng, [1, c, h, w]);
+        let grad = pollster::block_on(gpu.gradient(&x1, &objective, &[])).unwrap();
+        let value = |x: &advlens_shared::Tensor| f64::from(pollster::block_on(gpu.gradient(x, &objective, &[])).unwrap().values[0]);
+        let mut mismatches = 0;
+        for _ in 0..8 {
+            let i = (rng.next_u64() % x1.len() as u64) as usize;
+            let (mut plus, mut minus) = (x1.clone(), x1.clone());
+            plus.data_mut()[i] += 1e-3;
+            minus.data_mut()[i] -= 1e-3;
+            let fd = (value(&plus) - value(&minus)) / 2e-3;
+            let an = f64::from(grad.input.data()[i]);
+            mismatches += usize::from((fd - an).abs() > 2e-2 * an.abs().max(1.0));
+        }
+        // A step may cross a ReLU or max-pool kink: allow one.
+        assert!(mismatches <= 1, "{name}, seed {seed}: {mismatches} of 8 finite differences disagree with the GPU gradient");
+
         // Wrong shapes are errors on the GPU too.
         assert!(pollster::block_on(gpu.forward(&random_images(&mut rng, [1, c, h + 1, w]))).is_err());
     }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use advlens_shared::engine::cpu::CpuEngine;
+use advlens_shared::engine::gpu::{self, GpuEngine};
 use advlens_shared::engine::{Ablation, Objective};
 use advlens_shared::model::{Bundle, Op};
 use advlens_shared::testing::{fresh_seed, random_images, random_weights, reference_cases, Rng};
@@ -64,6 +65,14 @@ fn input_and_activation_gradients_match_libtorch() {
     let seed = fresh_seed();
     eprintln!("seed {seed}");
     let mut rng = Rng::new(seed);
+    let context = match pollster::block_on(gpu::request_device()) {
+        Ok(c) => Some(c),
+        Err(e) if std::env::var("ADVLENS_REQUIRE_GPU").as_deref() != Ok("1") => {
+            eprintln!("SKIPPED the WebGPU half: {e} (set ADVLENS_REQUIRE_GPU=1 to fail instead)");
+            None
+        }
+        Err(e) => panic!("ADVLENS_REQUIRE_GPU=1 but {e}"),
+    };
     for (name, spec) in reference_cases() {
         let convs = conv_nodes(&spec);
         let last_conv = convs.last().unwrap().clone();
@@ -71,6 +80,7 @@ fn input_and_activation_gradients_match_libtorch() {
         let output = spec.output.clone();
         let (bundle, _vs, net) = twins(&mut rng, spec);
         let engine = CpuEngine::new(bundle.clone());
+        let gpu = context.as_ref().map(|c| pollster::block_on(GpuEngine::with_context(bundle.clone(), c.clone())).unwrap());
         let [c, h, w] = bundle.input_shape();
         let x = random_images(&mut rng, [3, c, h, w]);
         let objectives = [
@@ -97,6 +107,13 @@ fn input_and_activation_gradients_match_libtorch() {
             let d = rel_diff(ours.activations[&convs[0]].data(), &to_vec(&grads[1]));
             assert!(d < 1e-4, "{what}: gradient at {} differs from libtorch by {d}", convs[0]);
             assert!(ours.input.data().iter().any(|g| g.abs() > 1e-6), "{what}: degenerate, zero gradient");
+            if let Some(gpu) = &gpu {
+                let theirs = pollster::block_on(gpu.gradient(&x, objective, &[&convs[0]])).unwrap();
+                let d = rel_diff(theirs.input.data(), &to_vec(&grads[0]));
+                assert!(d < 1e-4, "{what}: WebGPU input gradient differs from libtorch by {d}");
+                let d = rel_diff(theirs.activations[&convs[0]].data(), &to_vec(&grads[1]));
+                assert!(d < 1e-4, "{what}: WebGPU gradient at {} differs from libtorch by {d}", convs[0]);
+            }
         }
     }
 }

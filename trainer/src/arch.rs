@@ -21,6 +21,7 @@ pub fn build(arch: &str, name: &str, input: InputSpec, classes: Vec<String>) -> 
         classes,
         nodes,
         output,
+        hierarchy: Default::default(),
         provenance: Default::default(),
     })
 }

@@ -57,6 +57,7 @@ pub fn export(config: &ExportConfig) -> Result<ExportSummary> {
     let (_vs, net) = load_run(&config.run_dir)?;
     let mut spec = net.spec().clone();
     spec.provenance.tool_version = Some(format!("advlens {}", env!("CARGO_PKG_VERSION")));
+    spec.provenance.date = Some(today_utc());
     let mut summary = ExportSummary { test_accuracy: None, samples: 0 };
     let mut samples = None;
     if let Some(dir) = &config.data_dir {
@@ -120,4 +121,29 @@ pub fn sample_set(net: &Net, split: &Dataset, count: usize) -> Result<SampleSet>
         shape: split.shape,
         samples,
     })
+}
+
+/// Today's date in UTC as `YYYY-MM-DD` (Howard Hinnant's civil-from-days).
+fn today_utc() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn today_is_a_plausible_date() {
+        let d = super::today_utc();
+        assert_eq!(d.len(), 10, "{d}");
+        assert!(d.as_str() >= "2025-01-01" && d.as_str() < "2100-01-01", "{d}");
+    }
 }

@@ -7,7 +7,10 @@
 mod config;
 mod error;
 mod fetch;
+mod session;
 mod view;
+
+pub use session::Session;
 
 use std::sync::Arc;
 
@@ -26,6 +29,10 @@ pub fn start() {
         // A panic is a bug: make it visible to the user and to the end-to-end test.
         view::set_status("panic", &format!("internal error (please report): {info}"));
     }));
+    // Pages that embed advlens through `Session` have no explorer to build.
+    if view::document().ok().and_then(|d| d.get_element_by_id("status")).is_none() {
+        return;
+    }
     wasm_bindgen_futures::spawn_local(async {
         if let Err(e) = run().await {
             view::set_status("error", &e.to_string());

@@ -77,6 +77,15 @@ impl Engine {
         }
     }
 
+    /// Logits with the channels of `ablation` zeroed after their nodes.
+    pub async fn forward_ablated(&self, input: &Tensor, ablation: &Ablation) -> Result<Tensor> {
+        match self {
+            Engine::Cpu(e) => e.forward_ablated(input, ablation),
+            #[cfg(feature = "webgpu")]
+            Engine::WebGpu(e) => e.forward_ablated(input, ablation).await,
+        }
+    }
+
     /// Class logits `[N, classes]` for images `[N, C, H, W]` in [0, 1].
     pub async fn forward(&self, input: &Tensor) -> Result<Tensor> {
         match self {

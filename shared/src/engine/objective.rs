@@ -100,6 +100,31 @@ impl Ablation {
     pub fn is_empty(&self) -> bool {
         self.channels.values().all(Vec::is_empty)
     }
+
+    /// Every node exists and every channel is below its channel count.
+    pub(crate) fn validate(&self, bundle: &crate::Bundle) -> Result<()> {
+        for (node, channels) in &self.channels {
+            let shape = bundle
+                .shape_of(node)
+                .filter(|_| node != crate::model::INPUT_NAME)
+                .ok_or_else(|| Error::Graph(format!("cannot ablate `{node}`: the model has no such node")))?;
+            if let Some(&ch) = channels.iter().find(|&&ch| ch >= shape[0]) {
+                return Err(Error::Graph(format!("cannot ablate channel {ch} of `{node}`: it has {} channels", shape[0])));
+            }
+        }
+        Ok(())
+    }
+
+    /// A per-channel 0/1 mask for `node` (`None` when nothing of it is ablated).
+    #[cfg(feature = "webgpu")]
+    pub(crate) fn mask(&self, node: &str, channels: usize) -> Option<Vec<f32>> {
+        let zeroed = self.channels.get(node).filter(|c| !c.is_empty())?;
+        let mut mask = vec![1.0; channels];
+        for &c in zeroed {
+            mask[c] = 0.0;
+        }
+        Some(mask)
+    }
 }
 
 /// What [`crate::engine::cpu::CpuEngine::gradient`] returns.

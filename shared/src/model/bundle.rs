@@ -15,6 +15,9 @@ pub const SPEC_FILE: &str = "model.json";
 /// File name of the weights inside a bundle directory.
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 
+/// Metadata key of the description in the single-file form.
+pub const SINGLE_FILE_KEY: &str = "advlens.model";
+
 /// Caps that keep a hostile file from exhausting memory.
 pub mod limits {
     /// Largest input side in pixels.
@@ -89,6 +92,28 @@ impl Bundle {
         let mut spec = serde_json::to_vec_pretty(&self.spec)
             .map_err(|source| Error::SpecJson { version: FORMAT_VERSION, source })?;
         spec.push(b'\n');
+        Ok((spec, self.weights_bytes(None)?))
+    }
+
+    /// The single-file form: one safetensors file whose metadata holds the description under
+    /// [`SINGLE_FILE_KEY`].
+    pub fn to_single_file(&self) -> Result<Vec<u8>> {
+        let spec = serde_json::to_string(&self.spec).map_err(|source| Error::SpecJson { version: FORMAT_VERSION, source })?;
+        self.weights_bytes(Some(HashMap::from([(SINGLE_FILE_KEY.to_string(), spec)])))
+    }
+
+    /// Reads the single-file form written by [`Bundle::to_single_file`].
+    pub fn from_single_file(bytes: &[u8]) -> Result<Self> {
+        let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights(e.to_string()))?;
+        let spec = metadata.metadata().as_ref().and_then(|m| m.get(SINGLE_FILE_KEY)).ok_or_else(|| {
+            Error::Weights(format!(
+                "no `{SINGLE_FILE_KEY}` entry in the safetensors metadata: this is a plain weights file, load it with its {SPEC_FILE}"
+            ))
+        })?;
+        Self::from_bytes(spec.as_bytes(), bytes)
+    }
+
+    fn weights_bytes(&self, metadata: Option<HashMap<String, String>>) -> Result<Vec<u8>> {
         let mut names: Vec<&String> = self.weights.keys().collect();
         names.sort();
         let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = names
@@ -107,8 +132,7 @@ impl Bundle {
                     .map_err(|e| Error::Weights(e.to_string()))
             })
             .collect::<Result<Vec<_>>>()?;
-        let weights = safetensors::serialize(views, None).map_err(|e| Error::Weights(e.to_string()))?;
-        Ok((spec, weights))
+        safetensors::serialize(views, metadata).map_err(|e| Error::Weights(e.to_string()))
     }
 
     pub fn spec(&self) -> &ModelSpec {
@@ -270,6 +294,7 @@ fn check_graph(spec: &ModelSpec) -> Result<HashMap<String, Vec<usize>>> {
         }
         shapes.insert(name.clone(), out_shape);
     }
+    check_hierarchy(spec)?;
     let Some(out) = shapes.get(&spec.output) else {
         return Err(Error::Graph(format!("output node `{}` does not exist", spec.output)));
     };
@@ -281,6 +306,27 @@ fn check_graph(spec: &ModelSpec) -> Result<HashMap<String, Vec<usize>>> {
         )));
     }
     Ok(shapes)
+}
+
+/// Every class names a distinct string, and following parents never loops.
+fn check_hierarchy(spec: &ModelSpec) -> Result<()> {
+    let mut seen = HashSet::new();
+    if let Some(dup) = spec.classes.iter().find(|c| !seen.insert(c.as_str())) {
+        return Err(Error::Graph(format!("class `{dup}` is listed twice")));
+    }
+    for start in spec.hierarchy.keys() {
+        let mut at = start;
+        for _ in 0..=spec.hierarchy.len() {
+            match spec.hierarchy.get(at) {
+                Some(parent) if parent == start => {
+                    return Err(Error::Graph(format!("the class hierarchy has a cycle through `{start}`")))
+                }
+                Some(parent) => at = parent,
+                None => break,
+            }
+        }
+    }
+    Ok(())
 }
 
 fn checked_product(shape: &[usize]) -> Option<usize> {

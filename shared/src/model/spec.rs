@@ -28,6 +28,11 @@ pub struct ModelSpec {
     pub nodes: Vec<Node>,
     /// The node whose output are the class logits.
     pub output: String,
+    /// Optional class hierarchy (WordNet style) for the consistency metric: the parent of each
+    /// class and of each inner concept, e.g. `{"cat": "mammal", "mammal": "animal"}`.
+    /// Absent: classes are only similar to themselves.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub hierarchy: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub provenance: Provenance,
 }
@@ -99,8 +104,19 @@ pub struct Provenance {
     pub dataset: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training_mode: Option<String>,
+    /// Perturbation budget of adversarial training (L-inf, on the [0, 1] scale).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epsilon: Option<f64>,
+    /// Weight of the consistent loss's feature term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<f64>,
+    /// Top-1 accuracy on the clean test split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clean_accuracy: Option<f64>,
+    /// Top-1 accuracy under attack, by attack name (e.g. `pgd20`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub robust_accuracy: std::collections::BTreeMap<String, f64>,
+    /// Export date, `YYYY-MM-DD` (UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

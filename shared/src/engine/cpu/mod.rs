@@ -48,7 +48,7 @@ impl CpuEngine {
     pub fn forward_all_ablated(&self, input: &Tensor, ablation: &Ablation) -> Result<HashMap<String, Tensor>> {
         let bundle = &*self.bundle;
         let batch = check_input(bundle, input)?;
-        self.check_ablation(ablation)?;
+        ablation.validate(bundle)?;
         let spec = bundle.spec();
         let [c, h, w] = bundle.input_shape();
         let normalized = layers::normalize_forward(input.data(), batch, &spec.input.mean, &spec.input.std, h * w);
@@ -71,16 +71,6 @@ impl CpuEngine {
             acts.insert(node.name.clone(), Tensor::new(shape, y)?);
         }
         Ok(acts)
-    }
-
-    fn check_ablation(&self, ablation: &Ablation) -> Result<()> {
-        for (node, channels) in &ablation.channels {
-            let shape = self.node_shape(node)?;
-            if let Some(&ch) = channels.iter().find(|&&ch| ch >= shape[0]) {
-                return Err(Error::Graph(format!("cannot ablate channel {ch} of `{node}`: it has {} channels", shape[0])));
-            }
-        }
-        Ok(())
     }
 
     fn node_shape(&self, node: &str) -> Result<&[usize]> {

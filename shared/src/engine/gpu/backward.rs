@@ -33,7 +33,7 @@ impl GpuEngine {
 
         // Forward, keeping the activations; read back only what the objective reads.
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        let acts = self.encode_forward(&mut encoder, input, batch);
+        let acts = self.encode_forward(&mut encoder, input, batch, &Default::default());
         let target_shape = with_batch(&target);
         let target_len = target_shape.iter().product();
         let target_act = self.read_back(encoder, &[(&acts[&target], target_len)]).await?.remove(0);
@@ -71,7 +71,7 @@ impl GpuEngine {
                 let inv_std: Vec<f32> = spec.input.std.iter().map(|s| 1.0 / s).collect();
                 let inv_std = storage_buffer(&self.device, "1/std", &inv_std);
                 let params = [len as u32, c as u32, (h * w) as u32, 0];
-                self.dispatch(&mut encoder, "channel_scale_backward", &[(0, d_normalized), (1, &inv_std), (3, &d_image)], &params, len);
+                self.dispatch(&mut encoder, "channel_scale", &[(0, d_normalized), (1, &inv_std), (3, &d_image)], &params, len);
             }
             None => encoder.clear_buffer(&d_image, 0, None),
         }
@@ -132,7 +132,7 @@ impl GpuEngine {
             }
             Op::BatchNorm2d { channels, .. } => {
                 let params = [len as u32, channels as u32, (in_shape[1] * in_shape[2]) as u32, 0];
-                self.dispatch(encoder, "channel_scale_backward", &[(0, d_y), (1, tensor("scale")), (3, &d_x)], &params, len);
+                self.dispatch(encoder, "channel_scale", &[(0, d_y), (1, tensor("scale")), (3, &d_x)], &params, len);
             }
             Op::Linear { in_features, out_features } => {
                 let params = [batch as u32, in_features as u32, out_features as u32, 0];

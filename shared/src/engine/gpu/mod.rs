@@ -13,6 +13,7 @@ use wgpu::util::DeviceExt;
 
 use crate::engine::cpu::layers::batch_norm_fold as fold_batch_norm;
 use crate::engine::cpu::{check_input, window};
+use crate::engine::objective::Ablation;
 use crate::model::{Bundle, Op};
 use crate::{Error, Result, Tensor};
 
@@ -32,7 +33,7 @@ pub const KERNELS: [(&str, &str); 16] = [
     ("avg_pool2d_backward", include_str!("kernels/pool2d_backward.wgsl")),
     ("linear_backward", include_str!("kernels/linear_backward.wgsl")),
     ("relu_backward", include_str!("kernels/elementwise_backward.wgsl")),
-    ("channel_scale_backward", include_str!("kernels/elementwise_backward.wgsl")),
+    ("channel_scale", include_str!("kernels/elementwise_backward.wgsl")),
     ("global_avg_pool_backward", include_str!("kernels/elementwise_backward.wgsl")),
 ];
 
@@ -171,7 +172,7 @@ impl GpuEngine {
         let batch = check_input(&self.bundle, input)?;
         let scopes = self.error_scopes();
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        let acts = self.encode_forward(&mut encoder, input, batch);
+        let acts = self.encode_forward(&mut encoder, input, batch, &Ablation::default());
         let spec = self.bundle.spec();
         let classes = spec.classes.len();
         let mut out = self.read_back(encoder, &[(&acts[&spec.output], batch * classes)]).await?;
@@ -179,8 +180,47 @@ impl GpuEngine {
         Tensor::new(vec![batch, classes], out.remove(0))
     }
 
+    /// The outputs of the nodes in `names` (`"input"`: the normalised input), with the channels
+    /// of `ablation` zeroed; only the requested activations are copied back.
+    pub async fn forward_all(&self, input: &Tensor, names: &[&str], ablation: &Ablation) -> Result<HashMap<String, Tensor>> {
+        let bundle = &*self.bundle;
+        let batch = check_input(bundle, input)?;
+        ablation.validate(bundle)?;
+        let mut shapes = Vec::with_capacity(names.len());
+        for name in names {
+            let shape = bundle.shape_of(name).ok_or_else(|| Error::Graph(format!("the model has no node `{name}`")))?;
+            shapes.push([&[batch][..], shape].concat());
+        }
+        let scopes = self.error_scopes();
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        let acts = self.encode_forward(&mut encoder, input, batch, ablation);
+        let reads: Vec<(&wgpu::Buffer, usize)> =
+            names.iter().zip(&shapes).map(|(name, shape)| (&acts[*name], shape.iter().product())).collect();
+        let values = self.read_back(encoder, &reads).await?;
+        scopes.check(batch).await?;
+        names
+            .iter()
+            .zip(shapes)
+            .zip(values)
+            .map(|((name, shape), data)| Ok((name.to_string(), Tensor::new(shape, data)?)))
+            .collect()
+    }
+
+    /// Logits with the channels of `ablation` zeroed after their nodes.
+    pub async fn forward_ablated(&self, input: &Tensor, ablation: &Ablation) -> Result<Tensor> {
+        let output = self.bundle.spec().output.as_str();
+        let mut acts = self.forward_all(input, &[output], ablation).await?;
+        Ok(acts.remove(output).expect("requested"))
+    }
+
     /// Records the forward pass; returns every node's output buffer (and the normalised input).
-    pub(crate) fn encode_forward(&self, encoder: &mut wgpu::CommandEncoder, input: &Tensor, batch: usize) -> HashMap<String, wgpu::Buffer> {
+    pub(crate) fn encode_forward(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &Tensor,
+        batch: usize,
+        ablation: &Ablation,
+    ) -> HashMap<String, wgpu::Buffer> {
         let bundle = &*self.bundle;
         let spec = bundle.spec();
         let [c, h, w] = bundle.input_shape();
@@ -252,6 +292,16 @@ impl GpuEngine {
                 }
                 // Same data, same layout: share the buffer.
                 Op::Flatten | Op::Dropout => x.clone(),
+            };
+            let y = match ablation.mask(&node.name, out_shape[0]) {
+                Some(mask) => {
+                    let mask = storage_buffer(&self.device, "ablation mask", &mask);
+                    let masked = self.output_buffer(&node.name, len);
+                    let params = [len as u32, out_shape[0] as u32, (len / batch / out_shape[0]) as u32, 0];
+                    self.dispatch(encoder, "channel_scale", &[(0, &y), (1, &mask), (3, &masked)], &params, len);
+                    masked
+                }
+                None => y,
             };
             acts.insert(node.name.clone(), y);
         }

@@ -1,6 +1,7 @@
 // Elementwise gradients, one invocation per value:
 //   relu_backward:            d_x = x > 0 ? d_y : 0                   (x = the ReLU's input)
-//   channel_scale_backward:   d_x[n,c,i] = d_y[n,c,i] * scale[c]      (batch norm; 1/std for the input normalisation)
+//   channel_scale:            d_x[n,c,i] = d_y[n,c,i] * scale[c]      (batch-norm backward; 1/std for the input
+//                             normalisation; a 0/1 mask for channel ablation in the forward pass)
 //   global_avg_pool_backward: d_x[n,c,i] = d_y[n,c] / plane
 struct Params { len: u32, channels: u32, plane: u32, _pad: u32 }
 
@@ -21,7 +22,7 @@ fn relu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 }
 
 @compute @workgroup_size(64)
-fn channel_scale_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+fn channel_scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let idx = index(gid, groups);
     if (idx >= p.len || idx >= arrayLength(&d_x)) { return; }
     d_x[idx] = d_y[idx] * aux[(idx / p.plane) % p.channels];
