@@ -2,7 +2,7 @@
 //! forward in `layers.rs`. `d_y` is the gradient at a layer's output, `d_x` at its input.
 //! Weight gradients are not needed here: the engines explain and attack, they do not train.
 
-use super::layers::Window;
+use super::layers::{self, Window};
 
 /// Through `y = (x - mean[c]) / std[c]`: `d_x = d_y / std[c]`.
 pub fn normalize_backward(d_y: &[f32], batch: usize, std: &[f32], plane: usize) -> Vec<f32> {
@@ -17,33 +17,23 @@ pub fn normalize_backward(d_y: &[f32], batch: usize, std: &[f32], plane: usize) 
     d_x
 }
 
-/// Through a convolution: `d_x[n,c,r,s] = sum_{o,u,v: r = i*st+u-p, s = j*st+v-p} w[o,c,u,v] d_y[n,o,i,j]`.
+/// Through a convolution: `d_x[n,c,r,s] = sum_{o,u,v: r = i*st+u-p, s = j*st+v-p} w[o,c,u,v] d_y[n,o,i,j]`,
+/// computed as `d_cols[t] = sum_o w[o,t] d_y[o]` followed by `col2im` (the transpose of the forward).
 pub fn conv2d_backward(d_y: &[f32], w: &[f32], g: Window, out_channels: usize) -> Vec<f32> {
-    let (k, oh, ow) = (g.kernel, g.out_height, g.out_width);
-    let mut d_x = vec![0.0; g.batch * g.in_channels * g.height * g.width];
+    let pixels = g.out_height * g.out_width;
+    let taps = g.in_channels * g.kernel * g.kernel;
+    let image = g.in_channels * g.height * g.width;
+    let mut d_x = vec![0.0; g.batch * image];
+    let mut d_cols = vec![0.0; taps * pixels];
     for n in 0..g.batch {
+        d_cols.fill(0.0);
         for o in 0..out_channels {
-            let d_out = &d_y[(n * out_channels + o) * oh * ow..][..oh * ow];
-            for c in 0..g.in_channels {
-                let d_plane = &mut d_x[(n * g.in_channels + c) * g.height * g.width..][..g.height * g.width];
-                let kernel = &w[(o * g.in_channels + c) * k * k..][..k * k];
-                for u in 0..k {
-                    for v in 0..k {
-                        let wv = kernel[u * k + v];
-                        for i in 0..oh {
-                            let Some(row) = (i * g.stride + u).checked_sub(g.padding).filter(|&r| r < g.height) else {
-                                continue;
-                            };
-                            for j in 0..ow {
-                                if let Some(col) = (j * g.stride + v).checked_sub(g.padding).filter(|&c| c < g.width) {
-                                    d_plane[row * g.width + col] += wv * d_out[i * ow + j];
-                                }
-                            }
-                        }
-                    }
-                }
+            let d_out = &d_y[(n * out_channels + o) * pixels..][..pixels];
+            for (t, &wv) in w[o * taps..][..taps].iter().enumerate() {
+                layers::axpy(&mut d_cols[t * pixels..][..pixels], wv, d_out);
             }
         }
+        layers::col2im(&d_cols, g, &mut d_x[n * image..][..image]);
     }
     d_x
 }

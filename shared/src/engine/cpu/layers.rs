@@ -31,35 +31,87 @@ pub struct Window {
 }
 
 /// `y[n,o,i,j] = b[o] + sum_{c,u,v} w[o,c,u,v] * x[n,c, i*s+u-p, j*s+v-p]` (zero padding).
+///
+/// Per image the input is unrolled into columns (`im2col`: one row per tap `(c,u,v)`, one
+/// column per output pixel), and each output channel accumulates `w * row` over the taps: long
+/// contiguous rows that the compiler vectorises. The sum runs in tap order, as in the WGSL kernel.
 pub fn conv2d_forward(x: &[f32], w: &[f32], b: &[f32], g: Window, out_channels: usize) -> Vec<f32> {
-    let (k, oh, ow) = (g.kernel, g.out_height, g.out_width);
-    let mut y = vec![0.0; g.batch * out_channels * oh * ow];
+    let pixels = g.out_height * g.out_width;
+    let taps = g.in_channels * g.kernel * g.kernel;
+    let mut y = vec![0.0; g.batch * out_channels * pixels];
+    let mut cols = vec![0.0; taps * pixels];
     for n in 0..g.batch {
+        im2col(&x[n * g.in_channels * g.height * g.width..][..g.in_channels * g.height * g.width], g, &mut cols);
         for o in 0..out_channels {
-            let out = &mut y[(n * out_channels + o) * oh * ow..][..oh * ow];
+            let out = &mut y[(n * out_channels + o) * pixels..][..pixels];
             out.fill(b[o]);
-            for c in 0..g.in_channels {
-                let plane = &x[(n * g.in_channels + c) * g.height * g.width..][..g.height * g.width];
-                let kernel = &w[(o * g.in_channels + c) * k * k..][..k * k];
-                for u in 0..k {
-                    for v in 0..k {
-                        let wv = kernel[u * k + v];
-                        for i in 0..oh {
-                            let Some(row) = (i * g.stride + u).checked_sub(g.padding).filter(|&r| r < g.height) else {
-                                continue;
-                            };
-                            for j in 0..ow {
-                                if let Some(col) = (j * g.stride + v).checked_sub(g.padding).filter(|&c| c < g.width) {
-                                    out[i * ow + j] += wv * plane[row * g.width + col];
-                                }
-                            }
-                        }
+            for (t, &wv) in w[o * taps..][..taps].iter().enumerate() {
+                axpy(out, wv, &cols[t * pixels..][..pixels]);
+            }
+        }
+    }
+    y
+}
+
+/// `y += a * x`.
+#[inline]
+pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+/// Unrolls one image `[C,H,W]` into `cols[(c*k + u)*k + v][i*ow + j] = x[c, i*s+u-p, j*s+v-p]`
+/// (zero outside the image).
+pub fn im2col(x: &[f32], g: Window, cols: &mut [f32]) {
+    let (k, oh, ow) = (g.kernel, g.out_height, g.out_width);
+    cols.fill(0.0);
+    for c in 0..g.in_channels {
+        let plane = &x[c * g.height * g.width..][..g.height * g.width];
+        for u in 0..k {
+            let rows = g.valid_outputs(u, g.height, oh);
+            for v in 0..k {
+                let valid = g.valid_outputs(v, g.width, ow);
+                let col = &mut cols[((c * k + u) * k + v) * oh * ow..][..oh * ow];
+                for i in rows.clone() {
+                    let first = (i * g.stride + u - g.padding) * g.width + valid.start * g.stride + v - g.padding;
+                    for (j, out) in col[i * ow..][valid.clone()].iter_mut().enumerate() {
+                        *out = plane[first + j * g.stride];
                     }
                 }
             }
         }
     }
-    y
+}
+
+/// The inverse scatter of [`im2col`]: adds every column entry back onto its input pixel.
+pub fn col2im(cols: &[f32], g: Window, x: &mut [f32]) {
+    let (k, oh, ow) = (g.kernel, g.out_height, g.out_width);
+    for c in 0..g.in_channels {
+        let plane = &mut x[c * g.height * g.width..][..g.height * g.width];
+        for u in 0..k {
+            let rows = g.valid_outputs(u, g.height, oh);
+            for v in 0..k {
+                let valid = g.valid_outputs(v, g.width, ow);
+                let col = &cols[((c * k + u) * k + v) * oh * ow..][..oh * ow];
+                for i in rows.clone() {
+                    let first = (i * g.stride + u - g.padding) * g.width + valid.start * g.stride + v - g.padding;
+                    for (j, value) in col[i * ow..][valid.clone()].iter().enumerate() {
+                        plane[first + j * g.stride] += value;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Window {
+    /// The output indices `i` whose tap `u` reads inside the input: `0 <= i*s + u - p < size`.
+    pub fn valid_outputs(&self, u: usize, size: usize, out: usize) -> std::ops::Range<usize> {
+        let lo = self.padding.saturating_sub(u).div_ceil(self.stride);
+        let hi = (size + self.padding).saturating_sub(u).div_ceil(self.stride);
+        lo.min(out)..hi.min(out).max(lo.min(out))
+    }
 }
 
 /// `y = max(x, 0)`.
@@ -98,8 +150,7 @@ pub fn linear_forward(x: &[f32], w: &[f32], b: &[f32], batch: usize, in_features
     for n in 0..batch {
         let xs = &x[n * in_features..][..in_features];
         for o in 0..out_features {
-            let ws = &w[o * in_features..][..in_features];
-            y[n * out_features + o] = b[o] + xs.iter().zip(ws).map(|(a, b)| a * b).sum::<f32>();
+            y[n * out_features + o] = b[o] + dot(xs, &w[o * in_features..][..in_features]);
         }
     }
     y
@@ -159,4 +210,18 @@ pub fn batch_norm_fold(weight: &[f32], bias: &[f32], mean: &[f32], var: &[f32], 
 /// `y = a + b`.
 pub fn add_forward(a: &[f32], b: &[f32]) -> Vec<f32> {
     a.iter().zip(b).map(|(x, y)| x + y).collect()
+}
+
+/// `sum_i a[i] * b[i]` with eight independent partial sums, which the compiler vectorises
+/// (a single running sum cannot be reordered, so it stays scalar).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
