@@ -22,8 +22,8 @@ wasm-bindgen --target web --out-dir "$work/advlens-pkg" target/wasm/wasm32-unkno
 cp tests/bench/advlens-adapter.mjs "$work/adapters/advlens.mjs"
 stage "benchmark (one Chromium run)"
 cd "$work"
-node run-bench.mjs --models mnist,cifar --runs 30 --only 'threads=1' \
-    --extra 'advlens cpu|engine=advlens&device=cpu&threads=1' \
+node run-bench.mjs --models mnist,cifar --runs 30 --only "${ADVLENS_BENCH_ONLY:-threads=1}" \
+    --extra 'advlens cpu|engine=advlens&device=cpu&ep=wasm&threads=1' \
     --extra 'advlens webgpu|engine=advlens&device=webgpu&threads=1' \
     --out results-advlens "$@"
 echo "results: $work/results-advlens.md" >&2
