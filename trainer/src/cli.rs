@@ -22,6 +22,42 @@ pub enum Command {
     Train(TrainArgs),
     /// Turn a run directory into a model bundle (model.json + weights.safetensors + samples.json).
     Export(ExportArgs),
+    /// List the known datasets, verify a copy, or write a PNG grid of its images.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// The datasets this build reads and the folder layout each expects.
+    List,
+    /// Load both splits, check the counts against the canonical ones, print per-class counts
+    /// and a checksum. Exit code 1 when a count differs.
+    Verify(DataArgs),
+    /// Write a PNG grid with one row per class (rows in class order).
+    Show {
+        #[command(flatten)]
+        data: DataArgs,
+        /// train or test.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Images per class.
+        #[arg(long, default_value_t = 10)]
+        per_class: usize,
+        /// PNG file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// mnist, fashion-mnist or cifar10.
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    /// Dataset folder (see `advlens data list`).
+    #[arg(long, env = "ADVLENS_DATA", value_name = "DIR")]
+    pub data: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -29,7 +65,7 @@ pub struct TrainArgs {
     /// Folder with the dataset's IDX files (train-images-idx3-ubyte[.gz], ...).
     #[arg(long, env = "ADVLENS_DATA", value_name = "DIR")]
     pub data: PathBuf,
-    /// Dataset in that folder: mnist or fashion-mnist.
+    /// Dataset in that folder: mnist, fashion-mnist or cifar10.
     #[arg(long, default_value = "mnist")]
     pub dataset: String,
     /// Architecture: small-cnn.

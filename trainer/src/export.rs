@@ -62,7 +62,7 @@ pub fn export(config: &ExportConfig) -> Result<ExportSummary> {
     let mut samples = None;
     if let Some(dir) = &config.data_dir {
         let dataset = spec.provenance.dataset.clone().unwrap_or_else(|| "mnist".into());
-        let test = Dataset::load_idx(DatasetKind::parse(&dataset)?, dir, Split::Test)?;
+        let test = Dataset::load(DatasetKind::parse(&dataset)?, dir, Split::Test)?;
         let images = images_tensor(&test.images, test.shape, Device::Cpu);
         let labels = tch::Tensor::from_slice(&test.labels).to_kind(Kind::Int64);
         let acc = tch::no_grad(|| accuracy(&net, &images, &labels));

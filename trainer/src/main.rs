@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use advlens_trainer::data::{report, DatasetKind, Split};
 use advlens_trainer::{device, export, train};
 use anyhow::Result;
 use clap::Parser;
@@ -57,6 +58,30 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
                 ),
                 None => println!("bundle written to {} (no --data: no accuracy, no samples)", config.out_dir.display()),
             }
+        }
+        cli::Command::Data(cli::DataCommand::List) => print!("{}", report::list()),
+        cli::Command::Data(cli::DataCommand::Verify(a)) => {
+            let kind = DatasetKind::parse(&a.dataset)?;
+            let mut ok = true;
+            for r in report::verify(kind, &a.data)? {
+                let verdict = if r.count == r.expected { "ok" } else { "WRONG COUNT" };
+                ok &= r.count == r.expected;
+                println!("{} {}: {} images (expected {}) {verdict}; checksum {:016x}", kind.name(), r.split, r.count, r.expected, r.checksum);
+                println!("  per class: {:?}", r.per_class);
+            }
+            if !ok {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        cli::Command::Data(cli::DataCommand::Show { data, split, per_class, out }) => {
+            let kind = DatasetKind::parse(&data.dataset)?;
+            let split = match split.as_str() {
+                "train" => Split::Train,
+                "test" => Split::Test,
+                other => anyhow::bail!("unknown split `{other}`: use train or test"),
+            };
+            let rows = report::show(kind, &data.data, split, per_class.max(1), &out)?;
+            println!("wrote {} (rows: {})", out.display(), rows.join(", "));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -46,8 +46,8 @@ pub struct TrainSummary {
 /// `stop` is polled between steps (Ctrl-C): the run then saves a checkpoint and returns.
 pub fn train(config: &TrainConfig, device: Device, stop: Arc<AtomicBool>, quiet: bool) -> Result<TrainSummary> {
     let kind = DatasetKind::parse(&config.dataset)?;
-    let train = Dataset::load_idx(kind, &config.data_dir, Split::Train)?;
-    let test = Dataset::load_idx(kind, &config.data_dir, Split::Test)?;
+    let train = Dataset::load(kind, &config.data_dir, Split::Train)?;
+    let test = Dataset::load(kind, &config.data_dir, Split::Test)?;
     let (mean, std) = kind.normalization();
     let [c, h, w] = train.shape;
     let input = InputSpec { channels: c, height: h, width: w, mean, std };

@@ -102,3 +102,50 @@ fn train_export_and_load_on_real_mnist() {
         assert_eq!(argmax(logits.row(i)), s.reference.predicted, "sample {i}: shared CPU engine vs libtorch");
     }
 }
+
+#[test]
+fn data_list_verify_and_show() {
+    let out = advlens(&["data", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("cifar10") && text.contains("t10k"), "{text}");
+    let Some(mnist) = mnist_dir() else { return };
+    let out = advlens(&["data", "verify", "--dataset", "mnist", "--data", mnist.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("train: 60000 images (expected 60000) ok") && text.contains("test: 10000 images"), "{text}");
+    let tmp = tempfile::tempdir().unwrap();
+    let png = tmp.path().join("grid.png");
+    let out = advlens(&["data", "show", "--data", mnist.to_str().unwrap(), "--per-class", "4", "--out", png.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let grid = image::open(&png).unwrap();
+    // 4 columns and 10 rows of 28x28 images scaled by 2 with a 2-pixel gap.
+    assert_eq!((grid.width(), grid.height()), (4 * 58, 10 * 58));
+}
+
+#[test]
+fn cifar10_image_folder_test_split_loads() {
+    let root = std::env::var_os("ADVLENS_DATASETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets"));
+    let tar = root.join("cifar10-jpg.tar.gz");
+    if !tar.is_file() {
+        eprintln!("SKIPPED: no {} (set ADVLENS_DATASETS)", tar.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let status = Command::new("tar")
+        .args(["xzf", tar.to_str().unwrap(), "-C", tmp.path().to_str().unwrap(), "--wildcards", "test/*"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    use advlens_trainer::data::{Dataset, DatasetKind, Split};
+    let test = Dataset::load(DatasetKind::Cifar10, tmp.path(), Split::Test).unwrap();
+    assert_eq!(test.len(), 10_000);
+    assert_eq!(test.shape, [3, 32, 32]);
+    for class in 0..10 {
+        assert_eq!(test.labels.iter().filter(|&&l| l == class).count(), 1000, "class {class}");
+    }
+    // The train split is absent from this extraction: the error says what is missing.
+    let err = Dataset::load(DatasetKind::Cifar10, tmp.path(), Split::Train).unwrap_err().to_string();
+    assert!(err.contains("train/"), "{err}");
+}

@@ -1,8 +1,12 @@
-//! Datasets for training: MNIST-style IDX files (MNIST, Fashion-MNIST).
+//! Datasets for training: MNIST-style IDX files (MNIST, Fashion-MNIST) and CIFAR-10, either its
+//! official binary batches or an image folder (`train/<class>/*.jpg`, `test/<class>/*.jpg`).
 //!
 //! Loaders take a directory; nothing assumes where datasets live.
 
+pub mod cifar;
+pub mod folder;
 pub mod idx;
+pub mod report;
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +17,7 @@ use thiserror::Error;
 pub enum DataError {
     #[error("dataset directory `{}` does not exist: pass --data DIR or set ADVLENS_DATA to the folder holding the {dataset} files", path.display())]
     DirMissing { path: PathBuf, dataset: String },
-    #[error("`{}` has no `{file}` (plain or .gz): is this the {dataset} folder?", dir.display())]
+    #[error("`{}` has no {file}: is this the {dataset} folder?", dir.display())]
     FileMissing { dir: PathBuf, file: String, dataset: String },
     #[error("cannot read `{}`: {source}", path.display())]
     Io {
@@ -23,7 +27,7 @@ pub enum DataError {
     },
     #[error("`{}` is corrupt: {problem}", path.display())]
     Corrupt { path: PathBuf, problem: String },
-    #[error("unknown dataset `{0}`: known datasets are mnist and fashion-mnist")]
+    #[error("unknown dataset `{0}`: known datasets are mnist, fashion-mnist and cifar10")]
     UnknownDataset(String),
 }
 
@@ -38,6 +42,7 @@ impl DataError {
 pub enum DatasetKind {
     Mnist,
     FashionMnist,
+    Cifar10,
 }
 
 impl DatasetKind {
@@ -45,6 +50,7 @@ impl DatasetKind {
         match name {
             "mnist" => Ok(DatasetKind::Mnist),
             "fashion-mnist" | "fashion_mnist" => Ok(DatasetKind::FashionMnist),
+            "cifar10" | "cifar-10" => Ok(DatasetKind::Cifar10),
             other => Err(DataError::UnknownDataset(other.to_string())),
         }
     }
@@ -53,6 +59,7 @@ impl DatasetKind {
         match self {
             DatasetKind::Mnist => "mnist",
             DatasetKind::FashionMnist => "fashion-mnist",
+            DatasetKind::Cifar10 => "cifar10",
         }
     }
 
@@ -61,6 +68,9 @@ impl DatasetKind {
             DatasetKind::Mnist => &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
             DatasetKind::FashionMnist => {
                 &["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+            }
+            DatasetKind::Cifar10 => {
+                &["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
             }
         };
         names.iter().map(|s| s.to_string()).collect()
@@ -71,6 +81,7 @@ impl DatasetKind {
         match self {
             DatasetKind::Mnist => (vec![0.1307], vec![0.3081]),
             DatasetKind::FashionMnist => (vec![0.2860], vec![0.3530]),
+            DatasetKind::Cifar10 => (vec![0.4914, 0.4822, 0.4465], vec![0.2470, 0.2435, 0.2616]),
         }
     }
 }
@@ -108,6 +119,44 @@ impl Dataset {
         &self.images[i * n..(i + 1) * n]
     }
 
+    /// Loads one split of dataset `kind` from `dir`.
+    pub fn load(kind: DatasetKind, dir: &Path, split: Split) -> Result<Self, DataError> {
+        match kind {
+            DatasetKind::Mnist | DatasetKind::FashionMnist => Self::load_idx(kind, dir, split),
+            DatasetKind::Cifar10 => Self::load_cifar10(dir, split),
+        }
+    }
+
+    /// CIFAR-10 from its binary batches (in `dir` or `dir/cifar-10-batches-bin`) or from an image
+    /// folder (`dir/train/<class>/`, `dir/test/<class>/`, class folders named as CIFAR-10's classes).
+    fn load_cifar10(dir: &Path, split: Split) -> Result<Self, DataError> {
+        let kind = DatasetKind::Cifar10;
+        if !dir.is_dir() {
+            return Err(DataError::DirMissing { path: dir.to_owned(), dataset: kind.name().into() });
+        }
+        let train = split == Split::Train;
+        let binary = [dir.to_owned(), dir.join("cifar-10-batches-bin")].into_iter().find(|d| d.join("test_batch.bin").is_file());
+        let (images, labels) = if let Some(bin) = binary {
+            let files = cifar::batch_files(&bin, train);
+            if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+                return Err(DataError::FileMissing { dir: bin.clone(), file: format!("`{}`", missing.file_name().unwrap_or_default().to_string_lossy()), dataset: kind.name().into() });
+            }
+            cifar::read_batches(&files)?
+        } else {
+            let folder = dir.join(if train { "train" } else { "test" });
+            if !folder.is_dir() {
+                let file = format!("`{}/` class folders (nor the binary batches test_batch.bin, data_batch_*.bin)", if train { "train" } else { "test" });
+                return Err(DataError::FileMissing { dir: dir.to_owned(), file, dataset: kind.name().into() });
+            }
+            let (classes, images, labels) = folder::load(&folder, 3, 32)?;
+            if classes != kind.classes() {
+                return Err(DataError::Corrupt { path: folder, problem: format!("class folders {classes:?} are not CIFAR-10's {:?}", kind.classes()) });
+            }
+            (images, labels)
+        };
+        Ok(Self { kind, split, shape: [3, 32, 32], images, labels })
+    }
+
     /// Loads one split of an IDX dataset from `dir`.
     pub fn load_idx(kind: DatasetKind, dir: &Path, split: Split) -> Result<Self, DataError> {
         if !dir.is_dir() {
@@ -119,7 +168,7 @@ impl Dataset {
         };
         let find = |stem: String| {
             [dir.join(format!("{stem}.gz")), dir.join(&stem)].into_iter().find(|p| p.is_file()).ok_or_else(|| {
-                DataError::FileMissing { dir: dir.to_owned(), file: stem.clone(), dataset: kind.name().into() }
+                DataError::FileMissing { dir: dir.to_owned(), file: format!("`{stem}` (plain or .gz)"), dataset: kind.name().into() }
             })
         };
         let images_path = find(format!("{prefix}-images-idx3-ubyte"))?;

@@ -1,0 +1,107 @@
+//! Image folders: one sub-folder per class (class names = folder names, sorted), PNG or JPEG
+//! files of any size.
+//!
+//! Resize policy: an image whose size differs from the target is scaled (bilinear) so that its
+//! shorter side equals the target side, then centre-cropped to a square. Grey images are
+//! replicated to three channels when the target has three, RGB is averaged when it has one.
+
+use std::path::{Path, PathBuf};
+
+use super::DataError;
+
+/// The class folders of `dir`, sorted by name.
+pub fn class_folders(dir: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| DataError::Io { path: dir.to_owned(), source })?;
+    let mut classes = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| DataError::Io { path: dir.to_owned(), source })?;
+        if entry.path().is_dir() {
+            classes.push((entry.file_name().to_string_lossy().into_owned(), entry.path()));
+        }
+    }
+    classes.sort();
+    if classes.is_empty() {
+        return Err(DataError::Corrupt { path: dir.to_owned(), problem: "no class sub-folders (expected one folder per class)".into() });
+    }
+    Ok(classes)
+}
+
+/// Loads every image of every class folder as `[channels, side, side]` bytes.
+pub fn load(dir: &Path, channels: usize, side: usize) -> Result<(Vec<String>, Vec<u8>, Vec<u8>), DataError> {
+    let classes = class_folders(dir)?;
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    for (label, (name, folder)) in classes.iter().enumerate() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+            .map_err(|source| DataError::Io { path: folder.clone(), source })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(DataError::Corrupt { path: folder.clone(), problem: format!("class folder `{name}` has no PNG or JPEG images") });
+        }
+        for file in files {
+            images.extend(decode(&file, channels, side)?);
+            labels.push(u8::try_from(label).map_err(|_| DataError::Corrupt { path: dir.to_owned(), problem: "more than 256 classes".into() })?);
+        }
+    }
+    Ok((classes.into_iter().map(|(n, _)| n).collect(), images, labels))
+}
+
+/// One image as CHW bytes of `channels x side x side`, after the resize policy above.
+pub fn decode(path: &Path, channels: usize, side: usize) -> Result<Vec<u8>, DataError> {
+    let image = image::open(path).map_err(|e| DataError::Corrupt { path: path.to_owned(), problem: format!("cannot decode image: {e}") })?;
+    let rgb = image.to_rgb8();
+    let rgb = if rgb.width() as usize == side && rgb.height() as usize == side {
+        rgb
+    } else {
+        let (w, h) = (rgb.width() as f64, rgb.height() as f64);
+        let scale = side as f64 / w.min(h);
+        let (nw, nh) = (((w * scale).round() as u32).max(side as u32), ((h * scale).round() as u32).max(side as u32));
+        let scaled = image::imageops::resize(&rgb, nw, nh, image::imageops::FilterType::Triangle);
+        let (x, y) = ((nw - side as u32) / 2, (nh - side as u32) / 2);
+        image::imageops::crop_imm(&scaled, x, y, side as u32, side as u32).to_image()
+    };
+    let plane = side * side;
+    let mut out = vec![0u8; channels * plane];
+    for (i, px) in rgb.pixels().enumerate() {
+        if channels == 1 {
+            out[i] = ((u16::from(px[0]) + u16::from(px[1]) + u16::from(px[2])) / 3) as u8;
+        } else {
+            for c in 0..3 {
+                out[c * plane + i] = px[c];
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_class_folders_resizes_and_reports_bad_images() {
+        let dir = tempfile::tempdir().unwrap();
+        for (class, colour) in [("cat", [200u8, 10, 10]), ("dog", [10, 10, 200])] {
+            std::fs::create_dir(dir.path().join(class)).unwrap();
+            // 40x20: scaled to 64x32, centre-cropped to 32x32.
+            image::RgbImage::from_pixel(40, 20, image::Rgb(colour)).save(dir.path().join(class).join("a.png")).unwrap();
+        }
+        let (classes, images, labels) = load(dir.path(), 3, 32).unwrap();
+        assert_eq!(classes, vec!["cat", "dog"]);
+        assert_eq!(labels, vec![0, 1]);
+        assert_eq!(images.len(), 2 * 3 * 32 * 32);
+        assert_eq!((images[0], images[2 * 1024]), (200, 10), "cat is red, CHW order");
+        assert_eq!(images[3 * 1024 + 2 * 1024], 200, "dog is blue");
+
+        std::fs::write(dir.path().join("dog").join("broken.jpg"), b"not a jpeg").unwrap();
+        let err = load(dir.path(), 3, 32).unwrap_err().to_string();
+        assert!(err.contains("broken.jpg") && err.contains("cannot decode"), "{err}");
+        std::fs::remove_file(dir.path().join("dog").join("broken.jpg")).unwrap();
+
+        std::fs::create_dir(dir.path().join("empty")).unwrap();
+        let err = load(dir.path(), 3, 32).unwrap_err().to_string();
+        assert!(err.contains("`empty`") && err.contains("no PNG or JPEG"), "{err}");
+    }
+}
