@@ -171,3 +171,17 @@ pub fn random_bundle(rng: &mut Rng, spec: ModelSpec) -> Bundle {
     let weights = random_weights(rng, &spec);
     Bundle::new(spec, weights).expect("reference cases are valid")
 }
+
+/// Largest `|a - b| / max(1, |b|)`: for values such as logits.
+pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "compared tensors differ in length");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs() / y.abs().max(1.0)).fold(0.0, f32::max)
+}
+
+/// Largest `|a - b|` relative to the largest `|b|`: for whole tensors such as gradients,
+/// whose entries are small.
+pub fn max_scaled_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "compared tensors differ in length");
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max) / scale
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use advlens_shared::engine::{cpu::CpuEngine, gpu::GpuEngine, Objective};
 use advlens_shared::model::{Bundle, SampleSet};
 use advlens_shared::tensor::argmax;
-use advlens_shared::testing::{fresh_seed, random_bundle, random_images, reference_cases, Rng};
+use advlens_shared::testing::{fresh_seed, max_rel_diff, max_scaled_diff, random_bundle, random_images, reference_cases, Rng};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -48,14 +48,13 @@ async fn webgpu_equals_cpu_on_random_models_in_the_browser() {
         let gpu = GpuEngine::new(bundle).await.unwrap();
         let want = cpu.forward(&x).unwrap();
         let got = gpu.forward(&x).await.unwrap();
-        let diff = got.data().iter().zip(want.data()).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
+        let diff = max_rel_diff(got.data(), want.data());
         assert!(diff < 1e-4, "{name}, seed {seed}: WebGPU differs from CPU by {diff}");
 
         let objective = Objective::CrossEntropy { target: 0 };
         let want = cpu.gradient(&x, &objective, &[]).unwrap().input;
         let got = gpu.gradient(&x, &objective, &[]).await.unwrap().input;
-        let scale = want.data().iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
-        let diff = got.data().iter().zip(want.data()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max) / scale;
+        let diff = max_scaled_diff(got.data(), want.data());
         assert!(diff < 1e-4, "{name}, seed {seed}: WebGPU input gradient differs from CPU by {diff}");
     }
 }

@@ -7,18 +7,7 @@
 use std::sync::Arc;
 
 use advlens_shared::engine::{cpu::CpuEngine, gpu, Ablation, Objective};
-use advlens_shared::testing::{fresh_seed, random_bundle, random_images, reference_cases, Rng};
-
-/// Largest |a - b| / max(1, |b|) over all elements.
-fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs() / y.abs().max(1.0)).fold(0.0, f32::max)
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
+use advlens_shared::testing::{fresh_seed, max_rel_diff, max_scaled_diff, random_bundle, random_images, reference_cases, Rng};
 
 #[test]
 fn gpu_forward_equals_cpu_forward() {
@@ -61,12 +50,10 @@ fn gpu_forward_equals_cpu_forward() {
         ] {
             let want = cpu.gradient(&x, &objective, &[&first]).unwrap();
             let got = pollster::block_on(gpu.gradient(&x, &objective, &[&first])).unwrap();
-            let scale = want.input.data().iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
-            let diff = max_abs_diff(got.input.data(), want.input.data()) / scale;
+            let diff = max_scaled_diff(got.input.data(), want.input.data());
             assert!(diff < 1e-4, "{name}, {objective:?}, seed {seed}: GPU input gradient differs from CPU by {diff}");
             let (a, b) = (&got.activations[&first], &want.activations[&first]);
-            let scale = b.data().iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
-            assert!(max_abs_diff(a.data(), b.data()) / scale < 1e-4, "{name}, {objective:?}: gradient at {first}");
+            assert!(max_scaled_diff(a.data(), b.data()) < 1e-4, "{name}, {objective:?}: gradient at {first}");
             assert_eq!(got.values.len(), 3);
         }
         // Intermediate activations and channel ablation.

@@ -7,7 +7,7 @@ use advlens_shared::engine::cpu::CpuEngine;
 use advlens_shared::engine::gpu::{self, GpuEngine};
 use advlens_shared::engine::{Ablation, Objective};
 use advlens_shared::model::{Bundle, Op};
-use advlens_shared::testing::{fresh_seed, random_images, random_weights, reference_cases, Rng};
+use advlens_shared::testing::{fresh_seed, max_scaled_diff, random_images, random_weights, reference_cases, Rng};
 use advlens_shared::Tensor;
 use advlens_trainer::net::Net;
 use tch::{nn, Device, Kind};
@@ -19,13 +19,6 @@ fn to_tch(x: &Tensor) -> tch::Tensor {
 
 fn to_vec(t: &tch::Tensor) -> Vec<f32> {
     Vec::<f32>::try_from(t.flatten(0, -1).to_kind(Kind::Float)).unwrap()
-}
-
-/// max |a - b| relative to the largest |b| (gradients are compared as whole tensors).
-fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max) / scale
 }
 
 /// A libtorch twin of a random bundle: same graph, same weights.
@@ -102,16 +95,16 @@ fn input_and_activation_gradients_match_libtorch() {
             let v = ours.values.iter().sum::<f32>();
             let tv = value.double_value(&[]) as f32;
             assert!((v - tv).abs() <= 1e-4 * tv.abs().max(1.0), "{what}: value {v} vs libtorch {tv}");
-            let d = rel_diff(ours.input.data(), &to_vec(&grads[0]));
+            let d = max_scaled_diff(ours.input.data(), &to_vec(&grads[0]));
             assert!(d < 1e-4, "{what}: input gradient differs from libtorch by {d}");
-            let d = rel_diff(ours.activations[&convs[0]].data(), &to_vec(&grads[1]));
+            let d = max_scaled_diff(ours.activations[&convs[0]].data(), &to_vec(&grads[1]));
             assert!(d < 1e-4, "{what}: gradient at {} differs from libtorch by {d}", convs[0]);
             assert!(ours.input.data().iter().any(|g| g.abs() > 1e-6), "{what}: degenerate, zero gradient");
             if let Some(gpu) = &gpu {
                 let theirs = pollster::block_on(gpu.gradient(&x, objective, &[&convs[0]])).unwrap();
-                let d = rel_diff(theirs.input.data(), &to_vec(&grads[0]));
+                let d = max_scaled_diff(theirs.input.data(), &to_vec(&grads[0]));
                 assert!(d < 1e-4, "{what}: WebGPU input gradient differs from libtorch by {d}");
-                let d = rel_diff(theirs.activations[&convs[0]].data(), &to_vec(&grads[1]));
+                let d = max_scaled_diff(theirs.activations[&convs[0]].data(), &to_vec(&grads[1]));
                 assert!(d < 1e-4, "{what}: WebGPU gradient at {} differs from libtorch by {d}", convs[0]);
             }
         }
@@ -133,13 +126,13 @@ fn ablating_a_channel_equals_zeroing_its_filter() {
         let x = random_images(&mut rng, [2, c, h, w]);
         let engine = CpuEngine::new(bundle);
         let ablated = engine.forward_ablated(&x, &Ablation::default().zero(&conv, 2)).unwrap();
-        assert!(rel_diff(ablated.data(), engine.forward(&x).unwrap().data()) > 1e-4, "{name}: ablation changed nothing");
+        assert!(max_scaled_diff(ablated.data(), engine.forward(&x).unwrap().data()) > 1e-4, "{name}: ablation changed nothing");
 
         let filter = weights.get_mut(&format!("{conv}.weight")).unwrap();
         let per_channel = filter.len() / filter.shape()[0];
         filter.data_mut()[2 * per_channel..3 * per_channel].fill(0.0);
         weights.get_mut(&format!("{conv}.bias")).unwrap().data_mut()[2] = 0.0;
         let zeroed = CpuEngine::new(Arc::new(Bundle::new(spec, weights).unwrap())).forward(&x).unwrap();
-        assert!(rel_diff(ablated.data(), zeroed.data()) < 1e-6, "{name}, seed {seed}");
+        assert!(max_scaled_diff(ablated.data(), zeroed.data()) < 1e-6, "{name}, seed {seed}");
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use advlens_shared::engine::{cpu::CpuEngine, gpu};
 use advlens_shared::model::{Bundle, SampleSet, SAMPLES_FILE};
 use advlens_shared::tensor::argmax;
-use advlens_shared::testing::{fresh_seed, random_images, reference_cases, Rng};
+use advlens_shared::testing::{fresh_seed, max_rel_diff, random_images, reference_cases, Rng};
 use advlens_shared::Tensor;
 use advlens_trainer::export::to_bundle;
 use advlens_trainer::net::Net;
@@ -15,11 +15,6 @@ use tch::{nn, Device};
 fn to_tch(x: &Tensor) -> tch::Tensor {
     let shape: Vec<i64> = x.shape().iter().map(|&d| d as i64).collect();
     tch::Tensor::from_slice(x.data()).view(shape.as_slice())
-}
-
-fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs() / y.abs().max(1.0)).fold(0.0, f32::max)
 }
 
 fn gpu_device() -> Option<gpu::GpuContext> {
