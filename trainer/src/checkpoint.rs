@@ -1,10 +1,22 @@
 //! Run directories and atomic checkpoints.
+//!
+//! A checkpoint is one safetensors file holding the network (`net/<name>`), the optimizer's
+//! moments (`adam.m/<name>`, `adam.v/<name>`) and, in its metadata, the loop position
+//! ([`TrainState`]): everything a resumed run needs, replaced in one atomic rename.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use tch::nn::VarStore;
+use anyhow::{bail, Context, Result};
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::net::Net;
+use crate::optim::Adam;
+
+const STATE_KEY: &str = "advlens.train_state";
 
 /// Files of a run directory.
 pub struct RunDir {
@@ -21,12 +33,39 @@ impl RunDir {
     pub fn config(&self) -> PathBuf {
         self.root.join("config.json")
     }
-    pub fn checkpoint(&self) -> PathBuf {
-        self.root.join("checkpoint.safetensors")
+    /// Written every epoch and every `--checkpoint-every` steps; `--resume` starts from it.
+    pub fn last(&self) -> PathBuf {
+        self.root.join("last.safetensors")
+    }
+    /// The epoch with the best validation accuracy so far.
+    pub fn best(&self) -> PathBuf {
+        self.root.join("best.safetensors")
     }
     pub fn metrics(&self) -> PathBuf {
         self.root.join("metrics.jsonl")
     }
+    pub fn curves(&self) -> PathBuf {
+        self.root.join("curves.png")
+    }
+    pub fn eval(&self) -> PathBuf {
+        self.root.join("eval.json")
+    }
+}
+
+/// Where the training loop is, and the running sums of the epoch in progress.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Steps completed in the epoch in progress (0 at an epoch boundary).
+    pub step: usize,
+    pub global_step: u64,
+    pub best_accuracy: Option<f64>,
+    pub best_epoch: Option<usize>,
+    pub loss_sum: f64,
+    pub correct: i64,
+    pub seen: usize,
+    pub seconds: f64,
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new file:
@@ -45,7 +84,89 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Res
     Ok(())
 }
 
-/// Saves the weights of `vs` to `path` atomically (safetensors).
-pub fn save_weights(vs: &VarStore, path: &Path) -> Result<()> {
-    write_atomic(path, |tmp| vs.save(tmp).with_context(|| format!("writing checkpoint {}", tmp.display())))
+fn tensor_bytes(t: &Tensor) -> Result<(Vec<usize>, Vec<u8>)> {
+    let t = t.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+    let shape = t.size().iter().map(|&d| d as usize).collect();
+    let data = Vec::<f32>::try_from(t.flatten(0, -1))?;
+    Ok((shape, data.iter().flat_map(|v| v.to_le_bytes()).collect()))
+}
+
+/// Saves network, optimizer and loop state to `path` atomically.
+pub fn save(path: &Path, net: &Net, adam: &Adam, state: &TrainState) -> Result<()> {
+    let mut entries: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, t) in net.tensors() {
+        let (shape, bytes) = tensor_bytes(t)?;
+        entries.push((format!("net/{name}"), shape, bytes));
+    }
+    for (prefix, moments) in [("adam.m", &adam.m), ("adam.v", &adam.v)] {
+        for (name, t) in moments {
+            let (shape, bytes) = tensor_bytes(t)?;
+            entries.push((format!("{prefix}/{name}"), shape, bytes));
+        }
+    }
+    let views = entries
+        .iter()
+        .map(|(name, shape, bytes)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut metadata = HashMap::new();
+    metadata.insert(STATE_KEY.to_string(), serde_json::to_string(&(state, adam.t))?);
+    let bytes = safetensors::serialize(views, Some(metadata))?;
+    write_atomic(path, |tmp| std::fs::write(tmp, &bytes).with_context(|| format!("writing checkpoint {}", tmp.display())))
+}
+
+/// A checkpoint read back: the tensors by name and the loop state.
+pub struct Checkpoint {
+    tensors: HashMap<String, Tensor>,
+    pub state: TrainState,
+    pub adam_t: u64,
+}
+
+impl Checkpoint {
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes).with_context(|| format!("{} is not a safetensors file", path.display()))?;
+        let state_json = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(STATE_KEY))
+            .with_context(|| format!("{} has no training state: it was not written by `advlens train`", path.display()))?;
+        let (state, adam_t): (TrainState, u64) =
+            serde_json::from_str(state_json).with_context(|| format!("reading the training state of {}", path.display()))?;
+        let file = SafeTensors::deserialize(&bytes).with_context(|| format!("reading tensors of {}", path.display()))?;
+        let mut tensors = HashMap::new();
+        for (name, view) in file.tensors() {
+            if view.dtype() != Dtype::F32 {
+                bail!("{}: tensor `{name}` is {:?}, expected F32", path.display(), view.dtype());
+            }
+            let data: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+            tensors.insert(name, Tensor::from_slice(&data).view(shape.as_slice()));
+        }
+        Ok(Self { tensors, state, adam_t })
+    }
+
+    /// Copies the network tensors into `net`.
+    pub fn load_net(&self, net: &Net) -> Result<()> {
+        for (name, param) in net.tensors() {
+            let value = self.tensors.get(&format!("net/{name}")).with_context(|| format!("the checkpoint has no tensor `{name}`: was it written for another architecture?"))?;
+            if value.size() != param.size() {
+                bail!("checkpoint tensor `{name}` has shape {:?}, the network expects {:?}", value.size(), param.size());
+            }
+            let mut param = param.shallow_clone();
+            tch::no_grad(|| param.f_copy_(value))?;
+        }
+        Ok(())
+    }
+
+    /// Restores the optimizer's moments and step count.
+    pub fn load_adam(&self, adam: &mut Adam) -> Result<()> {
+        adam.t = self.adam_t;
+        for (prefix, moments) in [("adam.m", &mut adam.m), ("adam.v", &mut adam.v)] {
+            for (name, t) in moments.iter_mut() {
+                let value = self.tensors.get(&format!("{prefix}/{name}")).with_context(|| format!("the checkpoint has no optimizer state `{prefix}/{name}`"))?;
+                tch::no_grad(|| t.f_copy_(value))?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
-use advlens_trainer::{export::ExportConfig, train::TrainConfig};
+use advlens_trainer::attack::{Attack, AttackKind, Norm};
+use advlens_trainer::data::DatasetKind;
+use advlens_trainer::mode::Mode;
+use advlens_trainer::{arch, export::ExportConfig, train::TrainConfig};
+use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 
 /// Train CNNs on libtorch and export them as advlens model bundles.
@@ -18,10 +22,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Train a model and write a run directory (config, graph, metrics, checkpoint).
+    /// Train a model (standard, pgd, trades or consistent loss) into a run directory: config,
+    /// graph, metrics.jsonl, curves.png, last and best checkpoints.
     Train(TrainArgs),
+    /// Clean and robust accuracy (FGSM, PGD with restarts, least-likely), overall and per class.
+    Eval(EvalArgs),
     /// Turn a run directory into a model bundle (model.json + weights.safetensors + samples.json).
     Export(ExportArgs),
+    /// Time training steps on random data (compare with tests/bench/train-step.sh).
+    BenchStep(BenchStepArgs),
     /// List the known datasets, verify a copy, or write a PNG grid of its images.
     #[command(subcommand)]
     Data(DataCommand),
@@ -62,18 +71,23 @@ pub struct DataArgs {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Folder with the dataset's IDX files (train-images-idx3-ubyte[.gz], ...).
+    /// Dataset folder (see `advlens data list`).
     #[arg(long, env = "ADVLENS_DATA", value_name = "DIR")]
     pub data: PathBuf,
-    /// Dataset in that folder: mnist, fashion-mnist or cifar10.
+    /// mnist, fashion-mnist or cifar10.
     #[arg(long, default_value = "mnist")]
     pub dataset: String,
-    /// Architecture: small-cnn.
+    /// small-cnn, alexnet, vgg or resnet (all fit 28x28 and 32x32 inputs).
     #[arg(long, default_value = "small-cnn")]
     pub arch: String,
-    /// Model name written into the bundle.
-    #[arg(long, default_value = "mnist-small")]
-    pub name: String,
+    /// Channels of the first convolution (default: 32 for alexnet, 16 otherwise).
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Model name written into the bundle (default: <dataset>-<arch>-<mode>).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub mode: ModeArgs,
     #[arg(long, default_value_t = 2)]
     pub epochs: usize,
     #[arg(long, default_value_t = 64)]
@@ -81,14 +95,108 @@ pub struct TrainArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// Seeds the initial weights, the batch order, augmentation and random attack starts.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Train on the first N training images only (quick runs and tests).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// Run directory to write.
+    /// Fraction of the training images held out for validation; `best.safetensors` is the epoch
+    /// with the best validation accuracy (0: no validation, best = last).
+    #[arg(long, default_value_t = 0.1)]
+    pub val_fraction: f64,
+    /// Random crop (4-pixel padding) and horizontal flip: on|off (default: on for cifar10 only).
+    #[arg(long)]
+    pub augment: Option<String>,
+    /// Also checkpoint every N steps (0: only at the end of each epoch).
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub checkpoint_every: usize,
+    /// Run directory to write (with --resume: the run to continue).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Continue the run in --out from its last checkpoint, with its saved configuration (the
+    /// other training options are ignored; --epochs may raise the epoch count).
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+/// How the model is trained.
+#[derive(Debug, Args)]
+pub struct ModeArgs {
+    /// standard, pgd (Madry adversarial training), trades, or consistent (the paper's loss:
+    /// CE on real and adversarial images + lambda * feature-map distance).
+    #[arg(long, default_value = "standard")]
+    pub mode: String,
+    /// Perturbation budget on the [0,1] scale (default: mnist 0.3, fashion-mnist 0.1, cifar10 8/255).
+    #[arg(long)]
+    pub epsilon: Option<f64>,
+    /// Attack step size (default: mnist 0.01, fashion-mnist 0.01, cifar10 2/255).
+    #[arg(long)]
+    pub step_size: Option<f64>,
+    /// Attack steps during training (default: mnist 40, fashion-mnist 20, cifar10 10).
+    #[arg(long)]
+    pub attack_steps: Option<usize>,
+    /// Attack that makes the adversarial images of --mode consistent: fgsm, pgd, or ll
+    /// (iterative least-likely class, targeted).
+    #[arg(long, default_value = "pgd")]
+    pub attack: String,
+    /// Norm of the attack ball: linf or l2.
+    #[arg(long, default_value = "linf")]
+    pub norm: String,
+    /// Weight of the feature-map distance in --mode consistent.
+    #[arg(long, default_value_t = 1.0)]
+    pub lambda: f64,
+    /// Layer whose output the consistent loss compares (default: the last convolutional block).
+    #[arg(long)]
+    pub feature_layer: Option<String>,
+    /// Weight of the KL term in --mode trades.
+    #[arg(long, default_value_t = 6.0)]
+    pub beta: f64,
+}
+
+impl ModeArgs {
+    pub fn into_mode(self, kind: DatasetKind, arch: &str) -> Result<Mode> {
+        let (eps, step, steps) = attack_defaults(kind);
+        let epsilon = self.epsilon.unwrap_or(eps);
+        if !(epsilon > 0.0 && epsilon <= 1.0) {
+            bail!("--epsilon must be in (0, 1] (pixels are on the [0,1] scale), got {epsilon}");
+        }
+        let norm = Norm::parse(&self.norm)?;
+        let step_size = self.step_size.unwrap_or(step);
+        let steps = self.attack_steps.unwrap_or(steps);
+        let pgd = Attack { kind: AttackKind::Pgd, norm, epsilon, step_size, steps, random_start: true };
+        Ok(match self.mode.as_str() {
+            "standard" => Mode::Standard,
+            "pgd" | "adversarial" => Mode::Pgd { attack: pgd },
+            "trades" => Mode::Trades { beta: self.beta, attack: Attack { norm: Norm::Linf, ..pgd } },
+            "consistent" => {
+                let kind = AttackKind::parse(&self.attack)?;
+                let attack = match kind {
+                    AttackKind::Fgsm => Attack { kind, step_size: epsilon, steps: 1, random_start: false, ..pgd },
+                    AttackKind::Pgd => pgd,
+                    AttackKind::LeastLikely => Attack { kind, random_start: false, ..pgd },
+                };
+                let feature_layer = self.feature_layer.unwrap_or_else(|| arch::default_feature_layer(arch).into());
+                Mode::Consistent { lambda: self.lambda, feature_layer, attack }
+            }
+            other => bail!("unknown mode `{other}`: use standard, pgd, trades or consistent"),
+        })
+    }
+}
+
+/// Default (epsilon, step size, steps) of adversarial training per dataset.
+pub fn attack_defaults(kind: DatasetKind) -> (f64, f64, usize) {
+    match kind {
+        DatasetKind::Mnist => (0.3, 0.01, 40),
+        DatasetKind::FashionMnist => (0.1, 0.01, 20),
+        DatasetKind::Cifar10 => (8.0 / 255.0, 2.0 / 255.0, 10),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DeviceArgs {
     /// auto (CUDA when available), cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -98,20 +206,98 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    pub fn into_config(self) -> TrainConfig {
-        TrainConfig {
-            dataset: self.dataset,
+    pub fn into_config(self) -> Result<TrainConfig> {
+        let kind = DatasetKind::parse(&self.dataset)?;
+        let mode = self.mode.into_mode(kind, &self.arch)?;
+        let augment = match self.augment.as_deref() {
+            None => kind == DatasetKind::Cifar10,
+            Some("on") => true,
+            Some("off") => false,
+            Some(other) => bail!("--augment takes on or off, not `{other}`"),
+        };
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            bail!("--val-fraction must be in [0, 1), got {}", self.val_fraction);
+        }
+        Ok(TrainConfig {
+            name: self.name.unwrap_or_else(|| format!("{}-{}-{}", kind.name(), self.arch, mode.name())),
+            dataset: kind.name().into(),
             data_dir: self.data,
+            width: self.width.unwrap_or_else(|| arch::default_width(&self.arch)),
             arch: self.arch,
-            name: self.name,
+            mode,
             epochs: self.epochs,
             batch_size: self.batch_size.max(1),
             learning_rate: self.lr,
             seed: self.seed,
             limit: self.limit,
+            val_fraction: self.val_fraction,
+            augment,
+            checkpoint_every: self.checkpoint_every,
             out_dir: self.out,
-        }
+        })
     }
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Run directory written by `advlens train` (its best checkpoint; eval.json is written there).
+    #[arg(long, value_name = "DIR", conflicts_with = "bundle", required_unless_present = "bundle")]
+    pub run: Option<PathBuf>,
+    /// Or a model bundle directory.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// Dataset folder.
+    #[arg(long, env = "ADVLENS_DATA", value_name = "DIR")]
+    pub data: PathBuf,
+    /// Attacks, comma separated: fgsm, ll (iterative least-likely), pgdN (N steps, random start).
+    #[arg(long, default_value = "fgsm,pgd20,pgd100", value_delimiter = ',')]
+    pub attacks: Vec<String>,
+    /// Budget on the [0,1] scale (default: the model's training epsilon, else mnist 0.3,
+    /// fashion-mnist 0.1, cifar10 8/255).
+    #[arg(long)]
+    pub epsilon: Option<f64>,
+    /// linf or l2.
+    #[arg(long, default_value = "linf")]
+    pub norm: String,
+    /// Random restarts of the PGD attacks.
+    #[arg(long, default_value_t = 1)]
+    pub restarts: usize,
+    /// Evaluate the first N test images only.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: usize,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchStepArgs {
+    /// Input shape and classes of this dataset (no data is read: images are random).
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    #[arg(long, default_value = "small-cnn")]
+    pub arch: String,
+    #[arg(long)]
+    pub width: Option<usize>,
+    #[command(flatten)]
+    pub mode: ModeArgs,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Write the graph (model.json) here, for the PyTorch peer script.
+    #[arg(long, value_name = "FILE")]
+    pub write_spec: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +311,9 @@ pub struct ExportArgs {
     /// How many test images to ship as samples.
     #[arg(long, default_value_t = 16)]
     pub samples: usize,
+    /// Which checkpoint: best (best validation accuracy) or last.
+    #[arg(long, default_value = "best")]
+    pub checkpoint: String,
     /// Bundle directory to write.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -132,6 +321,6 @@ pub struct ExportArgs {
 
 impl ExportArgs {
     pub fn into_config(self) -> ExportConfig {
-        ExportConfig { run_dir: self.run, data_dir: self.data, samples: self.samples, out_dir: self.out }
+        ExportConfig { run_dir: self.run, data_dir: self.data, samples: self.samples, checkpoint: self.checkpoint, out_dir: self.out }
     }
 }

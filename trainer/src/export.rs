@@ -7,7 +7,8 @@ use advlens_shared::model::{parse_spec, Bundle, ModelSpec, Reference, Sample, Sa
 use anyhow::{Context, Result};
 use tch::{nn, Device, Kind};
 
-use crate::checkpoint::RunDir;
+use crate::checkpoint::{Checkpoint, RunDir};
+use crate::eval::EvalReport;
 use crate::data::{Dataset, DatasetKind, Split};
 use crate::net::{images_tensor, Net};
 use crate::train::accuracy;
@@ -19,6 +20,8 @@ pub struct ExportConfig {
     /// Dataset directory for the test accuracy and the sample images; none skips both.
     pub data_dir: Option<PathBuf>,
     pub samples: usize,
+    /// `best` or `last`.
+    pub checkpoint: String,
     pub out_dir: PathBuf,
 }
 
@@ -29,15 +32,29 @@ pub struct ExportSummary {
     pub samples: usize,
 }
 
-/// Loads a run's graph and last checkpoint into a libtorch [`Net`] on the CPU.
-pub fn load_run(run_dir: &Path) -> Result<(nn::VarStore, Net)> {
+/// Loads a run's graph and its `best` or `last` checkpoint into a libtorch [`Net`] on `device`.
+pub fn load_run(run_dir: &Path, which: &str, device: Device) -> Result<(nn::VarStore, Net)> {
     let run = RunDir::new(run_dir);
     let spec_bytes = std::fs::read(run.model())
         .with_context(|| format!("reading {}: is `{}` a run directory written by `advlens train`?", run.model().display(), run_dir.display()))?;
     let spec = parse_spec(&spec_bytes).with_context(|| format!("reading {}", run.model().display()))?;
-    let mut vs = nn::VarStore::new(Device::Cpu);
+    let path = match which {
+        "best" => run.best(),
+        "last" => run.last(),
+        other => anyhow::bail!("unknown checkpoint `{other}`: use best or last"),
+    };
+    let vs = nn::VarStore::new(device);
     let net = Net::new(&vs.root(), &spec);
-    vs.load(run.checkpoint()).with_context(|| format!("loading checkpoint {}", run.checkpoint().display()))?;
+    Checkpoint::read(&path)?.load_net(&net).with_context(|| format!("loading {}", path.display()))?;
+    Ok((vs, net))
+}
+
+/// Loads a bundle directory into a libtorch [`Net`] on `device`.
+pub fn load_bundle(dir: &Path, device: Device) -> Result<(nn::VarStore, Net)> {
+    let bundle = Bundle::load(dir).with_context(|| format!("loading bundle {}", dir.display()))?;
+    let vs = nn::VarStore::new(device);
+    let mut net = Net::new(&vs.root(), bundle.spec());
+    net.load_weights(bundle.weights())?;
     Ok((vs, net))
 }
 
@@ -54,8 +71,21 @@ pub fn to_bundle(net: &Net, spec: ModelSpec) -> Result<Bundle> {
 
 /// Exports a run: the bundle, and `samples.json` with libtorch's predictions when data is given.
 pub fn export(config: &ExportConfig) -> Result<ExportSummary> {
-    let (_vs, net) = load_run(&config.run_dir)?;
+    let (_vs, net) = load_run(&config.run_dir, &config.checkpoint, Device::Cpu)?;
     let mut spec = net.spec().clone();
+    let eval_path = RunDir::new(&config.run_dir).eval();
+    if eval_path.exists() {
+        // Robust accuracy measured by `advlens eval --run` on this run.
+        let text = std::fs::read_to_string(&eval_path).with_context(|| format!("reading {}", eval_path.display()))?;
+        let report: EvalReport = serde_json::from_str(&text).with_context(|| format!("reading {}", eval_path.display()))?;
+        for row in &report.rows {
+            if row.name == "clean" {
+                spec.provenance.clean_accuracy = Some(row.accuracy);
+            } else {
+                spec.provenance.robust_accuracy.insert(format!("{}@{}", row.name, report.epsilon), row.accuracy);
+            }
+        }
+    }
     spec.provenance.tool_version = Some(format!("advlens {}", env!("CARGO_PKG_VERSION")));
     spec.provenance.date = Some(today_utc());
     let mut summary = ExportSummary { test_accuracy: None, samples: 0 };

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use advlens_trainer::data::{report, DatasetKind, Split};
-use advlens_trainer::{device, export, train};
-use anyhow::Result;
+use advlens_trainer::data::{report, Dataset, DatasetKind, Split};
+use advlens_trainer::{bench, device, eval, export, train};
+use anyhow::{Context, Result};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -26,8 +26,8 @@ fn main() -> ExitCode {
 fn run(args: cli::Cli) -> Result<ExitCode> {
     match args.command {
         cli::Command::Train(a) => {
-            let device = device::select(&a.device, a.threads)?;
-            eprintln!("device: {}", device::describe(device, a.threads));
+            let device = device::select(&a.device.device, a.device.threads)?;
+            eprintln!("device: {}", device::describe(device, a.device.threads));
             let stop = Arc::new(AtomicBool::new(false));
             let flag = stop.clone();
             // The first Ctrl-C asks the loop to save and stop; a second one kills at once.
@@ -37,14 +37,87 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
                 }
                 eprintln!("\nstopping after this step (Ctrl-C again to abort without saving)");
             })?;
-            let config = a.into_config();
-            let summary = train::train(&config, device, stop, args.quiet)?;
+            let resume = a.resume;
+            let config = if resume {
+                let path = a.out.join("config.json");
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}: --resume needs the --out of an earlier `advlens train`", path.display()))?;
+                let mut config: train::TrainConfig = serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+                config.epochs = config.epochs.max(a.epochs);
+                config
+            } else {
+                a.into_config()?
+            };
+            let summary = train::train(&config, device, resume, stop, args.quiet)?;
             println!("{}", serde_json::to_string(&summary)?);
             if summary.interrupted {
-                eprintln!("interrupted: the checkpoint in {} holds the weights so far", config.out_dir.display());
+                eprintln!("interrupted: continue with `advlens train --resume --out {}`", config.out_dir.display());
                 return Ok(ExitCode::from(1));
             }
             eprintln!("run written to {}; export it with `advlens export --run {}`", config.out_dir.display(), config.out_dir.display());
+        }
+        cli::Command::Eval(a) => {
+            let device = device::select(&a.device.device, a.device.threads)?;
+            eprintln!("device: {}", device::describe(device, a.device.threads));
+            let (_vs, net) = match (&a.run, &a.bundle) {
+                (Some(run), _) => export::load_run(run, "best", device)?,
+                (None, Some(bundle)) => export::load_bundle(bundle, device)?,
+                (None, None) => anyhow::bail!("pass --run DIR or --bundle DIR"),
+            };
+            let spec = net.spec().clone();
+            let dataset = spec.provenance.dataset.clone().context("the model does not say which dataset it was trained on (provenance.dataset)")?;
+            let kind = DatasetKind::parse(&dataset)?;
+            let epsilon = a.epsilon.or(spec.provenance.epsilon).unwrap_or(cli::attack_defaults(kind).0);
+            let norm = advlens_trainer::attack::Norm::parse(&a.norm)?;
+            let attacks = a
+                .attacks
+                .iter()
+                .filter(|n| !n.is_empty())
+                .map(|n| Ok((n.clone(), eval::named_attack(n, norm, epsilon)?)))
+                .collect::<Result<Vec<_>>>()?;
+            let test = Dataset::load(kind, &a.data, Split::Test)?;
+            let bar = train::progress_bar(0, args.quiet, "eval");
+            let rows = eval::evaluate(&net, &test, &attacks, a.restarts, a.limit, a.batch_size, device, &bar)?;
+            bar.finish_and_clear();
+            let report = eval::EvalReport {
+                model: spec.name.clone(),
+                dataset: kind.name().into(),
+                images: a.limit.map_or(test.len(), |l| l.min(test.len())),
+                norm,
+                epsilon,
+                restarts: a.restarts,
+                classes: spec.classes.clone(),
+                rows,
+            };
+            print!("{}", report.table());
+            let json = train::pretty_json(&report);
+            if let Some(run) = &a.run {
+                let path = advlens_trainer::checkpoint::RunDir::new(run).eval();
+                std::fs::write(&path, &json).with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("wrote {} (export picks it up as provenance)", path.display());
+            }
+            if let Some(path) = &a.json {
+                std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
+        cli::Command::BenchStep(a) => {
+            let device = device::select(&a.device.device, a.device.threads)?;
+            eprintln!("device: {}", device::describe(device, a.device.threads));
+            let kind = DatasetKind::parse(&a.dataset)?;
+            let [c, h, w] = match kind {
+                DatasetKind::Cifar10 => [3, 32, 32],
+                _ => [1, 28, 28],
+            };
+            let (mean, std) = kind.normalization();
+            let input = advlens_shared::model::InputSpec { channels: c, height: h, width: w, mean, std };
+            let width = a.width.unwrap_or_else(|| advlens_trainer::arch::default_width(&a.arch));
+            let spec = advlens_trainer::arch::build(&a.arch, "bench", input, kind.classes(), width)?;
+            let mode = a.mode.into_mode(kind, &a.arch)?;
+            if let Some(path) = &a.write_spec {
+                std::fs::write(path, train::pretty_json(&spec)).with_context(|| format!("writing {}", path.display()))?;
+            }
+            let times = bench::time_steps(&spec, &mode, a.batch_size, a.warmup, a.steps.max(1), device)?;
+            println!("{}", serde_json::to_string(&times)?);
         }
         cli::Command::Export(a) => {
             let config = a.into_config();

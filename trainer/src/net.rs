@@ -94,7 +94,8 @@ impl Net {
                 Op::Relu => x.relu(),
                 Op::Add => x + &acts[&node.inputs[1]],
                 Op::Flatten => x.flatten(1, -1),
-                Op::Dropout => x.shallow_clone(),
+                // p = 0.5 as in AlexNet; identity at inference, like the shared engines.
+                Op::Dropout => x.dropout(0.5, train),
             };
             acts.insert(node.name.clone(), y);
         }
@@ -110,6 +111,18 @@ impl Net {
             tch::no_grad(|| param.f_copy_(&value))?;
         }
         Ok(())
+    }
+
+    /// Every tensor of the network by bundle name (batch-norm running statistics included).
+    pub fn tensors(&self) -> &HashMap<String, Tensor> {
+        &self.params
+    }
+
+    /// The trained parameters, sorted by name (running statistics excluded).
+    pub fn trainable(&self) -> Vec<(&String, &Tensor)> {
+        let mut out: Vec<_> = self.params.iter().filter(|(_, t)| t.requires_grad()).collect();
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out
     }
 
     /// The parameters as `(bundle name, CPU f32 tensor)`.

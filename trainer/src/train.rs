@@ -1,20 +1,29 @@
-//! Standard training on libtorch. (Adversarial and consistent-loss modes come later.)
+//! The training loop: any [`Mode`], any architecture, resumable.
+//!
+//! Determinism: batch order and augmentation come from (seed, epoch, step) and libtorch's
+//! generator is reseeded from (seed, step) before every step, so on the CPU a run that is killed
+//! and resumed from its last checkpoint ends with the same weights as one that never stopped.
 
 use std::io::Write;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 use crate::arch;
-use crate::checkpoint::{save_weights, write_atomic, RunDir};
+use crate::checkpoint::{self, Checkpoint, RunDir, TrainState};
+use crate::data::batches::{train_val_split, Augment, EpochPlan, SplitMix};
 use crate::data::{Dataset, DatasetKind, Split};
+use crate::mode::{step_loss, Mode};
 use crate::net::{images_tensor, Net};
+use crate::optim::Adam;
+use crate::plot;
 use advlens_shared::model::InputSpec;
 
 /// Everything that defines a training run; saved as `config.json` in the run directory.
@@ -23,13 +32,22 @@ pub struct TrainConfig {
     pub dataset: String,
     pub data_dir: PathBuf,
     pub arch: String,
+    /// Channels of the first convolution.
+    pub width: usize,
     pub name: String,
+    pub mode: Mode,
     pub epochs: usize,
     pub batch_size: usize,
     pub learning_rate: f64,
     pub seed: u64,
     /// Train on the first `limit` training images only.
     pub limit: Option<usize>,
+    /// Fraction of the training images held out for validation (and for picking `best`).
+    pub val_fraction: f64,
+    /// Random crop + flip (CIFAR-10 style).
+    pub augment: bool,
+    /// Also write `last.safetensors` every this many steps (0: only at epoch ends).
+    pub checkpoint_every: usize,
     pub out_dir: PathBuf,
 }
 
@@ -38,36 +56,81 @@ pub struct TrainConfig {
 pub struct TrainSummary {
     pub epochs_done: usize,
     pub train_loss: f64,
+    pub val_accuracy: Option<f64>,
     pub test_accuracy: f64,
+    pub best_epoch: Option<usize>,
     pub interrupted: bool,
 }
 
-/// Trains `config` on `device`, writing the run directory as it goes.
-/// `stop` is polled between steps (Ctrl-C): the run then saves a checkpoint and returns.
-pub fn train(config: &TrainConfig, device: Device, stop: Arc<AtomicBool>, quiet: bool) -> Result<TrainSummary> {
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub train_loss: f64,
+    /// Accuracy on the images the loss was computed on (adversarial ones in `pgd` mode).
+    pub train_accuracy: f64,
+    pub val_accuracy: Option<f64>,
+    pub test_accuracy: f64,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+/// Trains `config` on `device`, writing the run directory as it goes; `resume` continues from
+/// its `last.safetensors`. `stop` is polled between steps (Ctrl-C): the run then saves and returns.
+pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<AtomicBool>, quiet: bool) -> Result<TrainSummary> {
     let kind = DatasetKind::parse(&config.dataset)?;
-    let train = Dataset::load(kind, &config.data_dir, Split::Train)?;
+    let train = Arc::new(Dataset::load(kind, &config.data_dir, Split::Train)?);
     let test = Dataset::load(kind, &config.data_dir, Split::Test)?;
     let (mean, std) = kind.normalization();
     let [c, h, w] = train.shape;
     let input = InputSpec { channels: c, height: h, width: w, mean, std };
-    let mut spec = arch::build(&config.arch, &config.name, input, kind.classes())?;
+    let mut spec = arch::build(&config.arch, &config.name, input, kind.classes(), config.width)?;
     spec.provenance.dataset = Some(kind.name().into());
-    spec.provenance.training_mode = Some("standard".into());
+    spec.provenance.training_mode = Some(config.mode.name().into());
+    spec.provenance.epsilon = config.mode.attack().map(|a| a.epsilon);
+    if let Mode::Consistent { lambda, .. } = &config.mode {
+        spec.provenance.lambda = Some(*lambda);
+    }
 
     let run = RunDir::new(&config.out_dir);
+    if !resume && run.last().exists() {
+        bail!("{} already holds a run: continue it with `advlens train --resume --out {0}`, or pick another --out", run.root.display());
+    }
     std::fs::create_dir_all(&run.root).with_context(|| format!("creating run directory {}", run.root.display()))?;
-    write_atomic(&run.config(), |p| Ok(std::fs::write(p, pretty_json(config))?))?;
-    write_atomic(&run.model(), |p| Ok(std::fs::write(p, pretty_json(&spec))?))?;
+    write_atomic_json(&run.config(), config)?;
+    write_atomic_json(&run.model(), &spec)?;
 
     tch::manual_seed(config.seed as i64);
     let vs = nn::VarStore::new(device);
     let net = Net::new(&vs.root(), &spec);
-    let mut opt = nn::Adam::default().build(&vs, config.learning_rate)?;
+    config.mode.check(&net)?;
+    let mut adam = Adam::new(&net, config.learning_rate);
+    let mut state = TrainState::default();
+    if resume {
+        let ckpt = Checkpoint::read(&run.last())?;
+        ckpt.load_net(&net)?;
+        ckpt.load_adam(&mut adam)?;
+        state = ckpt.state;
+        truncate_metrics(&run, state.epoch)?;
+        eprintln!("resuming {} at epoch {}, step {}", run.root.display(), state.epoch + 1, state.step);
+    }
 
     let n = config.limit.map_or(train.len(), |l| l.min(train.len()));
-    let images = images_tensor(&train.images[..n * c * h * w], train.shape, device);
-    let labels = Tensor::from_slice(&train.labels[..n]).to_kind(Kind::Int64).to_device(device);
+    let (train_idx, val_idx) = train_val_split(n, config.val_fraction, config.seed);
+    if train_idx.is_empty() {
+        bail!("no training images left after holding out {:.0}% for validation", 100.0 * config.val_fraction);
+    }
+    let plan = EpochPlan {
+        indices: Arc::new(train_idx),
+        batch_size: config.batch_size,
+        seed: config.seed,
+        augment: if config.augment { Augment::CropFlip { pad: 4 } } else { Augment::None },
+    };
+    let val = (!val_idx.is_empty()).then(|| {
+        let pixels: Vec<u8> = val_idx.iter().flat_map(|&i| train.image(i).iter().copied()).collect();
+        let labels: Vec<i64> = val_idx.iter().map(|&i| i64::from(train.labels[i])).collect();
+        (images_tensor(&pixels, train.shape, device), Tensor::from_slice(&labels).to_device(device))
+    });
     let test_images = images_tensor(&test.images, test.shape, device);
     let test_labels = Tensor::from_slice(&test.labels).to_kind(Kind::Int64).to_device(device);
 
@@ -76,70 +139,165 @@ pub fn train(config: &TrainConfig, device: Device, stop: Arc<AtomicBool>, quiet:
         .append(true)
         .open(run.metrics())
         .with_context(|| format!("opening {}", run.metrics().display()))?;
-    let steps_per_epoch = n.div_ceil(config.batch_size);
-    let mut summary = TrainSummary { epochs_done: 0, train_loss: f64::NAN, test_accuracy: f64::NAN, interrupted: false };
-    for epoch in 1..=config.epochs {
-        let bar = progress_bar(steps_per_epoch as u64, quiet, &format!("epoch {epoch}/{}", config.epochs));
+    let steps = plan.steps();
+    let mut summary = TrainSummary {
+        epochs_done: state.epoch,
+        train_loss: f64::NAN,
+        val_accuracy: None,
+        test_accuracy: f64::NAN,
+        best_epoch: state.best_epoch,
+        interrupted: false,
+    };
+    for epoch in state.epoch + 1..=config.epochs {
+        let bar = progress_bar(steps as u64, quiet, &format!("{} epoch {epoch}/{}", config.mode.name(), config.epochs));
+        bar.set_position(state.step as u64);
         let start = Instant::now();
-        let order = Tensor::randperm(n as i64, (Kind::Int64, device));
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
-        for step in 0..steps_per_epoch {
+        let seconds_before = state.seconds;
+        let first_step = state.step;
+        for (k, batch) in plan.spawn(train.clone(), epoch, first_step).into_iter().enumerate() {
             if stop.load(Ordering::Relaxed) {
-                save_weights(&vs, &run.checkpoint())?;
+                state.seconds = seconds_before + start.elapsed().as_secs_f64();
+                checkpoint::save(&run.last(), &net, &adam, &state)?;
                 summary.interrupted = true;
-                bar.abandon_with_message("interrupted: checkpoint saved");
+                bar.abandon_with_message("interrupted: checkpoint saved, continue with --resume");
                 return Ok(summary);
             }
-            let idx = order.narrow(0, (step * config.batch_size) as i64, config.batch_size.min(n - step * config.batch_size) as i64);
-            let x = images.index_select(0, &idx);
-            let y = labels.index_select(0, &idx);
-            let logits = net.forward_t(&x, true);
-            let loss = logits.cross_entropy_for_logits(&y);
-            opt.backward_step(&loss);
-            let b = idx.size()[0] as usize;
-            loss_sum += loss.double_value(&[]) * b as f64;
-            correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
-            seen += b;
+            tch::manual_seed(SplitMix::derive(config.seed, 7, state.global_step).next_u64() as i64 & i64::MAX);
+            let x = Tensor::from_slice(&batch.images).view([batch.len as i64, c as i64, h as i64, w as i64]).to_device(device);
+            let y = Tensor::from_slice(&batch.labels).to_device(device);
+            let (loss, correct) = guard_oom(config.batch_size, device, || {
+                let out = step_loss(&net, &config.mode, &x, &y);
+                adam.backward_step(&net, &out.loss);
+                let logits = out.adversarial_logits.filter(|_| matches!(config.mode, Mode::Pgd { .. })).or(out.clean_logits);
+                let correct = logits.map_or(0, |l| l.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]));
+                (out.loss.double_value(&[]), correct)
+            })?;
+            if !loss.is_finite() {
+                bail!("the loss became {loss} at epoch {epoch}, step {}: lower --lr (now {})", first_step + k, config.learning_rate);
+            }
+            state.loss_sum += loss * batch.len as f64;
+            state.correct += correct;
+            state.seen += batch.len;
+            state.step = first_step + k + 1;
+            state.global_step += 1;
             bar.inc(1);
-            if step % 20 == 0 {
-                let rate = seen as f64 / start.elapsed().as_secs_f64();
-                bar.set_message(format!("loss {:.4} acc {:.2}% {rate:.0} img/s", loss_sum / seen as f64, 100.0 * correct as f64 / seen as f64));
+            if k % 10 == 0 || state.step == steps {
+                let rate = (state.seen as f64) / (seconds_before + start.elapsed().as_secs_f64()).max(1e-9);
+                bar.set_message(format!(
+                    "loss {:.4} acc {:.2}% {rate:.0} img/s",
+                    state.loss_sum / state.seen as f64,
+                    100.0 * state.correct as f64 / state.seen as f64
+                ));
+            }
+            if config.checkpoint_every > 0 && state.global_step % config.checkpoint_every as u64 == 0 && state.step < steps {
+                state.seconds = seconds_before + start.elapsed().as_secs_f64();
+                checkpoint::save(&run.last(), &net, &adam, &state)?;
             }
         }
-        let seconds = start.elapsed().as_secs_f64();
+        let seconds = seconds_before + start.elapsed().as_secs_f64();
+        let val_accuracy = val.as_ref().map(|(x, y)| tch::no_grad(|| accuracy(&net, x, y)));
         let test_accuracy = tch::no_grad(|| accuracy(&net, &test_images, &test_labels));
-        summary = TrainSummary { epochs_done: epoch, train_loss: loss_sum / seen as f64, test_accuracy, interrupted: false };
+        let line = EpochMetrics {
+            epoch,
+            train_loss: state.loss_sum / state.seen.max(1) as f64,
+            train_accuracy: state.correct as f64 / state.seen.max(1) as f64,
+            val_accuracy,
+            test_accuracy,
+            seconds,
+            images_per_second: state.seen as f64 / seconds.max(1e-9),
+        };
         bar.finish_with_message(format!(
-            "loss {:.4} train acc {:.2}% test acc {:.2}% ({:.0} img/s)",
-            summary.train_loss,
-            100.0 * correct as f64 / seen as f64,
+            "loss {:.4} train acc {:.2}%{} test acc {:.2}% ({:.0} img/s)",
+            line.train_loss,
+            100.0 * line.train_accuracy,
+            val_accuracy.map_or(String::new(), |v| format!(" val acc {:.2}%", 100.0 * v)),
             100.0 * test_accuracy,
-            seen as f64 / seconds
+            line.images_per_second
         ));
-        let line = serde_json::json!({
-            "epoch": epoch, "train_loss": summary.train_loss,
-            "train_accuracy": correct as f64 / seen as f64, "test_accuracy": test_accuracy,
-            "seconds": seconds, "images_per_second": seen as f64 / seconds,
-        });
-        writeln!(metrics, "{line}").with_context(|| format!("writing {}", run.metrics().display()))?;
-        save_weights(&vs, &run.checkpoint())?;
+        // Model selection uses validation accuracy; without a validation split, the last epoch.
+        let selection = val_accuracy.unwrap_or(epoch as f64);
+        let improved = state.best_accuracy.is_none_or(|b| selection > b);
+        state = TrainState {
+            epoch,
+            step: 0,
+            global_step: state.global_step,
+            best_accuracy: if improved { Some(selection) } else { state.best_accuracy },
+            best_epoch: if improved { Some(epoch) } else { state.best_epoch },
+            ..TrainState::default()
+        };
+        if improved {
+            checkpoint::save(&run.best(), &net, &adam, &state)?;
+        }
+        checkpoint::save(&run.last(), &net, &adam, &state)?;
+        writeln!(metrics, "{}", serde_json::to_string(&line)?).with_context(|| format!("writing {}", run.metrics().display()))?;
+        let history = read_metrics(&run)?;
+        plot::training_curves(&history, &run.curves()).with_context(|| format!("drawing {}", run.curves().display()))?;
+        summary = TrainSummary {
+            epochs_done: epoch,
+            train_loss: line.train_loss,
+            val_accuracy,
+            test_accuracy,
+            best_epoch: state.best_epoch,
+            interrupted: false,
+        };
     }
     Ok(summary)
 }
 
-/// Top-1 accuracy of `net` on `images`, in batches of 1000.
+/// Runs `f`, turning libtorch's out-of-memory failure into an error that says what to do.
+fn guard_oom<T>(batch_size: usize, device: Device, f: impl FnOnce() -> T) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => Ok(v),
+        Err(payload) => {
+            let text = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if text.contains("out of memory") || text.contains("OutOfMemory") {
+                bail!(
+                    "out of memory on {device:?} at batch size {batch_size}: try --batch-size {} (or --device cpu)",
+                    (batch_size / 2).max(1)
+                );
+            }
+            resume_unwind(payload)
+        }
+    }
+}
+
+/// The epoch lines of `metrics.jsonl`.
+pub fn read_metrics(run: &RunDir) -> Result<Vec<EpochMetrics>> {
+    let text = std::fs::read_to_string(run.metrics()).with_context(|| format!("reading {}", run.metrics().display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).with_context(|| format!("bad line in {}: {l}", run.metrics().display())))
+        .collect()
+}
+
+/// Drops metric lines of epochs after `epochs_done` (written after the checkpoint a resumed run
+/// starts from).
+fn truncate_metrics(run: &RunDir, epochs_done: usize) -> Result<()> {
+    if !run.metrics().exists() {
+        return Ok(());
+    }
+    let kept: Vec<EpochMetrics> = read_metrics(run)?.into_iter().filter(|m| m.epoch <= epochs_done).collect();
+    let text: String = kept.iter().map(|m| serde_json::to_string(m).expect("plain data") + "\n").collect();
+    checkpoint::write_atomic(&run.metrics(), |p| Ok(std::fs::write(p, text)?))
+}
+
+/// Top-1 accuracy of `net` on `images`, in batches of 500.
 pub fn accuracy(net: &Net, images: &Tensor, labels: &Tensor) -> f64 {
     let n = images.size()[0];
     let mut correct = 0i64;
-    for start in (0..n).step_by(1000) {
-        let len = (n - start).min(1000);
+    for start in (0..n).step_by(500) {
+        let len = (n - start).min(500);
         let logits = net.forward(&images.narrow(0, start, len));
         correct += logits.argmax(-1, false).eq_tensor(&labels.narrow(0, start, len)).sum(Kind::Int64).int64_value(&[]);
     }
-    correct as f64 / n as f64
+    correct as f64 / n.max(1) as f64
 }
 
-fn progress_bar(len: u64, quiet: bool, prefix: &str) -> ProgressBar {
+pub fn progress_bar(len: u64, quiet: bool, prefix: &str) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }
@@ -151,6 +309,10 @@ fn progress_bar(len: u64, quiet: bool, prefix: &str) -> ProgressBar {
     );
     bar.set_prefix(prefix.to_string());
     bar
+}
+
+fn write_atomic_json<T: Serialize>(path: &std::path::Path, value: &T) -> Result<()> {
+    checkpoint::write_atomic(path, |p| Ok(std::fs::write(p, pretty_json(value))?))
 }
 
 /// Pretty JSON with a final newline.

@@ -210,6 +210,13 @@ pub fn parse_weights(bytes: &[u8]) -> Result<HashMap<String, Tensor>> {
     Ok(out)
 }
 
+/// Validates a graph without weights (names, order, op parameters, caps, hierarchy) and returns
+/// every node's output shape `[C, H, W]` or `[F]` (batch dimension left out). Architecture
+/// builders use it to reject a graph that does not fit its input size.
+pub fn check_spec(spec: &ModelSpec) -> Result<HashMap<String, Vec<usize>>> {
+    check_graph(spec)
+}
+
 /// Checks the graph (names, order, op parameters, caps) and infers every node's output shape.
 fn check_graph(spec: &ModelSpec) -> Result<HashMap<String, Vec<usize>>> {
     let input = &spec.input;

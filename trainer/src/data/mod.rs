@@ -3,6 +3,7 @@
 //!
 //! Loaders take a directory; nothing assumes where datasets live.
 
+pub mod batches;
 pub mod cifar;
 pub mod folder;
 pub mod idx;

@@ -1,0 +1,171 @@
+//! Batched attacks on libtorch, for adversarial training and evaluation.
+//!
+//! Images live in [0, 1]; every attack returns images inside the epsilon ball around the input
+//! and inside [0, 1]. The network is run in inference mode (batch norm uses running statistics,
+//! dropout is off) so that generating an attack never changes the model.
+
+use std::fmt;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Reduction, Tensor};
+
+use crate::net::Net;
+
+/// Which attack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttackKind {
+    /// One signed-gradient step of size epsilon (Goodfellow et al.).
+    Fgsm,
+    /// Projected gradient descent (Madry et al.), optional random start.
+    Pgd,
+    /// Iterative least-likely class (Kurakin et al.): a targeted PGD towards the class the model
+    /// finds least likely on the clean image.
+    LeastLikely,
+}
+
+impl AttackKind {
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "fgsm" => AttackKind::Fgsm,
+            "pgd" => AttackKind::Pgd,
+            "ll" | "least-likely" => AttackKind::LeastLikely,
+            other => bail!("unknown attack `{other}`: use fgsm, pgd or ll (iterative least-likely class)"),
+        })
+    }
+}
+
+/// The perturbation norm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    Linf,
+    L2,
+}
+
+impl Norm {
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "linf" | "Linf" | "inf" => Norm::Linf,
+            "l2" | "L2" => Norm::L2,
+            other => bail!("unknown norm `{other}`: use linf or l2"),
+        })
+    }
+}
+
+/// An attack and its budget.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attack {
+    pub kind: AttackKind,
+    pub norm: Norm,
+    /// Radius of the ball, on the [0, 1] pixel scale.
+    pub epsilon: f64,
+    /// Step size of the iterative attacks.
+    pub step_size: f64,
+    pub steps: usize,
+    /// Start from a uniformly random point of the ball (PGD).
+    pub random_start: bool,
+}
+
+impl fmt::Display for Attack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let norm = match self.norm {
+            Norm::Linf => "Linf",
+            Norm::L2 => "L2",
+        };
+        match self.kind {
+            AttackKind::Fgsm => write!(f, "FGSM {norm} eps={}", self.epsilon),
+            AttackKind::Pgd => write!(f, "PGD-{} {norm} eps={} step={}", self.steps, self.epsilon, self.step_size),
+            AttackKind::LeastLikely => {
+                write!(f, "least-likely-{} {norm} eps={} step={}", self.steps, self.epsilon, self.step_size)
+            }
+        }
+    }
+}
+
+impl Attack {
+    /// Adversarial versions of `images` `[N,C,H,W]` for true `labels` `[N]` (no gradient graph).
+    pub fn perturb(&self, net: &Net, images: &Tensor, labels: &Tensor) -> Tensor {
+        match self.kind {
+            AttackKind::Fgsm => {
+                let step = Attack { steps: 1, step_size: self.epsilon, random_start: false, ..self.clone() };
+                step.iterate(net, images, labels, false)
+            }
+            AttackKind::Pgd => self.iterate(net, images, labels, false),
+            AttackKind::LeastLikely => {
+                let target = tch::no_grad(|| net.forward(images).argmin(-1, false));
+                self.iterate(net, images, &target, true)
+            }
+        }
+    }
+
+    /// Signed (L-inf) or normalised (L2) gradient steps on the cross-entropy of `labels`:
+    /// ascending it (untargeted) or descending it (`targeted`), projected after each step.
+    pub fn iterate(&self, net: &Net, images: &Tensor, labels: &Tensor, targeted: bool) -> Tensor {
+        let x0 = images.detach();
+        let mut x = if self.random_start { self.project(&x0, &(&x0 + self.random_delta(&x0))) } else { x0.shallow_clone() };
+        for _ in 0..self.steps {
+            let xr = x.detach().set_requires_grad(true);
+            let loss = net.forward(&xr).cross_entropy_loss::<Tensor>(labels, None, Reduction::Sum, -100, 0.0);
+            let grad = Tensor::run_backward(&[loss], &[&xr], false, false).pop().expect("one input, one gradient");
+            let direction = if targeted { -grad } else { grad };
+            x = tch::no_grad(|| self.project(&x0, &(&x + self.step(&direction))));
+        }
+        x.detach()
+    }
+
+    /// The step for gradient `g`: `alpha * sign(g)` (L-inf) or `alpha * g / ||g||` (L2).
+    fn step(&self, g: &Tensor) -> Tensor {
+        match self.norm {
+            Norm::Linf => g.sign() * self.step_size,
+            Norm::L2 => g / per_image_norm(g).clamp_min(1e-12) * self.step_size,
+        }
+    }
+
+    /// A uniformly random point of the L-inf ball, or a random direction in the L2 ball.
+    fn random_delta(&self, x: &Tensor) -> Tensor {
+        match self.norm {
+            Norm::Linf => (x.rand_like() * 2.0 - 1.0) * self.epsilon,
+            Norm::L2 => {
+                let d = x.randn_like();
+                let radius = Tensor::rand([x.size()[0], 1, 1, 1], (Kind::Float, x.device())) * self.epsilon;
+                &d / per_image_norm(&d).clamp_min(1e-12) * radius
+            }
+        }
+    }
+
+    /// Projects `x` onto the epsilon ball around `x0`, then onto [0, 1].
+    pub fn project(&self, x0: &Tensor, x: &Tensor) -> Tensor {
+        let delta = x - x0;
+        let delta = match self.norm {
+            Norm::Linf => delta.clamp(-self.epsilon, self.epsilon),
+            Norm::L2 => {
+                let scale = (per_image_norm(&delta).clamp_min(1e-12).reciprocal() * self.epsilon).clamp_max(1.0);
+                delta * scale
+            }
+        };
+        (x0 + delta).clamp(0.0, 1.0)
+    }
+}
+
+/// The L2 norm of each image of `[N,C,H,W]`, shaped `[N,1,1,1]` for broadcasting.
+pub fn per_image_norm(t: &Tensor) -> Tensor {
+    t.flatten(1, -1).norm_scalaropt_dim(2, [1i64].as_slice(), false).view([-1, 1, 1, 1])
+}
+
+/// TRADES' inner maximisation: from `x + 0.001 N(0, 1)`, signed steps that increase
+/// `KL(f(x) || f(x'))`, projected on the L-inf ball (Zhang et al. 2019).
+pub fn trades_perturb(net: &Net, images: &Tensor, epsilon: f64, step_size: f64, steps: usize) -> Tensor {
+    let x0 = images.detach();
+    let clean = tch::no_grad(|| net.forward(&x0).softmax(-1, Kind::Float));
+    let ball = Attack { kind: AttackKind::Pgd, norm: Norm::Linf, epsilon, step_size, steps, random_start: false };
+    let mut x = ball.project(&x0, &(&x0 + x0.randn_like() * 0.001));
+    for _ in 0..steps {
+        let xr = x.detach().set_requires_grad(true);
+        let kl = net.forward(&xr).log_softmax(-1, Kind::Float).kl_div(&clean, Reduction::Sum, false);
+        let grad = Tensor::run_backward(&[kl], &[&xr], false, false).pop().expect("one gradient");
+        x = tch::no_grad(|| ball.project(&x0, &(&x + grad.sign() * step_size)));
+    }
+    x.detach()
+}

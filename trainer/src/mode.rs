@@ -1,0 +1,123 @@
+//! Training modes: the loss of one batch in each.
+//!
+//! - standard:   CE(f(x), y)
+//! - pgd:        CE(f(x_pgd), y)                                   (Madry et al.)
+//! - trades:     CE(f(x), y) + beta * KL(f(x) || f(x'))            (Zhang et al.)
+//! - consistent: CE(f(x), y) + CE(f(x*), y) + lambda * mean((phi(x) - phi(x*))^2)   (Dong et al.)
+//!
+//! Adversarial images are generated from the current weights in inference mode and held constant.
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Reduction, Tensor};
+
+use crate::attack::{trades_perturb, Attack};
+use crate::net::Net;
+
+/// How a model is trained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "kebab-case")]
+pub enum Mode {
+    Standard,
+    Pgd { attack: Attack },
+    Trades { beta: f64, attack: Attack },
+    Consistent { lambda: f64, feature_layer: String, attack: Attack },
+}
+
+impl Mode {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::Standard => "standard",
+            Mode::Pgd { .. } => "pgd",
+            Mode::Trades { .. } => "trades",
+            Mode::Consistent { .. } => "consistent",
+        }
+    }
+
+    pub fn attack(&self) -> Option<&Attack> {
+        match self {
+            Mode::Standard => None,
+            Mode::Pgd { attack } | Mode::Trades { attack, .. } | Mode::Consistent { attack, .. } => Some(attack),
+        }
+    }
+
+    /// Checks the mode against the network (the feature layer must exist and be a feature map).
+    pub fn check(&self, net: &Net) -> Result<()> {
+        if let Mode::Consistent { feature_layer, .. } = self {
+            let spec = net.spec();
+            let Some(node) = spec.nodes.iter().find(|n| &n.name == feature_layer) else {
+                let names: Vec<&str> = spec.nodes.iter().map(|n| n.name.as_str()).collect();
+                bail!("--feature-layer `{feature_layer}` is not a node of this architecture; nodes: {}", names.join(", "));
+            };
+            if node.name == spec.output {
+                bail!("--feature-layer must be an inner layer, not the logits `{}`", spec.output);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The loss of one batch and what it saw.
+pub struct StepLoss {
+    pub loss: Tensor,
+    /// Logits of the clean images, when the mode computed them (for training accuracy).
+    pub clean_logits: Option<Tensor>,
+    /// Logits of the adversarial images, when the mode computed them.
+    pub adversarial_logits: Option<Tensor>,
+}
+
+/// The loss of batch `(x, y)` under `mode`, in training mode (batch norm updates its statistics).
+pub fn step_loss(net: &Net, mode: &Mode, x: &Tensor, y: &Tensor) -> StepLoss {
+    match mode {
+        Mode::Standard => {
+            let logits = net.forward_t(x, true);
+            StepLoss { loss: logits.cross_entropy_for_logits(y), clean_logits: Some(logits), adversarial_logits: None }
+        }
+        Mode::Pgd { attack } => {
+            let x_adv = attack.perturb(net, x, y);
+            let logits = net.forward_t(&x_adv, true);
+            StepLoss { loss: logits.cross_entropy_for_logits(y), clean_logits: None, adversarial_logits: Some(logits) }
+        }
+        Mode::Trades { beta, attack } => {
+            let x_adv = trades_perturb(net, x, attack.epsilon, attack.step_size, attack.steps);
+            let b = x.size()[0];
+            let logits = net.forward_t(&Tensor::cat(&[x, &x_adv], 0), true);
+            let (clean, adv) = (logits.narrow(0, 0, b), logits.narrow(0, b, b));
+            let loss = trades_loss(&clean, &adv, y, *beta);
+            StepLoss { loss, clean_logits: Some(clean), adversarial_logits: Some(adv) }
+        }
+        Mode::Consistent { lambda, feature_layer, attack } => {
+            let x_adv = attack.perturb(net, x, y);
+            let (loss, clean, adv) = consistent_loss(net, x, &x_adv, y, *lambda, feature_layer, true);
+            StepLoss { loss, clean_logits: Some(clean), adversarial_logits: Some(adv) }
+        }
+    }
+}
+
+/// `CE(clean, y) + beta * KL(softmax(clean) || softmax(adv))`, the KL averaged over the batch.
+pub fn trades_loss(clean: &Tensor, adv: &Tensor, y: &Tensor, beta: f64) -> Tensor {
+    let b = clean.size()[0] as f64;
+    let kl = adv.log_softmax(-1, Kind::Float).kl_div(&clean.softmax(-1, Kind::Float), Reduction::Sum, false) / b;
+    clean.cross_entropy_for_logits(y) + kl * beta
+}
+
+/// The paper's consistent loss for images `x` and their fixed adversarial versions `x_adv`.
+/// Both go through the network as one batch. Returns the loss and the clean and adversarial logits.
+pub fn consistent_loss(
+    net: &Net,
+    x: &Tensor,
+    x_adv: &Tensor,
+    y: &Tensor,
+    lambda: f64,
+    feature_layer: &str,
+    train: bool,
+) -> (Tensor, Tensor, Tensor) {
+    let b = x.size()[0];
+    let acts = net.forward_all_t(&Tensor::cat(&[x, &x_adv.detach()], 0), train);
+    let logits = &acts[&net.spec().output];
+    let phi = &acts[feature_layer];
+    let (clean, adv) = (logits.narrow(0, 0, b), logits.narrow(0, b, b));
+    let distance = (phi.narrow(0, 0, b) - phi.narrow(0, b, b)).square().mean(Kind::Float);
+    let loss = clean.cross_entropy_for_logits(y) + adv.cross_entropy_for_logits(y) + distance * lambda;
+    (loss, clean, adv)
+}

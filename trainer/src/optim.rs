@@ -1,0 +1,62 @@
+//! Adam, written out so that its state can be checkpointed and a resumed run continues exactly.
+//!
+//! The update is PyTorch's `torch.optim.Adam` (no weight decay, no amsgrad):
+//! `m = b1 m + (1-b1) g`, `v = b2 v + (1-b2) g^2`,
+//! `p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
+
+use std::collections::BTreeMap;
+
+use tch::Tensor;
+
+use crate::net::Net;
+
+#[derive(Debug)]
+pub struct Adam {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Steps taken.
+    pub t: u64,
+    /// First and second moments by parameter name.
+    pub m: BTreeMap<String, Tensor>,
+    pub v: BTreeMap<String, Tensor>,
+}
+
+impl Adam {
+    pub fn new(net: &Net, lr: f64) -> Self {
+        let zeros = |net: &Net| net.trainable().into_iter().map(|(n, p)| (n.clone(), p.zeros_like())).collect();
+        Self { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 0, m: zeros(net), v: zeros(net) }
+    }
+
+    /// Zeroes the gradients, back-propagates `loss` and updates the parameters of `net`.
+    pub fn backward_step(&mut self, net: &Net, loss: &Tensor) {
+        let params = net.trainable();
+        for (_, p) in &params {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+        loss.backward();
+        self.t += 1;
+        let t = self.t as i32;
+        let bias1 = 1.0 - self.beta1.powi(t);
+        let bias2 = 1.0 - self.beta2.powi(t);
+        tch::no_grad(|| {
+            for (name, p) in params {
+                let g = p.grad();
+                if !g.defined() {
+                    continue; // a parameter the loss does not reach
+                }
+                let m = self.m.get_mut(name).expect("moments exist for every trainable parameter");
+                let _ = m.g_mul_scalar_(self.beta1).g_add_(&(&g * (1.0 - self.beta1)));
+                let v = self.v.get_mut(name).expect("moments exist for every trainable parameter");
+                let _ = v.g_mul_scalar_(self.beta2).g_add_(&(g.square() * (1.0 - self.beta2)));
+                let denom = v.sqrt() / bias2.sqrt() + self.eps;
+                let mut p = p.shallow_clone();
+                let _ = p.g_sub_(&(&*self.m.get(name).expect("exists") / &denom * (self.lr / bias1)));
+            }
+        });
+    }
+}
