@@ -86,7 +86,7 @@ fn train_export_and_load_on_real_mnist() {
     let (data, run_s, bundle_s) = (mnist.to_str().unwrap(), run.to_str().unwrap(), bundle_dir.to_str().unwrap());
     let out = advlens(&["train", "--data", data, "--limit", "4000", "--epochs", "1", "--device", "cpu", "--out", run_s]);
     assert!(out.status.success(), "train failed: {}", String::from_utf8_lossy(&out.stderr));
-    for file in ["config.json", "model.json", "checkpoint.safetensors", "metrics.jsonl"] {
+    for file in ["config.json", "model.json", "last.safetensors", "best.safetensors", "metrics.jsonl", "curves.png"] {
         assert!(run.join(file).is_file(), "run directory lacks {file}");
     }
     let out = advlens(&["export", "--run", run_s, "--data", data, "--samples", "12", "--out", bundle_s]);
@@ -148,4 +148,127 @@ fn cifar10_image_folder_test_split_loads() {
     // The train split is absent from this extraction: the error says what is missing.
     let err = Dataset::load(DatasetKind::Cifar10, tmp.path(), Split::Train).unwrap_err().to_string();
     assert!(err.contains("train/"), "{err}");
+}
+
+fn net_tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<(String, Vec<u8>)> =
+        file.tensors().into_iter().filter(|(n, _)| n.starts_with("net/")).map(|(n, v)| (n, v.data().to_vec())).collect();
+    out.sort();
+    out
+}
+
+/// A run killed with SIGKILL mid-epoch and resumed ends with the weights of a run that was never
+/// interrupted (CPU, fixed seed; PGD training so random starts and batch order both matter).
+#[test]
+fn sigkilled_and_resumed_run_equals_an_uninterrupted_one() {
+    let Some(mnist) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = mnist.to_str().unwrap();
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "train", "--data", data, "--limit", "2400", "--epochs", "2", "--batch-size", "32", "--mode", "pgd",
+            "--attack-steps", "2", "--checkpoint-every", "7", "--seed", "11", "--device", "cpu", "--threads", "1",
+            "--quiet", "--out", out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let whole = tmp.path().join("whole");
+    let out = Command::new(env!("CARGO_BIN_EXE_advlens")).args(args(&whole)).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let killed = tmp.path().join("killed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_advlens")).args(args(&killed)).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    while !killed.join("last.safetensors").exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its first checkpoint");
+        assert!(t0.elapsed().as_secs() < 120, "no checkpoint after 2 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let partial = advlens_trainer::checkpoint::Checkpoint::read(&killed.join("last.safetensors")).unwrap();
+    assert!(partial.state.epoch < 2, "killed after the end: {:?}", partial.state);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_advlens"))
+        .args(["train", "--resume", "--data", data, "--quiet", "--device", "cpu", "--threads", "1", "--out", killed.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (a, b) = (net_tensors(&whole.join("last.safetensors")), net_tensors(&killed.join("last.safetensors")));
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "{name} differs between the uninterrupted and the resumed run");
+    }
+    let metrics = std::fs::read_to_string(killed.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 2, "one metrics line per epoch after resuming: {metrics}");
+}
+
+#[test]
+fn resume_without_a_run_and_a_run_dir_in_use_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = advlens(&["train", "--resume", "--data", tmp.path().to_str().unwrap(), "--out", tmp.path().join("nothing").to_str().unwrap()]);
+    assert_user_error(&out, &["config.json", "--resume"]);
+    let out = advlens(&["train", "--arch", "vgg", "--width", "0", "--data", tmp.path().to_str().unwrap(), "--out", tmp.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = advlens(&["train", "--mode", "fancy", "--data", tmp.path().to_str().unwrap(), "--out", tmp.path().to_str().unwrap()]);
+    assert_user_error(&out, &["unknown mode `fancy`", "consistent"]);
+}
+
+/// A batch-norm + residual model trained with the consistent loss: export, then the shared CPU
+/// engine predicts what libtorch predicted; `eval` reports per-class rows that average to the
+/// overall accuracy, and export records them.
+#[test]
+fn consistent_resnet_exports_and_evaluates() {
+    let Some(mnist) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, bundle_dir) = (tmp.path().join("run"), tmp.path().join("bundle"));
+    let (data, run_s, bundle_s) = (mnist.to_str().unwrap(), run.to_str().unwrap(), bundle_dir.to_str().unwrap());
+    let out = advlens(&[
+        "train", "--data", data, "--arch", "resnet", "--width", "4", "--mode", "consistent", "--attack", "ll",
+        "--attack-steps", "2", "--limit", "600", "--epochs", "1", "--device", "cpu", "--out", run_s,
+    ]);
+    assert!(out.status.success(), "train failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = advlens(&["eval", "--run", run_s, "--data", data, "--limit", "120", "--attacks", "fgsm,pgd5", "--epsilon", "0.1"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "eval failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(table.contains("clean") && table.contains("fgsm") && table.contains("pgd5"), "{table}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("eval.json")).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    let labels: Vec<usize> = advlens_trainer::data::Dataset::load(
+        advlens_trainer::data::DatasetKind::Mnist,
+        &mnist,
+        advlens_trainer::data::Split::Test,
+    )
+    .unwrap()
+    .labels[..120]
+        .iter()
+        .map(|&l| l as usize)
+        .collect();
+    for row in rows {
+        let per: Vec<f64> = row["per_class"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let weighted: f64 = labels.iter().map(|&c| per[c]).sum::<f64>() / 120.0;
+        let overall = row["accuracy"].as_f64().unwrap();
+        assert!((weighted - overall).abs() < 1e-9, "{}: per-class {weighted} vs overall {overall}", row["name"]);
+    }
+    let clean = rows[0]["accuracy"].as_f64().unwrap();
+    let pgd = rows[2]["accuracy"].as_f64().unwrap();
+    assert!(pgd <= clean, "robust accuracy {pgd} above clean {clean}");
+
+    let out = advlens(&["export", "--run", run_s, "--data", data, "--samples", "16", "--out", bundle_s]);
+    assert!(out.status.success(), "export failed: {}", String::from_utf8_lossy(&out.stderr));
+    let bundle = Bundle::load(&bundle_dir).unwrap();
+    let p = &bundle.spec().provenance;
+    assert_eq!(p.training_mode.as_deref(), Some("consistent"));
+    assert_eq!(p.robust_accuracy.len(), 2, "{p:?}");
+    let samples = SampleSet::from_json(&std::fs::read(bundle_dir.join(SAMPLES_FILE)).unwrap()).unwrap();
+    let logits = CpuEngine::new(bundle.into()).forward(&samples.batch().unwrap()).unwrap();
+    for (i, s) in samples.samples.iter().enumerate() {
+        assert_eq!(argmax(logits.row(i)), s.reference.predicted, "sample {i}: shared CPU engine vs libtorch (resnet)");
+    }
 }

@@ -169,7 +169,7 @@ mod tests {
         let order = plan.order(2);
         let batches: Vec<Batch> = plan.spawn(data.clone(), 2, 0).into_iter().collect();
         assert_eq!(batches.len(), 5);
-        let mut labels = Vec::new();
+        let mut labels: Vec<i64> = Vec::new();
         for (step, b) in batches.iter().enumerate() {
             let direct = plan.batch(&data, &order, 2, step);
             assert_eq!(b.images, direct.images);
@@ -194,7 +194,7 @@ mod tests {
         let plan = EpochPlan { indices: Arc::new(vec![0]), batch_size: 1, seed: 0, augment: Augment::CropFlip { pad: 2 } };
         let mut changed = 0;
         for step in 0..20 {
-            let b = plan.batch(&data, &[0], 0, step);
+            let b = plan.batch(&data, &[0; 20], 0, step);
             assert_eq!(b.images.len(), 48);
             let plain: Vec<f32> = data.image(0).iter().map(|&p| f32::from(p) / 255.0).collect();
             changed += usize::from(b.images != plain);

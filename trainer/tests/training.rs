@@ -1,0 +1,250 @@
+//! The training pieces against independent computations: losses by hand, attack constraints,
+//! our Adam against libtorch's, and a loss that goes down on real data.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use advlens_shared::model::{InputSpec, ModelSpec, Node, Op, FORMAT_NAME, FORMAT_VERSION, INPUT_NAME};
+use advlens_trainer::arch;
+use advlens_trainer::attack::{trades_perturb, Attack, AttackKind, Norm};
+use advlens_trainer::data::{Dataset, DatasetKind, Split};
+use advlens_trainer::mode::{consistent_loss, step_loss, trades_loss, Mode};
+use advlens_trainer::net::{images_tensor, Net};
+use advlens_trainer::optim::Adam;
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Reduction, Tensor};
+
+/// input 1x2x2 -> flatten -> fc (4 -> 3), with mean 0.5 and std 0.25.
+fn linear_spec() -> ModelSpec {
+    let node = |name: &str, input: &str, op| Node { name: name.into(), inputs: vec![input.into()], op };
+    ModelSpec {
+        format: FORMAT_NAME.into(),
+        version: FORMAT_VERSION,
+        name: "tiny".into(),
+        input: InputSpec { channels: 1, height: 2, width: 2, mean: vec![0.5], std: vec![0.25] },
+        classes: vec!["a".into(), "b".into(), "c".into()],
+        nodes: vec![node("flatten", INPUT_NAME, Op::Flatten), node("fc", "flatten", Op::Linear { in_features: 4, out_features: 3 })],
+        output: "fc".into(),
+        hierarchy: Default::default(),
+        provenance: Default::default(),
+    }
+}
+
+const W: [[f64; 4]; 3] = [[0.5, -1.0, 0.25, 0.0], [-0.3, 0.2, 0.1, 0.7], [0.05, 0.4, -0.6, -0.2]];
+const B: [f64; 3] = [0.1, -0.2, 0.3];
+
+fn linear_net(vs: &nn::VarStore) -> Net {
+    let mut net = Net::new(&vs.root(), &linear_spec());
+    let mut weights = HashMap::new();
+    let w: Vec<f32> = W.iter().flatten().map(|&v| v as f32).collect();
+    weights.insert("fc.weight".to_string(), advlens_shared::Tensor::new(vec![3, 4], w).unwrap());
+    weights.insert("fc.bias".to_string(), advlens_shared::Tensor::new(vec![3], B.iter().map(|&v| v as f32).collect()).unwrap());
+    net.load_weights(&weights).unwrap();
+    net
+}
+
+/// Logits and normalised input of the linear net, by hand.
+fn hand_logits(x: &[f64; 4]) -> ([f64; 3], [f64; 4]) {
+    let z = x.map(|v| (v - 0.5) / 0.25);
+    let mut l = B;
+    for (k, row) in W.iter().enumerate() {
+        l[k] += row.iter().zip(&z).map(|(w, z)| w * z).sum::<f64>();
+    }
+    (l, z)
+}
+
+fn hand_ce(l: &[f64; 3], y: usize) -> f64 {
+    let m = l.iter().cloned().fold(f64::MIN, f64::max);
+    let lse = m + l.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+    lse - l[y]
+}
+
+fn softmax(l: &[f64; 3]) -> [f64; 3] {
+    let m = l.iter().cloned().fold(f64::MIN, f64::max);
+    let e = l.map(|v| (v - m).exp());
+    let s: f64 = e.iter().sum();
+    e.map(|v| v / s)
+}
+
+const XS: [[f64; 4]; 2] = [[0.1, 0.9, 0.4, 0.7], [0.8, 0.2, 0.3, 0.55]];
+const XA: [[f64; 4]; 2] = [[0.2, 0.8, 0.45, 0.6], [0.7, 0.3, 0.35, 0.5]];
+const YS: [usize; 2] = [2, 0];
+
+fn batch(xs: &[[f64; 4]; 2]) -> Tensor {
+    let flat: Vec<f32> = xs.iter().flatten().map(|&v| v as f32).collect();
+    Tensor::from_slice(&flat).view([2, 1, 2, 2])
+}
+
+fn labels() -> Tensor {
+    Tensor::from_slice(&YS.map(|y| y as i64))
+}
+
+#[test]
+fn each_loss_equals_a_hand_computation() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = linear_net(&vs);
+    let (x, xa, y) = (batch(&XS), batch(&XA), labels());
+
+    // standard: mean cross-entropy
+    let got = step_loss(&net, &Mode::Standard, &x, &y).loss.double_value(&[]);
+    let want = (0..2).map(|i| hand_ce(&hand_logits(&XS[i]).0, YS[i])).sum::<f64>() / 2.0;
+    assert!((got - want).abs() < 1e-5, "standard: {got} vs {want}");
+
+    // trades: CE(clean) + beta * mean_i KL(p_clean_i || p_adv_i)
+    let beta = 6.0;
+    let got = trades_loss(&net.forward(&x), &net.forward(&xa), &y, beta).double_value(&[]);
+    let mut kl = 0.0;
+    for i in 0..2 {
+        let (p, q) = (softmax(&hand_logits(&XS[i]).0), softmax(&hand_logits(&XA[i]).0));
+        kl += (0..3).map(|k| p[k] * (p[k] / q[k]).ln()).sum::<f64>();
+    }
+    let want_trades = want + beta * kl / 2.0;
+    assert!((got - want_trades).abs() < 1e-5, "trades: {got} vs {want_trades}");
+
+    // consistent: CE(clean) + CE(adv) + lambda * mean over all feature values of the squared difference
+    let lambda = 0.7;
+    let (loss, _, _) = consistent_loss(&net, &x, &xa, &y, lambda, "flatten", false);
+    let ce_adv = (0..2).map(|i| hand_ce(&hand_logits(&XA[i]).0, YS[i])).sum::<f64>() / 2.0;
+    let mut sq = 0.0;
+    for i in 0..2 {
+        let (zc, za) = (hand_logits(&XS[i]).1, hand_logits(&XA[i]).1);
+        sq += zc.iter().zip(&za).map(|(a, b)| (a - b) * (a - b)).sum::<f64>();
+    }
+    let want_consistent = want + ce_adv + lambda * sq / 8.0;
+    let got = loss.double_value(&[]);
+    assert!((got - want_consistent).abs() < 1e-5, "consistent: {got} vs {want_consistent}");
+}
+
+#[test]
+fn consistent_loss_with_lambda_zero_is_plain_adversarial_training() {
+    tch::manual_seed(1);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = Net::new(&vs.root(), &conv_spec());
+    let x = Tensor::rand([6, 1, 12, 12], (Kind::Float, Device::Cpu));
+    let y = Tensor::randint(10, [6], (Kind::Int64, Device::Cpu));
+    let attack = Attack { kind: AttackKind::Pgd, norm: Norm::Linf, epsilon: 0.1, step_size: 0.03, steps: 3, random_start: false };
+    let xa = attack.perturb(&net, &x, &y);
+    let (loss, _, _) = consistent_loss(&net, &x, &xa, &y, 0.0, "relu1", false);
+    // Adversarial training of Goodfellow et al. / Kurakin et al.: CE on clean + CE on adversarial,
+    // each image through the network on its own.
+    let plain = net.forward(&x).cross_entropy_for_logits(&y) + net.forward(&xa).cross_entropy_for_logits(&y);
+    let (a, b) = (loss.double_value(&[]), plain.double_value(&[]));
+    assert!((a - b).abs() < 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+    // And lambda > 0 adds a positive term (the feature maps differ).
+    let (with, _, _) = consistent_loss(&net, &x, &xa, &y, 1.0, "relu1", false);
+    assert!(with.double_value(&[]) > a);
+}
+
+/// conv(1->4, 3x3) - relu - pool - flatten - linear(4*6*6 -> 10), for 12x12 inputs.
+fn conv_spec() -> ModelSpec {
+    let mut spec = linear_spec();
+    spec.input = InputSpec { channels: 1, height: 12, width: 12, mean: vec![0.4], std: vec![0.3] };
+    spec.classes = (0..10).map(|i| i.to_string()).collect();
+    let node = |name: &str, input: &str, op| Node { name: name.into(), inputs: vec![input.into()], op };
+    spec.nodes = vec![
+        node("conv1", INPUT_NAME, Op::Conv2d { in_channels: 1, out_channels: 4, kernel: 3, stride: 1, padding: 1 }),
+        node("relu1", "conv1", Op::Relu),
+        node("pool1", "relu1", Op::MaxPool2d { kernel: 2, stride: 2, padding: 0 }),
+        node("flatten", "pool1", Op::Flatten),
+        node("fc", "flatten", Op::Linear { in_features: 4 * 6 * 6, out_features: 10 }),
+    ];
+    spec
+}
+
+#[test]
+fn every_attack_stays_in_its_ball_and_in_the_unit_box_and_raises_the_loss() {
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64 & 0xffff_ffff;
+    tch::manual_seed(seed);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = Net::new(&vs.root(), &conv_spec());
+    // Saturated pixels too, where the box constraint bites.
+    let x = (Tensor::rand([8, 1, 12, 12], (Kind::Float, Device::Cpu)) * 1.4 - 0.2).clamp(0.0, 1.0);
+    let y = Tensor::randint(10, [8], (Kind::Int64, Device::Cpu));
+    let ce = |images: &Tensor| net.forward(images).cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, 0.0).double_value(&[]);
+    let clean_loss = ce(&x);
+    for (norm, eps) in [(Norm::Linf, 0.08), (Norm::L2, 0.9)] {
+        for kind in [AttackKind::Fgsm, AttackKind::Pgd, AttackKind::LeastLikely] {
+            for random_start in [false, true] {
+                let attack = Attack { kind, norm, epsilon: eps, step_size: eps / 4.0, steps: 7, random_start };
+                let xa = attack.perturb(&net, &x, &y);
+                let delta = &xa - &x;
+                let size = match norm {
+                    Norm::Linf => delta.abs().max().double_value(&[]),
+                    Norm::L2 => advlens_trainer::attack::per_image_norm(&delta).max().double_value(&[]),
+                };
+                assert!(size <= eps + 1e-5, "seed {seed} {attack}: perturbation {size} > {eps}");
+                assert!(size > eps * 0.2, "seed {seed} {attack}: the attack barely moved ({size})");
+                assert!(xa.min().double_value(&[]) >= 0.0 && xa.max().double_value(&[]) <= 1.0, "seed {seed} {attack}: left [0,1]");
+                if kind == AttackKind::Pgd {
+                    assert!(ce(&xa) > clean_loss, "seed {seed} {attack}: loss {} not above clean {clean_loss}", ce(&xa));
+                }
+            }
+        }
+    }
+    let xt = trades_perturb(&net, &x, 0.05, 0.01, 5);
+    assert!((&xt - &x).abs().max().double_value(&[]) <= 0.05 + 1e-6, "seed {seed}: trades left its ball");
+    assert!(xt.min().double_value(&[]) >= 0.0 && xt.max().double_value(&[]) <= 1.0);
+}
+
+#[test]
+fn our_adam_matches_libtorchs() {
+    tch::manual_seed(3);
+    let ours_vs = nn::VarStore::new(Device::Cpu);
+    let ours = Net::new(&ours_vs.root(), &conv_spec());
+    let mut theirs_vs = nn::VarStore::new(Device::Cpu);
+    let theirs = Net::new(&theirs_vs.root(), &conv_spec());
+    theirs_vs.copy(&ours_vs).unwrap();
+    let mut adam = Adam::new(&ours, 0.01);
+    let mut torch_adam = nn::Adam::default().build(&theirs_vs, 0.01).unwrap();
+    for step in 0..6 {
+        let x = Tensor::rand([5, 1, 12, 12], (Kind::Float, Device::Cpu));
+        let y = Tensor::randint(10, [5], (Kind::Int64, Device::Cpu));
+        adam.backward_step(&ours, &ours.forward(&x).cross_entropy_for_logits(&y));
+        torch_adam.backward_step(&theirs.forward(&x).cross_entropy_for_logits(&y));
+        for (name, p) in ours.trainable() {
+            let q = &theirs.tensors()[name];
+            let diff = (p - q).abs().max().double_value(&[]);
+            assert!(diff < 1e-6, "step {step}, {name}: ours and libtorch's Adam differ by {diff}");
+        }
+    }
+}
+
+#[test]
+fn training_reduces_the_loss_on_real_mnist() {
+    let root = std::env::var_os("ADVLENS_DATASETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets"));
+    let Ok(data) = Dataset::load(DatasetKind::Mnist, &root.join("mnist"), Split::Test) else {
+        eprintln!("SKIPPED: no MNIST under {} (set ADVLENS_DATASETS)", root.display());
+        return;
+    };
+    tch::manual_seed(0);
+    let (mean, std) = DatasetKind::Mnist.normalization();
+    let input = InputSpec { channels: 1, height: 28, width: 28, mean, std };
+    for (arch, mode) in [
+        ("small-cnn", Mode::Standard),
+        ("resnet", Mode::Consistent {
+            lambda: 1.0,
+            feature_layer: arch::default_feature_layer("resnet").into(),
+            attack: Attack { kind: AttackKind::LeastLikely, norm: Norm::Linf, epsilon: 0.1, step_size: 0.05, steps: 2, random_start: false },
+        }),
+    ] {
+        let spec = arch::build(arch, "m", input.clone(), DatasetKind::Mnist.classes(), 8).unwrap();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = Net::new(&vs.root(), &spec);
+        let mut adam = Adam::new(&net, 2e-3);
+        let x = images_tensor(&data.images[..512 * 784], [1, 28, 28], Device::Cpu);
+        let y = Tensor::from_slice(&data.labels[..512]).to_kind(Kind::Int64);
+        let loss_of = |net: &Net| tch::no_grad(|| net.forward(&x).cross_entropy_for_logits(&y).double_value(&[]));
+        let before = loss_of(&net);
+        for epoch in 0..5 {
+            for b in 0..8 {
+                let (xb, yb) = (x.narrow(0, b * 64, 64), y.narrow(0, b * 64, 64));
+                let out = step_loss(&net, &mode, &xb, &yb);
+                assert!(out.loss.double_value(&[]).is_finite(), "{arch} epoch {epoch}: loss not finite");
+                adam.backward_step(&net, &out.loss);
+            }
+        }
+        let after = loss_of(&net);
+        assert!(after < 0.75 * before, "{arch} {}: loss {before} -> {after}", mode.name());
+    }
+}
