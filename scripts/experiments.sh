@@ -24,6 +24,14 @@ cifar_dir() {
     echo "$dir"
 }
 
+concepts_dir() {
+    local dir="runs/data/concepts-32"
+    if [ ! -f "$dir/vocab.json" ]; then
+        $bin data concepts --quiet --train 20000 --test 2000 --seed 0 --out "$dir" >&2
+    fi
+    echo "$dir"
+}
+
 # experiment NAME DATASET DATA_DIR EVAL_ARGS -- TRAIN_ARGS...
 experiment() {
     local name="$1" dataset="$2" data="$3" eval_args="$4"; shift 5
@@ -52,6 +60,8 @@ if [ "$preset" = quick ]; then
     run fashion-trades fashion-mnist "$fashion" "$ev --attacks fgsm,pgd20,pgd100" -- --arch small-cnn --epochs $E --mode trades --attack-steps 7 --step-size 0.025
     run fashion-consistent fashion-mnist "$fashion" "$ev --attacks fgsm,pgd20,pgd100" -- --arch small-cnn --epochs $E --mode consistent --attack pgd --attack-steps 7 --step-size 0.025
     run cifar10-standard cifar10 "$(cifar_dir)" "$ev --attacks fgsm,pgd20" -- --arch resnet --epochs 6 --mode standard
+    run mnist-vgg mnist "$mnist" "$ev --attacks fgsm,pgd20 --epsilon 0.3" -- --arch vgg --width 16 --epochs 3 --mode standard
+    run concepts-standard folder "$(concepts_dir)" "$ev --attacks fgsm,pgd20 --epsilon 0.0313725" -- --arch small-cnn --width 32 --epochs 8 --mode standard
 else
     ev="--restarts 10"
     run() { name="$1"; want "${selected[@]}" && experiment "$@" || true; }

@@ -32,6 +32,8 @@ pub enum Error {
     NoGpuAdapter(String),
     #[error("the GPU device failed: {0}; use the CPU engine")]
     Gpu(String),
+    #[error("concept world: {0}")]
+    Concepts(String),
     #[error("cannot read or write `{path}`: {source}")]
     Io {
         path: String,

@@ -27,8 +27,10 @@
 //! `async` functions; [`Engine`] picks one at run time.
 //!
 //! Modules follow the pipeline: [`model`] (format, loading = validating) -> [`engine`]
-//! (CPU reference and WGSL kernels; forward, gradients, ablation).
+//! (CPU reference and WGSL kernels; forward, gradients, ablation); [`concepts`] generates the
+//! concept world, images with per-pixel concept labels.
 
+pub mod concepts;
 pub mod engine;
 mod error;
 pub mod model;

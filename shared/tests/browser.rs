@@ -36,6 +36,15 @@ async fn default_model_predicts_like_libtorch_on_cpu_and_webgpu() {
     assert_eq!(predictions(&logits), want, "WebGPU engine disagrees with libtorch");
 }
 
+/// The concept world draws the same bytes in wasm32 as natively (the constant is the native
+/// fingerprint, checked by tests/concepts.rs).
+#[wasm_bindgen_test]
+fn concept_world_is_byte_identical_to_native() {
+    let world = advlens_shared::concepts::ConceptWorld::default();
+    let images: Vec<_> = (0..24).map(|i| world.generate(2026, i)).collect();
+    assert_eq!(advlens_shared::concepts::fingerprint(&images), advlens_shared::testing::CONCEPTS_FINGERPRINT_2026_32);
+}
+
 #[wasm_bindgen_test]
 async fn webgpu_equals_cpu_on_random_models_in_the_browser() {
     let seed = fresh_seed();

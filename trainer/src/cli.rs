@@ -57,11 +57,30 @@ pub enum DataCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Generate the concept world (objects built from parts, with per-pixel object, part,
+    /// colour and texture masks) as an image folder for `--dataset folder`, or a preview grid.
+    Concepts {
+        /// Output folder (train/<class>/, test/<class>/, masks-*.bin.gz, vocab.json).
+        #[arg(long, value_name = "DIR", required_unless_present = "preview")]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 20_000)]
+        train: usize,
+        #[arg(long, default_value_t = 2_000)]
+        test: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Image side: 32 or 64.
+        #[arg(long, default_value_t = 32)]
+        side: usize,
+        /// Also (or only) write a PNG grid of images and their part masks here.
+        #[arg(long, value_name = "FILE")]
+        preview: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct DataArgs {
-    /// mnist, fashion-mnist or cifar10.
+    /// mnist, fashion-mnist, cifar10 or folder.
     #[arg(long, default_value = "mnist")]
     pub dataset: String,
     /// Dataset folder (see `advlens data list`).
@@ -74,7 +93,8 @@ pub struct TrainArgs {
     /// Dataset folder (see `advlens data list`).
     #[arg(long, env = "ADVLENS_DATA", value_name = "DIR")]
     pub data: PathBuf,
-    /// mnist, fashion-mnist or cifar10.
+    /// mnist, fashion-mnist, cifar10, or folder (train/<class>/ + test/<class>/ images, e.g.
+    /// from `advlens data concepts`).
     #[arg(long, default_value = "mnist")]
     pub dataset: String,
     /// small-cnn, alexnet, vgg or resnet (all fit 28x28 and 32x32 inputs).
@@ -191,7 +211,7 @@ pub fn attack_defaults(kind: DatasetKind) -> (f64, f64, usize) {
     match kind {
         DatasetKind::Mnist => (0.3, 0.01, 40),
         DatasetKind::FashionMnist => (0.1, 0.01, 20),
-        DatasetKind::Cifar10 => (8.0 / 255.0, 2.0 / 255.0, 10),
+        DatasetKind::Cifar10 | DatasetKind::Folder => (8.0 / 255.0, 2.0 / 255.0, 10),
     }
 }
 

@@ -106,6 +106,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
             let kind = DatasetKind::parse(&a.dataset)?;
             let [c, h, w] = match kind {
                 DatasetKind::Cifar10 => [3, 32, 32],
+                DatasetKind::Folder => anyhow::bail!("bench-step takes mnist, fashion-mnist or cifar10 (for the input shape)"),
                 _ => [1, 28, 28],
             };
             let (mean, std) = kind.normalization();
@@ -144,6 +145,19 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
             }
             if !ok {
                 return Ok(ExitCode::from(1));
+            }
+        }
+        cli::Command::Data(cli::DataCommand::Concepts { out, train, test, seed, side, preview }) => {
+            let world = advlens_shared::concepts::ConceptWorld::new(side)?;
+            if let Some(png) = &preview {
+                advlens_trainer::data::concepts::preview(world, seed, 6, png)?;
+                println!("wrote {}", png.display());
+            }
+            if let Some(dir) = &out {
+                let bar = train::progress_bar(0, args.quiet, "concepts");
+                advlens_trainer::data::concepts::export(world, seed, train, test, dir, &bar)?;
+                bar.finish_and_clear();
+                println!("wrote {train} training and {test} test images with masks to {} (train on it with --dataset folder --data {0})", dir.display());
             }
         }
         cli::Command::Data(cli::DataCommand::Show { data, split, per_class, out }) => {

@@ -81,10 +81,10 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
     let kind = DatasetKind::parse(&config.dataset)?;
     let train = Arc::new(Dataset::load(kind, &config.data_dir, Split::Train)?);
     let test = Dataset::load(kind, &config.data_dir, Split::Test)?;
-    let (mean, std) = kind.normalization();
+    let (mean, std) = if kind == DatasetKind::Folder { train.channel_stats() } else { kind.normalization() };
     let [c, h, w] = train.shape;
     let input = InputSpec { channels: c, height: h, width: w, mean, std };
-    let mut spec = arch::build(&config.arch, &config.name, input, kind.classes(), config.width)?;
+    let mut spec = arch::build(&config.arch, &config.name, input, train.classes.clone(), config.width)?;
     spec.provenance.dataset = Some(kind.name().into());
     spec.provenance.training_mode = Some(config.mode.name().into());
     spec.provenance.epsilon = config.mode.attack().map(|a| a.epsilon);

@@ -26,6 +26,21 @@ pub fn class_folders(dir: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
     Ok(classes)
 }
 
+/// The width of the first image (by name) of the first class folder of `dir`.
+pub fn first_image_side(dir: &Path) -> Result<usize, DataError> {
+    let classes = class_folders(dir)?;
+    let (_, folder) = &classes[0];
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map_err(|source| DataError::Io { path: folder.clone(), source })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")))
+        .collect();
+    files.sort();
+    let first = files.first().ok_or_else(|| DataError::Corrupt { path: folder.clone(), problem: "no PNG or JPEG images".into() })?;
+    let (w, _) = image::image_dimensions(first).map_err(|e| DataError::Corrupt { path: first.clone(), problem: format!("cannot decode: {e}") })?;
+    Ok(w as usize)
+}
+
 /// Loads every image of every class folder as `[channels, side, side]` bytes.
 pub fn load(dir: &Path, channels: usize, side: usize) -> Result<(Vec<String>, Vec<u8>, Vec<u8>), DataError> {
     let classes = class_folders(dir)?;

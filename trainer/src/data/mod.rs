@@ -5,6 +5,7 @@
 
 pub mod batches;
 pub mod cifar;
+pub mod concepts;
 pub mod folder;
 pub mod idx;
 pub mod report;
@@ -28,7 +29,7 @@ pub enum DataError {
     },
     #[error("`{}` is corrupt: {problem}", path.display())]
     Corrupt { path: PathBuf, problem: String },
-    #[error("unknown dataset `{0}`: known datasets are mnist, fashion-mnist and cifar10")]
+    #[error("unknown dataset `{0}`: known datasets are mnist, fashion-mnist, cifar10 and folder (any train/<class>/ + test/<class>/ image folder, e.g. the concept world)")]
     UnknownDataset(String),
 }
 
@@ -44,6 +45,8 @@ pub enum DatasetKind {
     Mnist,
     FashionMnist,
     Cifar10,
+    /// Any `train/<class>/`, `test/<class>/` image folder, e.g. the exported concept world.
+    Folder,
 }
 
 impl DatasetKind {
@@ -52,6 +55,7 @@ impl DatasetKind {
             "mnist" => Ok(DatasetKind::Mnist),
             "fashion-mnist" | "fashion_mnist" => Ok(DatasetKind::FashionMnist),
             "cifar10" | "cifar-10" => Ok(DatasetKind::Cifar10),
+            "folder" | "concepts" => Ok(DatasetKind::Folder),
             other => Err(DataError::UnknownDataset(other.to_string())),
         }
     }
@@ -61,6 +65,7 @@ impl DatasetKind {
             DatasetKind::Mnist => "mnist",
             DatasetKind::FashionMnist => "fashion-mnist",
             DatasetKind::Cifar10 => "cifar10",
+            DatasetKind::Folder => "folder",
         }
     }
 
@@ -73,13 +78,17 @@ impl DatasetKind {
             DatasetKind::Cifar10 => {
                 &["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
             }
+            // Read from the folder: see `Dataset::classes`.
+            DatasetKind::Folder => &[],
         };
         names.iter().map(|s| s.to_string()).collect()
     }
 
     /// Per-channel mean and std of the training images (in [0, 1]), used inside the model.
+    /// Image folders have none fixed: see [`Dataset::channel_stats`].
     pub fn normalization(self) -> (Vec<f32>, Vec<f32>) {
         match self {
+            DatasetKind::Folder => (vec![0.5; 3], vec![0.25; 3]),
             DatasetKind::Mnist => (vec![0.1307], vec![0.3081]),
             DatasetKind::FashionMnist => (vec![0.2860], vec![0.3530]),
             DatasetKind::Cifar10 => (vec![0.4914, 0.4822, 0.4465], vec![0.2470, 0.2435, 0.2616]),
@@ -103,6 +112,8 @@ pub struct Dataset {
     pub shape: [usize; 3],
     pub images: Vec<u8>,
     pub labels: Vec<u8>,
+    /// Class names, indexed by label.
+    pub classes: Vec<String>,
 }
 
 impl Dataset {
@@ -120,12 +131,52 @@ impl Dataset {
         &self.images[i * n..(i + 1) * n]
     }
 
+    /// Per-channel mean and standard deviation of the pixels, on the [0, 1] scale.
+    pub fn channel_stats(&self) -> (Vec<f32>, Vec<f32>) {
+        let [c, h, w] = self.shape;
+        let (mut sum, mut sq) = (vec![0f64; c], vec![0f64; c]);
+        for i in 0..self.len() {
+            for (ch, plane) in self.image(i).chunks_exact(h * w).enumerate() {
+                for &p in plane {
+                    let v = f64::from(p) / 255.0;
+                    sum[ch] += v;
+                    sq[ch] += v * v;
+                }
+            }
+        }
+        let n = (self.len() * h * w).max(1) as f64;
+        let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+        let std = sq.iter().zip(&mean).map(|(q, m)| ((q / n - m * m).max(1e-6)).sqrt() as f32).collect();
+        (mean.iter().map(|&m| m as f32).collect(), std)
+    }
+
     /// Loads one split of dataset `kind` from `dir`.
     pub fn load(kind: DatasetKind, dir: &Path, split: Split) -> Result<Self, DataError> {
         match kind {
             DatasetKind::Mnist | DatasetKind::FashionMnist => Self::load_idx(kind, dir, split),
             DatasetKind::Cifar10 => Self::load_cifar10(dir, split),
+            DatasetKind::Folder => Self::load_folder(dir, split),
         }
+    }
+
+    /// An image folder: `dir/train/<class>/*`, `dir/test/<class>/*`, RGB, square images of the
+    /// side of the first training image (others are resized and centre-cropped to it).
+    fn load_folder(dir: &Path, split: Split) -> Result<Self, DataError> {
+        let kind = DatasetKind::Folder;
+        if !dir.is_dir() {
+            return Err(DataError::DirMissing { path: dir.to_owned(), dataset: kind.name().into() });
+        }
+        let folder = dir.join(if split == Split::Train { "train" } else { "test" });
+        if !folder.is_dir() {
+            return Err(DataError::FileMissing { dir: dir.to_owned(), file: "`train/` and `test/` class folders".into(), dataset: "image-folder".into() });
+        }
+        let side = folder::first_image_side(&dir.join("train"))?;
+        let (classes, images, labels) = folder::load(&folder, 3, side)?;
+        let train_classes: Vec<String> = folder::class_folders(&dir.join("train"))?.into_iter().map(|(n, _)| n).collect();
+        if classes != train_classes {
+            return Err(DataError::corrupt(&folder, format!("class folders {classes:?} differ from train/'s {train_classes:?}")));
+        }
+        Ok(Self { kind, split, shape: [3, side, side], images, labels, classes })
     }
 
     /// CIFAR-10 from its binary batches (in `dir` or `dir/cifar-10-batches-bin`) or from an image
@@ -155,7 +206,7 @@ impl Dataset {
             }
             (images, labels)
         };
-        Ok(Self { kind, split, shape: [3, 32, 32], images, labels })
+        Ok(Self { kind, split, shape: [3, 32, 32], images, labels, classes: kind.classes() })
     }
 
     /// Loads one split of an IDX dataset from `dir`.
@@ -187,6 +238,6 @@ impl Dataset {
         if let Some(bad) = labels.data.iter().position(|&l| usize::from(l) >= classes) {
             return Err(DataError::corrupt(&labels_path, format!("label {} at index {bad} is not below {classes}", labels.data[bad])));
         }
-        Ok(Self { kind, split, shape: [1, h, w], images: images.data, labels: labels.data })
+        Ok(Self { kind, split, shape: [1, h, w], images: images.data, labels: labels.data, classes: kind.classes() })
     }
 }

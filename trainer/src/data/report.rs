@@ -11,16 +11,18 @@ pub fn expected_sizes(kind: DatasetKind) -> (usize, usize) {
     match kind {
         DatasetKind::Mnist | DatasetKind::FashionMnist => (60_000, 10_000),
         DatasetKind::Cifar10 => (50_000, 10_000),
+        DatasetKind::Folder => (0, 0),
     }
 }
 
 /// Where each dataset is read from.
 pub fn list() -> String {
     let mut out = String::from("dataset        shape     train/test   layout of --data DIR (or $ADVLENS_DATA)\n");
-    for kind in [DatasetKind::Mnist, DatasetKind::FashionMnist, DatasetKind::Cifar10] {
+    for kind in [DatasetKind::Mnist, DatasetKind::FashionMnist, DatasetKind::Cifar10, DatasetKind::Folder] {
         let (train, test) = expected_sizes(kind);
         let (shape, layout) = match kind {
             DatasetKind::Cifar10 => ("3x32x32", "data_batch_{1..5}.bin + test_batch.bin (or in cifar-10-batches-bin/), or train/<class>/*.jpg|png + test/<class>/"),
+            DatasetKind::Folder => ("3xSxS", "train/<class>/*.png|jpg + test/<class>/ (S = first image's side); `advlens data concepts` writes one"),
             _ => ("1x28x28", "{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]"),
         };
         out += &format!("{:<14} {shape:<9} {train}/{test:<6} {layout}\n", kind.name());
@@ -42,11 +44,13 @@ pub fn verify(kind: DatasetKind, dir: &Path) -> Result<Vec<SplitReport>> {
     let mut reports = Vec::new();
     for (split, name, expected) in [(Split::Train, "train", train), (Split::Test, "test", test)] {
         let data = Dataset::load(kind, dir, split)?;
-        let mut per_class = vec![0; kind.classes().len()];
+        let mut per_class = vec![0; data.classes.len()];
         for &l in &data.labels {
             per_class[usize::from(l)] += 1;
         }
         let checksum = fnv1a(data.images.iter().chain(&data.labels));
+        // Image folders have no canonical size: only their per-class counts are reported.
+        let expected = if kind == DatasetKind::Folder { data.len() } else { expected };
         reports.push(SplitReport { split: name, count: data.len(), expected, per_class, checksum });
     }
     Ok(reports)
@@ -60,7 +64,7 @@ fn fnv1a<'a>(bytes: impl Iterator<Item = &'a u8>) -> u64 {
 /// image scaled by 2. Returns the class names in row order.
 pub fn show(kind: DatasetKind, dir: &Path, split: Split, per_class: usize, out: &Path) -> Result<Vec<String>> {
     let data = Dataset::load(kind, dir, split)?;
-    let classes = kind.classes();
+    let classes = data.classes.clone();
     let [c, h, w] = data.shape;
     let (scale, gap) = (2u32, 2u32);
     let cell = |s: usize| s as u32 * scale + gap;
