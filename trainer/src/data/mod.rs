@@ -6,6 +6,7 @@
 pub mod batches;
 pub mod cifar;
 pub mod concepts;
+pub mod fetch;
 pub mod folder;
 pub mod idx;
 pub mod report;
