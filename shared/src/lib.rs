@@ -30,10 +30,13 @@
 //! (CPU reference and WGSL kernels; forward, gradients, ablation); [`concepts`] generates the
 //! concept world, images with per-pixel concept labels.
 
+pub mod analysis;
+pub mod attack;
 pub mod concepts;
 pub mod engine;
 mod error;
 pub mod model;
+pub mod rng;
 pub mod tensor;
 pub mod testing;
 

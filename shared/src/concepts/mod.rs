@@ -8,6 +8,7 @@
 
 pub mod vocab;
 
+use crate::rng::SplitMix as Rng;
 use vocab::{Shape, COLOURS, OBJECTS, PARTS, TEXTURES};
 
 /// Image side lengths the generator supports.
@@ -106,37 +107,6 @@ pub struct ConceptWorld {
 impl Default for ConceptWorld {
     fn default() -> Self {
         Self { side: 32 }
-    }
-}
-
-/// SplitMix64, the same generator as the trainer's batch order.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64, index: u64) -> Self {
-        let mut r = Rng(seed ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03));
-        r.next();
-        r
-    }
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1), exactly representable.
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick(&mut self, from: &[usize]) -> usize {
-        from[self.below(from.len())]
     }
 }
 

@@ -86,6 +86,30 @@ impl Engine {
         }
     }
 
+    /// The outputs of nodes `names` (e.g. a layer's feature maps) for images `[N, C, H, W]`.
+    pub async fn activations(&self, input: &Tensor, names: &[&str]) -> Result<std::collections::HashMap<String, Tensor>> {
+        match self {
+            Engine::Cpu(e) => {
+                let mut all = e.forward_all(input)?;
+                names
+                    .iter()
+                    .map(|n| all.remove(*n).map(|t| (n.to_string(), t)).ok_or_else(|| crate::Error::Graph(format!("no node `{n}` in this model"))))
+                    .collect()
+            }
+            #[cfg(feature = "webgpu")]
+            Engine::WebGpu(e) => e.forward_all(input, names, &Ablation::default()).await,
+        }
+    }
+
+    /// The bundle this engine runs.
+    pub fn bundle(&self) -> &Bundle {
+        match self {
+            Engine::Cpu(e) => e.bundle(),
+            #[cfg(feature = "webgpu")]
+            Engine::WebGpu(e) => e.bundle(),
+        }
+    }
+
     /// Class logits `[N, classes]` for images `[N, C, H, W]` in [0, 1].
     pub async fn forward(&self, input: &Tensor) -> Result<Tensor> {
         match self {

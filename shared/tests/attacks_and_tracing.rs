@@ -1,0 +1,100 @@
+//! Attacks, the ensemble attack and tracing on the CPU engine, against properties that must
+//! hold (fresh random models and images each run; the seed is printed on failure).
+
+use std::sync::Arc;
+
+use advlens_shared::analysis::trace::trace;
+use advlens_shared::attack::{attack, ensemble_attack, AttackKind, AttackSpec, EnsembleSpec, Norm};
+use advlens_shared::engine::{Ablation, Engine};
+use advlens_shared::testing::{fresh_seed, random_bundle, random_images, reference_cases, Rng};
+use advlens_shared::tensor::softmax;
+
+fn engine(rng: &mut Rng, case: usize) -> Engine {
+    Engine::cpu(Arc::new(random_bundle(rng, reference_cases()[case].1.clone())))
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn every_attack_stays_in_its_ball_and_in_the_unit_box() {
+    let seed = fresh_seed();
+    let mut rng = Rng::new(seed);
+    let engine = engine(&mut rng, 0);
+    let x = random_images(&mut rng, [1, 1, 28, 28]);
+    for norm in [Norm::Linf, Norm::L2] {
+        let eps = if norm == Norm::Linf { 0.1 } else { 1.5 };
+        for kind in [AttackKind::Fgsm, AttackKind::Pgd, AttackKind::LeastLikely, AttackKind::MiFgsm { decay: 1.0 }] {
+            for (target, random_start) in [(None, None), (Some(3), Some(seed))] {
+                let spec = AttackSpec { kind, norm, epsilon: eps, step_size: eps / 5.0, steps: 8, target, random_start };
+                let out = pollster::block_on(attack(&engine, &x, 1, &spec)).unwrap();
+                let d: Vec<f32> = out.image.data().iter().zip(x.data()).map(|(a, b)| a - b).collect();
+                let size = match norm {
+                    Norm::Linf => d.iter().fold(0f32, |m, v| m.max(v.abs())),
+                    Norm::L2 => d.iter().map(|v| v * v).sum::<f32>().sqrt(),
+                };
+                assert!(size <= eps * 1.0001, "seed {seed} {spec:?}: size {size}");
+                assert!(size > eps * 0.2, "seed {seed} {spec:?}: barely moved ({size})");
+                assert!(out.image.data().iter().all(|v| (0.0..=1.0).contains(v)), "seed {seed} {spec:?}");
+                let probs = softmax(pollster::block_on(engine.forward(&out.image)).unwrap().row(0));
+                assert_eq!(probs, out.probs);
+            }
+        }
+    }
+    // PGD raises the label's loss; a targeted PGD lowers the target's.
+    let pgd = pollster::block_on(attack(&engine, &x, 1, &AttackSpec::pgd(0.1, 10))).unwrap();
+    assert!(pgd.losses.last() > pgd.losses.first(), "seed {seed}: {:?}", pgd.losses);
+    let targeted = AttackSpec { target: Some(4), ..AttackSpec::pgd(0.1, 10) };
+    let t = pollster::block_on(attack(&engine, &x, 1, &targeted)).unwrap();
+    assert!(t.probs[4] > t.clean_probs[4], "seed {seed}: target probability {} -> {}", t.clean_probs[4], t.probs[4]);
+    assert!(pollster::block_on(attack(&engine, &random_images(&mut rng, [2, 1, 28, 28]), 1, &AttackSpec::fgsm(0.1))).is_err());
+}
+
+#[test]
+fn ensemble_attack_lowers_its_loss_and_respects_its_box() {
+    let seed = fresh_seed();
+    let mut rng = Rng::new(seed);
+    // Three models with the same 3x32x32 input: one architecture, three random draws.
+    let models: Vec<Engine> = (0..3).map(|_| engine(&mut rng, 1)).collect();
+    let refs: Vec<&Engine> = models.iter().collect();
+    let x = random_images(&mut rng, [1, 3, 32, 32]);
+    for box_epsilon in [Some(0.05f32), None] {
+        let spec = EnsembleSpec { target: 2, weights: vec![1.0, 1.0, 2.0], lambda: 0.1, steps: 30, learning_rate: 0.01, box_epsilon };
+        let out = pollster::block_on(ensemble_attack(&refs, &x, &spec)).unwrap();
+        assert_eq!(out.losses.len(), 31);
+        assert!(out.losses[30] < out.losses[0], "seed {seed}: loss {} -> {}", out.losses[0], out.losses[30]);
+        assert!(out.image.data().iter().all(|v| (0.0..=1.0).contains(v)));
+        if let Some(e) = box_epsilon {
+            assert!(max_abs_diff(out.image.data(), x.data()) <= e * 1.0001, "seed {seed}: left the box");
+        }
+        assert_eq!(out.success.len(), 3);
+        for (i, m) in refs.iter().enumerate() {
+            let p = softmax(pollster::block_on(m.forward(&out.image)).unwrap().row(0))[2];
+            assert!((p - out.target_probs[i]).abs() < 1e-5);
+        }
+    }
+}
+
+/// Downstream of a ReLU layer, max pooling + linear is positively homogeneous in each channel,
+/// so zeroing a channel changes each logit by exactly -(gradient x activation).
+#[test]
+fn tracing_gradient_x_activation_equals_the_ablation_effect_on_the_logit() {
+    let seed = fresh_seed();
+    let mut rng = Rng::new(seed);
+    let engine = engine(&mut rng, 0);
+    let x = random_images(&mut rng, [1, 1, 28, 28]);
+    let class = 6;
+    let influences = pollster::block_on(trace(&engine, &x, class, "relu4")).unwrap();
+    assert_eq!(influences.len(), 16);
+    assert!(influences.windows(2).all(|w| w[0].prob_drop >= w[1].prob_drop), "sorted by effect");
+    let logits = pollster::block_on(engine.forward(&x)).unwrap();
+    let p = softmax(logits.row(0))[class];
+    for inf in &influences {
+        let ablated = pollster::block_on(engine.forward_ablated(&x, &Ablation::default().zero("relu4", inf.channel))).unwrap();
+        let drop = logits.row(0)[class] - ablated.row(0)[class];
+        assert!((drop - inf.grad_x_act).abs() <= 1e-4 * (1.0 + drop.abs()), "seed {seed} channel {}: {drop} vs {}", inf.channel, inf.grad_x_act);
+        assert!((p - softmax(ablated.row(0))[class] - inf.prob_drop).abs() < 1e-6);
+    }
+    assert!(pollster::block_on(trace(&engine, &x, class, "linear7")).is_err(), "a linear layer has no feature maps");
+}
