@@ -48,3 +48,43 @@ fn shared_attacks_match_libtorch_attacks() {
         }
     }
 }
+
+/// The paper's ensemble attack: the shared single-image version and the trainer's batched
+/// libtorch version reach the same image from the same start (Adam on the same loss).
+#[test]
+fn shared_ensemble_attack_matches_libtorch() {
+    use advlens_shared::attack::{ensemble_attack, EnsembleSpec};
+    use advlens_trainer::adversarial_set::{ensemble_attack as tch_ensemble, ensemble_loss, EnsembleConfig};
+    let seed = fresh_seed();
+    let mut rng = Rng::new(seed);
+    let spec = reference_cases()[1].1.clone(); // 3x32x32
+    let mut engines = Vec::new();
+    let mut nets = Vec::new();
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        let weights = random_weights(&mut rng, &spec);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut net = Net::new(&vs.root(), &spec);
+        net.load_weights(&weights).unwrap();
+        engines.push(Engine::cpu(Arc::new(Bundle::new(spec.clone(), weights).unwrap())));
+        nets.push(net);
+        stores.push(vs);
+    }
+    let x = random_images(&mut rng, [1, 3, 32, 32]);
+    let xt = tch::Tensor::from_slice(x.data()).view([1, 3, 32, 32]);
+    let target = 4usize;
+    let ours = EnsembleSpec { target, weights: vec![1.0, 2.0, 1.0], lambda: 0.5, steps: 12, learning_rate: 0.01, box_epsilon: Some(0.06) };
+    let theirs = EnsembleConfig { weights: vec![1.0, 2.0, 1.0], lambda: 0.5, steps: 12, learning_rate: 0.01, box_epsilon: Some(0.06) };
+    let refs: Vec<&Engine> = engines.iter().collect();
+    let net_refs: Vec<&Net> = nets.iter().collect();
+    let a = pollster::block_on(ensemble_attack(&refs, &x, &ours)).unwrap();
+    let t = tch::Tensor::from_slice(&[target as i64]);
+    let b = tch_ensemble(&net_refs, &xt, &t, &theirs);
+    let bv = Vec::<f32>::try_from(b.flatten(0, -1)).unwrap();
+    let worst = a.image.data().iter().zip(&bv).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+    assert!(worst < 2e-3, "seed {seed}: images differ by up to {worst}");
+    let loss = ensemble_loss(&net_refs, &theirs.weights, &b, &xt, &t, theirs.lambda).double_value(&[0]) as f32;
+    let last = *a.losses.last().unwrap();
+    assert!((loss - last).abs() < 1e-3 * (1.0 + last.abs()), "seed {seed}: final loss {last} vs libtorch {loss}");
+    assert!(last < a.losses[0], "seed {seed}: the attack did not lower its loss");
+}

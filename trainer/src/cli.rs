@@ -29,6 +29,9 @@ pub enum Command {
     Eval(EvalArgs),
     /// Turn a run directory into a model bundle (model.json + weights.safetensors + samples.json).
     Export(ExportArgs),
+    /// Adversarial versions of a dataset split: the paper's ensemble attack over several models
+    /// (or one model's FGSM / PGD / least-likely attack), with transfer to held-out models.
+    Attack(AttackArgs),
     /// Time training steps on random data (compare with tests/bench/train-step.sh).
     BenchStep(BenchStepArgs),
     /// List the known datasets, verify a copy, or write a PNG grid of its images.
@@ -302,6 +305,57 @@ pub struct EvalArgs {
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AttackArgs {
+    /// Model bundles to attack, comma separated (the ensemble; the first alone for single-model attacks).
+    #[arg(long, value_delimiter = ',', required = true, value_name = "DIR,...")]
+    pub models: Vec<PathBuf>,
+    /// Bundles that only judge the result (transfer), comma separated.
+    #[arg(long, value_delimiter = ',', value_name = "DIR,...")]
+    pub held_out: Vec<PathBuf>,
+    /// Dataset folder (the dataset is the first model's provenance.dataset).
+    #[arg(long, env = "ADVLENS_DATA", value_name = "DIR")]
+    pub data: PathBuf,
+    /// train or test.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Attack the first N images of the split.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+    /// ensemble (Liu et al., targeted, Adam), fgsm, pgd or ll.
+    #[arg(long, default_value = "ensemble")]
+    pub attack: String,
+    /// Targets: random (a seeded class other than the label), ll (least likely for the first
+    /// model) or none (untargeted; not for ensemble).
+    #[arg(long, default_value = "random")]
+    pub target: String,
+    /// Budget: the L-inf box of the ensemble attack and the ball of the others (default: the
+    /// dataset's, mnist 0.3, fashion-mnist 0.1, cifar10 8/255).
+    #[arg(long)]
+    pub epsilon: Option<f64>,
+    /// Ensemble attack without a box (only [0,1] and the distance penalty bound it).
+    #[arg(long)]
+    pub no_box: bool,
+    /// Steps (ensemble: Adam steps; pgd/ll: gradient steps).
+    #[arg(long, default_value_t = 100)]
+    pub steps: usize,
+    /// Adam learning rate of the ensemble attack (pixel units).
+    #[arg(long, default_value_t = 0.01)]
+    pub lr: f64,
+    /// Weight of the ensemble attack's distance penalty mean((x*-x)^2).
+    #[arg(long, default_value_t = 0.0)]
+    pub lambda: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 200)]
+    pub batch_size: usize,
+    /// Output folder (images.safetensors + meta.json).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
     #[command(flatten)]
     pub device: DeviceArgs,
 }

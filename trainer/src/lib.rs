@@ -5,6 +5,7 @@
 //! the pipeline: [`data`] -> [`arch`] / [`net`] -> [`attack`] / [`mode`] / [`optim`] -> [`train`]
 //! -> [`eval`] -> [`export`]; [`plot`] draws the PNG charts, [`bench`] times training steps.
 
+pub mod adversarial_set;
 pub mod arch;
 pub mod attack;
 pub mod bench;

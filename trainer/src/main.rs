@@ -100,6 +100,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
                 std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
             }
         }
+        cli::Command::Attack(a) => attack_command(a, args.quiet)?,
         cli::Command::BenchStep(a) => {
             let device = device::select(&a.device.device, a.device.threads)?;
             eprintln!("device: {}", device::describe(device, a.device.threads));
@@ -177,4 +178,95 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn attack_command(a: cli::AttackArgs, quiet: bool) -> Result<()> {
+    use advlens_trainer::adversarial_set::{self as advset, EnsembleConfig, TargetRule};
+    let device = device::select(&a.device.device, a.device.threads)?;
+    eprintln!("device: {}", device::describe(device, a.device.threads));
+    let load = |dirs: &[std::path::PathBuf]| dirs.iter().map(|d| export::load_bundle(d, device)).collect::<Result<Vec<_>>>();
+    let models = load(&a.models)?;
+    let held = load(&a.held_out)?;
+    let first = models[0].1.spec().clone();
+    for (dir, (_, net)) in a.models.iter().chain(&a.held_out).zip(models.iter().chain(&held)) {
+        let s = net.spec();
+        if (s.input.channels, s.input.height, s.input.width) != (first.input.channels, first.input.height, first.input.width) || s.classes != first.classes {
+            anyhow::bail!("{} takes other inputs or classes than {}: all models must share them", dir.display(), a.models[0].display());
+        }
+    }
+    let dataset = first.provenance.dataset.clone().context("the first model does not say its dataset (provenance.dataset)")?;
+    let kind = DatasetKind::parse(&dataset)?;
+    let split = match a.split.as_str() {
+        "train" => Split::Train,
+        "test" => Split::Test,
+        other => anyhow::bail!("unknown split `{other}`: use train or test"),
+    };
+    let data = Dataset::load(kind, &a.data, split)?;
+    let n = a.limit.min(data.len());
+    let per = data.shape.iter().product::<usize>();
+    let labels: Vec<usize> = data.labels[..n].iter().map(|&l| l as usize).collect();
+    let epsilon = a.epsilon.unwrap_or(cli::attack_defaults(kind).0);
+    let target_rule = match a.target.as_str() {
+        "random" => Some(TargetRule::Random),
+        "ll" => Some(TargetRule::LeastLikely),
+        "none" => None,
+        other => anyhow::bail!("unknown --target `{other}`: use random, ll or none"),
+    };
+    let nets: Vec<&advlens_trainer::net::Net> = models.iter().map(|(_, n)| n).collect();
+    let held_nets: Vec<&advlens_trainer::net::Net> = held.iter().map(|(_, n)| n).collect();
+    let (ensemble, single, description) = if a.attack == "ensemble" {
+        if target_rule.is_none() {
+            anyhow::bail!("the ensemble attack is targeted: use --target random or ll");
+        }
+        let cfg = EnsembleConfig {
+            weights: vec![1.0; nets.len()],
+            lambda: a.lambda,
+            steps: a.steps,
+            learning_rate: a.lr,
+            box_epsilon: (!a.no_box).then_some(epsilon),
+        };
+        let d = format!("ensemble of {} ({} Adam steps, lr {}, lambda {}, box {:?})", nets.len(), a.steps, a.lr, a.lambda, cfg.box_epsilon);
+        (Some(cfg), None, d)
+    } else {
+        let name = if a.attack == "pgd" { format!("pgd{}", a.steps) } else { a.attack.clone() };
+        let attack = eval::named_attack(&name, advlens_trainer::attack::Norm::Linf, epsilon)?;
+        let d = attack.to_string();
+        (None, Some(attack), d)
+    };
+    let bar = train::progress_bar(0, quiet, "attack");
+    let (images, targets, predicted) = advset::attack_set(
+        &nets, &held_nets, &data.images[..n * per], data.shape, &labels, ensemble.as_ref(), single.as_ref(), target_rule, a.seed, a.batch_size, device, &bar,
+    )?;
+    bar.finish_and_clear();
+    let clean = advlens_trainer::net::images_tensor(&data.images[..n * per], data.shape, tch::Device::Cpu);
+    let linf = (&images - &clean).abs().max().double_value(&[]);
+    let success_rate: Vec<f64> = predicted
+        .iter()
+        .map(|p| {
+            let hits = p.iter().zip(&labels).zip(&targets).filter(|((&pr, &l), t)| match t { Some(t) => pr == *t, None => pr != l }).count();
+            hits as f64 / n.max(1) as f64
+        })
+        .collect();
+    let names = |dirs: &[std::path::PathBuf]| dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>();
+    let meta = advset::AdversarialSet {
+        dataset: kind.name().into(),
+        split: a.split.clone(),
+        attack: description.clone(),
+        models: names(&a.models),
+        held_out: names(&a.held_out),
+        indices: (0..n).collect(),
+        source: labels.clone(),
+        target: targets.iter().all(Option::is_some).then(|| targets.iter().map(|t| t.unwrap_or(0)).collect()),
+        predicted,
+        success_rate: success_rate.clone(),
+        linf,
+    };
+    advset::save(&a.out, &images, &meta)?;
+    println!("{description} on {n} {} images of {}, max L-inf distance {linf:.4}", a.split, kind.name());
+    for (name, rate) in meta.models.iter().chain(&meta.held_out).zip(&success_rate) {
+        let role = if meta.held_out.contains(name) { "held out" } else { "attacked" };
+        println!("  {:>6.2}% success  {role:<8}  {name}", 100.0 * rate);
+    }
+    println!("written to {}", a.out.display());
+    Ok(())
 }

@@ -354,3 +354,33 @@ fn concept_world_exports_trains_and_its_masks_match() {
     assert_eq!(spec["classes"].as_array().unwrap().len(), 10);
     assert_eq!(spec["input"]["channels"], 3);
 }
+
+/// `advlens attack`: the written adversarial set stays in its box, and the shared CPU engine,
+/// run on the written images, predicts what the attack recorded for each model.
+#[test]
+fn attack_writes_a_set_the_shared_engine_agrees_with() {
+    let Some(mnist) = mnist_dir() else { return };
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/assets/models/mnist-small");
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("adv");
+    let out = advlens(&[
+        "attack", "--models", model.to_str().unwrap(), "--data", mnist.to_str().unwrap(), "--limit", "40", "--steps", "20",
+        "--epsilon", "0.2", "--out", out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (images, meta) = advlens_trainer::adversarial_set::load(&out_dir).unwrap();
+    assert_eq!(images.size(), [40, 1, 28, 28]);
+    let test = advlens_trainer::data::Dataset::load(advlens_trainer::data::DatasetKind::Mnist, &mnist, advlens_trainer::data::Split::Test).unwrap();
+    let clean = advlens_trainer::net::images_tensor(&test.images[..40 * 784], [1, 28, 28], tch::Device::Cpu);
+    assert!((&images - &clean).abs().max().double_value(&[]) <= 0.2 + 1e-6);
+    let targets = meta.target.clone().expect("targeted");
+    assert!(targets.iter().zip(&meta.source).all(|(t, s)| t != s), "random targets differ from the labels");
+    let data = Vec::<f32>::try_from(images.flatten(0, -1)).unwrap();
+    let bundle = Bundle::load(&model).unwrap();
+    let logits = CpuEngine::new(bundle.into()).forward(&advlens_shared::Tensor::new(vec![40, 1, 28, 28], data).unwrap()).unwrap();
+    let ours: Vec<usize> = (0..40).map(|i| argmax(logits.row(i))).collect();
+    assert_eq!(ours, meta.predicted[0], "shared engine vs the attack's record");
+    let hits = ours.iter().zip(&targets).filter(|(p, t)| p == t).count() as f64 / 40.0;
+    assert!((hits - meta.success_rate[0]).abs() < 1e-9);
+    assert!(hits > 0.3, "a 20-step targeted attack at eps 0.2 should often succeed on an undefended model, got {hits}");
+}
