@@ -32,6 +32,9 @@ pub enum Command {
     /// Adversarial versions of a dataset split: the paper's ensemble attack over several models
     /// (or one model's FGSM / PGD / least-likely attack), with transfer to held-out models.
     Attack(AttackArgs),
+    /// The paper's measurements for one model and layer: consis on real and adversarial top
+    /// images, CS1/CS2, representation ratio r, tracing ROC AUC, concept IoU (concept world).
+    Analyze(AnalyzeArgs),
     /// Time training steps on random data (compare with tests/bench/train-step.sh).
     BenchStep(BenchStepArgs),
     /// List the known datasets, verify a copy, or write a PNG grid of its images.
@@ -354,6 +357,36 @@ pub struct AttackArgs {
     #[arg(long, default_value_t = 200)]
     pub batch_size: usize,
     /// Output folder (images.safetensors + meta.json).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Model bundle.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Adversarial set written by `advlens attack` (same dataset and split).
+    #[arg(long, value_name = "DIR")]
+    pub adv: PathBuf,
+    /// Dataset folder.
+    #[arg(long, env = "ADVLENS_DATA", value_name = "DIR")]
+    pub data: PathBuf,
+    /// Layer to analyse (default: the last ReLU with feature maps).
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Real images: the first N of the split (at least the adversarial set's).
+    #[arg(long, default_value_t = 2000)]
+    pub limit: usize,
+    /// Top images per neuron.
+    #[arg(long, default_value_t = 20)]
+    pub top_k: usize,
+    /// Top traced neurons per image for the disagreement score.
+    #[arg(long, default_value_t = 5)]
+    pub trace_top: usize,
+    /// Output folder (analysis.json, analysis.md).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     #[command(flatten)]

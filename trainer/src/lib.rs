@@ -6,6 +6,7 @@
 //! -> [`eval`] -> [`export`]; [`plot`] draws the PNG charts, [`bench`] times training steps.
 
 pub mod adversarial_set;
+pub mod analysis;
 pub mod arch;
 pub mod attack;
 pub mod bench;

@@ -101,6 +101,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
             }
         }
         cli::Command::Attack(a) => attack_command(a, args.quiet)?,
+        cli::Command::Analyze(a) => analyze_command(a)?,
         cli::Command::BenchStep(a) => {
             let device = device::select(&a.device.device, a.device.threads)?;
             eprintln!("device: {}", device::describe(device, a.device.threads));
@@ -268,5 +269,59 @@ fn attack_command(a: cli::AttackArgs, quiet: bool) -> Result<()> {
         println!("  {:>6.2}% success  {role:<8}  {name}", 100.0 * rate);
     }
     println!("written to {}", a.out.display());
+    Ok(())
+}
+
+fn analyze_command(a: cli::AnalyzeArgs) -> Result<()> {
+    use advlens_trainer::analysis::{analyze, AnalyzeInput};
+    let device = device::select(&a.device.device, a.device.threads)?;
+    eprintln!("device: {}", device::describe(device, a.device.threads));
+    let (_vs, net) = export::load_bundle(&a.model, device)?;
+    let spec = net.spec().clone();
+    let (adv_images, meta) = advlens_trainer::adversarial_set::load(&a.adv)?;
+    let kind = DatasetKind::parse(&meta.dataset)?;
+    let split = if meta.split == "train" { Split::Train } else { Split::Test };
+    let data = Dataset::load(kind, &a.data, split)?;
+    if meta.indices.iter().enumerate().any(|(k, &i)| k != i) {
+        anyhow::bail!("{}: the adversarial set must cover the first images of its split in order", a.adv.display());
+    }
+    let n = a.limit.max(meta.indices.len()).min(data.len());
+    let per = data.shape.iter().product::<usize>();
+    let real = advlens_trainer::net::images_tensor(&data.images[..n * per], data.shape, device);
+    let labels: Vec<usize> = data.labels[..n].iter().map(|&l| l as usize).collect();
+    let layer = match a.layer {
+        Some(l) => l,
+        None => {
+            let shapes = advlens_shared::model::check_spec(&spec)?;
+            spec.nodes
+                .iter()
+                .filter(|n| matches!(n.op, advlens_shared::model::Op::Relu) && shapes[&n.name].len() == 3)
+                .last()
+                .map(|n| n.name.clone())
+                .context("the model has no ReLU with feature maps: pass --layer")?
+        }
+    };
+    let masks = if kind == DatasetKind::Folder && a.data.join(format!("masks-{}.bin.gz", meta.split)).is_file() {
+        Some(advlens_trainer::data::concepts::read_masks(&a.data, &meta.split)?.1)
+    } else {
+        None
+    };
+    let report = analyze(&AnalyzeInput {
+        net: &net,
+        layer: &layer,
+        real: &real,
+        real_labels: &labels,
+        adversarial: &adv_images.to_device(device),
+        adv_source: &meta.source,
+        adv_target: meta.target.as_deref(),
+        masks: masks.as_deref(),
+        top_k: a.top_k,
+        trace_top: a.trace_top,
+    })?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    std::fs::write(a.out.join("analysis.json"), train::pretty_json(&report))?;
+    let md = report.markdown();
+    std::fs::write(a.out.join("analysis.md"), &md)?;
+    print!("{md}");
     Ok(())
 }

@@ -115,3 +115,55 @@ pub fn preview(world: ConceptWorld, seed: u64, per_class: usize, out: &Path) -> 
     grid.save(out).with_context(|| format!("writing {}", out.display()))?;
     Ok(())
 }
+
+/// The per-pixel labels of one image, read back from a mask file.
+#[derive(Clone, Debug)]
+pub struct Masks {
+    pub index: u32,
+    pub class: u8,
+    pub object: Vec<u16>,
+    pub parts: Vec<u32>,
+    pub colour: Vec<u16>,
+    pub texture: Vec<u8>,
+}
+
+/// Reads `masks-<split>.bin.gz` of an exported concept world, in the order
+/// `Dataset::load(DatasetKind::Folder, ..)` loads the images (class folders by name, then files
+/// by name), so mask `k` belongs to image `k` of the dataset.
+pub fn read_masks(dir: &Path, split: &str) -> Result<(usize, Vec<Masks>)> {
+    use std::io::Read;
+    let path = dir.join(format!("masks-{split}.bin.gz"));
+    let file = std::fs::File::open(&path).with_context(|| format!("opening {}: is {} an `advlens data concepts` folder?", path.display(), dir.display()))?;
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(file).read_to_end(&mut bytes).with_context(|| format!("reading {}", path.display()))?;
+    let corrupt = |what: &str| anyhow::anyhow!("{} is corrupt: {what}", path.display());
+    if bytes.len() < 20 || &bytes[..8] != b"ADVLMASK" {
+        return Err(corrupt("bad magic"));
+    }
+    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    let (version, side, count) = (word(8), word(12) as usize, word(16) as usize);
+    if version != 1 {
+        return Err(corrupt(&format!("version {version}, this build reads 1")));
+    }
+    let n = side * side;
+    let record = 5 + 9 * n;
+    if bytes.len() != 20 + count * record {
+        return Err(corrupt("truncated"));
+    }
+    let mut masks = Vec::with_capacity(count);
+    for k in 0..count {
+        let at = 20 + k * record;
+        let px = |p: usize| at + 5 + 9 * p;
+        masks.push(Masks {
+            index: word(at),
+            class: bytes[at + 4],
+            object: (0..n).map(|p| u16::from_le_bytes([bytes[px(p)], bytes[px(p) + 1]])).collect(),
+            parts: (0..n).map(|p| u32::from_le_bytes(bytes[px(p) + 2..px(p) + 6].try_into().expect("4 bytes"))).collect(),
+            colour: (0..n).map(|p| u16::from_le_bytes([bytes[px(p) + 6], bytes[px(p) + 7]])).collect(),
+            texture: (0..n).map(|p| bytes[px(p) + 8]).collect(),
+        });
+    }
+    let names = ConceptWorld::new(side).map_err(|e| corrupt(&e.to_string()))?.classes();
+    masks.sort_by(|a, b| names[a.class as usize].cmp(&names[b.class as usize]).then(a.index.cmp(&b.index)));
+    Ok((side, masks))
+}

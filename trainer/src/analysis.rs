@@ -1,0 +1,358 @@
+//! `advlens analyze`: the paper's measurements for one model and layer on real images and on an
+//! adversarial set — neuron consistency (consis) on both, CS1 / CS2, the representation ratio r,
+//! how well the disagreement of the top traced neurons flags adversarial inputs (ROC AUC), and,
+//! on the concept world, concept IoU of every neuron on real and adversarial images.
+//! The metric definitions are `advlens_shared::analysis::metrics` (one definition, unit-tested).
+
+use std::collections::BTreeMap;
+
+use advlens_shared::analysis::metrics::{class_histogram, class_similarity, consistency, cosine, representation_ratio, roc_auc};
+use advlens_shared::concepts::vocab;
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::data::concepts::Masks;
+use crate::net::Net;
+
+/// Per-neuron results.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NeuronStats {
+    pub channel: usize,
+    /// consis on the top-K real images (their labels).
+    pub consis_real: f64,
+    /// consis on the top-K adversarial images, counted by source class (what a human sees).
+    pub consis_adv_source: f64,
+    /// consis on the top-K adversarial images, counted by target class (what the model sees).
+    pub consis_adv_target: Option<f64>,
+    /// cos(real histogram, adversarial histogram by source class).
+    pub cs1: f64,
+    /// cos(real histogram, adversarial histogram by target class).
+    pub cs2: Option<f64>,
+    /// The most frequent class among the top-K real images.
+    pub real_class: usize,
+    /// Best concept on real images: (category, name, IoU).
+    pub concept: Option<(String, String, f64)>,
+    /// Best concept on the adversarial versions of the same images.
+    pub concept_adv: Option<(String, String, f64)>,
+}
+
+/// Everything `analyze` measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AnalysisReport {
+    pub model: String,
+    pub layer: String,
+    pub top_k: usize,
+    pub real_images: usize,
+    pub adversarial_images: usize,
+    /// Adversarial images that reach their target (or, untargeted, change the prediction).
+    pub successful: usize,
+    pub neurons: Vec<NeuronStats>,
+    pub mean_consis_real: f64,
+    pub mean_consis_adv_source: f64,
+    pub mean_consis_adv_target: Option<f64>,
+    pub mean_cs1: f64,
+    pub mean_cs2: Option<f64>,
+    /// r of each successful targeted adversarial image.
+    pub r: Vec<f64>,
+    pub fraction_r_above_1: Option<f64>,
+    /// ROC AUC of the top-neuron disagreement score: successful adversarial (positive) vs
+    /// correctly classified real images (negative).
+    pub trace_auc: Option<f64>,
+    pub trace_top: usize,
+    /// Concept detectors (IoU > 0.04) per category, on real and on adversarial images.
+    pub detectors_real: BTreeMap<String, usize>,
+    pub detectors_adv: BTreeMap<String, usize>,
+}
+
+/// Per image: the layer's responses `[N, C]` (spatial max), features `[N, D]`, maps
+/// `[N, C, h, w]` (kept only if `keep_maps`), predictions, and gradient x activation per channel
+/// for the predicted class `[N, C]`.
+struct LayerPass {
+    responses: Tensor,
+    features: Tensor,
+    maps: Option<Tensor>,
+    predicted: Vec<usize>,
+    influence: Tensor,
+}
+
+fn pass(net: &Net, images: &Tensor, layer: &str, keep_maps: bool, batch: usize) -> Result<LayerPass> {
+    let n = images.size()[0];
+    let (mut resp, mut feat, mut maps, mut pred, mut infl) = (vec![], vec![], vec![], vec![], vec![]);
+    for start in (0..n).step_by(batch.max(1)) {
+        let len = (n - start).min(batch as i64);
+        let x = images.narrow(0, start, len);
+        let acts = net.forward_all_t(&x, false);
+        let a = &acts[layer];
+        if a.dim() != 4 {
+            bail!("layer `{layer}` outputs {:?}, not feature maps: pick a convolutional layer", a.size());
+        }
+        let logits = &acts[&net.spec().output];
+        let p = logits.argmax(-1, false);
+        let chosen = logits.gather(1, &p.unsqueeze(1), false).sum(Kind::Float);
+        let g = Tensor::run_backward(&[chosen], &[a], false, false).pop().expect("one gradient");
+        let a = a.detach();
+        resp.push(a.amax([2i64, 3].as_slice(), false));
+        feat.push(a.flatten(1, -1));
+        infl.push((&a * g).sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Float));
+        if keep_maps {
+            maps.push(a.shallow_clone());
+        }
+        pred.extend(Vec::<i64>::try_from(&p.to_device(Device::Cpu))?.into_iter().map(|v| v as usize));
+    }
+    Ok(LayerPass {
+        responses: Tensor::cat(&resp, 0),
+        features: Tensor::cat(&feat, 0),
+        maps: keep_maps.then(|| Tensor::cat(&maps, 0)),
+        predicted: pred,
+        influence: Tensor::cat(&infl, 0),
+    })
+}
+
+/// The indices of the `k` largest values of column `c` of `[N, C]`.
+fn top_k(responses: &Tensor, c: usize, k: usize) -> Result<Vec<usize>> {
+    let col = responses.select(1, c as i64);
+    let k = k.min(col.size()[0] as usize) as i64;
+    let (_, idx) = col.topk(k, 0, true, true);
+    Ok(Vec::<i64>::try_from(&idx)?.into_iter().map(|v| v as usize).collect())
+}
+
+/// Inputs of [`analyze`].
+pub struct AnalyzeInput<'a> {
+    pub net: &'a Net,
+    pub layer: &'a str,
+    pub real: &'a Tensor,
+    pub real_labels: &'a [usize],
+    pub adversarial: &'a Tensor,
+    pub adv_source: &'a [usize],
+    pub adv_target: Option<&'a [usize]>,
+    /// Concept masks of the real images that the adversarial ones were made from, aligned with
+    /// `adversarial` (`adversarial[k]` was made from the image with masks `masks[k]`).
+    pub masks: Option<&'a [Masks]>,
+    pub top_k: usize,
+    pub trace_top: usize,
+}
+
+pub fn analyze(input: &AnalyzeInput) -> Result<AnalysisReport> {
+    let net = input.net;
+    let spec = net.spec();
+    let classes = spec.classes.len();
+    let sim = class_similarity(&spec.classes, &spec.hierarchy);
+    let keep_maps = input.masks.is_some();
+    let real = pass(net, input.real, input.layer, keep_maps, 250)?;
+    let adv = pass(net, input.adversarial, input.layer, keep_maps, 250)?;
+    let channels = real.responses.size()[1] as usize;
+    let m = input.adv_source.len();
+    let success: Vec<bool> = (0..m)
+        .map(|i| match input.adv_target {
+            Some(t) => adv.predicted[i] == t[i],
+            None => adv.predicted[i] != input.adv_source[i],
+        })
+        .collect();
+
+    let mut neurons = Vec::with_capacity(channels);
+    for c in 0..channels {
+        let top_real = top_k(&real.responses, c, input.top_k)?;
+        let top_adv = top_k(&adv.responses, c, input.top_k)?;
+        let h_real = class_histogram(&top_real.iter().map(|&i| input.real_labels[i]).collect::<Vec<_>>(), classes);
+        let h_src = class_histogram(&top_adv.iter().map(|&i| input.adv_source[i]).collect::<Vec<_>>(), classes);
+        let h_tgt = input.adv_target.map(|t| class_histogram(&top_adv.iter().map(|&i| t[i]).collect::<Vec<_>>(), classes));
+        let real_class = h_real.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+        neurons.push(NeuronStats {
+            channel: c,
+            consis_real: consistency(&h_real, &sim),
+            consis_adv_source: consistency(&h_src, &sim),
+            consis_adv_target: h_tgt.as_ref().map(|h| consistency(h, &sim)),
+            cs1: cosine(&h_real, &h_src),
+            cs2: h_tgt.as_ref().map(|h| cosine(&h_real, h)),
+            real_class,
+            concept: None,
+            concept_adv: None,
+        });
+    }
+
+    // r: class means of the real features, distances of the successful adversarial features.
+    let mut r = Vec::new();
+    if let Some(t) = input.adv_target {
+        let feats = real.features.to_device(Device::Cpu);
+        let mut means = Vec::with_capacity(classes);
+        for k in 0..classes {
+            let idx: Vec<i64> = (0..input.real_labels.len()).filter(|&i| input.real_labels[i] == k).map(|i| i as i64).collect();
+            means.push(if idx.is_empty() { None } else { Some(Vec::<f32>::try_from(feats.index_select(0, &Tensor::from_slice(&idx)).mean_dim([0i64].as_slice(), false, Kind::Float))?) });
+        }
+        let adv_feats = adv.features.to_device(Device::Cpu);
+        for i in (0..m).filter(|&i| success[i]) {
+            if let (Some(ms), Some(mt)) = (&means[input.adv_source[i]], &means[t[i]]) {
+                let phi = Vec::<f32>::try_from(adv_feats.get(i as i64))?;
+                r.push(representation_ratio(&phi, ms, mt));
+            }
+        }
+    }
+
+    // Tracing: the share of the top neurons (by gradient x activation for the predicted class)
+    // whose real-image class is not the predicted one.
+    let disagreement = |pass: &LayerPass, i: usize| -> Result<f64> {
+        let row = pass.influence.get(i as i64);
+        let (_, idx) = row.topk(input.trace_top.min(channels) as i64, 0, true, true);
+        let idx = Vec::<i64>::try_from(&idx)?;
+        Ok(idx.iter().filter(|&&c| neurons[c as usize].real_class != pass.predicted[i]).count() as f64 / idx.len().max(1) as f64)
+    };
+    let negatives: Vec<f64> =
+        (0..input.real_labels.len()).filter(|&i| real.predicted[i] == input.real_labels[i]).map(|i| disagreement(&real, i)).collect::<Result<_>>()?;
+    let positives: Vec<f64> = (0..m).filter(|&i| success[i]).map(|i| disagreement(&adv, i)).collect::<Result<_>>()?;
+    let trace_auc = (!positives.is_empty() && !negatives.is_empty()).then(|| roc_auc(&positives, &negatives));
+
+    let (mut detectors_real, mut detectors_adv) = (BTreeMap::new(), BTreeMap::new());
+    if let Some(masks) = input.masks {
+        // The real images of the concept analysis are the ones the adversarial set came from.
+        let real_maps = pass(net, &input.real.narrow(0, 0, m as i64), input.layer, true, 250)?.maps.expect("kept");
+        let thresholds = concept_thresholds(&real_maps);
+        let best_real = concept_iou(&real_maps, &thresholds, masks)?;
+        let best_adv = concept_iou(adv.maps.as_ref().expect("kept"), &thresholds, masks)?;
+        for (c, n) in neurons.iter_mut().enumerate() {
+            n.concept = best_real[c].clone();
+            n.concept_adv = best_adv[c].clone();
+            for (best, count) in [(&best_real[c], &mut detectors_real), (&best_adv[c], &mut detectors_adv)] {
+                if let Some((cat, _, iou)) = best {
+                    if *iou > 0.04 {
+                        *count.entry(cat.clone()).or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    let mean = |f: &dyn Fn(&NeuronStats) -> f64| neurons.iter().map(f).sum::<f64>() / channels.max(1) as f64;
+    let above = (!r.is_empty()).then(|| r.iter().filter(|&&v| v > 1.0).count() as f64 / r.len() as f64);
+    Ok(AnalysisReport {
+        model: spec.name.clone(),
+        layer: input.layer.into(),
+        top_k: input.top_k,
+        real_images: input.real_labels.len(),
+        adversarial_images: m,
+        successful: success.iter().filter(|&&s| s).count(),
+        mean_consis_real: mean(&|n| n.consis_real),
+        mean_consis_adv_source: mean(&|n| n.consis_adv_source),
+        mean_consis_adv_target: input.adv_target.map(|_| mean(&|n| n.consis_adv_target.unwrap_or(0.0))),
+        mean_cs1: mean(&|n| n.cs1),
+        mean_cs2: input.adv_target.map(|_| mean(&|n| n.cs2.unwrap_or(0.0))),
+        neurons,
+        r,
+        fraction_r_above_1: above,
+        trace_auc,
+        trace_top: input.trace_top,
+        detectors_real,
+        detectors_adv,
+    })
+}
+
+/// Network Dissection's per-neuron threshold: the top 0.5% of all its activation values.
+fn concept_thresholds(maps: &Tensor) -> Vec<f32> {
+    let c = maps.size()[1];
+    let per_channel = maps.transpose(0, 1).reshape([c, -1]);
+    let q = per_channel.quantile_scalar(0.995, Some(1), false, "linear");
+    Vec::<f32>::try_from(&q.to_device(Device::Cpu)).expect("floats")
+}
+
+/// The best concept (category, name, IoU) of each channel: activation maps upsampled to the
+/// image, thresholded, compared with every concept mask; intersections and unions summed over
+/// the images before dividing.
+fn concept_iou(maps: &Tensor, thresholds: &[f32], masks: &[Masks]) -> Result<Vec<Option<(String, String, f64)>>> {
+    let (n, c) = (maps.size()[0] as usize, maps.size()[1] as usize);
+    if masks.len() < n {
+        bail!("{} images but only {} masks", n, masks.len());
+    }
+    let side = (masks[0].parts.len() as f64).sqrt() as usize;
+    let up = maps.upsample_bilinear2d([side as i64, side as i64], false, None, None).to_device(Device::Cpu);
+    // Concepts: (category, name, bit set per pixel).
+    let categories: [(&str, Vec<&str>); 4] = [
+        ("object", vocab::OBJECTS.iter().map(|o| o.name).collect()),
+        ("part", vocab::PARTS.iter().map(|p| p.name).collect()),
+        ("colour", vocab::COLOURS.iter().map(|c| c.0).collect()),
+        ("texture", vocab::TEXTURES.to_vec()),
+    ];
+    let offsets = [0usize, 10, 10 + vocab::PARTS.len(), 10 + vocab::PARTS.len() + vocab::COLOURS.len()];
+    let total = offsets[3] + vocab::TEXTURES.len();
+    let bits = |m: &Masks, p: usize| -> [u64; 4] { [u64::from(m.object[p]), u64::from(m.parts[p]), u64::from(m.colour[p]), u64::from(m.texture[p])] };
+    let mut inter = vec![vec![0u64; total]; c];
+    let mut act_count = vec![0u64; c];
+    let mut concept_count = vec![0u64; total];
+    for (i, m) in masks.iter().enumerate().take(n) {
+        for p in 0..side * side {
+            let b = bits(m, p);
+            for (cat, &off) in offsets.iter().enumerate() {
+                let mut v = b[cat];
+                while v != 0 {
+                    concept_count[off + v.trailing_zeros() as usize] += 1;
+                    v &= v - 1;
+                }
+            }
+        }
+        let img = Vec::<f32>::try_from(up.get(i as i64).flatten(0, -1))?;
+        for ch in 0..c {
+            let plane = &img[ch * side * side..(ch + 1) * side * side];
+            for (p, &v) in plane.iter().enumerate() {
+                if v > thresholds[ch] {
+                    act_count[ch] += 1;
+                    let b = bits(m, p);
+                    for (cat, &off) in offsets.iter().enumerate() {
+                        let mut v = b[cat];
+                        while v != 0 {
+                            inter[ch][off + v.trailing_zeros() as usize] += 1;
+                            v &= v - 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok((0..c)
+        .map(|ch| {
+            let mut best: Option<(String, String, f64)> = None;
+            for (cat, (name, names)) in categories.iter().enumerate() {
+                for (k, concept) in names.iter().enumerate() {
+                    let j = offsets[cat] + k;
+                    let union = act_count[ch] + concept_count[j] - inter[ch][j];
+                    let iou = if union == 0 { 0.0 } else { inter[ch][j] as f64 / union as f64 };
+                    if best.as_ref().is_none_or(|b| iou > b.2) {
+                        best = Some((name.to_string(), concept.to_string(), iou));
+                    }
+                }
+            }
+            best
+        })
+        .collect())
+}
+
+impl AnalysisReport {
+    /// A Markdown summary: the paper's claims with our numbers.
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "## {} — layer `{}`\n\n{} real images, {} adversarial ({} successful), top-{} images per neuron, {} neurons.\n\n",
+            self.model, self.layer, self.real_images, self.adversarial_images, self.successful, self.top_k, self.neurons.len()
+        );
+        s += "| measure | value |\n|---|---|\n";
+        s += &format!("| mean consis, real top images | {:.3} |\n", self.mean_consis_real);
+        s += &format!("| mean consis, adversarial top images by source class | {:.3} |\n", self.mean_consis_adv_source);
+        if let Some(v) = self.mean_consis_adv_target {
+            s += &format!("| mean consis, adversarial top images by target class | {v:.3} |\n");
+        }
+        s += &format!("| mean CS1 (real vs adversarial-by-source histograms) | {:.3} |\n", self.mean_cs1);
+        if let Some(v) = self.mean_cs2 {
+            s += &format!("| mean CS2 (real vs adversarial-by-target histograms) | {v:.3} |\n");
+        }
+        if let Some(f) = self.fraction_r_above_1 {
+            let mut r = self.r.clone();
+            r.sort_by(f64::total_cmp);
+            s += &format!("| representation ratio r > 1 (nearer the target class) | {:.1}% of {} (median r {:.3}) |\n", 100.0 * f, r.len(), r[r.len() / 2]);
+        }
+        if let Some(a) = self.trace_auc {
+            s += &format!("| ROC AUC, top-{} neuron disagreement flags adversarial inputs | {a:.3} |\n", self.trace_top);
+        }
+        if !self.detectors_real.is_empty() || !self.detectors_adv.is_empty() {
+            s += &format!("| concept detectors (IoU > 0.04), real images | {:?} |\n", self.detectors_real);
+            s += &format!("| concept detectors (IoU > 0.04), adversarial images | {:?} |\n", self.detectors_adv);
+        }
+        s
+    }
+}
