@@ -87,7 +87,7 @@ fn tracing_gradient_x_activation_equals_the_ablation_effect_on_the_logit() {
     let class = 6;
     let influences = pollster::block_on(trace(&engine, &x, class, "relu4")).unwrap();
     assert_eq!(influences.len(), 16);
-    assert!(influences.windows(2).all(|w| w[0].prob_drop >= w[1].prob_drop), "sorted by effect");
+    assert!(influences.windows(2).all(|w| w[0].logit_drop >= w[1].logit_drop), "sorted by effect");
     let logits = pollster::block_on(engine.forward(&x)).unwrap();
     let p = softmax(logits.row(0))[class];
     for inf in &influences {
@@ -95,6 +95,7 @@ fn tracing_gradient_x_activation_equals_the_ablation_effect_on_the_logit() {
         let drop = logits.row(0)[class] - ablated.row(0)[class];
         assert!((drop - inf.grad_x_act).abs() <= 1e-4 * (1.0 + drop.abs()), "seed {seed} channel {}: {drop} vs {}", inf.channel, inf.grad_x_act);
         assert!((p - softmax(ablated.row(0))[class] - inf.prob_drop).abs() < 1e-6);
+        assert!((drop - inf.logit_drop).abs() < 1e-6);
     }
     assert!(pollster::block_on(trace(&engine, &x, class, "linear7")).is_err(), "a linear layer has no feature maps");
 }

@@ -35,6 +35,9 @@ pub enum Command {
     /// The paper's measurements for one model and layer: consis on real and adversarial top
     /// images, CS1/CS2, representation ratio r, tracing ROC AUC, concept IoU (concept world).
     Analyze(AnalyzeArgs),
+    /// The neurons behind one prediction: exact and gradient x activation influence of each
+    /// channel of a layer, with the concepts `analyze` found for them; text and PNG.
+    Trace(TraceArgs),
     /// Time training steps on random data (compare with tests/bench/train-step.sh).
     BenchStep(BenchStepArgs),
     /// List the known datasets, verify a copy, or write a PNG grid of its images.
@@ -391,6 +394,33 @@ pub struct AnalyzeArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub device: DeviceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Model bundle.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Image file (PNG/JPEG; resized on its shorter side and centre-cropped to the model input).
+    #[arg(long, value_name = "FILE", conflicts_with = "sample", required_unless_present = "sample")]
+    pub image: Option<PathBuf>,
+    /// Or the N-th sample image of the bundle's samples.json.
+    #[arg(long, value_name = "N")]
+    pub sample: Option<usize>,
+    /// Class to explain (default: the predicted one).
+    #[arg(long)]
+    pub class: Option<usize>,
+    /// Layer (default: the last ReLU with feature maps).
+    #[arg(long)]
+    pub layer: Option<String>,
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// An `advlens analyze` output folder for this model: adds each neuron's class and concept.
+    #[arg(long, value_name = "DIR")]
+    pub analysis: Option<PathBuf>,
+    /// Write the image and the top neurons' activation maps here.
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -19,4 +19,5 @@ pub mod mode;
 pub mod net;
 pub mod optim;
 pub mod plot;
+pub mod trace;
 pub mod train;

@@ -102,6 +102,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
         }
         cli::Command::Attack(a) => attack_command(a, args.quiet)?,
         cli::Command::Analyze(a) => analyze_command(a)?,
+        cli::Command::Trace(a) => trace_command(a)?,
         cli::Command::BenchStep(a) => {
             let device = device::select(&a.device.device, a.device.threads)?;
             eprintln!("device: {}", device::describe(device, a.device.threads));
@@ -292,13 +293,7 @@ fn analyze_command(a: cli::AnalyzeArgs) -> Result<()> {
     let layer = match a.layer {
         Some(l) => l,
         None => {
-            let shapes = advlens_shared::model::check_spec(&spec)?;
-            spec.nodes
-                .iter()
-                .filter(|n| matches!(n.op, advlens_shared::model::Op::Relu) && shapes[&n.name].len() == 3)
-                .last()
-                .map(|n| n.name.clone())
-                .context("the model has no ReLU with feature maps: pass --layer")?
+            last_feature_relu(&spec)?
         }
     };
     let masks = if kind == DatasetKind::Folder && a.data.join(format!("masks-{}.bin.gz", meta.split)).is_file() {
@@ -323,5 +318,59 @@ fn analyze_command(a: cli::AnalyzeArgs) -> Result<()> {
     let md = report.markdown();
     std::fs::write(a.out.join("analysis.md"), &md)?;
     print!("{md}");
+    Ok(())
+}
+
+/// The last ReLU whose output is a feature map: the default layer of `analyze` and `trace`.
+fn last_feature_relu(spec: &advlens_shared::model::ModelSpec) -> Result<String> {
+    let shapes = advlens_shared::model::check_spec(spec)?;
+    spec.nodes
+        .iter()
+        .filter(|n| matches!(n.op, advlens_shared::model::Op::Relu) && shapes[&n.name].len() == 3)
+        .last()
+        .map(|n| n.name.clone())
+        .context("the model has no ReLU with feature maps: pass --layer")
+}
+
+fn trace_command(a: cli::TraceArgs) -> Result<()> {
+    use advlens_shared::model::{Bundle, SampleSet, SAMPLES_FILE};
+    let bundle = std::sync::Arc::new(Bundle::load(&a.model).with_context(|| format!("loading bundle {}", a.model.display()))?);
+    let spec = bundle.spec().clone();
+    let (c, side) = (spec.input.channels, spec.input.height);
+    let image = match (&a.image, a.sample) {
+        (Some(path), _) => {
+            let pixels = advlens_trainer::data::folder::decode(path, c, side)?;
+            advlens_shared::Tensor::from_u8_images(vec![1, c, side, spec.input.width], &pixels)?
+        }
+        (None, Some(k)) => {
+            let path = a.model.join(SAMPLES_FILE);
+            let set = SampleSet::from_json(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)?;
+            let batch = set.batch()?;
+            if k >= set.samples.len() {
+                anyhow::bail!("--sample {k}: the bundle has {} samples", set.samples.len());
+            }
+            let per = c * side * spec.input.width;
+            advlens_shared::Tensor::new(vec![1, c, side, spec.input.width], batch.data()[k * per..(k + 1) * per].to_vec())?
+        }
+        (None, None) => anyhow::bail!("pass --image FILE or --sample N"),
+    };
+    let layer = match &a.layer {
+        Some(l) => l.clone(),
+        None => last_feature_relu(&spec)?,
+    };
+    let analysis = match &a.analysis {
+        Some(dir) => {
+            let path = dir.join("analysis.json");
+            Some(serde_json::from_slice::<advlens_trainer::analysis::AnalysisReport>(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)?)
+        }
+        None => None,
+    };
+    let engine = advlens_shared::Engine::cpu(bundle);
+    let traced = advlens_trainer::trace::run(&engine, &image, a.class, &layer)?;
+    print!("{}", advlens_trainer::trace::describe(&traced, &spec.classes, a.top, analysis.as_ref()));
+    if let Some(png) = &a.png {
+        advlens_trainer::trace::png(&traced, &image, a.top, png)?;
+        println!("wrote {}", png.display());
+    }
     Ok(())
 }

@@ -13,12 +13,15 @@ pub struct Influence {
     /// Gradient x activation summed over the channel: the first-order change of the logit of
     /// `c` when the channel is zeroed, with the sign flipped.
     pub grad_x_act: f32,
-    /// The exact effect: p(c | x) - p(c | x with the channel zeroed).
+    /// The exact effect on the logit: z_c(x) - z_c(x with the channel zeroed).
+    pub logit_drop: f32,
+    /// The exact effect on the probability: p(c | x) - p(c | x with the channel zeroed)
+    /// (tiny for a saturated prediction, hence the logit above).
     pub prob_drop: f32,
 }
 
 /// The influence of every channel of `layer` on class `class` for `image` (`[1, C, H, W]`),
-/// sorted by exact effect, largest first. One gradient and one forward pass per channel.
+/// sorted by exact effect on the logit, largest first. One gradient and one forward pass per channel.
 pub async fn trace(engine: &Engine, image: &Tensor, class: usize, layer: &str) -> Result<Vec<Influence>> {
     if image.shape().first() != Some(&1) {
         return Err(Error::InputShape { expected: "one image [1, C, H, W]".into(), found: format!("{:?}", image.shape()) });
@@ -31,7 +34,8 @@ pub async fn trace(engine: &Engine, image: &Tensor, class: usize, layer: &str) -
     let (channels, plane) = (act.shape()[1], act.shape()[2] * act.shape()[3]);
     let grad = engine.gradient(image, &Objective::Logit { class }, &[layer]).await?;
     let g = &grad.activations[layer];
-    let base = softmax(engine.forward(image).await?.row(0))[class];
+    let logits = engine.forward(image).await?;
+    let (base_logit, base) = (logits.row(0)[class], softmax(logits.row(0))[class]);
     let mut out = Vec::with_capacity(channels);
     for c in 0..channels {
         let a = &act.data()[c * plane..(c + 1) * plane];
@@ -41,9 +45,10 @@ pub async fn trace(engine: &Engine, image: &Tensor, class: usize, layer: &str) -
             channel: c,
             activation: a.iter().cloned().fold(f32::MIN, f32::max),
             grad_x_act: a.iter().zip(gc).map(|(x, y)| x * y).sum(),
+            logit_drop: base_logit - ablated.row(0)[class],
             prob_drop: base - softmax(ablated.row(0))[class],
         });
     }
-    out.sort_by(|x, y| y.prob_drop.total_cmp(&x.prob_drop));
+    out.sort_by(|x, y| y.logit_drop.total_cmp(&x.logit_drop));
     Ok(out)
 }
