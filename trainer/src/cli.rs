@@ -38,6 +38,9 @@ pub enum Command {
     /// The neurons behind one prediction: exact and gradient x activation influence of each
     /// channel of a layer, with the concepts `analyze` found for them; text and PNG.
     Trace(TraceArgs),
+    /// The whole paper pipeline: train 3 architectures x (standard, pgd, consistent), ensemble
+    /// attacks, every analysis, on the dataset and on the concept world; writes report.md.
+    Reproduce(ReproduceArgs),
     /// Time training steps on random data (compare with tests/bench/train-step.sh).
     BenchStep(BenchStepArgs),
     /// List the known datasets, verify a copy, or write a PNG grid of its images.
@@ -421,6 +424,24 @@ pub struct TraceArgs {
     /// Write the image and the top neurons' activation maps here.
     #[arg(long, value_name = "FILE")]
     pub png: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReproduceArgs {
+    /// quick (a 2-core CPU, ~30 minutes) or full (a GPU).
+    #[arg(long, default_value = "quick")]
+    pub preset: String,
+    /// mnist or fashion-mnist (or cifar10 with --preset full).
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    #[arg(long, env = "ADVLENS_DATA", value_name = "DIR")]
+    pub data: PathBuf,
+    /// Output folder (runs, models, adversarial sets, analyses, report.md); rerun to continue.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// libtorch intra-op threads of each step.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
 }
 
 #[derive(Debug, Args)]

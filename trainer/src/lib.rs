@@ -19,5 +19,6 @@ pub mod mode;
 pub mod net;
 pub mod optim;
 pub mod plot;
+pub mod reproduce;
 pub mod trace;
 pub mod train;

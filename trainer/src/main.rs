@@ -103,6 +103,11 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
         cli::Command::Attack(a) => attack_command(a, args.quiet)?,
         cli::Command::Analyze(a) => analyze_command(a)?,
         cli::Command::Trace(a) => trace_command(a)?,
+        cli::Command::Reproduce(a) => {
+            DatasetKind::parse(&a.dataset)?;
+            let report = advlens_trainer::reproduce::reproduce(&a.preset, &a.dataset, &a.data, &a.out, a.threads)?;
+            println!("report written to {}", report.display());
+        }
         cli::Command::BenchStep(a) => {
             let device = device::select(&a.device.device, a.device.threads)?;
             eprintln!("device: {}", device::describe(device, a.device.threads));

@@ -12,7 +12,8 @@ use crate::train::EpochMetrics;
 const FONT: &str = "advlens-sans";
 static REGISTER: Once = Once::new();
 
-fn font() -> &'static str {
+/// The registered font's family name (registers it on first use).
+pub fn font_name() -> &'static str {
     REGISTER.call_once(|| {
         // DejaVu Sans Mono (free license, see assets/DejaVu-LICENSE).
         let bytes: &'static [u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
@@ -23,7 +24,7 @@ fn font() -> &'static str {
 
 /// Loss (left) and accuracies (right) per epoch.
 pub fn training_curves(history: &[EpochMetrics], path: &Path) -> Result<()> {
-    let f = font();
+    let f = font_name();
     let root = BitMapBackend::new(path, (960, 360)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let (left, right) = root.split_horizontally(480);
