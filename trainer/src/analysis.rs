@@ -206,7 +206,7 @@ pub fn analyze(input: &AnalyzeInput) -> Result<AnalysisReport> {
     if let Some(masks) = input.masks {
         // The real images of the concept analysis are the ones the adversarial set came from.
         let real_maps = pass(net, &input.real.narrow(0, 0, m as i64), input.layer, true, 250)?.maps.expect("kept");
-        let thresholds = concept_thresholds(&real_maps);
+        let thresholds = concept_thresholds(&real_maps)?;
         let best_real = concept_iou(&real_maps, &thresholds, masks)?;
         let best_adv = concept_iou(adv.maps.as_ref().expect("kept"), &thresholds, masks)?;
         for (c, n) in neurons.iter_mut().enumerate() {
@@ -246,18 +246,20 @@ pub fn analyze(input: &AnalyzeInput) -> Result<AnalysisReport> {
     })
 }
 
-/// Network Dissection's per-neuron threshold: the top 0.5% of all its activation values.
-fn concept_thresholds(maps: &Tensor) -> Vec<f32> {
+/// Network Dissection's per-neuron threshold: the top 0.5% of all its activation values
+/// (`advlens_shared::analysis::metrics::top_quantile`).
+pub fn concept_thresholds(maps: &Tensor) -> Result<Vec<f32>> {
     let c = maps.size()[1];
-    let per_channel = maps.transpose(0, 1).reshape([c, -1]);
-    let q = per_channel.quantile_scalar(0.995, Some(1), false, "linear");
-    Vec::<f32>::try_from(&q.to_device(Device::Cpu)).expect("floats")
+    let per_channel = maps.transpose(0, 1).reshape([c, -1]).to_device(Device::Cpu);
+    (0..c)
+        .map(|ch| Ok(advlens_shared::analysis::metrics::top_quantile(&Vec::<f32>::try_from(per_channel.get(ch))?, 0.005)))
+        .collect()
 }
 
 /// The best concept (category, name, IoU) of each channel: activation maps upsampled to the
 /// image, thresholded, compared with every concept mask; intersections and unions summed over
 /// the images before dividing.
-fn concept_iou(maps: &Tensor, thresholds: &[f32], masks: &[Masks]) -> Result<Vec<Option<(String, String, f64)>>> {
+pub fn concept_iou(maps: &Tensor, thresholds: &[f32], masks: &[Masks]) -> Result<Vec<Option<(String, String, f64)>>> {
     let (n, c) = (maps.size()[0] as usize, maps.size()[1] as usize);
     if masks.len() < n {
         bail!("{} images but only {} masks", n, masks.len());

@@ -384,3 +384,29 @@ fn attack_writes_a_set_the_shared_engine_agrees_with() {
     assert!((hits - meta.success_rate[0]).abs() < 1e-9);
     assert!(hits > 0.3, "a 20-step targeted attack at eps 0.2 should often succeed on an undefended model, got {hits}");
 }
+
+/// The whole reproduction pipeline at its smallest: every step runs, the report states a
+/// verdict for each of the paper's four claims, and a rerun skips what is done.
+#[test]
+fn reproduce_smoke_preset_runs_end_to_end() {
+    let Some(mnist) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("repro");
+    let args = ["reproduce", "--preset", "smoke", "--data", mnist.to_str().unwrap(), "--out", out_dir.to_str().unwrap()];
+    let out = advlens(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    for claim in ["1. *Neurons respond", "2. *Adversarial representations", "3. *The consistent loss", "4. *Tracing"] {
+        let line = report.lines().find(|l| l.starts_with(claim)).unwrap_or_else(|| panic!("no claim `{claim}` in:\n{report}"));
+        assert!(line.contains("**held**") || line.contains("**did not hold**"), "{line}");
+    }
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results.as_array().unwrap().len(), 18, "3 archs x 3 modes x (mnist, concepts)");
+    for png in ["consis.png", "cs.png", "r.png"] {
+        assert!(image::open(out_dir.join(png)).is_ok(), "{png}");
+    }
+    let t0 = std::time::Instant::now();
+    let again = Command::new(env!("CARGO_BIN_EXE_advlens")).args(args).output().unwrap();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("[skip]") && t0.elapsed().as_secs() < 60, "a rerun skips finished steps");
+}

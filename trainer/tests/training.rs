@@ -248,3 +248,64 @@ fn training_reduces_the_loss_on_real_mnist() {
         assert!(after < 0.75 * before, "{arch} {}: loss {before} -> {after}", mode.name());
     }
 }
+
+/// libtorch's bilinear upsampling (what `analyze` uses) equals the shared definition, and the
+/// trainer's dataset-level concept IoU equals one computed with the shared metric functions.
+#[test]
+fn concept_iou_agrees_with_the_shared_metrics() {
+    use advlens_shared::analysis::metrics::{upsample, IouCounter};
+    use advlens_trainer::analysis::{concept_iou, concept_thresholds};
+    use advlens_trainer::data::concepts::Masks;
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64 & 0xffff_ffff;
+    tch::manual_seed(seed);
+    let (n, c, h, side) = (6i64, 3i64, 5i64, 32usize);
+    let maps = Tensor::rand([n, c, h, h], (Kind::Float, Device::Cpu));
+    let up = maps.upsample_bilinear2d([side as i64, side as i64], false, None, None);
+    for i in 0..n {
+        for ch in 0..c {
+            let ours = upsample(&Vec::<f32>::try_from(maps.get(i).get(ch).flatten(0, -1)).unwrap(), h as usize, h as usize, side, side);
+            let theirs = Vec::<f32>::try_from(up.get(i).get(ch).flatten(0, -1)).unwrap();
+            let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-5, "seed {seed}: bilinear upsampling differs by {worst}");
+        }
+    }
+    // Masks from the concept world itself.
+    let world = advlens_shared::concepts::ConceptWorld::default();
+    let masks: Vec<Masks> = (0..n as u64)
+        .map(|i| {
+            let im = world.generate(seed as u64, i);
+            Masks { index: i as u32, class: im.class as u8, object: im.object, parts: im.parts, colour: im.colour, texture: im.texture }
+        })
+        .collect();
+    // Low thresholds so that IoUs are not all zero.
+    let thresholds: Vec<f32> = vec![0.6; c as usize];
+    let best = concept_iou(&maps, &thresholds, &masks).unwrap();
+    for ch in 0..c as usize {
+        let (category, name, iou) = best[ch].clone().unwrap();
+        let k = match category.as_str() {
+            "part" => advlens_shared::concepts::vocab::PARTS.iter().position(|p| p.name == name).unwrap(),
+            "object" => advlens_shared::concepts::vocab::OBJECTS.iter().position(|o| o.name == name).unwrap(),
+            "colour" => advlens_shared::concepts::vocab::COLOURS.iter().position(|c| c.0 == name).unwrap(),
+            _ => advlens_shared::concepts::vocab::TEXTURES.iter().position(|t| *t == name).unwrap(),
+        };
+        let mut counter = IouCounter::default();
+        for (i, m) in masks.iter().enumerate() {
+            let map = upsample(&Vec::<f32>::try_from(maps.get(i as i64).get(ch as i64).flatten(0, -1)).unwrap(), h as usize, h as usize, side, side);
+            let active: Vec<bool> = map.iter().map(|&v| v > thresholds[ch]).collect();
+            let concept: Vec<bool> = (0..side * side)
+                .map(|p| match category.as_str() {
+                    "part" => m.parts[p] >> k & 1 == 1,
+                    "object" => m.object[p] >> k & 1 == 1,
+                    "colour" => m.colour[p] >> k & 1 == 1,
+                    _ => m.texture[p] >> k & 1 == 1,
+                })
+                .collect();
+            counter.add(&active, &concept);
+        }
+        assert!((counter.iou() - iou).abs() < 1e-9, "seed {seed} channel {ch}: {category}:{name} {iou} vs shared {}", counter.iou());
+        assert!(iou > 0.0);
+    }
+    let t = concept_thresholds(&maps).unwrap();
+    assert_eq!(t.len(), c as usize);
+    assert!(t.iter().all(|&v| v > 0.9), "the top 0.5% of uniform values lie near 1: {t:?}");
+}
