@@ -70,6 +70,9 @@ pub struct AnalysisReport {
 /// for the predicted class `[N, C]`.
 struct LayerPass {
     responses: Tensor,
+    /// Where each channel peaks, as a flat index into its map `[N, C]`.
+    peaks: Tensor,
+    map_width: i64,
     features: Tensor,
     maps: Option<Tensor>,
     predicted: Vec<usize>,
@@ -78,7 +81,8 @@ struct LayerPass {
 
 fn pass(net: &Net, images: &Tensor, layer: &str, keep_maps: bool, batch: usize) -> Result<LayerPass> {
     let n = images.size()[0];
-    let (mut resp, mut feat, mut maps, mut pred, mut infl) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut resp, mut feat, mut maps, mut pred, mut infl, mut peaks) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut map_width = 1;
     for start in (0..n).step_by(batch.max(1)) {
         let len = (n - start).min(batch as i64);
         let x = images.narrow(0, start, len);
@@ -93,6 +97,8 @@ fn pass(net: &Net, images: &Tensor, layer: &str, keep_maps: bool, batch: usize) 
         let g = Tensor::run_backward(&[chosen], &[a], false, false).pop().expect("one gradient");
         let a = a.detach();
         resp.push(a.amax([2i64, 3].as_slice(), false));
+        peaks.push(a.flatten(2, -1).argmax(2, false));
+        map_width = a.size()[3];
         feat.push(a.flatten(1, -1));
         infl.push((&a * g).sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Float));
         if keep_maps {
@@ -102,6 +108,8 @@ fn pass(net: &Net, images: &Tensor, layer: &str, keep_maps: bool, batch: usize) 
     }
     Ok(LayerPass {
         responses: Tensor::cat(&resp, 0),
+        peaks: Tensor::cat(&peaks, 0).to_device(Device::Cpu),
+        map_width,
         features: Tensor::cat(&feat, 0),
         maps: keep_maps.then(|| Tensor::cat(&maps, 0)),
         predicted: pred,
@@ -131,9 +139,17 @@ pub struct AnalyzeInput<'a> {
     pub masks: Option<&'a [Masks]>,
     pub top_k: usize,
     pub trace_top: usize,
+    /// Also build the neuron atlas (top real and adversarial patches of every neuron).
+    pub atlas: bool,
 }
 
-pub fn analyze(input: &AnalyzeInput) -> Result<AnalysisReport> {
+/// What [`analyze`] produces: the report, and the neuron atlas when asked for.
+pub struct Analysis {
+    pub report: AnalysisReport,
+    pub atlas: Option<Atlas>,
+}
+
+pub fn analyze(input: &AnalyzeInput) -> Result<Analysis> {
     let net = input.net;
     let spec = net.spec();
     let classes = spec.classes.len();
@@ -222,9 +238,10 @@ pub fn analyze(input: &AnalyzeInput) -> Result<AnalysisReport> {
         }
     }
 
+    let atlas = if input.atlas { Some(build_atlas(input, &real, &adv, &neurons)?) } else { None };
     let mean = |f: &dyn Fn(&NeuronStats) -> f64| neurons.iter().map(f).sum::<f64>() / channels.max(1) as f64;
     let above = (!r.is_empty()).then(|| r.iter().filter(|&&v| v > 1.0).count() as f64 / r.len() as f64);
-    Ok(AnalysisReport {
+    let report = AnalysisReport {
         model: spec.name.clone(),
         layer: input.layer.into(),
         top_k: input.top_k,
@@ -243,7 +260,136 @@ pub fn analyze(input: &AnalyzeInput) -> Result<AnalysisReport> {
         trace_top: input.trace_top,
         detectors_real,
         detectors_adv,
-    })
+    };
+    Ok(Analysis { report, atlas })
+}
+
+/// The receptive field of `layer` in input pixels: (size, jump, start), with unit `i` of the
+/// layer centred on input pixel `start + i * jump` (along each axis).
+pub fn receptive_field(spec: &advlens_shared::model::ModelSpec, layer: &str) -> (f64, f64, f64) {
+    use advlens_shared::model::Op;
+    let mut field: std::collections::HashMap<&str, (f64, f64, f64)> = std::collections::HashMap::new();
+    field.insert(advlens_shared::model::INPUT_NAME, (1.0, 1.0, 0.0));
+    for node in &spec.nodes {
+        // Over a DAG, the widest input path.
+        let (rf, jump, start) = node.inputs.iter().filter_map(|i| field.get(i.as_str())).cloned().fold((0.0, 1.0, 0.0), |a, b| if b.0 > a.0 { b } else { a });
+        let (k, st, p) = match node.op {
+            Op::Conv2d { kernel, stride, padding, .. } | Op::MaxPool2d { kernel, stride, padding } | Op::AvgPool2d { kernel, stride, padding } => {
+                (kernel as f64, stride as f64, padding as f64)
+            }
+            _ => (1.0, 1.0, 0.0),
+        };
+        field.insert(node.name.as_str(), (rf + (k - 1.0) * jump, jump * st, start + ((k - 1.0) / 2.0 - p) * jump));
+        if node.name == layer {
+            break;
+        }
+    }
+    field.get(layer).cloned().unwrap_or((1.0, 1.0, 0.0))
+}
+
+/// One patch of the atlas.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AtlasEntry {
+    /// Index of the image in the analysed set.
+    pub image: usize,
+    /// Its label (real) or source class (adversarial).
+    pub label: usize,
+    pub target: Option<usize>,
+    pub response: f32,
+    /// Top-left corner of the patch in the image.
+    pub x: usize,
+    pub y: usize,
+}
+
+/// One neuron of the atlas: its row in the sprite sheets and what is known about it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AtlasNeuron {
+    pub stats: NeuronStats,
+    pub real: Vec<AtlasEntry>,
+    pub adversarial: Vec<AtlasEntry>,
+}
+
+/// `atlas.json`: row `r` of `real.png` and `adversarial.png` is neuron `neurons[r]`; column `k`
+/// its k-th strongest image, as a `patch x patch` crop (1-pixel white gaps).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AtlasMeta {
+    pub model: String,
+    pub layer: String,
+    pub classes: Vec<String>,
+    pub patch: usize,
+    pub receptive_field: f64,
+    pub top_k: usize,
+    pub neurons: Vec<AtlasNeuron>,
+}
+
+/// The neuron atlas of one model and layer.
+pub struct Atlas {
+    pub meta: AtlasMeta,
+    pub real: image::RgbImage,
+    pub adversarial: image::RgbImage,
+}
+
+impl Atlas {
+    pub fn save(&self, dir: &std::path::Path) -> Result<()> {
+        use anyhow::Context;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(dir.join("atlas.json"), serde_json::to_string(&self.meta)? + "\n")?;
+        self.real.save(dir.join("real.png")).context("writing real.png")?;
+        self.adversarial.save(dir.join("adversarial.png")).context("writing adversarial.png")?;
+        Ok(())
+    }
+}
+
+fn build_atlas(input: &AnalyzeInput, real: &LayerPass, adv: &LayerPass, neurons: &[NeuronStats]) -> Result<Atlas> {
+    let spec = input.net.spec();
+    let (c, h, w) = (spec.input.channels, spec.input.height, spec.input.width);
+    let (rf, jump, start) = receptive_field(spec, input.layer);
+    let patch = (rf.ceil() as usize).max(8).min(h.min(w));
+    let k = input.top_k;
+    let gap = 1u32;
+    let cell = patch as u32 + gap;
+    let sheet = || image::RgbImage::from_pixel(cell * k as u32, cell * neurons.len() as u32, image::Rgb([255, 255, 255]));
+    let (mut real_sheet, mut adv_sheet) = (sheet(), sheet());
+    let mut rows = Vec::with_capacity(neurons.len());
+    let real_images = input.real.to_device(Device::Cpu);
+    let adv_images = input.adversarial.to_device(Device::Cpu);
+    for (row, stats) in neurons.iter().enumerate() {
+        let mut entries = [Vec::new(), Vec::new()];
+        for (which, (pass, images, sheet)) in [(real, &real_images, &mut real_sheet), (adv, &adv_images, &mut adv_sheet)].into_iter().enumerate() {
+            for (col, i) in top_k(&pass.responses, stats.channel, k)?.into_iter().enumerate() {
+                let peak = pass.peaks.int64_value(&[i as i64, stats.channel as i64]);
+                let (py, px) = ((peak / pass.map_width) as f64, (peak % pass.map_width) as f64);
+                let corner = |centre: f64, side: usize| ((centre - patch as f64 / 2.0).round().max(0.0) as usize).min(side - patch);
+                let (y0, x0) = (corner(start + py * jump, h), corner(start + px * jump, w));
+                let pixels = Vec::<f32>::try_from(images.get(i as i64).flatten(0, -1))?;
+                for y in 0..patch {
+                    for x in 0..patch {
+                        let rgb = std::array::from_fn(|ch| (255.0 * pixels[ch.min(c - 1) * h * w + (y0 + y) * w + x0 + x]).round().clamp(0.0, 255.0) as u8);
+                        sheet.put_pixel(col as u32 * cell + x as u32, row as u32 * cell + y as u32, image::Rgb(rgb));
+                    }
+                }
+                let (label, target) = if which == 0 {
+                    (input.real_labels[i], None)
+                } else {
+                    (input.adv_source[i], input.adv_target.map(|t| t[i]))
+                };
+                let response = pass.responses.double_value(&[i as i64, stats.channel as i64]) as f32;
+                entries[which].push(AtlasEntry { image: i, label, target, response, x: x0, y: y0 });
+            }
+        }
+        let [real_entries, adv_entries] = entries;
+        rows.push(AtlasNeuron { stats: stats.clone(), real: real_entries, adversarial: adv_entries });
+    }
+    let meta = AtlasMeta {
+        model: spec.name.clone(),
+        layer: input.layer.into(),
+        classes: spec.classes.clone(),
+        patch,
+        receptive_field: rf,
+        top_k: k,
+        neurons: rows,
+    };
+    Ok(Atlas { meta, real: real_sheet, adversarial: adv_sheet })
 }
 
 /// Network Dissection's per-neuron threshold: the top 0.5% of all its activation values

@@ -212,3 +212,21 @@ mod tests {
         assert!(err.contains("known architectures are small-cnn, alexnet, vgg, resnet"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod receptive_field_tests {
+    use super::*;
+    use crate::analysis::receptive_field;
+
+    #[test]
+    fn receptive_fields_by_hand() {
+        let input = InputSpec { channels: 1, height: 28, width: 28, mean: vec![0.5], std: vec![0.25] };
+        let spec = build("small-cnn", "m", input.clone(), vec!["a".into(), "b".into()], 4).unwrap();
+        // conv3 (3, 1), pool2 (4, 2, centre 0.5), conv3 (4 + 2*2 = 8, 2).
+        assert_eq!(receptive_field(&spec, "relu1"), (3.0, 1.0, 0.0));
+        assert_eq!(receptive_field(&spec, "relu2"), (8.0, 2.0, 0.5));
+        let spec = build("alexnet", "m", input, vec!["a".into(), "b".into()], 4).unwrap();
+        // conv5 (5,1) pool3/s2/p1 (7,2,0) conv5 (15,2) pool3 (19,4) conv3 x3 (27, 35, 43; 4).
+        assert_eq!(receptive_field(&spec, "relu5").0, 43.0);
+    }
+}

@@ -392,7 +392,11 @@ pub struct AnalyzeArgs {
     /// Top traced neurons per image for the disagreement score.
     #[arg(long, default_value_t = 5)]
     pub trace_top: usize,
-    /// Output folder (analysis.json, analysis.md).
+    /// Also write the neuron atlas for the explorer (atlas/atlas.json, real.png, adversarial.png:
+    /// every neuron's top real and adversarial receptive-field patches, scores and concept).
+    #[arg(long)]
+    pub atlas: bool,
+    /// Output folder (analysis.json, analysis.md, atlas/).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     #[command(flatten)]

@@ -306,7 +306,7 @@ fn analyze_command(a: cli::AnalyzeArgs) -> Result<()> {
     } else {
         None
     };
-    let report = analyze(&AnalyzeInput {
+    let analysis = analyze(&AnalyzeInput {
         net: &net,
         layer: &layer,
         real: &real,
@@ -317,7 +317,13 @@ fn analyze_command(a: cli::AnalyzeArgs) -> Result<()> {
         masks: masks.as_deref(),
         top_k: a.top_k,
         trace_top: a.trace_top,
+        atlas: a.atlas,
     })?;
+    let report = analysis.report;
+    if let Some(atlas) = &analysis.atlas {
+        atlas.save(&a.out.join("atlas"))?;
+        eprintln!("neuron atlas written to {}", a.out.join("atlas").display());
+    }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     std::fs::write(a.out.join("analysis.json"), train::pretty_json(&report))?;
     let md = report.markdown();

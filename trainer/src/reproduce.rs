@@ -170,7 +170,7 @@ fn world(
         for (k, (arch, bundle, run)) in bundles.iter().enumerate() {
             let dir = out.join("analysis").join(format!("{world}-{arch}-{mode}"));
             let mut args = vec![s("analyze"), s("--model"), bundle.display().to_string(), s("--adv"), adv.display().to_string(), s("--data"), data_s.clone()];
-            args.extend([s("--limit"), s(p.attack_images.max(1000)), s("--out"), dir.display().to_string(), s("--threads"), s(threads)]);
+            args.extend([s("--limit"), s(p.attack_images.max(1000)), s("--atlas"), s("--out"), dir.display().to_string(), s("--threads"), s(threads)]);
             step(&dir.join("analysis.json"), &args)?;
             let analysis: AnalysisReport = serde_json::from_slice(&std::fs::read(dir.join("analysis.json"))?)?;
             let eval: EvalReport = serde_json::from_slice(&std::fs::read(run.join("eval.json"))?)?;

@@ -405,6 +405,16 @@ fn reproduce_smoke_preset_runs_end_to_end() {
     for png in ["consis.png", "cs.png", "r.png"] {
         assert!(image::open(out_dir.join(png)).is_ok(), "{png}");
     }
+    // The neuron atlas of one model: one sprite row per neuron, top-k columns, patches in bounds.
+    let atlas_dir = out_dir.join("analysis/mnist-small-cnn-standard/atlas");
+    let atlas: advlens_trainer::analysis::AtlasMeta = serde_json::from_slice(&std::fs::read(atlas_dir.join("atlas.json")).unwrap()).unwrap();
+    assert_eq!((atlas.layer.as_str(), atlas.patch, atlas.receptive_field), ("relu2", 8, 8.0));
+    let sheet = image::open(atlas_dir.join("real.png")).unwrap();
+    assert_eq!((sheet.width() as usize, sheet.height() as usize), (atlas.top_k * 9, atlas.neurons.len() * 9));
+    for n in &atlas.neurons {
+        assert!(n.real.windows(2).all(|w| w[0].response >= w[1].response), "patches sorted by response");
+        assert!(n.real.iter().chain(&n.adversarial).all(|e| e.x + atlas.patch <= 28 && e.y + atlas.patch <= 28));
+    }
     let t0 = std::time::Instant::now();
     let again = Command::new(env!("CARGO_BIN_EXE_advlens")).args(args).output().unwrap();
     assert!(again.status.success());
