@@ -85,6 +85,7 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
     let [c, h, w] = train.shape;
     let input = InputSpec { channels: c, height: h, width: w, mean, std };
     let mut spec = arch::build(&config.arch, &config.name, input, train.classes.clone(), config.width)?;
+    spec.hierarchy = kind.hierarchy();
     spec.provenance.dataset = Some(kind.name().into());
     spec.provenance.training_mode = Some(config.mode.name().into());
     spec.provenance.epsilon = config.mode.attack().map(|a| a.epsilon);

@@ -85,6 +85,17 @@ impl DatasetKind {
         names.iter().map(|s| s.to_string()).collect()
     }
 
+    /// The class hierarchy for the consistency metric (`child -> parent`): WordNet's hypernyms for
+    /// CIFAR-10 (`trainer/assets/hierarchy/cifar10.json`, made by `scripts/wordnet-hierarchy.py`
+    /// from the offline WordNet database); none (identity similarity) for digits and folders.
+    /// Fashion-MNIST's classes are not WordNet synsets one to one, so they get none either.
+    pub fn hierarchy(self) -> std::collections::BTreeMap<String, String> {
+        match self {
+            DatasetKind::Cifar10 => serde_json::from_str(include_str!("../../assets/hierarchy/cifar10.json")).expect("the shipped hierarchy parses"),
+            _ => Default::default(),
+        }
+    }
+
     /// Per-channel mean and std of the training images (in [0, 1]), used inside the model.
     /// Image folders have none fixed: see [`Dataset::channel_stats`].
     pub fn normalization(self) -> (Vec<f32>, Vec<f32>) {
@@ -240,5 +251,26 @@ impl Dataset {
             return Err(DataError::corrupt(&labels_path, format!("label {} at index {bad} is not below {classes}", labels.data[bad])));
         }
         Ok(Self { kind, split, shape: [1, h, w], images: images.data, labels: labels.data, classes: kind.classes() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use advlens_shared::analysis::metrics::class_similarity;
+
+    #[test]
+    fn cifar10_hierarchy_covers_the_classes_and_ranks_similarity_sensibly() {
+        let kind = DatasetKind::Cifar10;
+        let h = kind.hierarchy();
+        let classes = kind.classes();
+        assert!(classes.iter().all(|c| h.contains_key(c)), "every class has a parent");
+        let a = class_similarity(&classes, &h);
+        let at = |x: &str, y: &str| a[classes.iter().position(|c| c == x).unwrap()][classes.iter().position(|c| c == y).unwrap()];
+        assert!(at("cat", "dog") > at("cat", "frog"));
+        assert!(at("cat", "frog") > at("cat", "truck"));
+        assert!(at("automobile", "truck") > at("automobile", "ship"));
+        assert!(at("automobile", "ship") > at("automobile", "horse"));
+        assert!(DatasetKind::Mnist.hierarchy().is_empty());
     }
 }
