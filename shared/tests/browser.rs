@@ -67,3 +67,27 @@ async fn webgpu_equals_cpu_on_random_models_in_the_browser() {
         assert!(diff < 1e-4, "{name}, seed {seed}: WebGPU input gradient differs from CPU by {diff}");
     }
 }
+
+/// What the explorer runs live: a PGD attack and tracing, on the WebGPU engine in the browser,
+/// give what the CPU engine gives (fresh random model and image).
+#[wasm_bindgen_test]
+async fn attack_and_trace_on_webgpu_match_the_cpu_engine() {
+    use advlens_shared::analysis::trace::trace;
+    use advlens_shared::attack::{attack, AttackSpec};
+    use advlens_shared::engine::Engine;
+    let seed = fresh_seed();
+    let mut rng = Rng::new(seed);
+    let bundle = Arc::new(random_bundle(&mut rng, reference_cases()[0].1.clone()));
+    let x = random_images(&mut rng, [1, 1, 28, 28]);
+    let cpu = Engine::cpu(bundle.clone());
+    let gpu = Engine::webgpu(bundle).await.expect("WebGPU adapter in headless Chromium");
+    let spec = AttackSpec::pgd(0.1, 5);
+    let a = attack(&cpu, &x, 2, &spec).await.unwrap();
+    let b = attack(&gpu, &x, 2, &spec).await.unwrap();
+    let differing = a.image.data().iter().zip(b.image.data()).filter(|(p, q)| (*p - *q).abs() > 1e-4).count();
+    assert!(differing * 200 <= a.image.len(), "seed {seed}: {differing} pixels differ between the engines' PGD");
+    let (ta, tb) = (trace(&cpu, &x, 3, "relu4").await.unwrap(), trace(&gpu, &x, 3, "relu4").await.unwrap());
+    for (p, q) in ta.iter().zip(&tb) {
+        assert!((p.logit_drop - q.logit_drop).abs() < 1e-3 * (1.0 + p.logit_drop.abs()), "seed {seed}: {p:?} vs {q:?}");
+    }
+}
