@@ -11,6 +11,16 @@ impl SplitMix {
         r.next_u64();
         r
     }
+    /// A stream for `(seed, a, b)` (e.g. seed, epoch, step).
+    pub fn derive(seed: u64, a: u64, b: u64) -> Self {
+        let mut s = SplitMix(seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let x = s.next_u64() ^ b.wrapping_mul(0xD1B5_4A32_D192_ED03);
+        SplitMix(x)
+    }
+    /// The generator whose state is `state` (no mixing).
+    pub fn from_state(state: u64) -> Self {
+        SplitMix(state)
+    }
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -31,5 +41,11 @@ impl SplitMix {
     }
     pub fn pick(&mut self, from: &[usize]) -> usize {
         from[self.below(from.len())]
+    }
+    /// Fisher-Yates.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
     }
 }

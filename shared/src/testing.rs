@@ -6,21 +6,17 @@ use std::collections::HashMap;
 use crate::model::{Bundle, InputSpec, ModelSpec, Node, Op, FORMAT_NAME, FORMAT_VERSION, INPUT_NAME};
 use crate::Tensor;
 
-/// SplitMix64: tiny, seedable, good enough for test data.
+/// The crate's SplitMix64 seeded directly with `seed`, with an f32 helper for test data.
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub struct Rng(crate::rng::SplitMix);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Self(seed)
+        Self(crate::rng::SplitMix::from_state(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `[lo, hi)`.

@@ -9,37 +9,7 @@ use std::thread;
 
 use super::Dataset;
 
-/// SplitMix64: small, fast, and the same on every platform.
-#[derive(Clone, Debug)]
-pub struct SplitMix(u64);
-
-impl SplitMix {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    /// A generator for `(seed, a, b)`, independent of the order streams are created in.
-    pub fn derive(seed: u64, a: u64, b: u64) -> Self {
-        let mut s = Self(seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let x = s.next_u64() ^ b.wrapping_mul(0xD1B5_4A32_D192_ED03);
-        Self(x)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i + 1));
-        }
-    }
-}
+pub use advlens_shared::rng::SplitMix;
 
 /// Splits `0..n` into training and validation indices: a seeded shuffle, the last
 /// `round(n * fraction)` held out. Both lists are sorted so the split is a set, not an order.

@@ -26,16 +26,22 @@ pub fn class_folders(dir: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
     Ok(classes)
 }
 
-/// The width of the first image (by name) of the first class folder of `dir`.
-pub fn first_image_side(dir: &Path) -> Result<usize, DataError> {
-    let classes = class_folders(dir)?;
-    let (_, folder) = &classes[0];
+/// The PNG and JPEG files of `folder`, sorted by name.
+fn image_files(folder: &Path) -> Result<Vec<PathBuf>, DataError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
-        .map_err(|source| DataError::Io { path: folder.clone(), source })?
+        .map_err(|source| DataError::Io { path: folder.to_owned(), source })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")))
         .collect();
     files.sort();
+    Ok(files)
+}
+
+/// The width of the first image (by name) of the first class folder of `dir`.
+pub fn first_image_side(dir: &Path) -> Result<usize, DataError> {
+    let classes = class_folders(dir)?;
+    let (_, folder) = &classes[0];
+    let files = image_files(folder)?;
     let first = files.first().ok_or_else(|| DataError::Corrupt { path: folder.clone(), problem: "no PNG or JPEG images".into() })?;
     let (w, _) = image::image_dimensions(first).map_err(|e| DataError::Corrupt { path: first.clone(), problem: format!("cannot decode: {e}") })?;
     Ok(w as usize)
@@ -46,12 +52,7 @@ pub fn load(dir: &Path, channels: usize, side: usize) -> Result<(Vec<String>, Ve
     let classes = class_folders(dir)?;
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     for (label, (name, folder)) in classes.iter().enumerate() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
-            .map_err(|source| DataError::Io { path: folder.clone(), source })?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")))
-            .collect();
-        files.sort();
+        let files = image_files(folder)?;
         if files.is_empty() {
             return Err(DataError::Corrupt { path: folder.clone(), problem: format!("class folder `{name}` has no PNG or JPEG images") });
         }
