@@ -88,3 +88,33 @@ fn shared_ensemble_attack_matches_libtorch() {
     assert!((loss - last).abs() < 1e-3 * (1.0 + last.abs()), "seed {seed}: final loss {last} vs libtorch {loss}");
     assert!(last < a.losses[0], "seed {seed}: the attack did not lower its loss");
 }
+
+/// Tracing scores: the shared engine's gradient x activation per channel equals libtorch's
+/// autograd on the same model and image.
+#[test]
+fn shared_tracing_matches_libtorch() {
+    use advlens_shared::analysis::trace::trace;
+    let seed = fresh_seed();
+    let mut rng = Rng::new(seed);
+    for (name, spec, layer) in [(0usize, "relu4"), (4, "block_relu")].map(|(i, l)| (reference_cases()[i].0, reference_cases()[i].1.clone(), l)) {
+        let weights = random_weights(&mut rng, &spec);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut net = Net::new(&vs.root(), &spec);
+        net.load_weights(&weights).unwrap();
+        let engine = Engine::cpu(Arc::new(Bundle::new(spec.clone(), weights).unwrap()));
+        let (c, h, w) = (spec.input.channels, spec.input.height, spec.input.width);
+        let x = random_images(&mut rng, [1, c, h, w]);
+        let class = 2;
+        let ours = pollster::block_on(trace(&engine, &x, class, layer)).unwrap();
+        let xt = tch::Tensor::from_slice(x.data()).view([1, c as i64, h as i64, w as i64]);
+        let acts = net.forward_all_t(&xt, false);
+        let a = &acts[layer];
+        let logit = acts[&spec.output].select(1, class as i64).sum(Kind::Float);
+        let g = tch::Tensor::run_backward(&[logit], &[a], false, false).pop().unwrap();
+        let theirs = Vec::<f32>::try_from((a * g).sum_dim_intlist([0i64, 2, 3].as_slice(), false, Kind::Float)).unwrap();
+        for inf in &ours {
+            let t = theirs[inf.channel];
+            assert!((inf.grad_x_act - t).abs() <= 1e-4 * (1.0 + t.abs()), "seed {seed}, {name}, channel {}: {} vs libtorch {t}", inf.channel, inf.grad_x_act);
+        }
+    }
+}

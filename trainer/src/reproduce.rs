@@ -308,7 +308,7 @@ pub fn report(results: &[ModelResult], preset: &str, dataset: &str, minutes: f64
     for mode in ["standard", "pgd", "consistent"] {
         r += &format!("| {mode} | {:?} | {:?} |\n", detectors(mode, false), detectors(mode, true));
     }
-    r += "\nFigures: `consis.png` (consis on real vs adversarial top images, per mode), `cs.png` (CS1 and CS2 against consis, like the paper's Figure 8), `r.png` (the r distribution per mode, like Figure 9).\n";
+    r += "\nFigures: `consis.png` (consis on real vs adversarial top images, per mode), `cs.png` (CS1 and CS2 against consis, like the paper's Figure 8), `r.png` (the r distribution per mode, like Figure 9), `detectors.png` (concept detectors per category, real vs adversarial, per mode).\n";
     r
 }
 
@@ -379,6 +379,47 @@ fn figures(results: &[ModelResult], out: &Path) -> Result<()> {
                 .label(*mode).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2)));
         }
         chart.configure_series_labels().label_font((f, 11)).background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
+    }
+    // Concept detectors per category, real vs adversarial, per mode (concept world).
+    {
+        let path = out.join("detectors.png");
+        let root = BitMapBackend::new(&path, (960, 320)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let categories = ["object", "part", "colour", "texture"];
+        let count = |mode: &str, adv: bool, cat: &str| -> f64 {
+            results
+                .iter()
+                .filter(|m| m.world == "concepts" && m.mode == mode)
+                .map(|m| *if adv { &m.analysis.detectors_adv } else { &m.analysis.detectors_real }.get(cat).unwrap_or(&0) as f64)
+                .sum()
+        };
+        let top = modes.iter().flat_map(|m| categories.iter().flat_map(move |c| [(m, c, false), (m, c, true)])).map(|(m, c, a)| count(m, a, c)).fold(1.0, f64::max);
+        for (panel, mode) in root.split_evenly((1, 3)).iter().zip(modes) {
+            let mut chart = ChartBuilder::on(panel)
+                .caption(format!("{mode}: detectors (blue real, red adv.)"), (f, 14))
+                .margin(8)
+                .x_label_area_size(28)
+                .y_label_area_size(32)
+                .build_cartesian_2d(0.0..4.0, 0.0..top * 1.1)
+                .map_err(|e| err(&e))?;
+            chart
+                .configure_mesh()
+                .x_labels(5)
+                .x_label_formatter(&|x: &f64| categories.get(x.floor() as usize).map_or(String::new(), |c| c.to_string()))
+                .label_style((f, 11))
+                .draw()
+                .map_err(|e| err(&e))?;
+            for (i, cat) in categories.iter().enumerate() {
+                let x = i as f64;
+                chart
+                    .draw_series([
+                        Rectangle::new([(x + 0.15, 0.0), (x + 0.5, count(mode, false, cat))], BLUE.filled()),
+                        Rectangle::new([(x + 0.5, 0.0), (x + 0.85, count(mode, true, cat))], RED.filled()),
+                    ])
+                    .map_err(|e| err(&e))?;
+            }
+        }
         root.present().map_err(|e| err(&e))?;
     }
     Ok(())

@@ -402,7 +402,7 @@ fn reproduce_smoke_preset_runs_end_to_end() {
     }
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(results.as_array().unwrap().len(), 18, "3 archs x 3 modes x (mnist, concepts)");
-    for png in ["consis.png", "cs.png", "r.png"] {
+    for png in ["consis.png", "cs.png", "r.png", "detectors.png"] {
         assert!(image::open(out_dir.join(png)).is_ok(), "{png}");
     }
     // The neuron atlas of one model: one sprite row per neuron, top-k columns, patches in bounds.
