@@ -71,6 +71,21 @@ async function check(base, mode, expected) {
     } else {
       console.log(`[${mode}] ${predicted.length} predictions equal libtorch's`);
     }
+    // The inspector: sample 0's traced neurons, then a live PGD attack and the new neurons.
+    const cleanNeurons = await page.$$eval('#clean .neuron', (items) => items.map((i) => Number(i.dataset.logitDrop)));
+    const cleanPredicted = Number(await page.getAttribute('#clean', 'data-predicted'));
+    if (cleanNeurons.length !== 5) fail(`[${mode}] inspector shows ${cleanNeurons.length} traced neurons, expected 5`);
+    if (cleanPredicted !== expected[0]) fail(`[${mode}] inspector predicts ${cleanPredicted} for sample 0, libtorch ${expected[0]}`);
+    if (cleanNeurons.some((v, i) => i > 0 && v > cleanNeurons[i - 1])) fail(`[${mode}] traced neurons not sorted by effect: ${cleanNeurons}`);
+    await page.click('#attack');
+    await page.waitForSelector('#adversarial[data-state="done"], #adversarial[data-state="error"]', { timeout: 120_000 });
+    const attack = await page.$eval('#adversarial', (e) => ({ ...e.dataset, neurons: e.querySelectorAll('.neuron').length }));
+    await page.screenshot({ path: path.join(artifacts, `inspector-${mode}.png`), fullPage: true });
+    console.log(`[${mode}] attack: ${JSON.stringify(attack)}`);
+    if (attack.state !== 'done') fail(`[${mode}] the attack did not finish: ${await page.textContent('#adversarial')}`);
+    if (!(Number(attack.linf) > 0 && Number(attack.linf) <= 0.2 + 1e-4)) fail(`[${mode}] attack left its budget: max change ${attack.linf}`);
+    if (attack.success !== 'true' || Number(attack.predicted) === cleanPredicted) fail(`[${mode}] PGD-10 at eps 0.2 did not change the prediction`);
+    if (attack.neurons !== 5) fail(`[${mode}] ${attack.neurons} traced neurons after the attack`);
     for (const e of errors) fail(`[${mode}] ${e}`);
   } finally {
     await context.close();

@@ -11,6 +11,13 @@ pub const SAMPLE_SCALE: u32 = 3;
 /// How many classes each sample lists with their probabilities.
 pub const TOP_CLASSES: usize = 3;
 
+/// Budget of the inspector's attack when the model does not state its training epsilon.
+pub const DEFAULT_EPSILON: f32 = 0.2;
+/// Steps of the inspector's PGD attack.
+pub const ATTACK_STEPS: usize = 10;
+/// Traced neurons shown per image.
+pub const TOP_NEURONS: usize = 5;
+
 /// One entry of `models/index.json`.
 #[derive(Clone, Debug, Deserialize)]
 pub struct CatalogEntry {

@@ -7,6 +7,7 @@
 mod config;
 mod error;
 mod fetch;
+mod inspect;
 mod session;
 mod view;
 
@@ -68,9 +69,15 @@ async fn run() -> Result<(), AppError> {
 
     let logits = engine.forward(&samples.batch()?).await?;
     let probabilities: Vec<Vec<f32>> = (0..samples.samples.len()).map(|i| softmax(logits.row(i))).collect();
-    view::sample_grid(&doc, bundle.classes(), &samples, &probabilities)?;
+    view::sample_grid(&doc, &entry.id, bundle.classes(), &samples, &probabilities)?;
     view::model_card(&doc, &bundle)?;
-    view::set_status("ready", &format!("{} sample images classified on {}", samples.samples.len(), engine.describe()));
+    let k = match params.get("sample") {
+        Some(v) => v.parse().map_err(|_| AppError::Data(format!("?sample={v} is not a sample number")))?,
+        None => 0,
+    };
+    let description = engine.describe();
+    inspect::show(&doc, std::rc::Rc::new(engine), bundle.clone(), &samples, k).await?;
+    view::set_status("ready", &format!("{} sample images classified on {description}", samples.samples.len()));
     Ok(())
 }
 

@@ -16,11 +16,11 @@ pub fn document() -> Result<Document, AppError> {
     web_sys::window().and_then(|w| w.document()).ok_or_else(|| AppError::Browser("no document".into()))
 }
 
-fn by_id(doc: &Document, id: &str) -> Result<Element, AppError> {
+pub(crate) fn by_id(doc: &Document, id: &str) -> Result<Element, AppError> {
     doc.get_element_by_id(id).ok_or_else(|| AppError::Browser(format!("the page has no #{id} element")))
 }
 
-fn element(doc: &Document, tag: &str, class: &str, text: &str) -> Result<Element, AppError> {
+pub(crate) fn element(doc: &Document, tag: &str, class: &str, text: &str) -> Result<Element, AppError> {
     let e = doc.create_element(tag)?;
     if !class.is_empty() {
         e.set_class_name(class);
@@ -82,15 +82,17 @@ pub fn engine_badge(doc: &Document, engine: &Engine, fallback_reason: Option<&st
 }
 
 /// One card per sample: the image, its label, the prediction and the top classes.
-pub fn sample_grid(doc: &Document, classes: &[String], samples: &SampleSet, probabilities: &[Vec<f32>]) -> Result<(), AppError> {
+pub fn sample_grid(doc: &Document, model: &str, classes: &[String], samples: &SampleSet, probabilities: &[Vec<f32>]) -> Result<(), AppError> {
     let grid = by_id(doc, "samples")?;
     grid.set_inner_html("");
-    for (sample, probs) in samples.samples.iter().zip(probabilities) {
+    for (k, (sample, probs)) in samples.samples.iter().zip(probabilities).enumerate() {
         let predicted = argmax(probs);
         let card = element(doc, "figure", if predicted == sample.label { "sample" } else { "sample wrong" }, "")?;
         card.set_attribute("data-index", &sample.index.to_string())?;
         card.set_attribute("data-predicted", &predicted.to_string())?;
         card.set_attribute("data-label", &sample.label.to_string())?;
+        // Clicking a sample opens it in the inspector; the URL says which, so it can be shared.
+        card.set_attribute("onclick", &format!("location.search = '?model={}&sample={k}'", model.replace('\'', "")))?;
         let canvas = image_canvas(doc, &sample.pixels, samples.shape)?;
         card.append_child(&canvas)?;
         let caption = element(doc, "figcaption", "", "")?;
@@ -154,7 +156,7 @@ pub fn to_rgba(pixels: &[u8], [c, h, w]: [usize; 3]) -> Vec<u8> {
         .collect()
 }
 
-fn image_canvas(doc: &Document, pixels: &[u8], shape: [usize; 3]) -> Result<HtmlCanvasElement, AppError> {
+pub(crate) fn image_canvas(doc: &Document, pixels: &[u8], shape: [usize; 3]) -> Result<HtmlCanvasElement, AppError> {
     let [_, h, w] = shape;
     let canvas: HtmlCanvasElement = doc.create_element("canvas")?.dyn_into().map_err(|_| AppError::Browser("canvas".into()))?;
     canvas.set_width(w as u32);
