@@ -74,6 +74,22 @@ pub fn preset(name: &str) -> Result<Preset> {
     })
 }
 
+/// This binary's path. Linux reports `<path> (deleted)` once the file was replaced (e.g. by a
+/// rebuild during a long reproduction); the replacement at the same path is what to run then.
+fn advlens_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding the advlens binary")?;
+    if exe.exists() {
+        return Ok(exe);
+    }
+    let text = exe.to_string_lossy();
+    let stripped = PathBuf::from(text.trim_end_matches(" (deleted)"));
+    if stripped.exists() {
+        Ok(stripped)
+    } else {
+        bail!("the advlens binary {} is gone: rebuild it and rerun reproduce (finished steps are kept)", exe.display())
+    }
+}
+
 /// Runs the binary itself with `args`, unless `done` exists.
 fn step(done: &Path, args: &[String]) -> Result<()> {
     if done.exists() {
@@ -81,7 +97,7 @@ fn step(done: &Path, args: &[String]) -> Result<()> {
         return Ok(());
     }
     eprintln!("[run] advlens {}", args.join(" "));
-    let exe = std::env::current_exe().context("finding the advlens binary")?;
+    let exe = advlens_binary()?;
     let status = Command::new(exe).args(args).status().context("running advlens")?;
     if !status.success() {
         bail!("`advlens {}` failed ({status}); fix the cause and rerun reproduce: finished steps are kept", args.join(" "));
