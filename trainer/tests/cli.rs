@@ -344,6 +344,18 @@ fn concept_world_exports_trains_and_its_masks_match() {
     }
     assert_eq!(gz.len(), 20 + 60 * record);
 
+    // read_masks presents the masks in the dataset's order (classes interleaved, so that every
+    // prefix is balanced): mask k belongs to image k.
+    let test = advlens_trainer::data::Dataset::load(advlens_trainer::data::DatasetKind::Folder, &dir, advlens_trainer::data::Split::Test).unwrap();
+    let (_, masks) = advlens_trainer::data::concepts::read_masks(&dir, "test").unwrap();
+    assert_eq!(masks.len(), test.len());
+    for (k, m) in masks.iter().enumerate() {
+        let im = world.generate(9, advlens_trainer::data::concepts::TEST_OFFSET + u64::from(m.index));
+        assert_eq!(test.image(k), &im.pixels[..], "image {k} vs mask of generator index {}", m.index);
+        assert_eq!(test.classes[usize::from(test.labels[k])], classes[im.class]);
+    }
+    let first: std::collections::HashSet<u8> = test.labels[..10].iter().copied().collect();
+    assert_eq!(first.len(), 10, "the first 10 images cover the 10 classes");
     let out = advlens(&["data", "verify", "--dataset", "folder", "--data", dir.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("train: 60 images") && text.contains("test: 20 images"), "{text}");

@@ -128,8 +128,8 @@ pub struct Masks {
 }
 
 /// Reads `masks-<split>.bin.gz` of an exported concept world, in the order
-/// `Dataset::load(DatasetKind::Folder, ..)` loads the images (class folders by name, then files
-/// by name), so mask `k` belongs to image `k` of the dataset.
+/// `Dataset::load(DatasetKind::Folder, ..)` presents the images (class folders by name, files by
+/// name, classes interleaved), so mask `k` belongs to image `k` of the dataset.
 pub fn read_masks(dir: &Path, split: &str) -> Result<(usize, Vec<Masks>)> {
     use std::io::Read;
     let path = dir.join(format!("masks-{split}.bin.gz"));
@@ -165,5 +165,12 @@ pub fn read_masks(dir: &Path, split: &str) -> Result<(usize, Vec<Masks>)> {
     }
     let names = ConceptWorld::new(side).map_err(|e| corrupt(&e.to_string()))?.classes();
     masks.sort_by(|a, b| names[a.class as usize].cmp(&names[b.class as usize]).then(a.index.cmp(&b.index)));
+    // The folder loader then interleaves the classes: do the same.
+    let mut sorted_names = names.clone();
+    sorted_names.sort();
+    let folder_labels: Vec<u8> = masks.iter().map(|m| sorted_names.iter().position(|n| *n == names[m.class as usize]).unwrap_or(0) as u8).collect();
+    let order = super::folder::interleaved_order(&folder_labels);
+    let mut slots: Vec<Option<Masks>> = masks.into_iter().map(Some).collect();
+    let masks = order.iter().map(|&i| slots[i].take().expect("a permutation")).collect();
     Ok((side, masks))
 }

@@ -26,6 +26,33 @@ pub fn class_folders(dir: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
     Ok(classes)
 }
 
+/// The order in which a folder dataset is presented: classes interleaved round-robin (the first
+/// image of every class, then the second, ...), each class in file-name order. Folders list one
+/// class after another; interleaving makes every prefix (`--limit N`) class-balanced.
+/// `labels` are in folder order; the result lists folder positions.
+pub fn interleaved_order(labels: &[u8]) -> Vec<usize> {
+    let classes = labels.iter().map(|&l| usize::from(l) + 1).max().unwrap_or(0);
+    let mut by_class: Vec<std::collections::VecDeque<usize>> = vec![Default::default(); classes];
+    for (i, &l) in labels.iter().enumerate() {
+        by_class[usize::from(l)].push_back(i);
+    }
+    let mut order = Vec::with_capacity(labels.len());
+    while order.len() < labels.len() {
+        for queue in by_class.iter_mut() {
+            if let Some(i) = queue.pop_front() {
+                order.push(i);
+            }
+        }
+    }
+    order
+}
+
+/// Reorders images (`per` bytes each) and labels by `order`.
+pub fn reorder(images: &[u8], labels: &[u8], per: usize, order: &[usize]) -> (Vec<u8>, Vec<u8>) {
+    let imgs = order.iter().flat_map(|&i| images[i * per..(i + 1) * per].iter().copied()).collect();
+    (imgs, order.iter().map(|&i| labels[i]).collect())
+}
+
 /// The PNG and JPEG files of `folder`, sorted by name.
 fn image_files(folder: &Path) -> Result<Vec<PathBuf>, DataError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
@@ -47,7 +74,8 @@ pub fn first_image_side(dir: &Path) -> Result<usize, DataError> {
     Ok(w as usize)
 }
 
-/// Loads every image of every class folder as `[channels, side, side]` bytes.
+/// Loads every image of every class folder as `[channels, side, side]` bytes, in
+/// [`interleaved_order`].
 pub fn load(dir: &Path, channels: usize, side: usize) -> Result<(Vec<String>, Vec<u8>, Vec<u8>), DataError> {
     let classes = class_folders(dir)?;
     let (mut images, mut labels) = (Vec::new(), Vec::new());
@@ -61,6 +89,7 @@ pub fn load(dir: &Path, channels: usize, side: usize) -> Result<(Vec<String>, Ve
             labels.push(u8::try_from(label).map_err(|_| DataError::Corrupt { path: dir.to_owned(), problem: "more than 256 classes".into() })?);
         }
     }
+    let (images, labels) = reorder(&images, &labels, channels * side * side, &interleaved_order(&labels));
     Ok((classes.into_iter().map(|(n, _)| n).collect(), images, labels))
 }
 
@@ -90,6 +119,19 @@ pub fn decode(path: &Path, channels: usize, side: usize) -> Result<Vec<u8>, Data
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    #[test]
+    fn interleaving_balances_every_prefix() {
+        let labels = [0u8, 0, 0, 1, 1, 2];
+        assert_eq!(interleaved_order(&labels), vec![0, 3, 5, 1, 4, 2]);
+        let (imgs, l) = reorder(&[10, 11, 12, 13, 14, 15], &labels, 1, &interleaved_order(&labels));
+        assert_eq!((imgs, l), (vec![10, 13, 15, 11, 14, 12], vec![0, 1, 2, 0, 1, 0]));
+    }
 }
 
 #[cfg(test)]
