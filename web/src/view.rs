@@ -133,6 +133,12 @@ pub fn model_card(doc: &Document, bundle: &Bundle) -> Result<(), AppError> {
     if let Some(d) = &spec.provenance.dataset {
         text += &format!("; trained on {d}");
     }
+    if let Some(mode) = &spec.provenance.training_mode {
+        text += &format!(" ({mode} training)");
+    }
+    for (attack, acc) in &spec.provenance.robust_accuracy {
+        text += &format!("; {:.1}% under {attack}", 100.0 * acc);
+    }
     card.set_text_content(Some(&text));
     Ok(())
 }
