@@ -37,7 +37,7 @@ function serve(root) {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-async function check(base, mode, expected) {
+async function check(base, mode, expected, { model, epsilon, mustFool }) {
   const args = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
   if (mode === 'webgpu') args.push('--enable-unsafe-webgpu');
@@ -50,7 +50,7 @@ async function check(base, mode, expected) {
     page.on('console', (m) => {
       if (m.type() === 'error' && /panicked|RuntimeError|unreachable/.test(m.text())) errors.push(`console: ${m.text()}`);
     });
-    await page.goto(base, { waitUntil: 'load' });
+    await page.goto(`${base}?model=${model}`, { waitUntil: 'load' });
     await page.waitForSelector('#status:not([data-state="loading"])', { timeout: 120_000 });
     const state = await page.getAttribute('#status', 'data-state');
     const statusText = await page.textContent('#status');
@@ -58,35 +58,35 @@ async function check(base, mode, expected) {
     const engineText = await page.textContent('#engine');
     const predicted = await page.$$eval('figure.sample', (cards) => cards.map((c) => Number(c.dataset.predicted)));
     fs.mkdirSync(artifacts, { recursive: true });
-    const shot = path.join(artifacts, `explorer-${mode}.png`);
+    const shot = path.join(artifacts, `explorer-${model}-${mode}.png`);
     await page.screenshot({ path: shot, fullPage: true });
 
-    console.log(`[${mode}] status=${state} "${statusText}"`);
-    console.log(`[${mode}] engine=${engine} "${engineText}"`);
-    console.log(`[${mode}] screenshot ${path.relative(process.cwd(), shot)}`);
-    if (state !== 'ready') fail(`[${mode}] page did not become ready: ${state}: ${statusText}`);
-    if (engine !== mode) fail(`[${mode}] page reports engine ${engine}, expected ${mode}`);
+    console.log(`[${model} ${mode}] status=${state} "${statusText}"`);
+    console.log(`[${model} ${mode}] engine=${engine} "${engineText}"`);
+    console.log(`[${model} ${mode}] screenshot ${path.relative(process.cwd(), shot)}`);
+    if (state !== 'ready') fail(`[${model} ${mode}] page did not become ready: ${state}: ${statusText}`);
+    if (engine !== mode) fail(`[${model} ${mode}] page reports engine ${engine}, expected ${mode}`);
     if (JSON.stringify(predicted) !== JSON.stringify(expected)) {
-      fail(`[${mode}] predictions ${JSON.stringify(predicted)} differ from libtorch's ${JSON.stringify(expected)}`);
+      fail(`[${model} ${mode}] predictions ${JSON.stringify(predicted)} differ from libtorch's ${JSON.stringify(expected)}`);
     } else {
-      console.log(`[${mode}] ${predicted.length} predictions equal libtorch's`);
+      console.log(`[${model} ${mode}] ${predicted.length} predictions equal libtorch's`);
     }
     // The inspector: sample 0's traced neurons, then a live PGD attack and the new neurons.
     const cleanNeurons = await page.$$eval('#clean .neuron', (items) => items.map((i) => Number(i.dataset.logitDrop)));
     const cleanPredicted = Number(await page.getAttribute('#clean', 'data-predicted'));
-    if (cleanNeurons.length !== 5) fail(`[${mode}] inspector shows ${cleanNeurons.length} traced neurons, expected 5`);
-    if (cleanPredicted !== expected[0]) fail(`[${mode}] inspector predicts ${cleanPredicted} for sample 0, libtorch ${expected[0]}`);
-    if (cleanNeurons.some((v, i) => i > 0 && v > cleanNeurons[i - 1])) fail(`[${mode}] traced neurons not sorted by effect: ${cleanNeurons}`);
+    if (cleanNeurons.length !== 5) fail(`[${model} ${mode}] inspector shows ${cleanNeurons.length} traced neurons, expected 5`);
+    if (cleanPredicted !== expected[0]) fail(`[${model} ${mode}] inspector predicts ${cleanPredicted} for sample 0, libtorch ${expected[0]}`);
+    if (cleanNeurons.some((v, i) => i > 0 && v > cleanNeurons[i - 1])) fail(`[${model} ${mode}] traced neurons not sorted by effect: ${cleanNeurons}`);
     await page.click('#attack');
     await page.waitForSelector('#adversarial[data-state="done"], #adversarial[data-state="error"]', { timeout: 120_000 });
     const attack = await page.$eval('#adversarial', (e) => ({ ...e.dataset, neurons: e.querySelectorAll('.neuron').length }));
-    await page.screenshot({ path: path.join(artifacts, `inspector-${mode}.png`), fullPage: true });
-    console.log(`[${mode}] attack: ${JSON.stringify(attack)}`);
-    if (attack.state !== 'done') fail(`[${mode}] the attack did not finish: ${await page.textContent('#adversarial')}`);
-    if (!(Number(attack.linf) > 0 && Number(attack.linf) <= 0.2 + 1e-4)) fail(`[${mode}] attack left its budget: max change ${attack.linf}`);
-    if (attack.success !== 'true' || Number(attack.predicted) === cleanPredicted) fail(`[${mode}] PGD-10 at eps 0.2 did not change the prediction`);
-    if (attack.neurons !== 5) fail(`[${mode}] ${attack.neurons} traced neurons after the attack`);
-    for (const e of errors) fail(`[${mode}] ${e}`);
+    await page.screenshot({ path: path.join(artifacts, `inspector-${model}-${mode}.png`), fullPage: true });
+    console.log(`[${model} ${mode}] attack: ${JSON.stringify(attack)}`);
+    if (attack.state !== 'done') fail(`[${model} ${mode}] the attack did not finish: ${await page.textContent('#adversarial')}`);
+    if (!(Number(attack.linf) > 0 && Number(attack.linf) <= epsilon + 1e-4)) fail(`[${model} ${mode}] attack left its budget ${epsilon}: max change ${attack.linf}`);
+    if (mustFool && (attack.success !== 'true' || Number(attack.predicted) === cleanPredicted)) fail(`[${model} ${mode}] PGD-10 at eps ${epsilon} did not change the prediction`);
+    if (attack.neurons !== 5) fail(`[${model} ${mode}] ${attack.neurons} traced neurons after the attack`);
+    for (const e of errors) fail(`[${model} ${mode}] ${e}`);
   } finally {
     await context.close();
     fs.rmSync(profile, { recursive: true, force: true });
@@ -94,15 +94,22 @@ async function check(base, mode, expected) {
 }
 
 const catalog = JSON.parse(fs.readFileSync(path.join(dist, 'models', 'index.json'), 'utf8'));
-const model = catalog[0].id;
-const samples = JSON.parse(fs.readFileSync(path.join(dist, 'models', model, 'samples.json'), 'utf8'));
-const expected = samples.samples.map((s) => s.reference.predicted);
-if (expected.length === 0) fail('samples.json has no samples');
-
 const server = await serve(dist);
 const base = `http://127.0.0.1:${server.address().port}/`;
 try {
-  for (const mode of ['webgpu', 'cpu']) await check(base, mode, expected);
+  for (const [k, entry] of catalog.entries()) {
+    const dir = path.join(dist, 'models', entry.id);
+    const samples = JSON.parse(fs.readFileSync(path.join(dir, 'samples.json'), 'utf8'));
+    const spec = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
+    const expected = samples.samples.map((s) => s.reference.predicted);
+    if (expected.length === 0) fail(`${entry.id}: samples.json has no samples`);
+    // The inspector attacks at the model's training epsilon, else 0.2; an undefended model must
+    // be fooled, an adversarially trained one may resist.
+    const epsilon = spec.provenance?.epsilon ?? 0.2;
+    const options = { model: entry.id, epsilon, mustFool: !spec.provenance?.epsilon };
+    // Every model on WebGPU; the first also on the CPU fallback.
+    for (const mode of k === 0 ? ['webgpu', 'cpu'] : ['webgpu']) await check(base, mode, expected, options);
+  }
 } finally {
   server.close();
 }
