@@ -61,6 +61,7 @@ if [ "$preset" = quick ]; then
     run fashion-consistent fashion-mnist "$fashion" "$ev --attacks fgsm,pgd20,pgd100" -- --arch small-cnn --epochs $E --mode consistent --attack pgd --attack-steps 7 --step-size 0.025
     run cifar10-standard cifar10 "$(cifar_dir)" "$ev --attacks fgsm,pgd20" -- --arch resnet --epochs 6 --mode standard
     run mnist-vgg mnist "$mnist" "$ev --attacks fgsm,pgd20 --epsilon 0.3" -- --arch vgg --width 16 --epochs 3 --mode standard
+    run mnist-vgg-cosine mnist "$mnist" "$ev --attacks fgsm,pgd20 --epsilon 0.3" -- --arch vgg --width 16 --epochs 3 --lr 2e-3 --lr-schedule cosine --mode standard
     run concepts-standard folder "$(concepts_dir)" "$ev --attacks fgsm,pgd20 --epsilon 0.0313725" -- --arch small-cnn --width 32 --epochs 8 --mode standard
 else
     ev="--restarts 10"

@@ -139,6 +139,9 @@ pub struct TrainArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// constant, or cosine (decay to 0 over the run).
+    #[arg(long, default_value = "constant")]
+    pub lr_schedule: String,
     /// Seeds the initial weights, the batch order, augmentation and random attack starts.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -272,6 +275,10 @@ impl TrainArgs {
             epochs: self.epochs,
             batch_size: self.batch_size.max(1),
             learning_rate: self.lr,
+            lr_schedule: match self.lr_schedule.as_str() {
+                "constant" | "cosine" => self.lr_schedule,
+                other => bail!("unknown --lr-schedule `{other}`: use constant or cosine"),
+            },
             seed: self.seed,
             limit: self.limit,
             val_fraction: self.val_fraction,

@@ -39,6 +39,9 @@ pub struct TrainConfig {
     pub epochs: usize,
     pub batch_size: usize,
     pub learning_rate: f64,
+    /// `constant`, or `cosine`: decays the rate to 0 over the run, by step.
+    #[serde(default = "constant_schedule")]
+    pub lr_schedule: String,
     pub seed: u64,
     /// Train on the first `limit` training images only.
     pub limit: Option<usize>,
@@ -49,6 +52,18 @@ pub struct TrainConfig {
     /// Also write `last.safetensors` every this many steps (0: only at epoch ends).
     pub checkpoint_every: usize,
     pub out_dir: PathBuf,
+}
+
+fn constant_schedule() -> String {
+    "constant".into()
+}
+
+/// The learning rate at `step` of `total` steps.
+pub fn scheduled_lr(base: f64, schedule: &str, step: u64, total: u64) -> f64 {
+    match schedule {
+        "cosine" => base * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total.max(1) as f64).cos()),
+        _ => base,
+    }
 }
 
 /// What a finished (or interrupted) run reached.
@@ -164,6 +179,7 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
                 return Ok(summary);
             }
             tch::manual_seed(SplitMix::derive(config.seed, 7, state.global_step).next_u64() as i64 & i64::MAX);
+            adam.lr = scheduled_lr(config.learning_rate, &config.lr_schedule, state.global_step, (steps * config.epochs) as u64);
             let x = Tensor::from_slice(&batch.images).view([batch.len as i64, c as i64, h as i64, w as i64]).to_device(device);
             let y = Tensor::from_slice(&batch.labels).to_device(device);
             let (loss, correct) = guard_oom(config.batch_size, device, || {

@@ -309,3 +309,13 @@ fn concept_iou_agrees_with_the_shared_metrics() {
     assert_eq!(t.len(), c as usize);
     assert!(t.iter().all(|&v| v > 0.9), "the top 0.5% of uniform values lie near 1: {t:?}");
 }
+
+#[test]
+fn cosine_schedule_decays_from_the_base_rate_to_zero() {
+    use advlens_trainer::train::scheduled_lr;
+    assert_eq!(scheduled_lr(0.1, "constant", 7, 10), 0.1);
+    assert!((scheduled_lr(0.1, "cosine", 0, 10) - 0.1).abs() < 1e-12);
+    assert!((scheduled_lr(0.1, "cosine", 5, 10) - 0.05).abs() < 1e-12);
+    assert!(scheduled_lr(0.1, "cosine", 10, 10).abs() < 1e-12);
+    assert!(scheduled_lr(0.1, "cosine", 3, 10) > scheduled_lr(0.1, "cosine", 4, 10));
+}
