@@ -90,6 +90,16 @@ fn advlens_binary() -> Result<PathBuf> {
     }
 }
 
+/// The epsilon adversarial training uses on `dataset` (the trainer's defaults; 8/255 for the
+/// concept world).
+fn training_epsilon(dataset: &str) -> f64 {
+    match dataset {
+        "mnist" => 0.3,
+        "fashion-mnist" => 0.1,
+        _ => 8.0 / 255.0,
+    }
+}
+
 /// Runs the binary itself with `args`, unless `done` exists.
 fn step(done: &Path, args: &[String]) -> Result<()> {
     if done.exists() {
@@ -146,9 +156,9 @@ fn world(
             let mut args = vec![s("train"), s("--dataset"), s(dataset), s("--data"), data_s.clone(), s("--arch"), s(arch), s("--width"), s(width)];
             args.extend([s("--mode"), s(mode), s("--attack-steps"), s(p.attack_steps), s("--epochs"), s(epochs), s("--name"), name.clone()]);
             args.extend([s("--out"), run.display().to_string()]);
-            if dataset == "folder" {
-                args.extend([s("--epsilon"), s(8.0 / 255.0), s("--step-size"), s(2.0 / 255.0)]);
-            }
+            // Few attack steps must still reach the edge of the ball: step = 2.5 eps / steps.
+            let eps = training_epsilon(dataset);
+            args.extend([s("--epsilon"), s(eps), s("--step-size"), s(2.5 * eps / p.attack_steps.max(1) as f64)]);
             if let Some(l) = limit {
                 args.extend([s("--limit"), s(l)]);
             }
