@@ -158,6 +158,11 @@ pub struct TrainArgs {
     /// Also checkpoint every N steps (0: only at the end of each epoch).
     #[arg(long, default_value_t = 200, value_name = "N")]
     pub checkpoint_every: usize,
+    /// Adversarial modes: grow epsilon (and the attack step) linearly from 0 to its value over
+    /// the first E epochs (fractions allowed). Keeps short adversarial runs from collapsing to
+    /// one class, the usual failure of PGD training from scratch at large epsilon.
+    #[arg(long, default_value_t = 0.0, value_name = "E")]
+    pub epsilon_warmup: f64,
     /// Run directory to write (with --resume: the run to continue).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -265,6 +270,9 @@ impl TrainArgs {
         if !(0.0..1.0).contains(&self.val_fraction) {
             bail!("--val-fraction must be in [0, 1), got {}", self.val_fraction);
         }
+        if !(self.epsilon_warmup >= 0.0 && self.epsilon_warmup.is_finite()) {
+            bail!("--epsilon-warmup must be a number of epochs >= 0, got {}", self.epsilon_warmup);
+        }
         Ok(TrainConfig {
             name: self.name.unwrap_or_else(|| format!("{}-{}-{}", kind.name(), self.arch, mode.name())),
             dataset: kind.name().into(),
@@ -284,6 +292,7 @@ impl TrainArgs {
             val_fraction: self.val_fraction,
             augment,
             checkpoint_every: self.checkpoint_every,
+            epsilon_warmup: self.epsilon_warmup,
             out_dir: self.out,
         })
     }
@@ -453,6 +462,10 @@ pub struct ReproduceArgs {
     /// libtorch intra-op threads of each step.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Steps to run at once (each a separate process with --threads threads). Trainings,
+    /// attacks and analyses of different models are independent.
+    #[arg(long, default_value_t = 2)]
+    pub jobs: usize,
 }
 
 #[derive(Debug, Args)]

@@ -105,7 +105,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
         cli::Command::Trace(a) => trace_command(a)?,
         cli::Command::Reproduce(a) => {
             DatasetKind::parse(&a.dataset)?;
-            let report = advlens_trainer::reproduce::reproduce(&a.preset, &a.dataset, &a.data, &a.out, a.threads)?;
+            let report = advlens_trainer::reproduce::reproduce(&a.preset, &a.dataset, &a.data, &a.out, a.threads, a.jobs)?;
             println!("report written to {}", report.display());
         }
         cli::Command::BenchStep(a) => {

@@ -41,6 +41,17 @@ impl Mode {
         }
     }
 
+    /// The same mode with its attack's epsilon and step size multiplied by `factor` (epsilon
+    /// warm-up); the standard mode is unchanged.
+    pub fn scaled_epsilon(&self, factor: f64) -> Mode {
+        let mut mode = self.clone();
+        if let Mode::Pgd { attack } | Mode::Trades { attack, .. } | Mode::Consistent { attack, .. } = &mut mode {
+            attack.epsilon *= factor;
+            attack.step_size *= factor;
+        }
+        mode
+    }
+
     /// Checks the mode against the network (the feature layer must exist and be a feature map).
     pub fn check(&self, net: &Net) -> Result<()> {
         if let Mode::Consistent { feature_layer, .. } = self {

@@ -51,6 +51,9 @@ pub struct TrainConfig {
     pub augment: bool,
     /// Also write `last.safetensors` every this many steps (0: only at epoch ends).
     pub checkpoint_every: usize,
+    /// Epochs over which adversarial modes grow epsilon from 0 (0: full epsilon from the start).
+    #[serde(default)]
+    pub epsilon_warmup: f64,
     pub out_dir: PathBuf,
 }
 
@@ -63,6 +66,17 @@ pub fn scheduled_lr(base: f64, schedule: &str, step: u64, total: u64) -> f64 {
     match schedule {
         "cosine" => base * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total.max(1) as f64).cos()),
         _ => base,
+    }
+}
+
+/// The share of epsilon used at `step` when it grows linearly over `warmup_epochs` epochs of
+/// `steps_per_epoch` steps; 1 after the warm-up (and without one).
+pub fn warmup_fraction(step: u64, steps_per_epoch: usize, warmup_epochs: f64) -> f64 {
+    let total = warmup_epochs * steps_per_epoch as f64;
+    if total <= 0.0 {
+        1.0
+    } else {
+        ((step + 1) as f64 / total).min(1.0)
     }
 }
 
@@ -182,8 +196,10 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
             adam.lr = scheduled_lr(config.learning_rate, &config.lr_schedule, state.global_step, (steps * config.epochs) as u64);
             let x = Tensor::from_slice(&batch.images).view([batch.len as i64, c as i64, h as i64, w as i64]).to_device(device);
             let y = Tensor::from_slice(&batch.labels).to_device(device);
+            let warm = warmup_fraction(state.global_step, steps, config.epsilon_warmup);
+            let mode = if warm < 1.0 { config.mode.scaled_epsilon(warm) } else { config.mode.clone() };
             let (loss, correct) = guard_oom(config.batch_size, device, || {
-                let out = step_loss(&net, &config.mode, &x, &y);
+                let out = step_loss(&net, &mode, &x, &y);
                 adam.backward_step(&net, &out.loss);
                 let logits = out.adversarial_logits.filter(|_| matches!(config.mode, Mode::Pgd { .. })).or(out.clean_logits);
                 let correct = logits.map_or(0, |l| l.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]));
