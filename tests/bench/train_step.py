@@ -96,15 +96,17 @@ def main():
     p.add_argument("--lambda", dest="lam", type=float, default=1.0)
     p.add_argument("--feature-layer", default=None)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     spec = json.load(open(a.spec))
-    model = Graph(spec).train()
+    device = torch.device("cuda" if a.device in ("cuda", "gpu") else a.device)
+    model = Graph(spec).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     inp = spec["input"]
-    x = torch.rand(a.batch_size, inp["channels"], inp["height"], inp["width"])
-    y = torch.randint(len(spec["classes"]), (a.batch_size,))
+    x = torch.rand(a.batch_size, inp["channels"], inp["height"], inp["width"], device=device)
+    y = torch.randint(len(spec["classes"]), (a.batch_size,), device=device)
     feature = a.feature_layer
 
     def step():
@@ -123,7 +125,7 @@ def main():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        return loss.item()
+        return loss.item()  # waits for the device, as advlens does
 
     times = []
     for i in range(a.warmup + a.steps):

@@ -1,26 +1,23 @@
 //! The shared crate's single-image attacks (what the explorer runs) against the trainer's
 //! batched libtorch attacks: same model, same image, same budget -> same adversarial image.
 
-use std::sync::Arc;
-
 use advlens_shared::attack::{attack, AttackKind, AttackSpec, Norm};
 use advlens_shared::engine::Engine;
-use advlens_shared::model::Bundle;
-use advlens_shared::testing::{fresh_seed, random_images, random_weights, reference_cases, Rng};
+use advlens_shared::testing::{fresh_seed, random_images, reference_cases, Rng};
 use advlens_trainer::attack as tch_attack;
 use advlens_trainer::net::Net;
-use tch::{nn, Device, Kind};
+use tch::Kind;
+
+mod common;
+use common::twins;
 
 #[test]
 fn shared_attacks_match_libtorch_attacks() {
     let seed = fresh_seed();
     let mut rng = Rng::new(seed);
     for (name, spec) in reference_cases() {
-        let weights = random_weights(&mut rng, &spec);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let mut net = Net::new(&vs.root(), &spec);
-        net.load_weights(&weights).unwrap();
-        let engine = Engine::cpu(Arc::new(Bundle::new(spec.clone(), weights).unwrap()));
+        let (bundle, _vs, net) = twins(&mut rng, spec.clone());
+        let engine = Engine::cpu(bundle);
         let (c, h, w) = (spec.input.channels, spec.input.height, spec.input.width);
         let x = random_images(&mut rng, [1, c, h, w]);
         let xt = tch::Tensor::from_slice(x.data()).view([1, c as i64, h as i64, w as i64]);
@@ -62,11 +59,8 @@ fn shared_ensemble_attack_matches_libtorch() {
     let mut nets = Vec::new();
     let mut stores = Vec::new();
     for _ in 0..3 {
-        let weights = random_weights(&mut rng, &spec);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let mut net = Net::new(&vs.root(), &spec);
-        net.load_weights(&weights).unwrap();
-        engines.push(Engine::cpu(Arc::new(Bundle::new(spec.clone(), weights).unwrap())));
+        let (bundle, vs, net) = twins(&mut rng, spec.clone());
+        engines.push(Engine::cpu(bundle));
         nets.push(net);
         stores.push(vs);
     }
@@ -97,11 +91,8 @@ fn shared_tracing_matches_libtorch() {
     let seed = fresh_seed();
     let mut rng = Rng::new(seed);
     for (name, spec, layer) in [(0usize, "relu4"), (4, "block_relu")].map(|(i, l)| (reference_cases()[i].0, reference_cases()[i].1.clone(), l)) {
-        let weights = random_weights(&mut rng, &spec);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let mut net = Net::new(&vs.root(), &spec);
-        net.load_weights(&weights).unwrap();
-        let engine = Engine::cpu(Arc::new(Bundle::new(spec.clone(), weights).unwrap()));
+        let (bundle, _vs, net) = twins(&mut rng, spec.clone());
+        let engine = Engine::cpu(bundle);
         let (c, h, w) = (spec.input.channels, spec.input.height, spec.input.width);
         let x = random_images(&mut rng, [1, c, h, w]);
         let class = 2;

@@ -8,27 +8,10 @@ use advlens_shared::engine::gpu::{self, GpuEngine};
 use advlens_shared::engine::{Ablation, Objective};
 use advlens_shared::model::{Bundle, Op};
 use advlens_shared::testing::{fresh_seed, max_scaled_diff, random_images, random_weights, reference_cases, Rng};
-use advlens_shared::Tensor;
-use advlens_trainer::net::Net;
-use tch::{nn, Device, Kind};
+use tch::{Device, Kind};
 
-fn to_tch(x: &Tensor) -> tch::Tensor {
-    let shape: Vec<i64> = x.shape().iter().map(|&d| d as i64).collect();
-    tch::Tensor::from_slice(x.data()).view(shape.as_slice())
-}
-
-fn to_vec(t: &tch::Tensor) -> Vec<f32> {
-    Vec::<f32>::try_from(t.flatten(0, -1).to_kind(Kind::Float)).unwrap()
-}
-
-/// A libtorch twin of a random bundle: same graph, same weights.
-fn twins(rng: &mut Rng, spec: advlens_shared::model::ModelSpec) -> (Arc<Bundle>, nn::VarStore, Net) {
-    let weights = random_weights(rng, &spec);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let mut net = Net::new(&vs.root(), &spec);
-    net.load_weights(&weights).unwrap();
-    (Arc::new(Bundle::new(spec, weights).unwrap()), vs, net)
-}
+mod common;
+use common::{to_tch, to_vec, twins};
 
 /// The libtorch value of `objective`, summed over the batch, from the activations.
 fn tch_objective(objective: &Objective, acts: &std::collections::HashMap<String, tch::Tensor>, output: &str) -> tch::Tensor {

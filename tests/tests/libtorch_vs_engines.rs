@@ -12,10 +12,8 @@ use advlens_trainer::export::to_bundle;
 use advlens_trainer::net::Net;
 use tch::{nn, Device};
 
-fn to_tch(x: &Tensor) -> tch::Tensor {
-    let shape: Vec<i64> = x.shape().iter().map(|&d| d as i64).collect();
-    tch::Tensor::from_slice(x.data()).view(shape.as_slice())
-}
+mod common;
+use common::to_tch;
 
 fn gpu_device() -> Option<gpu::GpuContext> {
     match pollster::block_on(gpu::request_device()) {

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use advlens_shared::analysis::metrics::{class_histogram, class_similarity, consistency, cosine, representation_ratio, roc_auc};
+pub use advlens_shared::analysis::atlas::{AtlasEntry, AtlasMeta, AtlasNeuron, NeuronStats};
 use advlens_shared::concepts::vocab;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -14,28 +15,6 @@ use tch::{Device, Kind, Tensor};
 
 use crate::data::concepts::Masks;
 use crate::net::Net;
-
-/// Per-neuron results.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct NeuronStats {
-    pub channel: usize,
-    /// consis on the top-K real images (their labels).
-    pub consis_real: f64,
-    /// consis on the top-K adversarial images, counted by source class (what a human sees).
-    pub consis_adv_source: f64,
-    /// consis on the top-K adversarial images, counted by target class (what the model sees).
-    pub consis_adv_target: Option<f64>,
-    /// cos(real histogram, adversarial histogram by source class).
-    pub cs1: f64,
-    /// cos(real histogram, adversarial histogram by target class).
-    pub cs2: Option<f64>,
-    /// The most frequent class among the top-K real images.
-    pub real_class: usize,
-    /// Best concept on real images: (category, name, IoU).
-    pub concept: Option<(String, String, f64)>,
-    /// Best concept on the adversarial versions of the same images.
-    pub concept_adv: Option<(String, String, f64)>,
-}
 
 /// Everything `analyze` measured.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -287,41 +266,6 @@ pub fn receptive_field(spec: &advlens_shared::model::ModelSpec, layer: &str) -> 
     field.get(layer).cloned().unwrap_or((1.0, 1.0, 0.0))
 }
 
-/// One patch of the atlas.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AtlasEntry {
-    /// Index of the image in the analysed set.
-    pub image: usize,
-    /// Its label (real) or source class (adversarial).
-    pub label: usize,
-    pub target: Option<usize>,
-    pub response: f32,
-    /// Top-left corner of the patch in the image.
-    pub x: usize,
-    pub y: usize,
-}
-
-/// One neuron of the atlas: its row in the sprite sheets and what is known about it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AtlasNeuron {
-    pub stats: NeuronStats,
-    pub real: Vec<AtlasEntry>,
-    pub adversarial: Vec<AtlasEntry>,
-}
-
-/// `atlas.json`: row `r` of `real.png` and `adversarial.png` is neuron `neurons[r]`; column `k`
-/// its k-th strongest image, as a `patch x patch` crop (1-pixel white gaps).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AtlasMeta {
-    pub model: String,
-    pub layer: String,
-    pub classes: Vec<String>,
-    pub patch: usize,
-    pub receptive_field: f64,
-    pub top_k: usize,
-    pub neurons: Vec<AtlasNeuron>,
-}
-
 /// The neuron atlas of one model and layer.
 pub struct Atlas {
     pub meta: AtlasMeta,
@@ -346,7 +290,7 @@ fn build_atlas(input: &AnalyzeInput, real: &LayerPass, adv: &LayerPass, neurons:
     let (rf, jump, start) = receptive_field(spec, input.layer);
     let patch = (rf.ceil() as usize).max(8).min(h.min(w));
     let k = input.top_k;
-    let gap = 1u32;
+    let gap = advlens_shared::analysis::atlas::GAP as u32;
     let cell = patch as u32 + gap;
     let sheet = || image::RgbImage::from_pixel(cell * k as u32, cell * neurons.len() as u32, image::Rgb([255, 255, 255]));
     let (mut real_sheet, mut adv_sheet) = (sheet(), sheet());

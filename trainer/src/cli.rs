@@ -438,10 +438,13 @@ pub struct TraceArgs {
     pub layer: Option<String>,
     #[arg(long, default_value_t = 5)]
     pub top: usize,
-    /// An `advlens analyze` output folder for this model: adds each neuron's class and concept.
+    /// An `advlens analyze` output folder for this model: adds each neuron's class and concept,
+    /// and, from its atlas/ (or the bundle's atlas/), the classes of its top real and adversarial
+    /// images. Sets the default --layer to the analysed one.
     #[arg(long, value_name = "DIR")]
     pub analysis: Option<PathBuf>,
-    /// Write the image and the top neurons' activation maps here.
+    /// Write the image and the top neurons' activation maps here; with an atlas, each map has its
+    /// neuron's top 9 real patches under it and, below a red bar, its top 9 adversarial patches.
     #[arg(long, value_name = "FILE")]
     pub png: Option<PathBuf>,
 }
@@ -511,10 +514,15 @@ pub struct ExportArgs {
     /// Bundle directory to write.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Where the test-set accuracy pass runs (the samples' reference outputs are always
+    /// computed on the CPU, where the shared engines are compared with them).
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 impl ExportArgs {
-    pub fn into_config(self) -> ExportConfig {
-        ExportConfig { run_dir: self.run, data_dir: self.data, samples: self.samples, checkpoint: self.checkpoint, out_dir: self.out }
+    pub fn into_config(self) -> Result<ExportConfig> {
+        let device = crate::device::select(&self.device.device, self.device.threads)?;
+        Ok(ExportConfig { run_dir: self.run, data_dir: self.data, samples: self.samples, checkpoint: self.checkpoint, out_dir: self.out, device })
     }
 }

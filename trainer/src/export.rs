@@ -11,7 +11,6 @@ use crate::checkpoint::{Checkpoint, RunDir};
 use crate::eval::EvalReport;
 use crate::data::{Dataset, DatasetKind, Split};
 use crate::net::{images_tensor, Net};
-use crate::train::accuracy;
 
 /// What `advlens export` does.
 #[derive(Clone, Debug)]
@@ -23,6 +22,8 @@ pub struct ExportConfig {
     /// `best` or `last`.
     pub checkpoint: String,
     pub out_dir: PathBuf,
+    /// Where the accuracy pass over the test set runs.
+    pub device: Device,
 }
 
 /// What was exported.
@@ -72,6 +73,10 @@ pub fn to_bundle(net: &Net, spec: ModelSpec) -> Result<Bundle> {
 /// Exports a run: the bundle, and `samples.json` with libtorch's predictions when data is given.
 pub fn export(config: &ExportConfig) -> Result<ExportSummary> {
     let (_vs, net) = load_run(&config.run_dir, &config.checkpoint, Device::Cpu)?;
+    let on_device = match config.device {
+        Device::Cpu => None,
+        device => Some(load_run(&config.run_dir, &config.checkpoint, device)?),
+    };
     let mut spec = net.spec().clone();
     let eval_path = RunDir::new(&config.run_dir).eval();
     if eval_path.exists() {
@@ -93,12 +98,12 @@ pub fn export(config: &ExportConfig) -> Result<ExportSummary> {
     if let Some(dir) = &config.data_dir {
         let dataset = spec.provenance.dataset.clone().unwrap_or_else(|| "mnist".into());
         let test = Dataset::load(DatasetKind::parse(&dataset)?, dir, Split::Test)?;
-        let images = images_tensor(&test.images, test.shape, Device::Cpu);
-        let labels = tch::Tensor::from_slice(&test.labels).to_kind(Kind::Int64);
-        let acc = tch::no_grad(|| accuracy(&net, &images, &labels));
+        let predicted = predictions(on_device.as_ref().map_or(&net, |(_, n)| n), &test, config.device)?;
+        let correct = predicted.iter().zip(&test.labels).filter(|(&p, &l)| p == i64::from(l)).count();
+        let acc = correct as f64 / test.len().max(1) as f64;
         spec.provenance.clean_accuracy = Some(acc);
         summary.test_accuracy = Some(acc);
-        samples = Some(sample_set(&net, &test, config.samples)?);
+        samples = Some(sample_set(&net, &test, config.samples, &predicted)?);
     }
     let bundle = to_bundle(&net, spec)?;
     bundle.save(&config.out_dir).with_context(|| format!("writing bundle to {}", config.out_dir.display()))?;
@@ -110,27 +115,33 @@ pub fn export(config: &ExportConfig) -> Result<ExportSummary> {
     Ok(summary)
 }
 
-/// `count` images of `split` with libtorch's predictions for them: the first ones, plus the
-/// first few that libtorch gets wrong, so that a prediction can be told apart from a label.
-pub fn sample_set(net: &Net, split: &Dataset, count: usize) -> Result<SampleSet> {
-    let count = count.min(split.len());
-    let all = images_tensor(&split.images, split.shape, Device::Cpu);
+/// The class `net` predicts for every image of `split`, one pass in batches of 1000.
+pub fn predictions(net: &Net, split: &Dataset, device: Device) -> Result<Vec<i64>> {
+    let all = images_tensor(&split.images, split.shape, device);
     let predicted = tch::no_grad(|| {
         let chunks: Vec<tch::Tensor> = (0..split.len() as i64)
             .step_by(1000)
             .map(|s| net.forward(&all.narrow(0, s, (split.len() as i64 - s).min(1000))).argmax(-1, false))
             .collect();
-        tch::Tensor::cat(&chunks, 0)
+        tch::Tensor::cat(&chunks, 0).to_device(Device::Cpu)
     });
-    let predicted = Vec::<i64>::try_from(predicted)?;
+    Ok(Vec::<i64>::try_from(predicted)?)
+}
+
+/// `count` images of `split` with libtorch's CPU outputs for them as the reference: the first
+/// ones, plus the first few that `predicted` (from [`predictions`]) gets wrong, so that a
+/// prediction can be told apart from a label.
+pub fn sample_set(net: &Net, split: &Dataset, count: usize, predicted: &[i64]) -> Result<SampleSet> {
+    let count = count.min(split.len());
     let wrong: Vec<usize> =
         (0..split.len()).filter(|&i| predicted[i] != i64::from(split.labels[i])).take(count / 4).collect();
     let mut chosen: Vec<usize> = (0..split.len()).filter(|i| !wrong.contains(i)).take(count - wrong.len()).collect();
     chosen.extend(&wrong);
     chosen.sort_unstable();
 
-    let index = tch::Tensor::from_slice(&chosen.iter().map(|&i| i as i64).collect::<Vec<_>>());
-    let probs = tch::no_grad(|| net.forward(&all.index_select(0, &index)).softmax(-1, Kind::Float));
+    let chosen_pixels: Vec<u8> = chosen.iter().flat_map(|&i| split.image(i).iter().copied()).collect();
+    let images = images_tensor(&chosen_pixels, split.shape, Device::Cpu);
+    let probs = tch::no_grad(|| net.forward(&images).softmax(-1, Kind::Float));
     let probs: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(probs)?;
     let samples = chosen
         .iter()

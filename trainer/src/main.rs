@@ -129,7 +129,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string(&times)?);
         }
         cli::Command::Export(a) => {
-            let config = a.into_config();
+            let config = a.into_config()?;
             let summary = export::export(&config)?;
             match summary.test_accuracy {
                 Some(acc) => println!(
@@ -365,10 +365,6 @@ fn trace_command(a: cli::TraceArgs) -> Result<()> {
         }
         (None, None) => anyhow::bail!("pass --image FILE or --sample N"),
     };
-    let layer = match &a.layer {
-        Some(l) => l.clone(),
-        None => last_feature_relu(&spec)?,
-    };
     let analysis = match &a.analysis {
         Some(dir) => {
             let path = dir.join("analysis.json");
@@ -376,11 +372,34 @@ fn trace_command(a: cli::TraceArgs) -> Result<()> {
         }
         None => None,
     };
+    // The analysis's layer, unless told otherwise: its neuron numbers are that layer's.
+    let layer = match (&a.layer, &analysis) {
+        (Some(l), _) => l.clone(),
+        (None, Some(report)) => report.layer.clone(),
+        (None, None) => last_feature_relu(&spec)?,
+    };
+    if let Some(report) = analysis.as_ref().filter(|r| r.layer != layer) {
+        anyhow::bail!("the analysis in --analysis is of layer `{}`, not `{layer}`: drop --layer or analyse that layer", report.layer);
+    }
+    // An atlas beside the analysis, or inside the bundle (the explorer's copy).
+    let atlas_dir = a.analysis.iter().chain([&a.model]).map(|d| d.join("atlas")).find(|d| d.join("atlas.json").exists());
+    let atlas = match atlas_dir {
+        Some(dir) => {
+            let sheets = advlens_trainer::trace::AtlasSheets::load(&dir)?;
+            if sheets.meta.layer == layer {
+                Some(sheets)
+            } else {
+                eprintln!("note: the atlas in {} is of layer `{}`, not `{layer}`: not shown", dir.display(), sheets.meta.layer);
+                None
+            }
+        }
+        None => None,
+    };
     let engine = advlens_shared::Engine::cpu(bundle);
     let traced = advlens_trainer::trace::run(&engine, &image, a.class, &layer)?;
-    print!("{}", advlens_trainer::trace::describe(&traced, &spec.classes, a.top, analysis.as_ref()));
+    print!("{}", advlens_trainer::trace::describe(&traced, &spec.classes, a.top, analysis.as_ref(), atlas.as_ref().map(|s| &s.meta)));
     if let Some(png) = &a.png {
-        advlens_trainer::trace::png(&traced, &image, a.top, png)?;
+        advlens_trainer::trace::png(&traced, &image, a.top, atlas.as_ref(), png)?;
         println!("wrote {}", png.display());
     }
     Ok(())

@@ -122,9 +122,30 @@ pub struct Timings {
     pub steps: Vec<(String, String, f64)>,
 }
 
+/// `OUT/timings.json`, rewritten after every step so that an interrupted reproduction keeps
+/// the times of what it finished (and a resumed one adds to them).
+struct TimingLog {
+    path: PathBuf,
+    timings: Mutex<Timings>,
+}
+
+impl TimingLog {
+    fn open(out: &Path) -> Self {
+        let path = out.join("timings.json");
+        let timings = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        TimingLog { path, timings: Mutex::new(timings) }
+    }
+
+    fn record(&self, job: &str, verb: &str, seconds: f64) -> Result<()> {
+        let mut t = self.timings.lock().expect("lock");
+        t.steps.push((job.to_string(), verb.to_string(), seconds));
+        std::fs::write(&self.path, serde_json::to_string_pretty(&*t)? + "\n").with_context(|| format!("writing {}", self.path.display()))
+    }
+}
+
 /// Runs `jobs` on `workers` threads, longest first; each step's output goes to
 /// `logs/<job>.log`. After a failure no new job starts; the running ones finish.
-fn run_jobs(mut jobs: Vec<Job>, workers: usize, out: &Path, bar: &ProgressBar, timings: &Mutex<Timings>) -> Result<()> {
+fn run_jobs(mut jobs: Vec<Job>, workers: usize, out: &Path, bar: &ProgressBar, timings: &TimingLog) -> Result<()> {
     jobs.sort_by(|a, b| b.cost.total_cmp(&a.cost));
     let logs = out.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
@@ -151,7 +172,7 @@ fn run_jobs(mut jobs: Vec<Job>, workers: usize, out: &Path, bar: &ProgressBar, t
     }
 }
 
-fn run_job(job: &Job, exe: &Path, logs: &Path, bar: &ProgressBar, timings: &Mutex<Timings>) -> Result<()> {
+fn run_job(job: &Job, exe: &Path, logs: &Path, bar: &ProgressBar, timings: &TimingLog) -> Result<()> {
     for step in &job.steps {
         let verb = step.args[0].clone();
         if step.done.exists() {
@@ -179,7 +200,7 @@ fn run_job(job: &Job, exe: &Path, logs: &Path, bar: &ProgressBar, timings: &Mute
         }
         bar.suspend(|| eprintln!("[done] {} {verb} in {seconds:.0} s", job.name));
         bar.inc(1);
-        timings.lock().expect("lock").steps.push((job.name.clone(), verb, seconds));
+        timings.record(&job.name, &verb, seconds)?;
     }
     Ok(())
 }
@@ -268,7 +289,8 @@ fn training_jobs(p: &Preset, w: &World, out: &Path, threads: usize) -> Vec<Job> 
             }
             common(&mut args);
             steps.push(Step { done: run.join("eval.json"), args });
-            let args = vec![s("export"), s("--quiet"), s("--run"), run.display().to_string(), s("--data"), data_s.clone(), s("--out"), bundle.display().to_string()];
+            let mut args = vec![s("export"), s("--run"), run.display().to_string(), s("--data"), data_s.clone(), s("--out"), bundle.display().to_string()];
+            common(&mut args);
             steps.push(Step { done: bundle.join("model.json"), args });
             jobs.push(Job { name, cost: cost(arch, mode) * w.scale * w.epochs as f64, steps });
         }
@@ -361,7 +383,7 @@ pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, thre
             scale: p.concept_train as f64 * 32.0 * 32.0 * 3.0 * 4.0,
         },
     ];
-    let timings = Mutex::new(Timings::default());
+    let timings = TimingLog::open(out);
     let concepts = &worlds[1].data;
     let generate = Job {
         name: "concepts-data".into(),
@@ -389,12 +411,7 @@ pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, thre
         results.extend(collect(&p, w, out)?);
     }
     let minutes = start.elapsed().as_secs_f64() / 60.0;
-    let timings = timings.into_inner().expect("lock");
-    // Merge with the timings of earlier, interrupted invocations.
-    let timing_path = out.join("timings.json");
-    let mut all: Timings = std::fs::read(&timing_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    all.steps.extend(timings.steps);
-    std::fs::write(&timing_path, serde_json::to_string_pretty(&all)? + "\n")?;
+    let all = timings.timings.into_inner().expect("lock");
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&results)? + "\n")?;
     figures(&results, out)?;
     let report = report(&results, preset_name, dataset, minutes, workers, &all);

@@ -1,5 +1,6 @@
 //! `advlens trace`: the neurons behind one prediction, with the shared engine's tracing (the same
-//! code the explorer runs), as text and as a PNG of the top neurons' activation maps.
+//! code the explorer runs), as text and as a PNG of the top neurons' activation maps — and, when
+//! a neuron atlas is at hand, each neuron's top real and adversarial patches.
 
 use std::path::Path;
 
@@ -9,7 +10,36 @@ use advlens_shared::tensor::{argmax, softmax};
 use advlens_shared::Tensor;
 use anyhow::{Context, Result};
 
+use advlens_shared::analysis::atlas::AtlasMeta;
+
 use crate::analysis::AnalysisReport;
+
+/// A neuron atlas as `advlens analyze --atlas` writes it: `atlas.json` and its two sheets.
+pub struct AtlasSheets {
+    pub meta: AtlasMeta,
+    pub real: image::RgbImage,
+    pub adversarial: image::RgbImage,
+}
+
+impl AtlasSheets {
+    /// Loads `dir/atlas.json`, `dir/real.png` and `dir/adversarial.png` and checks that the
+    /// sheets have the size the JSON implies.
+    pub fn load(dir: &Path) -> Result<AtlasSheets> {
+        let json = dir.join("atlas.json");
+        let meta: AtlasMeta = serde_json::from_slice(&std::fs::read(&json).with_context(|| format!("reading {}", json.display()))?)
+            .with_context(|| format!("parsing {}", json.display()))?;
+        let sheet = |name: &str| -> Result<image::RgbImage> {
+            let path = dir.join(name);
+            let img = image::open(&path).with_context(|| format!("reading {}", path.display()))?.to_rgb8();
+            let (w, h) = meta.sheet_size();
+            if (img.width() as usize, img.height() as usize) != (w, h) {
+                anyhow::bail!("{} is {}x{} but atlas.json describes a {w}x{h} sheet: rerun `advlens analyze --atlas`", path.display(), img.width(), img.height());
+            }
+            Ok(img)
+        };
+        Ok(AtlasSheets { real: sheet("real.png")?, adversarial: sheet("adversarial.png")?, meta })
+    }
+}
 
 /// The traced prediction.
 pub struct Traced {
@@ -32,7 +62,7 @@ pub fn run(engine: &Engine, image: &Tensor, class: Option<usize>, layer: &str) -
 }
 
 /// Text lines: one per top neuron, with what `analysis` (if given) says about it.
-pub fn describe(t: &Traced, classes: &[String], top: usize, analysis: Option<&AnalysisReport>) -> String {
+pub fn describe(t: &Traced, classes: &[String], top: usize, analysis: Option<&AnalysisReport>, atlas: Option<&AtlasMeta>) -> String {
     let mut s = format!("predicted {} ({:.1}%); influence on class {}:\n", classes[t.predicted], 100.0 * t.probability, classes[t.class]);
     s += "  neuron  logit drop  p(c) drop  grad*act  response  real-image class   concept (IoU)\n";
     for inf in t.influences.iter().take(top) {
@@ -47,18 +77,34 @@ pub fn describe(t: &Traced, classes: &[String], top: usize, analysis: Option<&An
             "  {:>6}  {:>+10.3}  {:>+9.4}  {:>8.3}  {:>8.3}  {real_class:<17}  {concept}\n",
             inf.channel, inf.logit_drop, inf.prob_drop, inf.grad_x_act, inf.activation
         );
+        if let Some((meta, row)) = atlas.and_then(|m| m.row_of(inf.channel).map(|r| (m, r))) {
+            let name = |c: usize| classes.get(c).map_or("?".to_string(), |n| n.clone());
+            let n = &meta.neurons[row];
+            let real: Vec<String> = n.real.iter().map(|e| name(e.label)).collect();
+            let adv: Vec<String> = n.adversarial.iter().map(|e| e.target.map_or(name(e.label), |t| format!("{}->{}", name(e.label), name(t)))).collect();
+            s += &format!("          top real images: {}\n", real.join(" "));
+            s += &format!("          top adversarial images (seen -> made to look like): {}\n", adv.join(" "));
+        }
     }
     s
 }
 
-/// The image (scaled) followed by the activation maps of the `top` most influential neurons.
-pub fn png(t: &Traced, image: &Tensor, top: usize, out: &Path) -> Result<()> {
+/// Patches shown per neuron and kind (a 3 x 3 grid).
+const GRID: usize = 3;
+
+/// The image (scaled) followed by the activation maps of the `top` most influential neurons;
+/// with an atlas, under each map its top real patches (3 x 3) and, under a red bar, its top
+/// adversarial patches.
+pub fn png(t: &Traced, image: &Tensor, top: usize, atlas: Option<&AtlasSheets>, out: &Path) -> Result<()> {
     let [_, c, h, w] = [image.shape()[0], image.shape()[1], image.shape()[2], image.shape()[3]];
-    let (mc, mh, mw) = (t.maps.shape()[1], t.maps.shape()[2], t.maps.shape()[3]);
+    let (mh, mw) = (t.maps.shape()[2], t.maps.shape()[3]);
     let scale = (96 / h.max(1)).max(1) as u32;
-    let cell = (h as u32 * scale, w as u32 * scale);
+    let cell = (w as u32 * scale, h as u32 * scale);
     let shown: Vec<&Influence> = t.influences.iter().take(top).collect();
-    let mut img = image::RgbImage::from_pixel((cell.0 + 4) * (1 + shown.len() as u32), cell.1, image::Rgb([255, 255, 255]));
+    // Room for two patch grids and the bar between them.
+    let (patch_cell, bar) = (cell.0 / GRID as u32, 6u32);
+    let extra = if atlas.is_some() { 2 * patch_cell * GRID as u32 + 2 * bar } else { 0 };
+    let mut img = image::RgbImage::from_pixel((cell.0 + 4) * (1 + shown.len() as u32), cell.1 + extra, image::Rgb([255, 255, 255]));
     let px = image.data();
     for y in 0..cell.1 {
         for x in 0..cell.0 {
@@ -82,7 +128,30 @@ pub fn png(t: &Traced, image: &Tensor, top: usize, out: &Path) -> Result<()> {
                 img.put_pixel(x0 + x, y, image::Rgb(rgb));
             }
         }
-        let _ = mc;
+        let Some((sheets, row)) = atlas.and_then(|a| a.meta.row_of(inf.channel).map(|r| (a, r))) else { continue };
+        let mut y0 = cell.1 + bar;
+        for (which, sheet) in [&sheets.real, &sheets.adversarial].into_iter().enumerate() {
+            if which == 1 {
+                for y in y0 - bar + 1..y0 - 1 {
+                    for x in 0..cell.0 {
+                        img.put_pixel(x0 + x, y, image::Rgb([200, 30, 30]));
+                    }
+                }
+            }
+            let side = patch_cell - 2;
+            for j in 0..(GRID * GRID).min(sheets.meta.top_k) {
+                let (sx0, sy0) = sheets.meta.cell_origin(row, j);
+                let (gx, gy) = (x0 + (j % GRID) as u32 * patch_cell, y0 + (j / GRID) as u32 * patch_cell);
+                for y in 0..side {
+                    for x in 0..side {
+                        let p = sheets.meta.patch as u32;
+                        let (px_, py_) = (sx0 as u32 + x * p / side, sy0 as u32 + y * p / side);
+                        img.put_pixel(gx + x, gy + y, *sheet.get_pixel(px_, py_));
+                    }
+                }
+            }
+            y0 += patch_cell * GRID as u32 + bar;
+        }
     }
     img.save(out).with_context(|| format!("writing {}", out.display()))
 }

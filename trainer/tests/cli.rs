@@ -427,6 +427,27 @@ fn reproduce_smoke_preset_runs_end_to_end() {
         assert!(n.real.windows(2).all(|w| w[0].response >= w[1].response), "patches sorted by response");
         assert!(n.real.iter().chain(&n.adversarial).all(|e| e.x + atlas.patch <= 28 && e.y + atlas.patch <= 28));
     }
+    // `advlens trace` with that analysis: each top neuron's atlas classes in the text, and its
+    // top real patch, scaled, under its activation map in the PNG.
+    let png = tmp.path().join("trace.png");
+    let model = out_dir.join("models/mnist-small-cnn-standard");
+    let analysis = out_dir.join("analysis/mnist-small-cnn-standard");
+    let trace = advlens(&["trace", "--model", model.to_str().unwrap(), "--sample", "0", "--top", "3", "--analysis", analysis.to_str().unwrap(), "--png", png.to_str().unwrap()]);
+    assert!(trace.status.success(), "{}", String::from_utf8_lossy(&trace.stderr));
+    let text = String::from_utf8_lossy(&trace.stdout);
+    assert_eq!(text.matches("top real images:").count(), 3, "{text}");
+    let first: usize = text.lines().nth(2).and_then(|l| l.split_whitespace().next()).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("{text}"));
+    let row = atlas.row_of(first).expect("every neuron of the layer is in the atlas");
+    let classes: Vec<&str> = atlas.neurons[row].real.iter().map(|e| atlas.classes[e.label].as_str()).collect();
+    assert!(text.contains(&format!("top real images: {}", classes.join(" "))), "{text}");
+    let (shot, sheet) = (image::open(&png).unwrap().to_rgb8(), sheet.to_rgb8());
+    // Layout of trace::png for a 28-pixel image: 84-pixel cells + 4, patch cells of 28, a 6-pixel bar.
+    assert_eq!((shot.width(), shot.height()), (88 * 4, 84 + 2 * 84 + 12));
+    let (sx, sy) = atlas.cell_origin(row, 0);
+    for (x, y) in [(0u32, 0u32), (13, 7), (25, 25)] {
+        let source = sheet.get_pixel(sx as u32 + x * 8 / 26, sy as u32 + y * 8 / 26);
+        assert_eq!(shot.get_pixel(88 + x, 84 + 6 + y), source, "patch pixel ({x}, {y})");
+    }
     let t0 = std::time::Instant::now();
     let again = Command::new(env!("CARGO_BIN_EXE_advlens")).args(args).output().unwrap();
     assert!(again.status.success());

@@ -319,3 +319,34 @@ fn cosine_schedule_decays_from_the_base_rate_to_zero() {
     assert!(scheduled_lr(0.1, "cosine", 10, 10).abs() < 1e-12);
     assert!(scheduled_lr(0.1, "cosine", 3, 10) > scheduled_lr(0.1, "cosine", 4, 10));
 }
+
+/// Epsilon warm-up: linear from one step's share to the full ball after the warm-up epochs, and
+/// the scaled mode's attacks stay inside the smaller ball.
+#[test]
+fn epsilon_warmup_grows_linearly_and_shrinks_the_attack_ball() {
+    use advlens_trainer::train::warmup_fraction;
+    assert_eq!(warmup_fraction(0, 100, 0.0), 1.0);
+    assert!((warmup_fraction(0, 100, 2.0) - 1.0 / 200.0).abs() < 1e-12);
+    assert!((warmup_fraction(99, 100, 2.0) - 0.5).abs() < 1e-12);
+    assert_eq!(warmup_fraction(199, 100, 2.0), 1.0);
+    assert_eq!(warmup_fraction(5_000, 100, 2.0), 1.0);
+    let attack = Attack { kind: AttackKind::Pgd, norm: Norm::Linf, epsilon: 0.3, step_size: 0.1, steps: 3, random_start: true };
+    let mode = Mode::Pgd { attack };
+    let Mode::Pgd { attack: scaled } = mode.scaled_epsilon(0.25) else { panic!("still pgd") };
+    assert!((scaled.epsilon - 0.075).abs() < 1e-12 && (scaled.step_size - 0.025).abs() < 1e-12);
+    assert_eq!(Mode::Standard.scaled_epsilon(0.5), Mode::Standard);
+    // The scaled attack's images lie in the scaled ball (fresh random images and weights).
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = Net::new(&vs.root(), &conv_spec());
+    let seed = rand_seed();
+    tch::manual_seed(seed);
+    let x = Tensor::rand([4, 1, 12, 12], (Kind::Float, Device::Cpu));
+    let y = Tensor::from_slice(&[0i64, 1, 2, 0]);
+    let x_adv = scaled.perturb(&net, &x, &y);
+    let linf = (&x_adv - &x).abs().max().double_value(&[]);
+    assert!(linf <= 0.075 + 1e-6 && linf > 0.0, "seed {seed}: {linf}");
+}
+
+fn rand_seed() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64 & 0xffff_ffff
+}

@@ -1,0 +1,144 @@
+//! The neuron atlas: for every neuron of one layer, its top real and top adversarial image
+//! patches (as rows of two sprite sheets) and what the analysis measured about it. Written by
+//! `advlens analyze --atlas`, read by `advlens trace` and by the explorer.
+//!
+//! Files in an atlas folder: `atlas.json` ([`AtlasMeta`]), `real.png` and `adversarial.png`.
+//! Row `r` of each sheet is neuron `neurons[r]`; column `k` its k-th strongest image, as a
+//! `patch x patch` crop followed by a [`GAP`]-pixel white gap.
+
+use serde::{Deserialize, Serialize};
+
+/// White pixels after each patch, right and below, in the sprite sheets.
+pub const GAP: usize = 1;
+
+/// Per-neuron results of the analysis (definitions: `docs/analysis.md`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NeuronStats {
+    pub channel: usize,
+    /// consis on the top-K real images (their labels).
+    pub consis_real: f64,
+    /// consis on the top-K adversarial images, counted by source class (what a human sees).
+    pub consis_adv_source: f64,
+    /// consis on the top-K adversarial images, counted by target class (what the model sees).
+    pub consis_adv_target: Option<f64>,
+    /// cos(real histogram, adversarial histogram by source class).
+    pub cs1: f64,
+    /// cos(real histogram, adversarial histogram by target class).
+    pub cs2: Option<f64>,
+    /// The most frequent class among the top-K real images.
+    pub real_class: usize,
+    /// Best concept on real images: (category, name, IoU).
+    pub concept: Option<(String, String, f64)>,
+    /// Best concept on the adversarial versions of the same images.
+    pub concept_adv: Option<(String, String, f64)>,
+}
+
+/// One patch of the atlas.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AtlasEntry {
+    /// Index of the image in the analysed set.
+    pub image: usize,
+    /// Its label (real) or source class (adversarial).
+    pub label: usize,
+    pub target: Option<usize>,
+    pub response: f32,
+    /// Top-left corner of the patch in the image.
+    pub x: usize,
+    pub y: usize,
+}
+
+/// One neuron of the atlas: its row in the sprite sheets and what is known about it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AtlasNeuron {
+    pub stats: NeuronStats,
+    pub real: Vec<AtlasEntry>,
+    pub adversarial: Vec<AtlasEntry>,
+}
+
+/// `atlas.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AtlasMeta {
+    pub model: String,
+    pub layer: String,
+    pub classes: Vec<String>,
+    pub patch: usize,
+    pub receptive_field: f64,
+    pub top_k: usize,
+    pub neurons: Vec<AtlasNeuron>,
+}
+
+impl AtlasMeta {
+    /// The sheet row of `channel`, if the atlas has that neuron.
+    pub fn row_of(&self, channel: usize) -> Option<usize> {
+        self.neurons.iter().position(|n| n.stats.channel == channel)
+    }
+
+    /// Top-left pixel of the `k`-th patch of sheet row `row`.
+    pub fn cell_origin(&self, row: usize, k: usize) -> (usize, usize) {
+        let cell = self.patch + GAP;
+        (k * cell, row * cell)
+    }
+
+    /// Width and height a sheet must have.
+    pub fn sheet_size(&self) -> (usize, usize) {
+        let cell = self.patch + GAP;
+        (self.top_k * cell, self.neurons.len() * cell)
+    }
+
+    /// A one-line summary of a neuron for people: its class, consistency and concept.
+    pub fn describe(&self, row: usize) -> String {
+        let n = &self.neurons[row];
+        let class = |c: usize| self.classes.get(c).map_or("?", String::as_str);
+        let mut s = format!("top real images mostly {} (consis {:.2}", class(n.stats.real_class), n.stats.consis_real);
+        s += &format!("; adversarial {:.2})", n.stats.consis_adv_source);
+        if let Some((cat, name, iou)) = &n.stats.concept {
+            s += &format!(", concept {cat}:{name} (IoU {iou:.2})");
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(neurons: usize) -> AtlasMeta {
+        let stats = |channel| NeuronStats {
+            channel,
+            consis_real: 0.5,
+            consis_adv_source: 0.25,
+            consis_adv_target: None,
+            cs1: 1.0,
+            cs2: None,
+            real_class: 1,
+            concept: Some(("part".into(), "wheel".into(), 0.25)),
+            concept_adv: None,
+        };
+        AtlasMeta {
+            model: "m".into(),
+            layer: "relu2".into(),
+            classes: vec!["zero".into(), "one".into()],
+            patch: 8,
+            receptive_field: 8.0,
+            top_k: 10,
+            neurons: (0..neurons).map(|r| AtlasNeuron { stats: stats(3 * r), real: vec![], adversarial: vec![] }).collect(),
+        }
+    }
+
+    #[test]
+    fn rows_cells_and_sheet_size_follow_the_layout() {
+        let m = meta(4);
+        assert_eq!(m.row_of(6), Some(2));
+        assert_eq!(m.row_of(7), None);
+        assert_eq!(m.cell_origin(2, 3), (27, 18));
+        assert_eq!(m.sheet_size(), (90, 36));
+        assert_eq!(m.describe(0), "top real images mostly one (consis 0.50; adversarial 0.25), concept part:wheel (IoU 0.25)");
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let m = meta(2);
+        let back: AtlasMeta = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
+    }
+}
