@@ -27,6 +27,10 @@ pub struct AnalysisReport {
     /// Adversarial images that reach their target (or, untargeted, change the prediction).
     pub successful: usize,
     pub neurons: Vec<NeuronStats>,
+    /// Neurons left out of the means below (see `NeuronStats::silent`).
+    #[serde(default)]
+    pub silent_neurons: usize,
+    /// Means over the neurons that are not silent (0 when all are).
     pub mean_consis_real: f64,
     pub mean_consis_adv_source: f64,
     pub mean_consis_adv_target: Option<f64>,
@@ -97,11 +101,14 @@ fn pass(net: &Net, images: &Tensor, layer: &str, keep_maps: bool, batch: usize) 
 }
 
 /// The indices of the `k` largest values of column `c` of `[N, C]`.
-fn top_k(responses: &Tensor, c: usize, k: usize) -> Result<Vec<usize>> {
+/// The `k` images with the largest responses of channel `c`, and whether all of them make it
+/// fire (response > 0).
+fn top_k(responses: &Tensor, c: usize, k: usize) -> Result<(Vec<usize>, bool)> {
     let col = responses.select(1, c as i64);
     let k = k.min(col.size()[0] as usize) as i64;
-    let (_, idx) = col.topk(k, 0, true, true);
-    Ok(Vec::<i64>::try_from(&idx)?.into_iter().map(|v| v as usize).collect())
+    let (values, idx) = col.topk(k, 0, true, true);
+    let fires = k > 0 && values.min().double_value(&[]) > 0.0;
+    Ok((Vec::<i64>::try_from(&idx)?.into_iter().map(|v| v as usize).collect(), fires))
 }
 
 /// Inputs of [`analyze`].
@@ -147,8 +154,8 @@ pub fn analyze(input: &AnalyzeInput) -> Result<Analysis> {
 
     let mut neurons = Vec::with_capacity(channels);
     for c in 0..channels {
-        let top_real = top_k(&real.responses, c, input.top_k)?;
-        let top_adv = top_k(&adv.responses, c, input.top_k)?;
+        let (top_real, fires_real) = top_k(&real.responses, c, input.top_k)?;
+        let (top_adv, fires_adv) = top_k(&adv.responses, c, input.top_k)?;
         let h_real = class_histogram(&top_real.iter().map(|&i| input.real_labels[i]).collect::<Vec<_>>(), classes);
         let h_src = class_histogram(&top_adv.iter().map(|&i| input.adv_source[i]).collect::<Vec<_>>(), classes);
         let h_tgt = input.adv_target.map(|t| class_histogram(&top_adv.iter().map(|&i| t[i]).collect::<Vec<_>>(), classes));
@@ -163,6 +170,7 @@ pub fn analyze(input: &AnalyzeInput) -> Result<Analysis> {
             real_class,
             concept: None,
             concept_adv: None,
+            silent: !(fires_real && fires_adv),
         });
     }
 
@@ -218,7 +226,9 @@ pub fn analyze(input: &AnalyzeInput) -> Result<Analysis> {
     }
 
     let atlas = if input.atlas { Some(build_atlas(input, &real, &adv, &neurons)?) } else { None };
-    let mean = |f: &dyn Fn(&NeuronStats) -> f64| neurons.iter().map(f).sum::<f64>() / channels.max(1) as f64;
+    // Means over the neurons that fire on all their top images (see `NeuronStats::silent`).
+    let firing = neurons.iter().filter(|n| !n.silent).count();
+    let mean = |f: &dyn Fn(&NeuronStats) -> f64| neurons.iter().filter(|n| !n.silent).map(f).sum::<f64>() / firing.max(1) as f64;
     let above = (!r.is_empty()).then(|| r.iter().filter(|&&v| v > 1.0).count() as f64 / r.len() as f64);
     let report = AnalysisReport {
         model: spec.name.clone(),
@@ -227,6 +237,7 @@ pub fn analyze(input: &AnalyzeInput) -> Result<Analysis> {
         real_images: input.real_labels.len(),
         adversarial_images: m,
         successful: success.iter().filter(|&&s| s).count(),
+        silent_neurons: channels - firing,
         mean_consis_real: mean(&|n| n.consis_real),
         mean_consis_adv_source: mean(&|n| n.consis_adv_source),
         mean_consis_adv_target: input.adv_target.map(|_| mean(&|n| n.consis_adv_target.unwrap_or(0.0))),
@@ -300,7 +311,7 @@ fn build_atlas(input: &AnalyzeInput, real: &LayerPass, adv: &LayerPass, neurons:
     for (row, stats) in neurons.iter().enumerate() {
         let mut entries = [Vec::new(), Vec::new()];
         for (which, (pass, images, sheet)) in [(real, &real_images, &mut real_sheet), (adv, &adv_images, &mut adv_sheet)].into_iter().enumerate() {
-            for (col, i) in top_k(&pass.responses, stats.channel, k)?.into_iter().enumerate() {
+            for (col, i) in top_k(&pass.responses, stats.channel, k)?.0.into_iter().enumerate() {
                 let peak = pass.peaks.int64_value(&[i as i64, stats.channel as i64]);
                 let (py, px) = ((peak / pass.map_width) as f64, (peak % pass.map_width) as f64);
                 let corner = |centre: f64, side: usize| ((centre - patch as f64 / 2.0).round().max(0.0) as usize).min(side - patch);
@@ -420,8 +431,10 @@ impl AnalysisReport {
     /// A Markdown summary: the paper's claims with our numbers.
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "## {} — layer `{}`\n\n{} real images, {} adversarial ({} successful), top-{} images per neuron, {} neurons.\n\n",
-            self.model, self.layer, self.real_images, self.adversarial_images, self.successful, self.top_k, self.neurons.len()
+            "## {} — layer `{}`\n\n{} real images, {} adversarial ({} successful), top-{} images per neuron, {} neurons ({} silent: \
+             they fire on fewer than {} real or adversarial images and are left out of the means).\n\n",
+            self.model, self.layer, self.real_images, self.adversarial_images, self.successful, self.top_k, self.neurons.len(),
+            self.silent_neurons, self.top_k
         );
         s += "| measure | value |\n|---|---|\n";
         s += &format!("| mean consis, real top images | {:.3} |\n", self.mean_consis_real);
@@ -446,5 +459,51 @@ impl AnalysisReport {
             s += &format!("| concept detectors (IoU > 0.04), adversarial images | {:?} |\n", self.detectors_adv);
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::DatasetKind;
+
+    #[test]
+    fn silent_neurons_are_marked_and_left_out_of_the_means() {
+        tch::manual_seed(1);
+        let (mean, std) = DatasetKind::Mnist.normalization();
+        let input = advlens_shared::model::InputSpec { channels: 1, height: 28, width: 28, mean, std };
+        let spec = crate::arch::build("small-cnn", "t", input, DatasetKind::Mnist.classes(), 4).unwrap();
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        let net = Net::new(&vs.root(), &spec);
+        // Silence channel 0 of relu2 with a bias no image can overcome.
+        tch::no_grad(|| {
+            let _ = vs.variables()["conv2.bias"].get(0).fill_(-1e6);
+        });
+        let real = Tensor::rand([60, 1, 28, 28], (Kind::Float, Device::Cpu));
+        let adversarial = Tensor::rand([40, 1, 28, 28], (Kind::Float, Device::Cpu));
+        let labels: Vec<usize> = (0..60).map(|i| i % 10).collect();
+        let source: Vec<usize> = (0..40).map(|i| i % 10).collect();
+        let target: Vec<usize> = (0..40).map(|i| (i + 3) % 10).collect();
+        let input = AnalyzeInput {
+            net: &net,
+            layer: "relu2",
+            real: &real,
+            real_labels: &labels,
+            adversarial: &adversarial,
+            adv_source: &source,
+            adv_target: Some(&target),
+            masks: None,
+            top_k: 10,
+            trace_top: 3,
+            atlas: false,
+        };
+        let report = analyze(&input).unwrap().report;
+        assert!(report.neurons[0].silent);
+        let firing: Vec<&NeuronStats> = report.neurons.iter().filter(|n| !n.silent).collect();
+        assert!(!firing.is_empty(), "a random small-cnn should have firing neurons");
+        assert_eq!(report.silent_neurons, report.neurons.len() - firing.len());
+        let mean = |f: fn(&NeuronStats) -> f64| firing.iter().map(|n| f(n)).sum::<f64>() / firing.len() as f64;
+        assert!((report.mean_consis_real - mean(|n| n.consis_real)).abs() < 1e-12);
+        assert!((report.mean_cs1 - mean(|n| n.cs1)).abs() < 1e-12);
     }
 }

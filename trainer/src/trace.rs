@@ -70,7 +70,8 @@ pub fn describe(t: &Traced, classes: &[String], top: usize, analysis: Option<&An
             .and_then(|a| a.neurons.get(inf.channel))
             .map(|n| {
                 let concept = n.concept.as_ref().map_or("-".to_string(), |(cat, name, iou)| format!("{cat}:{name} ({iou:.3})"));
-                (classes[n.real_class].clone(), concept)
+                // A silent neuron's top images are ties: its majority class means nothing.
+                (if n.silent { "(silent)".to_string() } else { classes[n.real_class].clone() }, concept)
             })
             .unwrap_or(("-".into(), "-".into()));
         s += &format!(

@@ -452,4 +452,12 @@ fn reproduce_smoke_preset_runs_end_to_end() {
     let again = Command::new(env!("CARGO_BIN_EXE_advlens")).args(args).output().unwrap();
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("[skip]") && t0.elapsed().as_secs() < 60, "a rerun skips finished steps");
+    // timings.json: every step of the first invocation, and both invocations, the second with
+    // nothing to run; the report's header names both.
+    let timings: advlens_trainer::reproduce::Timings = serde_json::from_slice(&std::fs::read(out_dir.join("timings.json")).unwrap()).unwrap();
+    let runs: Vec<usize> = timings.invocations.iter().map(|i| i.steps_run).collect();
+    assert_eq!(runs, vec![timings.steps.len(), 0]);
+    assert!(timings.steps.iter().any(|(job, verb, secs)| job == "mnist-resnet-pgd" && verb == "train" && *secs > 0.0));
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains(&format!("wall clock: {}.", timings.wall_clock())), "{report}");
 }

@@ -31,6 +31,11 @@ pub struct NeuronStats {
     pub concept: Option<(String, String, f64)>,
     /// Best concept on the adversarial versions of the same images.
     pub concept_adv: Option<(String, String, f64)>,
+    /// Fewer than K of the real or of the adversarial images make it fire: its top-K lists end
+    /// in zero responses, tied and taken in image order, so its consis and CS say nothing about
+    /// it and the analysis leaves it out of their means. Adversarial training silences many.
+    #[serde(default)]
+    pub silent: bool,
 }
 
 /// One patch of the atlas.
@@ -89,8 +94,11 @@ impl AtlasMeta {
     pub fn describe(&self, row: usize) -> String {
         let n = &self.neurons[row];
         let class = |c: usize| self.classes.get(c).map_or("?", String::as_str);
-        let mut s = format!("top real images mostly {} (consis {:.2}", class(n.stats.real_class), n.stats.consis_real);
-        s += &format!("; adversarial {:.2})", n.stats.consis_adv_source);
+        let mut s = if n.stats.silent {
+            format!("silent: fewer than {} of the analysed images make it fire, so its top images are mostly ties", self.top_k)
+        } else {
+            format!("top real images mostly {} (consis {:.2}; adversarial {:.2})", class(n.stats.real_class), n.stats.consis_real, n.stats.consis_adv_source)
+        };
         if let Some((cat, name, iou)) = &n.stats.concept {
             s += &format!(", concept {cat}:{name} (IoU {iou:.2})");
         }
@@ -113,6 +121,7 @@ mod tests {
             real_class: 1,
             concept: Some(("part".into(), "wheel".into(), 0.25)),
             concept_adv: None,
+            silent: channel % 2 == 1,
         };
         AtlasMeta {
             model: "m".into(),
@@ -133,6 +142,8 @@ mod tests {
         assert_eq!(m.cell_origin(2, 3), (27, 18));
         assert_eq!(m.sheet_size(), (90, 36));
         assert_eq!(m.describe(0), "top real images mostly one (consis 0.50; adversarial 0.25), concept part:wheel (IoU 0.25)");
+        // Channel 3 is silent in `meta`.
+        assert_eq!(m.describe(1), "silent: fewer than 10 of the analysed images make it fire, so its top images are mostly ties, concept part:wheel (IoU 0.25)");
     }
 
     #[test]
