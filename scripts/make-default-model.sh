@@ -16,8 +16,10 @@ rm -rf "$run"
 "$bin" train --data "$data" --dataset mnist --arch small-cnn --name mnist-small \
     --epochs 2 --batch-size 64 --lr 1e-3 --seed 0 --device cpu --threads 1 --out "$run"
 "$bin" export --run "$run" --data "$data" --samples 16 --out web/assets/models/mnist-small
+scripts/make-atlas.sh web/assets/models/mnist-small "$data"   # index.json already says "atlas": true
 du -sh web/assets/models/mnist-small
 
 # The second bundled model, mnist-pgd, is the `mnist-pgd` run of `scripts/experiments.sh quick`
 # (PGD adversarial training at eps 0.3, evaluated with PGD-100 x 5 restarts), exported with:
 #   target/release/advlens export --run runs/experiments/quick/mnist-pgd --data "$data" --out web/assets/models/mnist-pgd
+#   scripts/make-atlas.sh web/assets/models/mnist-pgd "$data"

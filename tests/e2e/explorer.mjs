@@ -16,7 +16,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.resolve(process.argv[2] ?? 'dist');
 const artifacts = path.join(here, 'artifacts');
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.css': 'text/css' };
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.css': 'text/css', '.png': 'image/png' };
 
 function fail(message) {
   console.error(`FAIL: ${message}`);
@@ -37,7 +37,44 @@ function serve(root) {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-async function check(base, mode, expected, { model, epsilon, mustFool }) {
+// The inspector's atlas patches must be the atlas's: the right sheet row for each traced
+// neuron, its top patches in order, and sheets that load at the size atlas.json implies.
+async function checkAtlas(page, tag, atlas) {
+  const cell = atlas.patch + 1;
+  const rows = await page.$$eval('#clean .neuron', (items) => items.map((i) => ({
+    channel: Number(i.dataset.channel),
+    row: i.querySelector('.atlas') ? Number(i.querySelector('.atlas').dataset.row) : null,
+    real: [...i.querySelectorAll('.patches.real .patch')].map((p) => Number(p.dataset.label)),
+    adversarial: [...i.querySelectorAll('.patches.adversarial .patch')].length,
+    position: i.querySelector('.patches.real .patch')?.style.backgroundPosition,
+    about: i.querySelector('.atlas .about')?.textContent ?? '',
+  })));
+  for (const r of rows) {
+    const row = atlas.neurons.findIndex((n) => n.stats.channel === r.channel);
+    if (r.row !== row) { fail(`${tag} neuron ${r.channel}: atlas row ${r.row}, expected ${row}`); continue; }
+    if (atlas.neurons[row].stats.silent) {
+      // Ties in image order say nothing about a silent neuron: no patches, only the note.
+      if (r.real.length || r.adversarial || !/^silent/.test(r.about)) fail(`${tag} silent neuron ${r.channel}: ${r.real.length} + ${r.adversarial} patches, note "${r.about}"`);
+      continue;
+    }
+    const labels = atlas.neurons[row].real.slice(0, 5).map((e) => e.label);
+    if (JSON.stringify(r.real) !== JSON.stringify(labels)) fail(`${tag} neuron ${r.channel}: real patches ${r.real}, atlas ${labels}`);
+    if (r.adversarial !== 5) fail(`${tag} neuron ${r.channel}: ${r.adversarial} adversarial patches`);
+    if (r.position !== `0px -${row * cell * 3}px` && r.position !== `-0px -${row * cell * 3}px`) fail(`${tag} neuron ${r.channel}: sprite position ${r.position}`);
+  }
+  const sizes = await page.evaluate(async (urls) => Promise.all(urls.map(async (u) => {
+    const img = new Image();
+    img.src = u;
+    await img.decode();
+    return [img.naturalWidth, img.naturalHeight];
+  })), ['real', 'adversarial'].map((k) => `models/${atlas.id}/atlas/${k}.png`));
+  const want = [atlas.top_k * cell, atlas.neurons.length * cell];
+  for (const s of sizes) if (JSON.stringify(s) !== JSON.stringify(want)) fail(`${tag} atlas sheet is ${s}, atlas.json says ${want}`);
+  const silent = rows.filter((r) => atlas.neurons.find((n) => n.stats.channel === r.channel)?.stats.silent).length;
+  console.log(`${tag} atlas rows shown for ${rows.length} traced neurons (${silent} silent)`);
+}
+
+async function check(base, mode, expected, { model, epsilon, mustFool, atlas }) {
   const args = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
   if (mode === 'webgpu') args.push('--enable-unsafe-webgpu');
@@ -77,6 +114,7 @@ async function check(base, mode, expected, { model, epsilon, mustFool }) {
     if (cleanNeurons.length !== 5) fail(`[${model} ${mode}] inspector shows ${cleanNeurons.length} traced neurons, expected 5`);
     if (cleanPredicted !== expected[0]) fail(`[${model} ${mode}] inspector predicts ${cleanPredicted} for sample 0, libtorch ${expected[0]}`);
     if (cleanNeurons.some((v, i) => i > 0 && v > cleanNeurons[i - 1])) fail(`[${model} ${mode}] traced neurons not sorted by effect: ${cleanNeurons}`);
+    if (atlas) await checkAtlas(page, `[${model} ${mode}]`, atlas);
     await page.click('#attack');
     await page.waitForSelector('#adversarial[data-state="done"], #adversarial[data-state="error"]', { timeout: 120_000 });
     const attack = await page.$eval('#adversarial', (e) => ({ ...e.dataset, neurons: e.querySelectorAll('.neuron').length }));
@@ -106,7 +144,8 @@ try {
     // The inspector attacks at the model's training epsilon, else 0.2; an undefended model must
     // be fooled, an adversarially trained one may resist.
     const epsilon = spec.provenance?.epsilon ?? 0.2;
-    const options = { model: entry.id, epsilon, mustFool: !spec.provenance?.epsilon };
+    const atlas = entry.atlas ? { id: entry.id, ...JSON.parse(fs.readFileSync(path.join(dir, 'atlas', 'atlas.json'), 'utf8')) } : null;
+    const options = { model: entry.id, epsilon, mustFool: !spec.provenance?.epsilon, atlas };
     // Every model on WebGPU; the first also on the CPU fallback.
     for (const mode of k === 0 ? ['webgpu', 'cpu'] : ['webgpu']) await check(base, mode, expected, options);
   }

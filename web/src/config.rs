@@ -15,6 +15,12 @@ pub const TOP_CLASSES: usize = 3;
 pub const DEFAULT_EPSILON: f32 = 0.2;
 /// Steps of the inspector's PGD attack.
 pub const ATTACK_STEPS: usize = 10;
+/// Folder of a bundle's optional neuron atlas (`advlens analyze --atlas`).
+pub const ATLAS_DIR: &str = "atlas";
+/// Atlas patches shown per traced neuron, of each kind (real, adversarial).
+pub const ATLAS_PATCHES: usize = 5;
+/// On-screen pixels per patch pixel.
+pub const ATLAS_SCALE: usize = 3;
 /// Traced neurons shown per image.
 pub const TOP_NEURONS: usize = 5;
 
@@ -24,4 +30,8 @@ pub struct CatalogEntry {
     /// Folder name under `models/`; also the `?model=` value.
     pub id: String,
     pub title: String,
+    /// The bundle has a neuron atlas in `atlas/` (fetched only then: a dev server may answer
+    /// a missing file with the page itself rather than a 404).
+    #[serde(default)]
+    pub atlas: bool,
 }

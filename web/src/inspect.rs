@@ -1,10 +1,13 @@
 //! The inspector: one sample image, the neurons that caused its prediction, and a live attack
 //! that changes the prediction — after which the neurons behind the new prediction are traced.
 //! `?sample=k` picks the sample (default 0). Results carry `data-*` attributes for tests.
+//! When the bundle has a neuron atlas, each traced neuron also shows the image patches that
+//! excite it most among real images and among adversarial ones.
 
 use std::rc::Rc;
 use std::sync::Arc;
 
+use advlens_shared::analysis::atlas::AtlasMeta;
 use advlens_shared::analysis::trace::{trace, Influence};
 use advlens_shared::attack::{attack, AttackSpec};
 use advlens_shared::model::{Op, SampleSet};
@@ -14,7 +17,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Document, Element, HtmlElement};
 
-use crate::config::{ATTACK_STEPS, DEFAULT_EPSILON, TOP_NEURONS};
+use crate::config::{ATLAS_DIR, ATLAS_PATCHES, ATLAS_SCALE, ATTACK_STEPS, DEFAULT_EPSILON, TOP_NEURONS};
+use crate::fetch;
 use crate::error::AppError;
 use crate::view;
 
@@ -29,13 +33,32 @@ pub fn traced_layer(bundle: &Bundle) -> Option<String> {
         .map(|n| n.name.clone())
 }
 
+/// A bundle's neuron atlas: its description and the URLs of its two sprite sheets.
+pub struct Atlas {
+    pub meta: AtlasMeta,
+    pub real_url: String,
+    pub adversarial_url: String,
+}
+
+impl Atlas {
+    /// The atlas under `base/atlas/`.
+    pub async fn fetch(base: &str) -> Result<Atlas, AppError> {
+        let dir = format!("{base}/{ATLAS_DIR}");
+        let json = fetch::bytes(&format!("{dir}/atlas.json")).await?;
+        let meta: AtlasMeta = serde_json::from_slice(&json).map_err(|e| AppError::Data(format!("{dir}/atlas.json: {e}")))?;
+        Ok(Atlas { meta, real_url: format!("{dir}/real.png"), adversarial_url: format!("{dir}/adversarial.png") })
+    }
+}
+
 /// Builds the inspector for sample `k` and traces its prediction.
-pub async fn show(doc: &Document, engine: Rc<Engine>, bundle: Arc<Bundle>, samples: &SampleSet, k: usize) -> Result<(), AppError> {
+pub async fn show(doc: &Document, engine: Rc<Engine>, bundle: Arc<Bundle>, samples: &SampleSet, k: usize, atlas: Option<Atlas>) -> Result<(), AppError> {
     let root = view::by_id(doc, "inspector")?;
     let Some(layer) = traced_layer(&bundle) else {
         root.set_text_content(Some("This model has no convolutional ReLU layer to trace."));
         return Ok(());
     };
+    // An atlas of another layer would name the wrong neurons.
+    let atlas = Rc::new(atlas.filter(|a| a.meta.layer == layer));
     let sample = samples.samples.get(k).ok_or_else(|| AppError::Data(format!("?sample={k}: the model has {} samples", samples.samples.len())))?;
     let shape = samples.shape;
     let image = Tensor::from_u8_images(vec![1, shape[0], shape[1], shape[2]], &sample.pixels)?;
@@ -58,13 +81,13 @@ pub async fn show(doc: &Document, engine: Rc<Engine>, bundle: Arc<Bundle>, sampl
     root.append_child(&adversarial)?;
 
     let classes = bundle.classes().to_vec();
-    panel(doc, &clean, &engine, &image, &layer, &classes, "Real image").await?;
+    panel(doc, &clean, &engine, &image, &layer, &classes, "Real image", atlas.as_ref().as_ref()).await?;
 
     let (engine, label) = (engine.clone(), sample.label);
     let onclick = Closure::<dyn FnMut()>::new(move || {
-        let (engine, image, layer, classes) = (engine.clone(), image.clone(), layer.clone(), classes.clone());
+        let (engine, image, layer, classes, atlas) = (engine.clone(), image.clone(), layer.clone(), classes.clone(), atlas.clone());
         wasm_bindgen_futures::spawn_local(async move {
-            let result = run_attack(&engine, &image, label, epsilon, &layer, &classes).await;
+            let result = run_attack(&engine, &image, label, epsilon, &layer, &classes, atlas.as_ref().as_ref()).await;
             if let Err(e) = result {
                 if let Some(panel) = view::document().ok().and_then(|d| d.get_element_by_id("adversarial")) {
                     let _ = panel.set_attribute("data-state", "error");
@@ -78,7 +101,7 @@ pub async fn show(doc: &Document, engine: Rc<Engine>, bundle: Arc<Bundle>, sampl
     Ok(())
 }
 
-async fn run_attack(engine: &Engine, image: &Tensor, label: usize, epsilon: f32, layer: &str, classes: &[String]) -> Result<(), AppError> {
+async fn run_attack(engine: &Engine, image: &Tensor, label: usize, epsilon: f32, layer: &str, classes: &[String], atlas: Option<&Atlas>) -> Result<(), AppError> {
     let doc = view::document()?;
     let target = view::by_id(&doc, "adversarial")?;
     target.set_attribute("data-state", "running")?;
@@ -88,13 +111,14 @@ async fn run_attack(engine: &Engine, image: &Tensor, label: usize, epsilon: f32,
     target.set_inner_html("");
     target.set_attribute("data-linf", &linf.to_string())?;
     target.set_attribute("data-success", &outcome.success.to_string())?;
-    panel(&doc, &target, engine, &outcome.image, layer, classes, &format!("Adversarial image (max change {linf:.3})")).await?;
+    panel(&doc, &target, engine, &outcome.image, layer, classes, &format!("Adversarial image (max change {linf:.3})"), atlas).await?;
     target.set_attribute("data-state", "done")?;
     Ok(())
 }
 
 /// An image, its prediction, and its top traced neurons with their activation maps.
-async fn panel(doc: &Document, into: &Element, engine: &Engine, image: &Tensor, layer: &str, classes: &[String], title: &str) -> Result<(), AppError> {
+#[allow(clippy::too_many_arguments)]
+async fn panel(doc: &Document, into: &Element, engine: &Engine, image: &Tensor, layer: &str, classes: &[String], title: &str, atlas: Option<&Atlas>) -> Result<(), AppError> {
     let probs = softmax(engine.forward(image).await?.row(0));
     let predicted = argmax(&probs);
     into.set_attribute("data-predicted", &predicted.to_string())?;
@@ -110,14 +134,14 @@ async fn panel(doc: &Document, into: &Element, engine: &Engine, image: &Tensor, 
     let maps = engine.activations(image, &[layer]).await?.remove(layer).ok_or_else(|| AppError::Data(format!("no activations of {layer}")))?;
     let list = view::element(doc, "ol", "neurons", "")?;
     for inf in influences.iter().take(TOP_NEURONS) {
-        let node = neuron(doc, inf, &maps, layer)?;
+        let node = neuron(doc, inf, &maps, layer, atlas)?;
         list.append_child(&node)?;
     }
     into.append_child(&list)?;
     Ok(())
 }
 
-fn neuron(doc: &Document, inf: &Influence, maps: &Tensor, layer: &str) -> Result<Element, AppError> {
+fn neuron(doc: &Document, inf: &Influence, maps: &Tensor, layer: &str, atlas: Option<&Atlas>) -> Result<Element, AppError> {
     let item = view::element(doc, "li", "neuron", "")?;
     item.set_attribute("data-channel", &inf.channel.to_string())?;
     item.set_attribute("data-logit-drop", &inf.logit_drop.to_string())?;
@@ -134,8 +158,59 @@ fn neuron(doc: &Document, inf: &Influence, maps: &Tensor, layer: &str) -> Result
         .collect();
     let node = view::image_canvas(doc, &heat, [3, h, w])?;
     item.append_child(&node)?;
+    let text = view::element(doc, "div", "neuron-text", "")?;
     let node = view::element(doc, "span", "", &format!("{layer}[{}]: logit −{:.2} if silenced", inf.channel, inf.logit_drop))?;
-    item.append_child(&node)?;
+    text.append_child(&node)?;
+    if let Some((atlas, row)) = atlas.and_then(|a| a.meta.row_of(inf.channel).map(|r| (a, r))) {
+        let rows = atlas_rows(doc, atlas, row)?;
+        text.append_child(&rows)?;
+    }
+    item.append_child(&text)?;
     Ok(item)
+}
+
+/// The neuron's top real and top adversarial patches, cut from the atlas's sprite sheets with
+/// CSS (no image decoding in wasm), and what the analysis says about it.
+fn atlas_rows(doc: &Document, atlas: &Atlas, row: usize) -> Result<Element, AppError> {
+    let meta = &atlas.meta;
+    let block = view::element(doc, "div", "atlas", "")?;
+    block.set_attribute("data-row", &row.to_string())?;
+    let neuron = &meta.neurons[row];
+    let class = |c: usize| meta.classes.get(c).cloned().unwrap_or_else(|| "?".into());
+    let (sheet_w, sheet_h) = meta.sheet_size();
+    // A silent neuron's patches are ties in image order: showing them would invent a meaning.
+    block.set_attribute("data-silent", &neuron.stats.silent.to_string())?;
+    let strips = if neuron.stats.silent { vec![] } else { vec![("real", &atlas.real_url, &neuron.real), ("adversarial", &atlas.adversarial_url, &neuron.adversarial)] };
+    for (kind, url, entries) in strips {
+        let strip = view::element(doc, "div", &format!("patches {kind}"), "")?;
+        let node = view::element(doc, "span", "kind", if kind == "real" { "real:" } else { "adv.:" })?;
+        strip.append_child(&node)?;
+        for (k, entry) in entries.iter().enumerate().take(ATLAS_PATCHES) {
+            let (x, y) = meta.cell_origin(row, k);
+            let patch = view::element(doc, "span", "patch", "")?;
+            let side = meta.patch * ATLAS_SCALE;
+            patch.set_attribute(
+                "style",
+                &format!(
+                    "width:{side}px;height:{side}px;background-image:url({url});background-size:{}px {}px;background-position:-{}px -{}px",
+                    sheet_w * ATLAS_SCALE,
+                    sheet_h * ATLAS_SCALE,
+                    x * ATLAS_SCALE,
+                    y * ATLAS_SCALE
+                ),
+            )?;
+            let title = match entry.target {
+                Some(t) => format!("a {} made to look like a {}", class(entry.label), class(t)),
+                None => format!("a {}", class(entry.label)),
+            };
+            patch.set_attribute("title", &title)?;
+            patch.set_attribute("data-label", &entry.label.to_string())?;
+            strip.append_child(&patch)?;
+        }
+        block.append_child(&strip)?;
+    }
+    let node = view::element(doc, "div", "about", &meta.describe(row))?;
+    block.append_child(&node)?;
+    Ok(block)
 }
 

@@ -61,6 +61,7 @@ async fn run() -> Result<(), AppError> {
     )
     .map_err(|e| AppError::Model(format!("{base}: {e}")))?;
     let samples = SampleSet::from_json(&fetch::bytes(&format!("{base}/{SAMPLES_FILE}")).await?)?;
+    let atlas = if entry.atlas { Some(inspect::Atlas::fetch(&base).await?) } else { None };
     let bundle = Arc::new(bundle);
 
     let force_cpu = params.get("engine").is_some_and(|e| e == "cpu");
@@ -76,7 +77,7 @@ async fn run() -> Result<(), AppError> {
         None => 0,
     };
     let description = engine.describe();
-    inspect::show(&doc, std::rc::Rc::new(engine), bundle.clone(), &samples, k).await?;
+    inspect::show(&doc, std::rc::Rc::new(engine), bundle.clone(), &samples, k, atlas).await?;
     view::set_status("ready", &format!("{} sample images classified on {description}", samples.samples.len()));
     Ok(())
 }
