@@ -46,6 +46,23 @@ pub struct AnalysisReport {
     /// Concept detectors (IoU > 0.04) per category, on real and on adversarial images.
     pub detectors_real: BTreeMap<String, usize>,
     pub detectors_adv: BTreeMap<String, usize>,
+    /// consis and CS with the adversarial top-K taken among the successful adversarial images
+    /// only. The means above use every adversarial image, as the definition says; on a robust
+    /// model most attacks fail, their images still look like (and are classified as) their
+    /// source, and they pull CS1 up by themselves. This separates the two.
+    #[serde(default)]
+    pub successful_only: Option<SubsetMeans>,
+}
+
+/// Means over the neurons that fire on all their top-K real and top-K adversarial images of a
+/// subset of the adversarial set.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubsetMeans {
+    pub images: usize,
+    pub neurons: usize,
+    pub mean_consis_adv_source: f64,
+    pub mean_cs1: f64,
+    pub mean_cs2: Option<f64>,
 }
 
 /// Per image: the layer's responses `[N, C]` (spatial max), features `[N, D]`, maps
@@ -174,6 +191,8 @@ pub fn analyze(input: &AnalyzeInput) -> Result<Analysis> {
         });
     }
 
+    let successful_only = subset_means(input, &real.responses, &adv.responses, &success, &sim, classes)?;
+
     // r: class means of the real features, distances of the successful adversarial features.
     let mut r = Vec::new();
     if let Some(t) = input.adv_target {
@@ -250,8 +269,43 @@ pub fn analyze(input: &AnalyzeInput) -> Result<Analysis> {
         trace_top: input.trace_top,
         detectors_real,
         detectors_adv,
+        successful_only,
     };
     Ok(Analysis { report, atlas })
+}
+
+/// [`SubsetMeans`] over the adversarial images where `keep` is true; none when fewer than K are.
+fn subset_means(input: &AnalyzeInput, real: &Tensor, adv: &Tensor, keep: &[bool], sim: &[Vec<f64>], classes: usize) -> Result<Option<SubsetMeans>> {
+    let kept: Vec<usize> = (0..keep.len()).filter(|&i| keep[i]).collect();
+    if kept.len() < input.top_k {
+        return Ok(None);
+    }
+    let index = Tensor::from_slice(&kept.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(adv.device());
+    let adv = adv.index_select(0, &index);
+    let (mut n, mut consis, mut cs1, mut cs2) = (0usize, 0.0, 0.0, 0.0);
+    for c in 0..real.size()[1] as usize {
+        let (top_real, fires_real) = top_k(real, c, input.top_k)?;
+        let (top_adv, fires_adv) = top_k(&adv, c, input.top_k)?;
+        if !(fires_real && fires_adv) {
+            continue;
+        }
+        let h_real = class_histogram(&top_real.iter().map(|&i| input.real_labels[i]).collect::<Vec<_>>(), classes);
+        let h_src = class_histogram(&top_adv.iter().map(|&i| input.adv_source[kept[i]]).collect::<Vec<_>>(), classes);
+        n += 1;
+        consis += consistency(&h_src, sim);
+        cs1 += cosine(&h_real, &h_src);
+        if let Some(t) = input.adv_target {
+            cs2 += cosine(&h_real, &class_histogram(&top_adv.iter().map(|&i| t[kept[i]]).collect::<Vec<_>>(), classes));
+        }
+    }
+    let d = n.max(1) as f64;
+    Ok(Some(SubsetMeans {
+        images: kept.len(),
+        neurons: n,
+        mean_consis_adv_source: consis / d,
+        mean_cs1: cs1 / d,
+        mean_cs2: input.adv_target.map(|_| cs2 / d),
+    }))
 }
 
 /// The receptive field of `layer` in input pixels: (size, jump, start), with unit `i` of the
@@ -446,6 +500,16 @@ impl AnalysisReport {
         if let Some(v) = self.mean_cs2 {
             s += &format!("| mean CS2 (real vs adversarial-by-target histograms) | {v:.3} |\n");
         }
+        if let Some(o) = &self.successful_only {
+            s += &format!(
+                "| successful adversarial images only ({}; {} neurons): consis by source, CS1, CS2 | {:.3}, {:.3}, {} |\n",
+                o.images,
+                o.neurons,
+                o.mean_consis_adv_source,
+                o.mean_cs1,
+                o.mean_cs2.map_or("-".into(), |v| format!("{v:.3}"))
+            );
+        }
         if let Some(f) = self.fraction_r_above_1 {
             let mut r = self.r.clone();
             r.sort_by(f64::total_cmp);
@@ -505,5 +569,16 @@ mod tests {
         let mean = |f: fn(&NeuronStats) -> f64| firing.iter().map(|n| f(n)).sum::<f64>() / firing.len() as f64;
         assert!((report.mean_consis_real - mean(|n| n.consis_real)).abs() < 1e-12);
         assert!((report.mean_cs1 - mean(|n| n.cs1)).abs() < 1e-12);
+        // The subset of every adversarial image is the whole set: the same means.
+        let sim = class_similarity(&spec.classes, &spec.hierarchy);
+        let real_pass = pass(&net, &real, "relu2", false, 250).unwrap();
+        let adv_pass = pass(&net, &adversarial, "relu2", false, 250).unwrap();
+        let all = subset_means(&input, &real_pass.responses, &adv_pass.responses, &[true; 40], &sim, 10).unwrap().unwrap();
+        assert_eq!((all.images, all.neurons), (40, firing.len()));
+        assert!((all.mean_cs1 - report.mean_cs1).abs() < 1e-12 && (all.mean_consis_adv_source - report.mean_consis_adv_source).abs() < 1e-12);
+        assert!((all.mean_cs2.unwrap() - report.mean_cs2.unwrap()).abs() < 1e-12);
+        // Fewer kept images than K: no means.
+        let few: Vec<bool> = (0..40).map(|i| i < 9).collect();
+        assert!(subset_means(&input, &real_pass.responses, &adv_pass.responses, &few, &sim, 10).unwrap().is_none());
     }
 }

@@ -66,8 +66,11 @@ pub fn describe(t: &Traced, classes: &[String], top: usize, analysis: Option<&An
     let mut s = format!("predicted {} ({:.1}%); influence on class {}:\n", classes[t.predicted], 100.0 * t.probability, classes[t.class]);
     s += "  neuron  logit drop  p(c) drop  grad*act  response  real-image class   concept (IoU)\n";
     for inf in t.influences.iter().take(top) {
-        let (real_class, concept) = analysis
+        // The analysis's statistics, else the same ones as the atlas carries them.
+        let stats = analysis
             .and_then(|a| a.neurons.get(inf.channel))
+            .or_else(|| atlas.and_then(|m| m.row_of(inf.channel).map(|r| &m.neurons[r].stats)));
+        let (real_class, concept) = stats
             .map(|n| {
                 let concept = n.concept.as_ref().map_or("-".to_string(), |(cat, name, iou)| format!("{cat}:{name} ({iou:.3})"));
                 // A silent neuron's top images are ties: its majority class means nothing.
