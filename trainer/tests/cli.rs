@@ -414,6 +414,15 @@ fn reproduce_smoke_preset_runs_end_to_end() {
     }
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(results.as_array().unwrap().len(), 18, "3 archs x 3 modes x (mnist, concepts)");
+    // The successful-only table: one row per model, with means where K images succeeded.
+    let table = report.split("**successful** adversarial images only").nth(1).unwrap_or_else(|| panic!("no successful-only table in:\n{report}"));
+    let rows = table.lines().filter(|l| l.starts_with("| mnist") || l.starts_with("| concepts")).count();
+    assert_eq!(rows, 18, "{table}");
+    for m in results.as_array().unwrap() {
+        let a = &m["analysis"];
+        let (successful, top_k) = (a["successful"].as_u64().unwrap(), a["top_k"].as_u64().unwrap());
+        assert_eq!(a["successful_only"].is_null(), successful < top_k, "{}", m["arch"]);
+    }
     for png in ["consis.png", "cs.png", "r.png", "detectors.png"] {
         assert!(image::open(out_dir.join(png)).is_ok(), "{png}");
     }
