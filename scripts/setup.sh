@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what advlens needs, skipping whatever is already there (a no-op run takes seconds).
-#   scripts/setup.sh web    wasm32 toolchain, wasm-bindgen CLI, trunk   (to build and serve the explorer)
+#   scripts/setup.sh web    wasm32 toolchain, wasm-bindgen CLI, trunk, wasm-opt   (to build and serve the explorer)
 #   scripts/setup.sh all    the above, plus Chromium + chromedriver + playwright-core,
 #                           lavapipe, and libtorch (torch from PyPI in a venv) (to run the tests)
 set -euo pipefail
@@ -50,6 +50,15 @@ if [ "$(trunk --version 2>/dev/null)" = "trunk $TRUNK_VERSION" ]; then
 else
     cargo install trunk --version "$TRUNK_VERSION" --locked --force \
         || die "cargo install trunk $TRUNK_VERSION failed (is crates.io reachable?)"
+fi
+
+stage "wasm-opt (npm package binaryen, for the production build)"
+if [ -x web/tools/node_modules/binaryen/bin/wasm-opt ]; then
+    echo "present" >&2
+else
+    command -v npm >/dev/null || die "npm is missing: install Node.js 18 or newer"
+    (cd web/tools && npm ci --no-audit --no-fund --loglevel=error) \
+        || die "npm ci in web/tools failed (is the npm registry reachable?)"
 fi
 
 [ "$what" = all ] || exit 0

@@ -39,6 +39,6 @@ browser_unit_tests() {
 }
 timed "shared engines in headless Chromium (wasm32, CPU + WebGPU)" browser_unit_tests
 
-timed "build the explorer (trunk)" wasm_env trunk build --release --offline
+timed "build the explorer (production: trunk + wasm-opt)" scripts/build-web.sh dist
 
 timed "explorer end to end in Chromium (WebGPU and CPU)" node tests/e2e/explorer.mjs dist

@@ -1,156 +1,292 @@
 // End-to-end test of the built explorer in Debian's Chromium, driven by playwright-core.
 //   node tests/e2e/explorer.mjs <dist dir>
-// Serves the dist folder on 127.0.0.1, opens the page twice — with --enable-unsafe-webgpu
-// (the page must use WebGPU) and without it (the page must fall back to the CPU) — and requires
-// the predicted class of every sample image to equal what the trainer computed with libtorch
-// (samples.json). A page error or a Rust panic fails the test. Screenshots go to
-// tests/e2e/artifacts/.
+// Serves the dist folder under a sub-path (as a course page would host it) and opens every
+// bundled model with WebGPU (--enable-unsafe-webgpu; the page must use it, in its worker) and the
+// first one also without (the page must fall back to the CPU engine). For each it checks the
+// predictions against libtorch's (samples.json), the network, trace and neuron views, navigation
+// without reload (clicks, keyboard, back, reload), a live attack clicked twice, and — for the
+// first model — bad URLs, a missing or broken atlas, and the phone layout. When ADVLENS_BIN
+// names the `advlens` binary, the page's trace numbers must equal `advlens trace --json`'s.
+// A page error or a Rust panic fails the test. Screenshots go to tests/e2e/artifacts/.
 import { chromium } from 'playwright-core';
-import http from 'node:http';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serve, close } from './serve.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.resolve(process.argv[2] ?? 'dist');
 const artifacts = path.join(here, 'artifacts');
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.css': 'text/css', '.png': 'image/png' };
+const PREFIX = '/course/advlens/';
+const TIMEOUT = 120_000;
 
 function fail(message) {
   console.error(`FAIL: ${message}`);
   process.exitCode = 1;
 }
+const close_to = (a, b, tol = 1e-4) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(b));
 
-function serve(root) {
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url, 'http://127.0.0.1');
-    const file = path.join(root, decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname));
-    if (!file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
-      res.writeHead(404).end('not found');
-      return;
-    }
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' });
-    fs.createReadStream(file).pipe(res);
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
-
-// The inspector's atlas patches must be the atlas's: the right sheet row for each traced
-// neuron, its top patches in order, and sheets that load at the size atlas.json implies.
-async function checkAtlas(page, tag, atlas) {
-  const cell = atlas.patch + 1;
-  const rows = await page.$$eval('#clean .neuron', (items) => items.map((i) => ({
-    channel: Number(i.dataset.channel),
-    row: i.querySelector('.atlas') ? Number(i.querySelector('.atlas').dataset.row) : null,
-    real: [...i.querySelectorAll('.patches.real .patch')].map((p) => Number(p.dataset.label)),
-    adversarial: [...i.querySelectorAll('.patches.adversarial .patch')].length,
-    position: i.querySelector('.patches.real .patch')?.style.backgroundPosition,
-    about: i.querySelector('.atlas .about')?.textContent ?? '',
-  })));
-  for (const r of rows) {
-    const row = atlas.neurons.findIndex((n) => n.stats.channel === r.channel);
-    if (r.row !== row) { fail(`${tag} neuron ${r.channel}: atlas row ${r.row}, expected ${row}`); continue; }
-    if (atlas.neurons[row].stats.silent) {
-      // Ties in image order say nothing about a silent neuron: no patches, only the note.
-      if (r.real.length || r.adversarial || !/^silent/.test(r.about)) fail(`${tag} silent neuron ${r.channel}: ${r.real.length} + ${r.adversarial} patches, note "${r.about}"`);
-      continue;
-    }
-    const labels = atlas.neurons[row].real.slice(0, 5).map((e) => e.label);
-    if (JSON.stringify(r.real) !== JSON.stringify(labels)) fail(`${tag} neuron ${r.channel}: real patches ${r.real}, atlas ${labels}`);
-    if (r.adversarial !== 5) fail(`${tag} neuron ${r.channel}: ${r.adversarial} adversarial patches`);
-    if (r.position !== `0px -${row * cell * 3}px` && r.position !== `-0px -${row * cell * 3}px`) fail(`${tag} neuron ${r.channel}: sprite position ${r.position}`);
-  }
-  const sizes = await page.evaluate(async (urls) => Promise.all(urls.map(async (u) => {
-    const img = new Image();
-    img.src = u;
-    await img.decode();
-    return [img.naturalWidth, img.naturalHeight];
-  })), ['real', 'adversarial'].map((k) => `models/${atlas.id}/atlas/${k}.png`));
-  const want = [atlas.top_k * cell, atlas.neurons.length * cell];
-  for (const s of sizes) if (JSON.stringify(s) !== JSON.stringify(want)) fail(`${tag} atlas sheet is ${s}, atlas.json says ${want}`);
-  const silent = rows.filter((r) => atlas.neurons.find((n) => n.stats.channel === r.channel)?.stats.silent).length;
-  console.log(`${tag} atlas rows shown for ${rows.length} traced neurons (${silent} silent)`);
-}
-
-async function check(base, mode, expected, { model, epsilon, mustFool, atlas }) {
+async function browser(mode, viewport = { width: 1280, height: 900 }) {
   const args = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
   if (mode === 'webgpu') args.push('--enable-unsafe-webgpu');
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'advlens-e2e-'));
-  const context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPath, headless: true, args });
+  const context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPath, headless: true, args, viewport });
+  // The longest main-thread task, for the budget: the page must stay responsive.
+  await context.addInitScript(() => {
+    window.__longest = 0;
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__longest = Math.max(window.__longest, e.duration); })
+      .observe({ type: 'longtask', buffered: true });
+  });
+  const page = context.pages()[0] ?? await context.newPage();
   const errors = [];
-  try {
-    const page = context.pages()[0] ?? await context.newPage();
-    page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && /panicked|RuntimeError|unreachable/.test(m.text())) errors.push(`console: ${m.text()}`);
-    });
-    await page.goto(`${base}?model=${model}`, { waitUntil: 'load' });
-    await page.waitForSelector('#status:not([data-state="loading"])', { timeout: 120_000 });
-    const state = await page.getAttribute('#status', 'data-state');
-    const statusText = await page.textContent('#status');
-    const engine = await page.getAttribute('#engine', 'data-engine');
-    const engineText = await page.textContent('#engine');
-    const predicted = await page.$$eval('figure.sample', (cards) => cards.map((c) => Number(c.dataset.predicted)));
-    fs.mkdirSync(artifacts, { recursive: true });
-    const shot = path.join(artifacts, `explorer-${model}-${mode}.png`);
-    await page.screenshot({ path: shot, fullPage: true });
+  page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /panicked|RuntimeError|unreachable|Uncaught/.test(m.text())) errors.push(`console: ${m.text()}`);
+  });
+  return { page, errors, done: async () => { await context.close(); fs.rmSync(profile, { recursive: true, force: true }); } };
+}
 
-    console.log(`[${model} ${mode}] status=${state} "${statusText}"`);
-    console.log(`[${model} ${mode}] engine=${engine} "${engineText}"`);
-    console.log(`[${model} ${mode}] screenshot ${path.relative(process.cwd(), shot)}`);
-    if (state !== 'ready') fail(`[${model} ${mode}] page did not become ready: ${state}: ${statusText}`);
-    if (engine !== mode) fail(`[${model} ${mode}] page reports engine ${engine}, expected ${mode}`);
-    if (JSON.stringify(predicted) !== JSON.stringify(expected)) {
-      fail(`[${model} ${mode}] predictions ${JSON.stringify(predicted)} differ from libtorch's ${JSON.stringify(expected)}`);
-    } else {
-      console.log(`[${model} ${mode}] ${predicted.length} predictions equal libtorch's`);
-    }
-    // The inspector: sample 0's traced neurons, then a live PGD attack and the new neurons.
-    const cleanNeurons = await page.$$eval('#clean .neuron', (items) => items.map((i) => Number(i.dataset.logitDrop)));
-    const cleanPredicted = Number(await page.getAttribute('#clean', 'data-predicted'));
-    if (cleanNeurons.length !== 5) fail(`[${model} ${mode}] inspector shows ${cleanNeurons.length} traced neurons, expected 5`);
-    if (cleanPredicted !== expected[0]) fail(`[${model} ${mode}] inspector predicts ${cleanPredicted} for sample 0, libtorch ${expected[0]}`);
-    if (cleanNeurons.some((v, i) => i > 0 && v > cleanNeurons[i - 1])) fail(`[${model} ${mode}] traced neurons not sorted by effect: ${cleanNeurons}`);
-    if (atlas) await checkAtlas(page, `[${model} ${mode}]`, atlas);
-    await page.click('#attack');
-    await page.waitForSelector('#adversarial[data-state="done"], #adversarial[data-state="error"]', { timeout: 120_000 });
-    const attack = await page.$eval('#adversarial', (e) => ({ ...e.dataset, neurons: e.querySelectorAll('.neuron').length }));
-    await page.screenshot({ path: path.join(artifacts, `inspector-${model}-${mode}.png`), fullPage: true });
-    console.log(`[${model} ${mode}] attack: ${JSON.stringify(attack)}`);
-    if (attack.state !== 'done') fail(`[${model} ${mode}] the attack did not finish: ${await page.textContent('#adversarial')}`);
-    if (!(Number(attack.linf) > 0 && Number(attack.linf) <= epsilon + 1e-4)) fail(`[${model} ${mode}] attack left its budget ${epsilon}: max change ${attack.linf}`);
-    if (mustFool && (attack.success !== 'true' || Number(attack.predicted) === cleanPredicted)) fail(`[${model} ${mode}] PGD-10 at eps ${epsilon} did not change the prediction`);
-    if (attack.neurons !== 5) fail(`[${model} ${mode}] ${attack.neurons} traced neurons after the attack`);
-    for (const e of errors) fail(`[${model} ${mode}] ${e}`);
+// Waits until the page has finished what the last navigation asked for.
+async function settled(page) {
+  await page.waitForSelector('#status[data-state="ready"], #status[data-state="error"], #status[data-state="panic"]', { timeout: TIMEOUT });
+  const state = await page.getAttribute('#status', 'data-state');
+  if (state !== 'ready') throw new Error(`page not ready: ${state}: ${await page.textContent('#status')}`);
+}
+
+const query = (page) => new URL(page.url()).searchParams;
+const influences = (page) => page.$$eval('#why .influence', (items) => items.map((i) => ({
+  channel: Number(i.dataset.channel), logitDrop: Number(i.dataset.logitDrop), gradXAct: Number(i.dataset.gradXAct), probDrop: Number(i.dataset.probDrop),
+})));
+
+// The neuron view's patches must be the atlas's: the right row, its top patches in order.
+async function checkNeuronAtlas(page, tag, atlas, layer) {
+  const view = await page.$eval('.neuron-view', (v) => ({
+    layer: v.dataset.layer, channel: Number(v.dataset.channel),
+    row: v.querySelector('.atlas') ? Number(v.querySelector('.atlas').dataset.row) : null,
+    silent: v.querySelector('.atlas')?.dataset.silent,
+    real: [...v.querySelectorAll('.patches.real .patch')].map((p) => Number(p.dataset.label)),
+    adversarial: v.querySelectorAll('.patches.adversarial .patch').length,
+    captions: [...v.querySelectorAll('.patches.adversarial figcaption')].map((c) => c.textContent),
+    chance: Number(v.querySelector('.atlas')?.dataset.chance),
+    note: v.querySelector('.note')?.textContent ?? '',
+  }));
+  if (!atlas || atlas.layer !== layer) {
+    if (!/no neuron atlas/.test(view.note)) fail(`${tag} ${layer} has no atlas, but the neuron view says "${view.note}"`);
+    return view;
+  }
+  const row = atlas.neurons.findIndex((n) => n.stats.channel === view.channel);
+  if (view.row !== row) fail(`${tag} neuron ${view.channel}: atlas row ${view.row}, expected ${row}`);
+  if (atlas.neurons[row].stats.silent) {
+    if (view.real.length || view.silent !== 'true') fail(`${tag} silent neuron ${view.channel} shows ${view.real.length} patches`);
+    return view;
+  }
+  const labels = atlas.neurons[row].real.slice(0, 5).map((e) => e.label);
+  if (JSON.stringify(view.real) !== JSON.stringify(labels)) fail(`${tag} neuron ${view.channel}: real patches ${view.real}, atlas ${labels}`);
+  if (view.adversarial !== 5 || !view.captions.every((c) => /made to look like/.test(c))) fail(`${tag} neuron ${view.channel}: adversarial patches ${view.captions}`);
+  // consis chance with the identity similarity: 1/C + (1 - 1/C)/K.
+  const C = atlas.classes.length, K = atlas.top_k;
+  if (!close_to(view.chance, 1 / C + (1 - 1 / C) / K, 1e-9)) fail(`${tag} chance level ${view.chance}`);
+  return view;
+}
+
+async function check(base, mode, model, { expected, epsilon, mustFool, atlas, layers, extras }) {
+  const tag = `[${model} ${mode}]`;
+  const { page, errors, done } = await browser(mode);
+  const longest = {};
+  try {
+    const t0 = Date.now();
+    await page.goto(`${base}?model=${model}`, { waitUntil: 'load' });
+    await settled(page);
+    const loadMs = Date.now() - t0;
+    longest.load = await page.evaluate(() => window.__longest);
+    const engine = await page.$eval('#engine', (e) => ({ ...e.dataset, text: e.textContent }));
+    console.log(`${tag} ready in ${loadMs} ms; ${engine.text}`);
+    if (engine.engine !== mode) fail(`${tag} page reports engine ${engine.engine}, expected ${mode}`);
+    if (engine.worker !== 'true') fail(`${tag} the model does not run in a worker: ${engine.text}`);
+    const predicted = await page.$$eval('#gallery .sample', (cards) => cards.map((c) => Number(c.dataset.predicted)));
+    if (JSON.stringify(predicted) !== JSON.stringify(expected)) fail(`${tag} predictions ${predicted} differ from libtorch's ${expected}`);
+    else console.log(`${tag} ${predicted.length} predictions equal libtorch's`);
+
+    // Network view: every feature layer, every channel, the prediction.
+    const shown = await page.$$eval('#network .layer', (ls) => ls.map((l) => [l.dataset.layer, l.querySelectorAll('.channel').length]));
+    if (JSON.stringify(shown) !== JSON.stringify(layers)) fail(`${tag} network shows ${JSON.stringify(shown)}, the model has ${JSON.stringify(layers)}`);
+    const netPredicted = Number(await page.getAttribute('#network .prediction', 'data-predicted'));
+    if (netPredicted !== expected[0]) fail(`${tag} network view predicts ${netPredicted} for sample 0, libtorch ${expected[0]}`);
+
+    // Why this prediction: sorted by effect; the neuron view opens the most influential one.
+    const traced = await influences(page);
+    if (traced.length !== 6) fail(`${tag} ${traced.length} influential neurons listed, expected 6`);
+    if (traced.some((v, i) => i > 0 && v.logitDrop > traced[i - 1].logitDrop)) fail(`${tag} influences not sorted: ${traced.map((t) => t.logitDrop)}`);
+    const lastLayer = layers[layers.length - 1][0];
+    const top = await checkNeuronAtlas(page, tag, atlas, lastLayer);
+    if (top.channel !== traced[0].channel) fail(`${tag} neuron view shows ${top.channel}, the most influential is ${traced[0].channel}`);
+    await page.screenshot({ path: path.join(artifacts, `explorer-${model}-${mode}.png`), fullPage: true });
+
+    // A click on a channel of the first layer: new URL, no reload, that neuron opened.
+    await page.evaluate(() => { window.__sameDocument = true; });
+    const t1 = Date.now();
+    await page.click(`#network a.channel[data-layer="${layers[0][0]}"][data-channel="3"]`);
+    await page.waitForFunction(() => document.querySelector('.neuron-view')?.dataset.channel === '3');
+    await settled(page);
+    const switchMs = Date.now() - t1;
+    if (query(page).get('layer') !== layers[0][0] || query(page).get('neuron') !== '3') fail(`${tag} URL after a channel click: ${page.url()}`);
+    if (!(await page.evaluate(() => window.__sameDocument))) fail(`${tag} clicking a neuron reloaded the page`);
+    await checkNeuronAtlas(page, tag, atlas, layers[0][0]);
+    longest.neuronSwitch = await page.evaluate(() => window.__longest);
+
+    // Keyboard: focus sample 2, press Enter: that sample, focus kept on it.
+    await page.focus('#gallery a[data-key="sample-2"]');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => new URL(location.href).searchParams.get('sample') === '2');
+    await settled(page);
+    const focused = await page.evaluate(() => document.activeElement?.dataset?.key);
+    if (focused !== 'sample-2') fail(`${tag} focus after keyboard navigation is on ${focused}`);
+    if (Number(await page.getAttribute('#network .prediction', 'data-predicted')) !== expected[2]) fail(`${tag} sample 2 predicted differently from libtorch`);
+    if (await page.getAttribute('#gallery a[data-key="sample-2"]', 'aria-current') !== 'true') fail(`${tag} sample 2 is not marked current`);
+
+    // The attack, clicked twice: the second click must do nothing (the button is disabled).
+    const t2 = Date.now();
+    const disabled = await page.evaluate(async () => {
+      const b = document.querySelector('#attack-button');
+      b.click();
+      await new Promise((r) => setTimeout(r, 0));
+      const d = b.disabled;
+      b.click();
+      return d;
+    });
+    if (!disabled) fail(`${tag} the attack button stays enabled while attacking`);
+    await page.waitForFunction(() => new URL(location.href).searchParams.get('image') === 'adversarial', null, { timeout: TIMEOUT });
+    await settled(page);
+    const attackMs = Date.now() - t2;
+    longest.attack = await page.evaluate(() => window.__longest);
+    const outcome = await page.$eval('.attack-outcome', (e) => ({ ...e.dataset }));
+    const advPredicted = Number(await page.getAttribute('#network .prediction', 'data-predicted'));
+    console.log(`${tag} attack in ${attackMs} ms: ${JSON.stringify(outcome)}`);
+    if (!(Number(outcome.linf) > 0 && Number(outcome.linf) <= epsilon + 1e-4)) fail(`${tag} attack left its budget ${epsilon}: ${outcome.linf}`);
+    if (mustFool && outcome.success !== 'true') fail(`${tag} PGD-10 at eps ${epsilon} did not fool an undefended model`);
+    if (advPredicted !== Number(outcome.predicted)) fail(`${tag} network view of the adversarial image predicts ${advPredicted}, the attack ${outcome.predicted}`);
+    await page.screenshot({ path: path.join(artifacts, `attack-${model}-${mode}.png`), fullPage: true });
+
+    // Every state is a URL: a reload reproduces the same adversarial image and view.
+    await page.reload({ waitUntil: 'load' });
+    await settled(page);
+    const again = await page.$eval('.attack-outcome', (e) => ({ ...e.dataset }));
+    if (again.linf !== outcome.linf || again.predicted !== outcome.predicted) fail(`${tag} reload gave another attack: ${JSON.stringify(again)} vs ${JSON.stringify(outcome)}`);
+    if ((await page.$eval('.neuron-view', (v) => [v.dataset.layer, v.dataset.channel])).join() !== `${layers[0][0]},3`) fail(`${tag} reload lost the neuron`);
+    // Back: the real image again.
+    await page.goBack();
+    await page.waitForFunction(() => !new URL(location.href).searchParams.get('image'));
+    await settled(page);
+    if (Number(await page.getAttribute('#network .prediction', 'data-predicted')) !== expected[2]) fail(`${tag} back did not restore the real image's prediction`);
+
+    if (process.env.ADVLENS_BIN) await checkAgainstCli(page, base, model, tag, lastLayer);
+    if (extras) await extras(page, base, tag);
+    console.log(`${tag} longest main-thread task: ${JSON.stringify(longest)} ms; load ${loadMs} ms, neuron switch ${switchMs} ms, attack ${attackMs} ms`);
+    return { traced, loadMs, switchMs, attackMs, longest };
+  } catch (e) {
+    fail(`${tag} ${e.message}`);
+    await page.screenshot({ path: path.join(artifacts, `failure-${model}-${mode}.png`), fullPage: true }).catch(() => {});
+    return null;
   } finally {
-    await context.close();
-    fs.rmSync(profile, { recursive: true, force: true });
+    for (const e of errors) fail(`${tag} ${e}`);
+    await done();
   }
 }
 
+// The page's numbers equal the CLI's on the same model and image (both explain sample 0's
+// predicted class at the last layer).
+async function checkAgainstCli(page, base, model, tag, layer) {
+  await page.goto(`${base}?model=${model}&sample=0`);
+  await settled(page);
+  const shown = await influences(page);
+  const cli = JSON.parse(execFileSync(process.env.ADVLENS_BIN, ['trace', '--model', path.join(dist, 'models', model), '--sample', '0', '--layer', layer, '--json'], { encoding: 'utf8' }));
+  shown.forEach((s, i) => {
+    const c = cli.influences[i];
+    if (s.channel !== c.channel || !close_to(s.logitDrop, c.logit_drop) || !close_to(s.gradXAct, c.grad_x_act) || !close_to(s.probDrop, c.prob_drop)) {
+      fail(`${tag} influence ${i}: page ${JSON.stringify(s)}, advlens trace ${JSON.stringify(c)}`);
+    }
+  });
+  console.log(`${tag} ${shown.length} influences equal advlens trace --json to 1e-4`);
+}
+
+// Bad input never leads to a dead end: each is a message, and the page works.
+async function badInputs(page, base, tag) {
+  await page.goto(`${base}?model=nope&sample=999&layer=zzz&neuron=77&engine=bogus&image=x`);
+  await settled(page);
+  const notes = await page.textContent('#notices');
+  for (const word of ['nope', '999', 'zzz', 'bogus', 'image=x']) if (!notes.includes(word)) fail(`${tag} no message about "${word}" in: ${notes}`);
+  if (!(await page.$$('#gallery .sample')).length) fail(`${tag} a bad URL left no samples`);
+  console.log(`${tag} a bad URL: ${notes.length} characters of notes, the page works`);
+
+  for (const [file, word] of [['atlas.json', 'atlas.json'], ['real.png', 'real.png']]) {
+    await page.route(`**/atlas/*/${file}`, (route) => route.fulfill({ status: 404, body: 'not found' }));
+    await page.goto(`${base}?sample=1`);
+    await settled(page);
+    const note = await page.$eval('.neuron-view', (v) => v.querySelector('[data-atlas="broken"]')?.textContent ?? '');
+    if (!note.includes(word)) fail(`${tag} a missing ${file} is not explained in the neuron view: "${note}"`);
+    await page.unroute(`**/atlas/*/${file}`);
+  }
+  console.log(`${tag} a missing atlas and a missing sprite sheet are explained, the page works`);
+}
+
+async function phone(base, tag) {
+  const { page, errors, done } = await browser('cpu', { width: 390, height: 844 });
+  try {
+    await page.goto(`${base}?neuron=4`);
+    await settled(page);
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (width > 390) fail(`${tag} the phone layout scrolls sideways: ${width} px wide`);
+    await page.screenshot({ path: path.join(artifacts, 'explorer-phone.png'), fullPage: true });
+    console.log(`${tag} phone layout ${width} px wide`);
+  } catch (e) {
+    fail(`${tag} ${e.message}`);
+  } finally {
+    for (const e of errors) fail(`${tag} ${e}`);
+    await done();
+  }
+}
+
+fs.mkdirSync(artifacts, { recursive: true });
 const catalog = JSON.parse(fs.readFileSync(path.join(dist, 'models', 'index.json'), 'utf8'));
-const server = await serve(dist);
-const base = `http://127.0.0.1:${server.address().port}/`;
+const server = await serve(dist, PREFIX);
+const base = `http://127.0.0.1:${server.address().port}${PREFIX}`;
 try {
   for (const [k, entry] of catalog.entries()) {
     const dir = path.join(dist, 'models', entry.id);
     const samples = JSON.parse(fs.readFileSync(path.join(dir, 'samples.json'), 'utf8'));
     const spec = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
     const expected = samples.samples.map((s) => s.reference.predicted);
-    if (expected.length === 0) fail(`${entry.id}: samples.json has no samples`);
-    // The inspector attacks at the model's training epsilon, else 0.2; an undefended model must
-    // be fooled, an adversarially trained one may resist.
+    // The feature layers: ReLUs before the classifier, with their channel counts.
+    const layers = [];
+    let channels = spec.input.channels;
+    for (const n of spec.nodes) {
+      if (['flatten', 'global_avg_pool', 'linear'].includes(n.op)) break;
+      if (n.op === 'conv2d') channels = n.out_channels;
+      if (n.op === 'relu') layers.push([n.name, channels]);
+    }
+    const lastLayer = layers[layers.length - 1][0];
+    const atlas = entry.atlas.includes(lastLayer) ? JSON.parse(fs.readFileSync(path.join(dir, 'atlas', lastLayer, 'atlas.json'), 'utf8')) : null;
+    // The page attacks at the model's training epsilon, else 0.2; an undefended model must be
+    // fooled, an adversarially trained one may resist.
     const epsilon = spec.provenance?.epsilon ?? 0.2;
-    const atlas = entry.atlas ? { id: entry.id, ...JSON.parse(fs.readFileSync(path.join(dir, 'atlas', 'atlas.json'), 'utf8')) } : null;
-    const options = { model: entry.id, epsilon, mustFool: !spec.provenance?.epsilon, atlas };
-    // Every model on WebGPU; the first also on the CPU fallback.
-    for (const mode of k === 0 ? ['webgpu', 'cpu'] : ['webgpu']) await check(base, mode, expected, options);
+    const options = { expected, epsilon, mustFool: !spec.provenance?.epsilon, atlas, layers };
+    const gpu = await check(base, 'webgpu', entry.id, { ...options, extras: k === 0 ? badInputs : null });
+    if (k === 0) {
+      const cpu = await check(base, 'cpu', entry.id, options);
+      // The two engines trace the same numbers.
+      if (gpu && cpu) gpu.traced.forEach((g, i) => {
+        const c = cpu.traced[i];
+        if (g.channel !== c.channel || !close_to(g.logitDrop, c.logitDrop)) fail(`[${entry.id}] influence ${i}: WebGPU ${JSON.stringify(g)}, CPU ${JSON.stringify(c)}`);
+      });
+      await phone(base, `[${entry.id} phone]`);
+    }
   }
 } finally {
-  server.close();
+  await close(server);
 }
 if (process.exitCode) console.error('explorer end-to-end test FAILED');
 else console.log('explorer end-to-end test passed');

@@ -447,6 +447,10 @@ pub struct TraceArgs {
     /// neuron's top 9 real patches under it and, below a red bar, its top 9 adversarial patches.
     #[arg(long, value_name = "FILE")]
     pub png: Option<PathBuf>,
+    /// Print JSON instead of text: the prediction, the layer, the explained class and every
+    /// neuron's influence (the numbers the explorer shows).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -381,8 +381,14 @@ fn trace_command(a: cli::TraceArgs) -> Result<()> {
     if let Some(report) = analysis.as_ref().filter(|r| r.layer != layer) {
         anyhow::bail!("the analysis in --analysis is of layer `{}`, not `{layer}`: drop --layer or analyse that layer", report.layer);
     }
-    // An atlas beside the analysis, or inside the bundle (the explorer's copy).
-    let atlas_dir = a.analysis.iter().chain([&a.model]).map(|d| d.join("atlas")).find(|d| d.join("atlas.json").exists());
+    // An atlas beside the analysis (`atlas/`), or inside the bundle (the explorer's copy,
+    // one folder per layer: `atlas/<layer>/`).
+    let atlas_dir = a
+        .analysis
+        .iter()
+        .chain([&a.model])
+        .flat_map(|d| [d.join("atlas").join(&layer), d.join("atlas")])
+        .find(|d| d.join("atlas.json").exists());
     let atlas = match atlas_dir {
         Some(dir) => {
             let sheets = advlens_trainer::trace::AtlasSheets::load(&dir)?;
@@ -397,7 +403,11 @@ fn trace_command(a: cli::TraceArgs) -> Result<()> {
     };
     let engine = advlens_shared::Engine::cpu(bundle);
     let traced = advlens_trainer::trace::run(&engine, &image, a.class, &layer)?;
-    print!("{}", advlens_trainer::trace::describe(&traced, &spec.classes, a.top, analysis.as_ref(), atlas.as_ref().map(|s| &s.meta)));
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&advlens_trainer::trace::to_json(&traced, &layer))?);
+    } else {
+        print!("{}", advlens_trainer::trace::describe(&traced, &spec.classes, a.top, analysis.as_ref(), atlas.as_ref().map(|s| &s.meta)));
+    }
     if let Some(png) = &a.png {
         advlens_trainer::trace::png(&traced, &image, a.top, atlas.as_ref(), png)?;
         println!("wrote {}", png.display());

@@ -61,6 +61,17 @@ pub fn run(engine: &Engine, image: &Tensor, class: Option<usize>, layer: &str) -
     Ok(Traced { predicted, probability: probs[predicted], class, influences, maps })
 }
 
+/// The traced prediction as JSON: `{predicted, probability, class, layer, influences: [{channel,
+/// activation, grad_x_act, logit_drop, prob_drop}]}`, influences sorted as `trace` sorts them.
+pub fn to_json(t: &Traced, layer: &str) -> serde_json::Value {
+    let influences: Vec<serde_json::Value> = t
+        .influences
+        .iter()
+        .map(|i| serde_json::json!({ "channel": i.channel, "activation": i.activation, "grad_x_act": i.grad_x_act, "logit_drop": i.logit_drop, "prob_drop": i.prob_drop }))
+        .collect();
+    serde_json::json!({ "predicted": t.predicted, "probability": t.probability, "class": t.class, "layer": layer, "influences": influences })
+}
+
 /// Text lines: one per top neuron, with what `analysis` (if given) says about it.
 pub fn describe(t: &Traced, classes: &[String], top: usize, analysis: Option<&AnalysisReport>, atlas: Option<&AtlasMeta>) -> String {
     let mut s = format!("predicted {} ({:.1}%); influence on class {}:\n", classes[t.predicted], 100.0 * t.probability, classes[t.class]);

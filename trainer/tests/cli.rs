@@ -457,14 +457,15 @@ fn reproduce_smoke_preset_runs_end_to_end() {
         let source = sheet.get_pixel(sx as u32 + x * 8 / 26, sy as u32 + y * 8 / 26);
         assert_eq!(shot.get_pixel(88 + x, 84 + 6 + y), source, "patch pixel ({x}, {y})");
     }
-    // Without --analysis, the bundle's own atlas/ gives the same neurons their classes.
+    // Without --analysis, the bundle's own atlas/<layer>/ (the explorer's layout) gives the
+    // same neurons their classes.
     let bundled = tmp.path().join("bundle");
-    std::fs::create_dir_all(bundled.join("atlas")).unwrap();
+    std::fs::create_dir_all(bundled.join("atlas/relu2")).unwrap();
     for f in ["model.json", "weights.safetensors", "samples.json"] {
         std::fs::copy(model.join(f), bundled.join(f)).unwrap();
     }
     for f in ["atlas.json", "real.png", "adversarial.png"] {
-        std::fs::copy(atlas_dir.join(f), bundled.join("atlas").join(f)).unwrap();
+        std::fs::copy(atlas_dir.join(f), bundled.join("atlas/relu2").join(f)).unwrap();
     }
     let trace = advlens(&["trace", "--model", bundled.to_str().unwrap(), "--sample", "0", "--top", "3"]);
     assert!(trace.status.success(), "{}", String::from_utf8_lossy(&trace.stderr));

@@ -1,4 +1,4 @@
-//! The explorer's errors, shown to the user in the status line.
+//! The explorer's errors, shown to the user in the page.
 
 use wasm_bindgen::JsValue;
 
@@ -20,14 +20,14 @@ impl std::fmt::Display for AppError {
             AppError::Browser(m) => write!(f, "browser error: {m}"),
             AppError::Fetch { url, problem } => write!(f, "cannot load {url}: {problem}"),
             AppError::Data(m) => write!(f, "bad data: {m}"),
-            AppError::Model(m) => write!(f, "model error: {m}"),
+            AppError::Model(m) => write!(f, "{m}"),
         }
     }
 }
 
 impl From<JsValue> for AppError {
     fn from(v: JsValue) -> Self {
-        AppError::Browser(v.as_string().unwrap_or_else(|| format!("{v:?}")))
+        AppError::Browser(crate::fetch::js_message(&v))
     }
 }
 

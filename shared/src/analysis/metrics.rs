@@ -58,6 +58,25 @@ pub fn consistency(p: &[f64], a: &[Vec<f64>]) -> f64 {
     (0..p.len()).map(|i| (0..p.len()).map(|j| p[i] * a[i][j] * p[j]).sum::<f64>()).sum()
 }
 
+/// The chance level of consis: its expected value when a neuron's top-K images are K draws
+/// (with replacement) from a class-balanced set, i.e. when the neuron ignores class entirely.
+/// With counts ~ Multinomial(K, u), u = 1/C: E[p_i p_j] = (1 - 1/K) u_i u_j + [i = j] u_i / K, so
+///
+///   E[consis] = (1 - 1/K) * sum_ij A_ij / C^2 + trace(A) / (C K)
+///
+/// (with A the identity: 1/C + (1 - 1/C)/K, e.g. 0.19 for 10 classes and K = 10). A neuron's
+/// consis means something only well above this.
+pub fn consistency_chance(a: &[Vec<f64>], k: usize) -> f64 {
+    let c = a.len() as f64;
+    if a.is_empty() || k == 0 {
+        return 0.0;
+    }
+    let k = k as f64;
+    let sum: f64 = a.iter().flatten().sum();
+    let trace: f64 = (0..a.len()).map(|i| a[i][i]).sum();
+    (1.0 - 1.0 / k) * sum / (c * c) + trace / (c * k)
+}
+
 /// Cosine similarity (0 when either vector is zero). CS1 / CS2 of the paper are this between a
 /// neuron's histogram of top real images and of top adversarial images counted by their source
 /// class (CS1) or by their target class (CS2).
@@ -185,6 +204,29 @@ mod tests {
         let a = class_similarity(&names(&["a", "b", "c", "d"]), &BTreeMap::new());
         assert_eq!(consistency(&class_histogram(&[2, 2, 2], 4), &a), 1.0);
         assert!((consistency(&class_histogram(&[0, 1, 2, 3], 4), &a) - 0.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn consistency_chance_equals_a_simulation_of_class_blind_neurons() {
+        // Independent check: draw K labels uniformly many times and average consis.
+        let h: BTreeMap<String, String> = [("cat", "mammal"), ("dog", "mammal")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        for (classes, k) in [(names(&["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]), 10), (names(&["cat", "dog", "car"]), 4)] {
+            let a = class_similarity(&classes, &h);
+            let mut rng = crate::rng::SplitMix::new(7, 0);
+            let trials = 40_000;
+            let mean = (0..trials)
+                .map(|_| {
+                    let labels: Vec<usize> = (0..k).map(|_| rng.below(classes.len())).collect();
+                    consistency(&class_histogram(&labels, classes.len()), &a)
+                })
+                .sum::<f64>()
+                / trials as f64;
+            let exact = consistency_chance(&a, k);
+            assert!((mean - exact).abs() < 0.005, "{} classes, K = {k}: simulated {mean}, formula {exact}", classes.len());
+        }
+        let identity = class_similarity(&names(&["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]), &BTreeMap::new());
+        assert!((consistency_chance(&identity, 10) - 0.19).abs() < 1e-12);
+        assert_eq!(consistency_chance(&identity, 1), 1.0, "one image is always consistent with itself");
     }
 
     #[test]

@@ -1,0 +1,525 @@
+//! The explorer's controller: the URL state, the loaded model, the results computed so far,
+//! and navigation between states without reloading the page. Computing happens in the worker
+//! (`client.rs`), drawing in `panels/`; this file decides what to ask and when to redraw.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::rc::Rc;
+
+use advlens_shared::analysis::metrics::class_similarity;
+use advlens_shared::model::{SampleSet, SAMPLES_FILE};
+use advlens_shared::tensor::argmax;
+use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::atlas::{Atlas, AtlasState};
+use crate::client::Compute;
+use crate::config::{CatalogEntry, ATTACK_STEPS, CATALOG_URL};
+use crate::dom::{by_id, document, replace_children, El};
+use crate::error::AppError;
+use crate::fetch;
+use crate::panels::attack::AttackStatus;
+use crate::panels::{self, LoadedModel, Scene};
+use crate::protocol::{AttackRow, EnginePref, InfluenceRow, Look, Reply, Request};
+use crate::state::{ImageKind, PageState};
+
+/// How a navigation touches the browser history.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Nav {
+    /// A new entry (a click).
+    Push,
+    /// Rewrite the current entry (start-up, a corrected URL).
+    Replace,
+    /// Leave the history alone (back / forward).
+    Keep,
+}
+
+type Pending<T> = Shared<LocalBoxFuture<'static, Result<Rc<T>, String>>>;
+
+/// Results by key, each computed once even when asked for again while it is being computed.
+struct Memo<K, T> {
+    map: RefCell<HashMap<K, Pending<T>>>,
+}
+
+impl<K: Eq + Hash + Clone, T: 'static> Memo<K, T> {
+    fn new() -> Self {
+        Memo { map: RefCell::new(HashMap::new()) }
+    }
+
+    async fn get(&self, key: K, make: impl FnOnce() -> LocalBoxFuture<'static, Result<Rc<T>, String>>) -> Result<Rc<T>, String> {
+        let pending = self.map.borrow_mut().entry(key.clone()).or_insert_with(|| make().shared()).clone();
+        let result = pending.await;
+        if result.is_err() {
+            self.map.borrow_mut().remove(&key); // a later visit tries again
+        }
+        result
+    }
+
+    fn ready(&self, key: &K) -> Option<Rc<T>> {
+        self.map.borrow().get(key).and_then(|p| p.peek().cloned()).and_then(Result::ok)
+    }
+
+    fn clear(&self) {
+        self.map.borrow_mut().clear();
+    }
+}
+
+pub struct App {
+    compute: Compute,
+    catalog: Vec<CatalogEntry>,
+    model: RefCell<Option<Rc<LoadedModel>>>,
+    engine: Cell<EnginePref>,
+    state: RefCell<PageState>,
+    /// Bumped by every navigation; a render that finds it changed stops.
+    generation: Cell<u64>,
+    looks: Memo<(usize, ImageKind), Look>,
+    traces: Memo<(usize, ImageKind, String, usize), Vec<InfluenceRow>>,
+    attacks: Memo<usize, AttackRow>,
+    atlases: Memo<String, AtlasState>,
+    attack_running: Cell<bool>,
+    attack_error: RefCell<Option<String>>,
+}
+
+/// Shows `text` in the status line (a live region); `state` is loading, working, ready, error
+/// or panic. Never fails: with no page to write to, it writes to the console.
+pub fn set_status(state: &str, text: &str) {
+    match web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("status")) {
+        Some(status) => {
+            let _ = status.set_attribute("data-state", state);
+            status.set_text_content(Some(text));
+        }
+        None => web_sys::console::error_1(&format!("{state}: {text}").into()),
+    }
+}
+
+/// Shows what was wrong with the URL (and what the page did instead), or nothing.
+fn show_notices(notes: &[String]) {
+    if let Ok(box_) = by_id("notices") {
+        replace_children(&box_, notes.iter().map(|n| El::new("p").text(&format!("Note: {n}."))));
+        let _ = box_.toggle_attribute_with_force("hidden", notes.is_empty());
+    }
+}
+
+/// Starts the explorer in this page.
+pub async fn start() {
+    if let Err(e) = run().await {
+        set_status("error", &format!("The explorer could not start: {e}. Reload the page to try again."));
+    }
+}
+
+async fn run() -> Result<(), AppError> {
+    set_status("loading", "Starting the compute worker…");
+    let compute = Compute::start().await;
+    let catalog: Vec<CatalogEntry> = serde_json::from_slice(&fetch::bytes(CATALOG_URL).await?).map_err(|e| AppError::Data(format!("{CATALOG_URL}: {e}")))?;
+    if catalog.is_empty() {
+        return Err(AppError::Data(format!("{CATALOG_URL} lists no models")));
+    }
+    let select = by_id("model")?;
+    replace_children(&select, catalog.iter().map(|e| El::new("option").attr("value", &e.id).text(&e.title)));
+    let app = Rc::new(App {
+        compute,
+        catalog,
+        model: RefCell::new(None),
+        engine: Cell::new(EnginePref::Auto),
+        state: RefCell::new(PageState::default()),
+        generation: Cell::new(0),
+        looks: Memo::new(),
+        traces: Memo::new(),
+        attacks: Memo::new(),
+        atlases: Memo::new(),
+        attack_running: Cell::new(false),
+        attack_error: RefCell::new(None),
+    });
+    listen(&app)?;
+    let query = web_sys::window().ok_or_else(|| AppError::Browser("no window".into()))?.location().search()?;
+    app.navigate(&query, Nav::Replace).await;
+    Ok(())
+}
+
+/// One listener per event type for the whole page, reading what to do from `data-*`
+/// attributes (so re-drawn panels need no new listeners).
+fn listen(app: &Rc<App>) -> Result<(), AppError> {
+    let doc = document();
+    let on_click = {
+        let app = app.clone();
+        Closure::<dyn FnMut(web_sys::MouseEvent)>::new(move |e: web_sys::MouseEvent| {
+            let Some(target) = e.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else { return };
+            if let Ok(Some(link)) = target.closest("a[data-nav]") {
+                // Let the browser open new tabs and windows itself.
+                if e.button() != 0 || e.ctrl_key() || e.meta_key() || e.shift_key() || e.alt_key() {
+                    return;
+                }
+                e.prevent_default();
+                let href = link.get_attribute("href").unwrap_or_default();
+                let app = app.clone();
+                wasm_bindgen_futures::spawn_local(async move { app.navigate(&href, Nav::Push).await });
+            } else if let Ok(Some(button)) = target.closest("button[data-action]") {
+                if button.get_attribute("data-action").as_deref() == Some("attack") {
+                    let app = app.clone();
+                    wasm_bindgen_futures::spawn_local(async move { app.attack_clicked().await });
+                }
+            }
+        })
+    };
+    doc.add_event_listener_with_callback("click", on_click.as_ref().unchecked_ref())?;
+    on_click.forget(); // one listener for the page's lifetime
+    let on_change = {
+        let app = app.clone();
+        Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+            let Some(select) = e.target().and_then(|t| t.dyn_into::<web_sys::HtmlSelectElement>().ok()) else { return };
+            let Some(param) = select.get_attribute("data-param") else { return };
+            let mut state = app.state.borrow().clone();
+            let value = select.value();
+            match param.as_str() {
+                "model" => state = PageState { model: Some(value), engine: state.engine, ..Default::default() },
+                "layer" => {
+                    state.layer = Some(value);
+                    state.neuron = None; // channel numbers belong to a layer
+                }
+                "class" => state.class = value.parse().ok(),
+                _ => return,
+            }
+            let app = app.clone();
+            wasm_bindgen_futures::spawn_local(async move { app.navigate(&state.to_query(), Nav::Push).await });
+        })
+    };
+    doc.add_event_listener_with_callback("change", on_change.as_ref().unchecked_ref())?;
+    on_change.forget();
+    let on_pop = {
+        let app = app.clone();
+        Closure::<dyn FnMut()>::new(move || {
+            let query = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
+            let app = app.clone();
+            wasm_bindgen_futures::spawn_local(async move { app.navigate(&query, Nav::Keep).await });
+        })
+    };
+    web_sys::window().ok_or_else(|| AppError::Browser("no window".into()))?.add_event_listener_with_callback("popstate", on_pop.as_ref().unchecked_ref())?;
+    on_pop.forget();
+    Ok(())
+}
+
+impl App {
+    fn current(&self, generation: u64) -> bool {
+        self.generation.get() == generation
+    }
+
+    /// Shows the state `query` describes: loads the model if it changed, checks every value
+    /// against it (saying what was wrong), records the URL and redraws.
+    async fn navigate(self: &Rc<Self>, query: &str, nav: Nav) {
+        let generation = self.generation.get() + 1;
+        self.generation.set(generation);
+        let (mut state, mut notes) = PageState::parse(query);
+        let first = &self.catalog[0];
+        let entry = match &state.model {
+            None => first,
+            Some(id) => self.catalog.iter().find(|e| e.id == *id).unwrap_or_else(|| {
+                let ids: Vec<&str> = self.catalog.iter().map(|e| e.id.as_str()).collect();
+                notes.push(format!("there is no model `{id}` here (the models: {}): showing “{}”", ids.join(", "), first.title));
+                first
+            }),
+        }
+        .clone();
+        state.model = Some(entry.id.clone());
+        let engine = state.engine.unwrap_or(EnginePref::Auto);
+        if let Ok(select) = by_id("model") {
+            if let Some(select) = select.dyn_ref::<web_sys::HtmlSelectElement>() {
+                select.set_value(&entry.id);
+            }
+        }
+        let loaded = self.model.borrow().clone().filter(|m| m.entry.id == entry.id && self.engine.get() == engine);
+        let model = match loaded {
+            Some(m) => m,
+            None => match self.load(&entry, engine, generation).await {
+                Ok(m) => m,
+                Err(e) => {
+                    if self.current(generation) {
+                        show_notices(&notes);
+                        set_status("error", &format!("Cannot open “{}”: {e}. Pick another model above.", entry.title));
+                    }
+                    return;
+                }
+            },
+        };
+        if !self.current(generation) {
+            return;
+        }
+        let layers: Vec<(String, usize)> = model.layers.iter().map(|(n, [c, _, _])| (n.clone(), *c)).collect();
+        notes.extend(state.validate(model.samples.samples.len(), &layers, model.classes().len()));
+        show_notices(&notes);
+        let url = state.to_query();
+        if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
+            let _ = match nav {
+                Nav::Push if self.state.borrow().to_query() != url => history.push_state_with_url(&JsValue::NULL, "", Some(&url)),
+                Nav::Push | Nav::Replace => history.replace_state_with_url(&JsValue::NULL, "", Some(&url)),
+                Nav::Keep => Ok(()),
+            };
+        }
+        *self.state.borrow_mut() = state;
+        if let Err(e) = self.render(&model, generation).await {
+            if self.current(generation) {
+                set_status("error", &format!("{e}. Pick another image or model, or reload the page."));
+            }
+        }
+    }
+
+    /// Loads a model in the worker with its samples, and draws what depends only on it.
+    async fn load(&self, entry: &CatalogEntry, engine: EnginePref, generation: u64) -> Result<Rc<LoadedModel>, AppError> {
+        set_status("loading", &format!("Loading “{}”…", entry.title));
+        *self.model.borrow_mut() = None;
+        for memo in [&self.looks as &dyn Clear, &self.traces, &self.attacks, &self.atlases] {
+            memo.clear_all();
+        }
+        *self.attack_error.borrow_mut() = None;
+        let base = entry.base();
+        // The worker's own base URL is a blob: URL, so it gets an absolute one.
+        let page = document().base_uri()?.unwrap_or_default();
+        let absolute = web_sys::Url::new_with_base(&base, &page).map(|u| u.href()).unwrap_or_else(|_| base.clone());
+        let info = match self.compute.request(Request::Load { base: absolute, engine }).await.map_err(AppError::Model)? {
+            Reply::Loaded(info) => info,
+            other => return Err(AppError::Model(format!("unexpected answer from the worker: {other:?}"))),
+        };
+        let samples = SampleSet::from_json(&fetch::bytes(&format!("{base}/{SAMPLES_FILE}")).await?)?;
+        if samples.shape != info.input_shape() {
+            return Err(AppError::Data(format!("{base}/{SAMPLES_FILE} holds {:?} images but the model takes {:?}", samples.shape, info.input_shape())));
+        }
+        if samples.samples.is_empty() {
+            return Err(AppError::Data(format!("{base}/{SAMPLES_FILE} has no images")));
+        }
+        let n = samples.samples.len();
+        let pixels: Vec<f32> = samples.samples.iter().flat_map(|s| s.pixels.iter().map(|&p| f32::from(p) / 255.0)).collect();
+        let probabilities = match self.compute.request(Request::Classify { pixels, n }).await.map_err(AppError::Model)? {
+            Reply::Classified(p) => p,
+            other => return Err(AppError::Model(format!("unexpected answer from the worker: {other:?}"))),
+        };
+        let layers = info.feature_layers();
+        let similarity = class_similarity(&info.spec.classes, &info.spec.hierarchy);
+        let model = Rc::new(LoadedModel { entry: entry.clone(), info, samples, probabilities, layers, similarity });
+        engine_badge(&model, &self.compute);
+        if let Ok(card) = by_id("model-card-body") {
+            replace_children(&card, [panels::card::card(&model)]);
+        }
+        if self.current(generation) {
+            *self.model.borrow_mut() = Some(model.clone());
+            self.engine.set(engine);
+        }
+        Ok(model)
+    }
+
+    /// Draws every panel for the current state, computing (or reusing) what they show.
+    async fn render(self: &Rc<Self>, model: &Rc<LoadedModel>, generation: u64) -> Result<(), AppError> {
+        let mut state = self.state.borrow().clone();
+        let focused = document().active_element().and_then(|e| e.get_attribute("data-key"));
+        by_id("gallery").map(|g| replace_children(&g, [panels::samples::gallery(model, &state)]))?;
+        let clean = model.sample_pixels(state.sample);
+        let attack = match state.image {
+            ImageKind::Adversarial => match self.attack(model, state.sample, generation).await {
+                Ok(row) => Some(row),
+                Err(e) => {
+                    show_notices(&[format!("the adversarial image could not be made ({e}): showing the real image")]);
+                    state.image = ImageKind::Real;
+                    None
+                }
+            },
+            ImageKind::Real => self.attacks.ready(&state.sample),
+        };
+        if !self.current(generation) {
+            return Ok(());
+        }
+        let image: Vec<f32> = match (&attack, state.image) {
+            (Some(row), ImageKind::Adversarial) => row.pixels.clone(),
+            _ => clean.clone(),
+        };
+        set_status("working", &format!("Looking inside {}…", if state.image == ImageKind::Real { "the image" } else { "the adversarial image" }));
+        let look = {
+            let (compute, layers, pixels) = (self.compute.clone(), model.layers.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), image.clone());
+            self.looks
+                .get((state.sample, state.image), move || {
+                    async move {
+                        match compute.request(Request::Look { pixels, layers }).await? {
+                            Reply::Looked(look) => Ok(Rc::new(look)),
+                            other => Err(format!("unexpected answer from the worker: {other:?}")),
+                        }
+                    }
+                    .boxed_local()
+                })
+                .await
+                .map_err(AppError::Model)?
+        };
+        if !self.current(generation) {
+            return Ok(());
+        }
+        let layer = state.layer.clone().or_else(|| model.layers.last().map(|(n, _)| n.clone())).unwrap_or_default();
+        let class = state.class.unwrap_or_else(|| argmax(&look.probabilities));
+        let atlas = self.atlas(model, &layer).await;
+        if !self.current(generation) {
+            return Ok(());
+        }
+        let attack_status = if self.attack_running.get() {
+            AttackStatus::Running
+        } else {
+            self.attack_error.borrow().clone().map_or(AttackStatus::Idle, AttackStatus::Failed)
+        };
+        let scene = Scene { state: &state, model, image: &image, look: &look, layer: &layer, class, atlas: &atlas, attack: attack.as_deref() };
+        by_id("network-body").map(|e| replace_children(&e, [panels::network::network(&scene)]))?;
+        let traced = (!layer.is_empty()).then(|| self.traces.ready(&(state.sample, state.image, layer.clone(), class))).flatten();
+        let top = traced.as_ref().and_then(|t| t.first()).map(|r| r.channel);
+        by_id("neuron-body").map(|e| replace_children(&e, [panels::neuron::neuron(&scene, top)]))?;
+        by_id("attack-body").map(|e| replace_children(&e, [panels::attack::attack(&scene, &clean, &attack_status)]))?;
+        by_id("why-body").map(|e| replace_children(&e, [panels::why::why(&scene, traced.as_deref().map(Vec::as_slice))]))?;
+        restore_focus(focused.as_deref());
+        if layer.is_empty() {
+            set_status("ready", &ready_text(model, &state));
+            return Ok(());
+        }
+        if traced.is_none() {
+            set_status("working", "Tracing the prediction to its neurons…");
+            let trace = {
+                let (compute, pixels, layer) = (self.compute.clone(), image.clone(), layer.clone());
+                self.traces
+                    .get((state.sample, state.image, layer.clone(), class), move || {
+                        async move {
+                            match compute.request(Request::Trace { pixels, class, layer }).await? {
+                                Reply::Traced(rows) => Ok(Rc::new(rows)),
+                                other => Err(format!("unexpected answer from the worker: {other:?}")),
+                            }
+                        }
+                        .boxed_local()
+                    })
+                    .await
+                    .map_err(AppError::Model)?
+            };
+            if !self.current(generation) {
+                return Ok(());
+            }
+            let focused = document().active_element().and_then(|e| e.get_attribute("data-key"));
+            by_id("why-body").map(|e| replace_children(&e, [panels::why::why(&scene, Some(&trace))]))?;
+            if state.neuron.is_none() {
+                let top = trace.first().map(|r| r.channel);
+                by_id("neuron-body").map(|e| replace_children(&e, [panels::neuron::neuron(&scene, top)]))?;
+            }
+            restore_focus(focused.as_deref());
+        }
+        set_status("ready", &ready_text(model, &state));
+        Ok(())
+    }
+
+    /// The layer's atlas, fetched the first time (only for layers the catalog lists).
+    async fn atlas(&self, model: &LoadedModel, layer: &str) -> Rc<AtlasState> {
+        if !model.entry.atlas.iter().any(|l| l == layer) {
+            return Rc::new(AtlasState::None);
+        }
+        let (base, layer_owned, classes) = (model.entry.base(), layer.to_string(), model.classes().len());
+        let result = self
+            .atlases
+            .get(layer.to_string(), move || {
+                async move {
+                    Ok(Rc::new(match Atlas::fetch(&base, &layer_owned, classes).await {
+                        Ok(atlas) => AtlasState::Loaded(Rc::new(atlas)),
+                        Err(e) => AtlasState::Broken(e.to_string()),
+                    }))
+                }
+                .boxed_local()
+            })
+            .await;
+        result.unwrap_or_else(|e| Rc::new(AtlasState::Broken(e)))
+    }
+
+    /// The PGD attack on `sample`, run once per sample and model.
+    async fn attack(&self, model: &LoadedModel, sample: usize, generation: u64) -> Result<Rc<AttackRow>, String> {
+        if let Some(row) = self.attacks.ready(&sample) {
+            return Ok(row);
+        }
+        if self.current(generation) {
+            set_status("working", &format!("Attacking sample {sample} ({ATTACK_STEPS} steps)…"));
+        }
+        let (compute, pixels, label, epsilon) = (self.compute.clone(), model.sample_pixels(sample), model.samples.samples[sample].label, model.epsilon());
+        self.attack_running.set(true);
+        let result = self
+            .attacks
+            .get(sample, move || {
+                async move {
+                    match compute.request(Request::Attack { pixels, label, epsilon, steps: ATTACK_STEPS }).await? {
+                        Reply::Attacked(row) => Ok(Rc::new(row)),
+                        other => Err(format!("unexpected answer from the worker: {other:?}")),
+                    }
+                }
+                .boxed_local()
+            })
+            .await;
+        self.attack_running.set(false);
+        result
+    }
+
+    /// The attack button: attack the current sample, then show the adversarial image. Clicks
+    /// while an attack runs do nothing (the button is disabled too).
+    async fn attack_clicked(self: &Rc<Self>) {
+        if self.attack_running.get() {
+            return;
+        }
+        let Some(model) = self.model.borrow().clone() else { return };
+        let sample = self.state.borrow().sample;
+        *self.attack_error.borrow_mut() = None;
+        panels::attack::mark_running();
+        let generation = self.generation.get();
+        let result = self.attack(&model, sample, generation).await;
+        let still_here = self.model.borrow().as_ref().is_some_and(|m| Rc::ptr_eq(m, &model)) && self.state.borrow().sample == sample;
+        let mut next = self.state.borrow().clone();
+        match result {
+            Ok(_) if still_here => {
+                next.image = ImageKind::Adversarial;
+                next.class = None;
+                self.navigate(&next.to_query(), Nav::Push).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                *self.attack_error.borrow_mut() = Some(e);
+                if still_here {
+                    self.navigate(&next.to_query(), Nav::Replace).await;
+                }
+            }
+        }
+    }
+}
+
+/// The memos of different types, cleared together when the model changes.
+trait Clear {
+    fn clear_all(&self);
+}
+
+impl<K: Eq + Hash + Clone, T: 'static> Clear for Memo<K, T> {
+    fn clear_all(&self) {
+        self.clear();
+    }
+}
+
+fn ready_text(model: &LoadedModel, state: &PageState) -> String {
+    let which = if state.image == ImageKind::Adversarial { "the adversarial version of " } else { "" };
+    format!("Ready: {which}sample {} of “{}”.", state.sample, model.entry.title)
+}
+
+/// Keyboard users keep their place: the element with the same `data-key` gets the focus back.
+fn restore_focus(key: Option<&str>) {
+    let Some(key) = key else { return };
+    if let Ok(Some(e)) = document().query_selector(&format!("[data-key=\"{}\"]", key.replace('"', ""))) {
+        if let Some(e) = e.dyn_ref::<web_sys::HtmlElement>() {
+            let _ = e.focus();
+        }
+    }
+}
+
+fn engine_badge(model: &LoadedModel, compute: &Compute) {
+    let Ok(badge) = by_id("engine") else { return };
+    let _ = badge.set_attribute("data-engine", &model.info.engine);
+    let _ = badge.set_attribute("data-worker", &compute.main_thread_reason.is_none().to_string());
+    let mut text = format!("Running on {}", model.info.engine_description);
+    if let Some(why) = &model.info.fallback_reason {
+        text += &format!(" — WebGPU unavailable: {why}");
+    }
+    text += &match &compute.main_thread_reason {
+        None => ", in a background worker".to_string(),
+        Some(why) => format!(", on the page's main thread (no worker: {why})"),
+    };
+    badge.set_text_content(Some(&text));
+}

@@ -1,0 +1,115 @@
+//! The worker's side: one model on one engine, answering the page's [`Request`]s with
+//! `advlens_shared` — the same code the CLI runs (prediction, tracing, attacks).
+
+use std::sync::Arc;
+
+use advlens_shared::analysis::trace::trace;
+use advlens_shared::attack::{attack, AttackSpec};
+use advlens_shared::model::{Bundle, SPEC_FILE, WEIGHTS_FILE};
+use advlens_shared::tensor::softmax;
+use advlens_shared::{Engine, Tensor};
+
+use crate::error::AppError;
+use crate::fetch;
+use crate::protocol::{AttackRow, EnginePref, InfluenceRow, LayerMaps, Look, ModelInfo, Pixels, Reply, Request};
+
+/// The loaded model, if any.
+#[derive(Default)]
+pub struct Lab {
+    engine: Option<Engine>,
+}
+
+impl Lab {
+    /// Answers one request; errors are sentences for people.
+    pub async fn handle(&mut self, request: Request) -> Result<Reply, String> {
+        self.try_handle(request).await.map_err(|e| e.to_string())
+    }
+
+    async fn try_handle(&mut self, request: Request) -> Result<Reply, AppError> {
+        if let Request::Load { base, engine } = request {
+            self.engine = None; // never answer for the previous model
+            let (engine, info) = load(&base, engine).await?;
+            self.engine = Some(engine);
+            return Ok(Reply::Loaded(info));
+        }
+        let engine = self.engine.as_ref().ok_or_else(|| AppError::Model("no model is loaded".into()))?;
+        match request {
+            Request::Load { .. } => unreachable!("handled above"),
+            Request::Classify { pixels, n } => {
+                let logits = engine.forward(&images(engine, pixels, n)?).await?;
+                Ok(Reply::Classified((0..n).map(|i| softmax(logits.row(i))).collect()))
+            }
+            Request::Look { pixels, layers } => {
+                let image = images(engine, pixels, 1)?;
+                let probabilities = softmax(engine.forward(&image).await?.row(0));
+                let names: Vec<&str> = layers.iter().map(String::as_str).collect();
+                let mut maps = engine.activations(&image, &names).await?;
+                let layers = layers
+                    .iter()
+                    .map(|name| {
+                        let t = maps.remove(name).ok_or_else(|| AppError::Model(format!("no layer `{name}` in this model")))?;
+                        match t.shape() {
+                            &[1, c, h, w] => Ok(LayerMaps { layer: name.clone(), shape: [c, h, w], data: t.into_data() }),
+                            s => Err(AppError::Model(format!("layer `{name}` outputs {s:?}, not feature maps"))),
+                        }
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Reply::Looked(Look { probabilities, layers }))
+            }
+            Request::Trace { pixels, class, layer } => {
+                let influences = trace(engine, &images(engine, pixels, 1)?, class, &layer).await?;
+                Ok(Reply::Traced(
+                    influences
+                        .into_iter()
+                        .map(|i| InfluenceRow { channel: i.channel, activation: i.activation, grad_x_act: i.grad_x_act, logit_drop: i.logit_drop, prob_drop: i.prob_drop })
+                        .collect(),
+                ))
+            }
+            Request::Attack { pixels, label, epsilon, steps } => {
+                if !(epsilon.is_finite() && epsilon > 0.0 && epsilon <= 1.0) || steps == 0 {
+                    return Err(AppError::Model(format!("an attack needs 0 < epsilon <= 1 and at least one step (got epsilon {epsilon}, {steps} steps)")));
+                }
+                let outcome = attack(engine, &images(engine, pixels, 1)?, label, &AttackSpec::pgd(epsilon, steps)).await?;
+                Ok(Reply::Attacked(AttackRow {
+                    pixels: outcome.image.into_data(),
+                    clean_probabilities: outcome.clean_probs,
+                    probabilities: outcome.probs,
+                    success: outcome.success,
+                    losses: outcome.losses,
+                }))
+            }
+        }
+    }
+}
+
+fn images(engine: &Engine, pixels: Pixels, n: usize) -> Result<Tensor, AppError> {
+    let [c, h, w] = engine.bundle().input_shape();
+    Ok(Tensor::new(vec![n, c, h, w], pixels)?)
+}
+
+async fn load(base: &str, pref: EnginePref) -> Result<(Engine, ModelInfo), AppError> {
+    let spec = fetch::bytes(&format!("{base}/{SPEC_FILE}")).await?;
+    let weights = fetch::bytes(&format!("{base}/{WEIGHTS_FILE}")).await?;
+    let bundle = Arc::new(Bundle::from_bytes(&spec, &weights).map_err(|e| AppError::Model(format!("{base}: {e}")))?);
+    let (engine, fallback_reason) = match pref {
+        EnginePref::Cpu => (Engine::cpu(bundle.clone()), Some("the CPU engine was asked for (?engine=cpu)".to_string())),
+        EnginePref::Auto => match Engine::webgpu(bundle.clone()).await {
+            Ok(engine) => (engine, None),
+            Err(e) => (Engine::cpu(bundle.clone()), Some(e.to_string())),
+        },
+    };
+    let spec = bundle.spec().clone();
+    let shapes = std::iter::once("input".to_string())
+        .chain(spec.nodes.iter().map(|n| n.name.clone()))
+        .filter_map(|name| bundle.shape_of(&name).map(|s| (name.clone(), s.to_vec())))
+        .collect();
+    let info = ModelInfo {
+        parameters: bundle.weights().values().map(Tensor::len).sum(),
+        spec,
+        shapes,
+        engine: engine.kind().as_str().into(),
+        engine_description: engine.describe(),
+        fallback_reason,
+    };
+    Ok((engine, info))
+}

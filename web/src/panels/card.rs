@@ -1,0 +1,50 @@
+//! The model card: what the model is, how it was trained and how well it does.
+
+use web_sys::Element;
+
+use super::LoadedModel;
+use crate::dom::El;
+
+pub fn card(model: &LoadedModel) -> Element {
+    let spec = &model.info.spec;
+    let p = &spec.provenance;
+    let mut facts: Vec<(String, String)> = vec![("model".into(), format!("{} ({})", model.entry.title, spec.name))];
+    if let Some(d) = &p.dataset {
+        facts.push(("trained on".into(), d.clone()));
+    }
+    if let Some(m) = &p.training_mode {
+        let how = match m.as_str() {
+            "standard" => "standard (real images only)".to_string(),
+            "pgd" => "PGD adversarial training (Madry et al.): trained on attacked images".to_string(),
+            "trades" => "TRADES adversarial training".to_string(),
+            "consistent" => "the paper's consistent loss: real and attacked images, and their feature maps pulled together".to_string(),
+            other => other.to_string(),
+        };
+        facts.push(("training".into(), how));
+    }
+    if let Some(e) = p.epsilon {
+        facts.push(("attack budget in training".into(), format!("ε = {e}")));
+    }
+    if let Some(acc) = p.clean_accuracy {
+        facts.push(("test accuracy".into(), format!("{:.2}%", 100.0 * acc)));
+    }
+    for (attack, acc) in &p.robust_accuracy {
+        facts.push((format!("accuracy under {attack}"), format!("{:.1}%", 100.0 * acc)));
+    }
+    facts.push(("parameters".into(), model.info.parameters.to_string()));
+    let layers: Vec<String> = spec
+        .nodes
+        .iter()
+        .map(|n| {
+            let shape = model.info.shapes.iter().find(|(name, _)| *name == n.name).map(|(_, s)| s.iter().map(usize::to_string).collect::<Vec<_>>().join("×"));
+            format!("{} {} [{}]", n.name, n.op.kind(), shape.unwrap_or_default())
+        })
+        .collect();
+    facts.push(("layers".into(), layers.join(" → ")));
+    facts.push(("classes".into(), model.classes().join(", ")));
+    if let (Some(date), Some(tool)) = (&p.date, &p.tool_version) {
+        facts.push(("exported".into(), format!("{date} by {tool}")));
+    }
+    let list = El::new("dl").children(facts.iter().flat_map(|(k, v)| [El::new("dt").text(k), El::new("dd").text(v)]));
+    list.into()
+}

@@ -1,0 +1,111 @@
+//! The page's panels. Each builds its DOM from the state and the computed results it is
+//! given — nothing else: no fetching, no computing beyond formatting, no listeners (elements
+//! carry `data-nav` links and `data-action` / `data-param` attributes that `app.rs` handles).
+//! Results carry `data-*` attributes with the raw numbers, for tests and embedding pages.
+
+pub mod attack;
+pub mod card;
+pub mod network;
+pub mod neuron;
+pub mod samples;
+pub mod why;
+
+use advlens_shared::model::SampleSet;
+
+use crate::atlas::AtlasState;
+use crate::config::CatalogEntry;
+use crate::protocol::{AttackRow, Look, ModelInfo};
+use crate::state::{ImageKind, PageState};
+
+/// A model loaded in the worker, as the page holds it.
+pub struct LoadedModel {
+    pub entry: CatalogEntry,
+    pub info: ModelInfo,
+    pub samples: SampleSet,
+    /// Each sample's class probabilities, computed by the engine.
+    pub probabilities: Vec<Vec<f32>>,
+    /// The layers whose neurons the page shows, with their `[C, H, W]`.
+    pub layers: Vec<(String, [usize; 3])>,
+    /// The class-similarity matrix of the consistency metric.
+    pub similarity: Vec<Vec<f64>>,
+}
+
+impl LoadedModel {
+    pub fn classes(&self) -> &[String] {
+        &self.info.spec.classes
+    }
+
+    /// A class's name, or its number when the model has no such class.
+    pub fn class_name(&self, c: usize) -> String {
+        self.classes().get(c).cloned().unwrap_or_else(|| format!("class {c}"))
+    }
+
+    /// The attack budget: the model's training epsilon, else the default.
+    pub fn epsilon(&self) -> f32 {
+        self.info.spec.provenance.epsilon.map_or(crate::config::DEFAULT_EPSILON, |e| e as f32)
+    }
+
+    /// Sample `k` as values in [0, 1].
+    pub fn sample_pixels(&self, k: usize) -> Vec<f32> {
+        self.samples.samples[k].pixels.iter().map(|&p| f32::from(p) / 255.0).collect()
+    }
+}
+
+/// Everything the panels draw for one state of the page.
+pub struct Scene<'a> {
+    pub state: &'a PageState,
+    pub model: &'a LoadedModel,
+    /// The image the views show (the real sample, or its adversarial version).
+    pub image: &'a [f32],
+    /// The model's view of it.
+    pub look: &'a Look,
+    /// The layer of the neuron view and of the trace.
+    pub layer: &'a str,
+    /// The class being explained.
+    pub class: usize,
+    pub atlas: &'a AtlasState,
+    /// The attack on this sample, once run.
+    pub attack: Option<&'a AttackRow>,
+}
+
+impl Scene<'_> {
+    /// The query string of this page with `change` applied.
+    pub fn href(&self, change: impl FnOnce(&mut PageState)) -> String {
+        let mut s = self.state.clone();
+        change(&mut s);
+        s.to_query()
+    }
+
+    pub fn predicted(&self) -> usize {
+        advlens_shared::tensor::argmax(&self.look.probabilities)
+    }
+
+    pub fn label(&self) -> usize {
+        self.model.samples.samples[self.state.sample].label
+    }
+
+    /// "the adversarial image" or "the image".
+    pub fn image_name(&self) -> &'static str {
+        match self.state.image {
+            ImageKind::Real => "the image",
+            ImageKind::Adversarial => "the adversarial image",
+        }
+    }
+}
+
+/// "a 7" / "an 8" / "an airplane".
+pub fn a(name: &str) -> String {
+    let vowel = name.chars().next().is_some_and(|c| "aeiouAEIOU8".contains(c)) || name == "11" || name == "18";
+    format!("{} {name}", if vowel { "an" } else { "a" })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn articles_follow_the_sound() {
+        assert_eq!(super::a("7"), "a 7");
+        assert_eq!(super::a("8"), "an 8");
+        assert_eq!(super::a("airplane"), "an airplane");
+        assert_eq!(super::a("T-shirt/top"), "a T-shirt/top");
+    }
+}

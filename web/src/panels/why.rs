@@ -1,0 +1,89 @@
+//! "Why this prediction?": the neurons of one layer with the largest effect on the explained
+//! class — the exact drop of its score when the neuron is silenced, and gradient x activation —
+//! each linked to its neuron view. The layer and the class are choices (explain the true class
+//! to see what spoke against it).
+
+use web_sys::Element;
+
+use super::Scene;
+use crate::atlas::AtlasState;
+use crate::config::{CHANNEL_PX, TOP_NEURONS};
+use crate::dom::{canvas, nav_link, El};
+use crate::draw::{heat_rgba, plane_max};
+use crate::protocol::InfluenceRow;
+
+/// The controls and, once traced, the list; `trace` is `None` while it is being computed.
+pub fn why(scene: &Scene, trace: Option<&[InfluenceRow]>) -> Element {
+    let model = scene.model;
+    let predicted = scene.predicted();
+    let layer_select = El::new("select").id("why-layer").attr("data-param", "layer").children(model.layers.iter().map(|(name, [c, _, _])| {
+        let o = El::new("option").attr("value", name).text(&format!("{name} ({c} neurons)"));
+        if name == scene.layer { o.attr("selected", "") } else { o }
+    }));
+    let class_select = El::new("select").id("why-class").attr("data-param", "class").child({
+        let o = El::new("option").attr("value", "").text(&format!("the predicted class ({})", model.class_name(predicted)));
+        if scene.state.class.is_none() { o.attr("selected", "") } else { o }
+    });
+    let class_select = class_select.children(model.classes().iter().enumerate().map(|(c, name)| {
+        let mark = if c == scene.label() { " (true class)" } else { "" };
+        let o = El::new("option").attr("value", &c.to_string()).text(&format!("{name}{mark}"));
+        if scene.state.class == Some(c) { o.attr("selected", "") } else { o }
+    }));
+    let controls = El::new("div")
+        .class("controls")
+        .child(El::new("label").attr("for", "why-layer").text("Layer "))
+        .child(layer_select)
+        .child(El::new("label").attr("for", "why-class").text(" explain "))
+        .child(class_select);
+    let class_name = model.class_name(scene.class);
+    let intro = format!(
+        "The neurons of {} that pushed the model most towards “{class_name}” on {}: silencing one (setting it to zero) lowers the class's score by the amount shown — computed exactly, one forward pass per neuron.",
+        scene.layer,
+        scene.image_name()
+    );
+    let body = El::new("div").attr("data-layer", scene.layer).attr("data-class", &scene.class.to_string()).child(controls).add("p", "explain", &intro);
+    let Some(trace) = trace else {
+        return body.attr("data-state", "running").add("p", "pending", "Tracing…").into();
+    };
+    let maps = scene.look.layers.iter().find(|m| m.layer == scene.layer);
+    let layer_max = maps.map_or(1.0, |m| (0..m.shape[0]).map(|k| plane_max(m.plane(k))).fold(0.0, f32::max));
+    let top_drop = trace.first().map_or(1.0, |r| r.logit_drop.abs().max(1e-6));
+    let atlas = match scene.atlas {
+        AtlasState::Loaded(atlas) => Some(atlas),
+        _ => None,
+    };
+    let list = El::new("ol").class("influences").children(trace.iter().take(TOP_NEURONS).map(|r| {
+        let thumb = maps.map(|m| canvas(&heat_rgba(m.plane(r.channel), layer_max), m.shape[2], m.shape[1], CHANNEL_PX / m.shape[2].max(m.shape[1]) as f64, ""));
+        let link = nav_link(&scene.href(|s| s.neuron = Some(r.channel)))
+            .class("neuron-link")
+            .attr("data-key", &format!("why-{}-{}", scene.layer, r.channel))
+            .attr("aria-label", &format!("open neuron {} of {}", r.channel, scene.layer))
+            .children(thumb)
+            .add("span", "", &format!("neuron {}", r.channel));
+        let effect = if r.logit_drop >= 0.0 {
+            format!("silencing it lowers the score of {class_name} by {:.2}", r.logit_drop)
+        } else {
+            format!("silencing it raises the score of {class_name} by {:.2}", -r.logit_drop)
+        };
+        let probability = if (100.0 * r.prob_drop).abs() >= 0.05 { format!(" (probability {:+.1} points)", -100.0 * r.prob_drop) } else { String::new() };
+        let mut detail = format!("{effect}{probability}; gradient × activation {:.2}", r.grad_x_act);
+        if let Some(row) = atlas.and_then(|at| at.meta.row_of(r.channel).map(|row| &at.meta.neurons[row])) {
+            if row.stats.silent {
+                detail += "; silent on most images";
+            } else {
+                detail += &format!("; its top real images are mostly {}s", model.class_name(row.stats.real_class));
+            }
+        }
+        let width = (100.0 * r.logit_drop.max(0.0) / top_drop).clamp(0.5, 100.0);
+        El::new("li")
+            .class("influence")
+            .attr("data-channel", &r.channel.to_string())
+            .attr("data-logit-drop", &r.logit_drop.to_string())
+            .attr("data-grad-x-act", &r.grad_x_act.to_string())
+            .attr("data-prob-drop", &r.prob_drop.to_string())
+            .child(link)
+            .child(El::new("span").class("track").child(El::new("span").class("fill").attr("style", &format!("width:{width:.1}%"))))
+            .add("span", "detail", &detail)
+    }));
+    body.attr("data-state", "done").child(list).into()
+}

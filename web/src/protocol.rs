@@ -1,0 +1,182 @@
+//! The messages between the page (main thread) and the compute worker that runs the model.
+//!
+//! Every request carries an id; the worker answers each with the same id, one request at a
+//! time and in order, so no two engine calls ever overlap (two overlapping WebGPU calls once
+//! mismatched wgpu's error scopes and panicked the page). Messages travel as JSON strings.
+
+use advlens_shared::model::ModelSpec;
+use serde::{Deserialize, Serialize};
+
+/// Which engine the page asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EnginePref {
+    /// WebGPU when the browser offers an adapter, else the CPU engine.
+    Auto,
+    /// The CPU engine (`?engine=cpu`).
+    Cpu,
+}
+
+/// One image, CHW values in [0, 1].
+pub type Pixels = Vec<f32>;
+
+/// What the page asks of the worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Fetch and validate the bundle under `base` (`model.json`, `weights.safetensors`) and
+    /// open it on an engine. Replaces any model loaded before.
+    Load { base: String, engine: EnginePref },
+    /// Class probabilities of `n` images given as one NCHW array.
+    Classify { pixels: Pixels, n: usize },
+    /// The probabilities and the feature maps of `layers` for one image.
+    Look { pixels: Pixels, layers: Vec<String> },
+    /// Every channel of `layer`, ranked by its effect on the logit of `class` for one image.
+    Trace { pixels: Pixels, class: usize, layer: String },
+    /// An untargeted L-inf PGD attack on one image whose true class is `label`.
+    Attack { pixels: Pixels, label: usize, epsilon: f32, steps: usize },
+}
+
+/// The worker's answer to one request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    Loaded(ModelInfo),
+    Classified(Vec<Vec<f32>>),
+    Looked(Look),
+    Traced(Vec<InfluenceRow>),
+    Attacked(AttackRow),
+}
+
+/// The loaded model as the page needs it for drawing (the weights stay in the worker).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub spec: ModelSpec,
+    /// Every node with its output shape (without the batch dimension).
+    pub shapes: Vec<(String, Vec<usize>)>,
+    pub parameters: usize,
+    /// `cpu` or `webgpu`.
+    pub engine: String,
+    /// Where the model runs, for people.
+    pub engine_description: String,
+    /// Why WebGPU is not used, when it is not.
+    pub fallback_reason: Option<String>,
+}
+
+impl ModelInfo {
+    /// The layers whose neurons the page shows: ReLUs that output feature maps `[C, H, W]`.
+    pub fn feature_layers(&self) -> Vec<(String, [usize; 3])> {
+        self.spec
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.op, advlens_shared::model::Op::Relu))
+            .filter_map(|n| {
+                let shape = &self.shapes.iter().find(|(name, _)| *name == n.name)?.1;
+                match shape.as_slice() {
+                    &[c, h, w] => Some((n.name.clone(), [c, h, w])),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    pub fn input_shape(&self) -> [usize; 3] {
+        let i = &self.spec.input;
+        [i.channels, i.height, i.width]
+    }
+}
+
+/// Feature maps of one layer for one image, `[C, H, W]` flattened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerMaps {
+    pub layer: String,
+    pub shape: [usize; 3],
+    pub data: Vec<f32>,
+}
+
+impl LayerMaps {
+    /// Channel `c`'s `H x W` plane.
+    pub fn plane(&self, c: usize) -> &[f32] {
+        let n = self.shape[1] * self.shape[2];
+        &self.data[c * n..(c + 1) * n]
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Look {
+    pub probabilities: Vec<f32>,
+    pub layers: Vec<LayerMaps>,
+}
+
+/// `advlens_shared::analysis::trace::Influence`, serialisable.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InfluenceRow {
+    pub channel: usize,
+    pub activation: f32,
+    pub grad_x_act: f32,
+    pub logit_drop: f32,
+    pub prob_drop: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttackRow {
+    pub pixels: Pixels,
+    pub clean_probabilities: Vec<f32>,
+    pub probabilities: Vec<f32>,
+    pub success: bool,
+    /// The attack's loss after each step.
+    pub losses: Vec<f32>,
+}
+
+/// A request on the wire.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: u32,
+    pub request: Request,
+}
+
+/// What the worker posts back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum WorkerMessage {
+    /// The worker has started and takes requests.
+    Ready,
+    /// The answer to request `id`: the reply, or an error for people.
+    Done { id: u32, result: Result<Reply, String> },
+    /// The worker hit a bug and cannot go on.
+    Panicked(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_survive_the_json_round_trip() {
+        let request = Envelope { id: 7, request: Request::Attack { pixels: vec![0.0, 0.5, 1.0], label: 3, epsilon: 0.1, steps: 10 } };
+        let back: Envelope = serde_json::from_str(&serde_json::to_string(&request).unwrap()).unwrap();
+        assert_eq!(back, request);
+        let done = WorkerMessage::Done { id: 7, result: Err("no model".into()) };
+        let back: WorkerMessage = serde_json::from_str(&serde_json::to_string(&done).unwrap()).unwrap();
+        assert_eq!(back, done);
+        let traced = WorkerMessage::Done {
+            id: 1,
+            result: Ok(Reply::Traced(vec![InfluenceRow { channel: 2, activation: 1.5, grad_x_act: 0.25, logit_drop: 3.0, prob_drop: 0.125 }])),
+        };
+        let back: WorkerMessage = serde_json::from_str(&serde_json::to_string(&traced).unwrap()).unwrap();
+        assert_eq!(back, traced);
+    }
+
+    #[test]
+    fn feature_layers_are_the_relus_with_feature_maps() {
+        let spec: ModelSpec = serde_json::from_str(include_str!("../assets/models/mnist-small/model.json")).unwrap();
+        let bundle_shapes = advlens_shared::model::check_spec(&spec).unwrap();
+        let info = ModelInfo {
+            shapes: spec.nodes.iter().map(|n| (n.name.clone(), bundle_shapes[&n.name].clone())).collect(),
+            spec,
+            parameters: 0,
+            engine: "cpu".into(),
+            engine_description: String::new(),
+            fallback_reason: None,
+        };
+        assert_eq!(info.feature_layers(), vec![("relu1".to_string(), [16, 28, 28]), ("relu2".to_string(), [32, 14, 14])]);
+        let maps = LayerMaps { layer: "l".into(), shape: [2, 1, 2], data: vec![1.0, 2.0, 3.0, 4.0] };
+        assert_eq!(maps.plane(1), &[3.0, 4.0]);
+    }
+}

@@ -1,0 +1,217 @@
+//! The page's state, which is its URL: `?model=&sample=&layer=&neuron=&class=&image=&engine=`.
+//! Parsed (percent-decoded) and checked in one place; every problem becomes a sentence the page
+//! shows, and the value falls back to its default — a bad link never leads to a dead end.
+
+use crate::protocol::EnginePref;
+
+/// Which version of the sample the views show.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ImageKind {
+    #[default]
+    Real,
+    /// The sample after the page's PGD attack (deterministic: the URL reproduces it).
+    Adversarial,
+}
+
+/// Everything a URL can say.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageState {
+    pub model: Option<String>,
+    pub sample: usize,
+    /// The layer of the neuron view and of "why this prediction?" (default: the last one).
+    pub layer: Option<String>,
+    /// The neuron (channel of `layer`) opened in the neuron view.
+    pub neuron: Option<usize>,
+    /// The class to explain (default: the predicted one).
+    pub class: Option<usize>,
+    pub image: ImageKind,
+    pub engine: Option<EnginePref>,
+}
+
+impl PageState {
+    /// Reads a query string (`?a=b&c=d`, the `?` optional). Unknown keys are ignored; values
+    /// that cannot be read are dropped with a message saying what was done instead.
+    pub fn parse(query: &str) -> (PageState, Vec<String>) {
+        let mut state = PageState::default();
+        let mut problems = Vec::new();
+        for pair in query.trim_start_matches('?').split('&').filter(|p| !p.is_empty()) {
+            let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
+            let Some(value) = percent_decode(raw) else {
+                problems.push(format!("?{key}= is not a valid URL value: ignored"));
+                continue;
+            };
+            let number = |what: &str, problems: &mut Vec<String>| match value.trim().parse::<usize>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    problems.push(format!("?{key}={value} is not a {what} number: ignored"));
+                    None
+                }
+            };
+            match key {
+                "model" if !value.is_empty() => state.model = Some(value.clone()),
+                "sample" => state.sample = number("sample", &mut problems).unwrap_or(0),
+                "layer" if !value.is_empty() => state.layer = Some(value.clone()),
+                "neuron" => state.neuron = number("neuron", &mut problems),
+                "class" => state.class = number("class", &mut problems),
+                "image" => match value.as_str() {
+                    "real" => state.image = ImageKind::Real,
+                    "adversarial" => state.image = ImageKind::Adversarial,
+                    other => problems.push(format!("?image={other} is unknown (use real or adversarial): showing the real image")),
+                },
+                "engine" => match value.as_str() {
+                    "cpu" => state.engine = Some(EnginePref::Cpu),
+                    "auto" | "webgpu" => state.engine = Some(EnginePref::Auto),
+                    other => problems.push(format!("?engine={other} is unknown (use cpu or webgpu): choosing automatically")),
+                },
+                _ => {}
+            }
+        }
+        (state, problems)
+    }
+
+    /// The query string of this state (defaults left out), starting with `?`.
+    pub fn to_query(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(m) = &self.model {
+            parts.push(format!("model={}", percent_encode(m)));
+        }
+        parts.push(format!("sample={}", self.sample));
+        if let Some(l) = &self.layer {
+            parts.push(format!("layer={}", percent_encode(l)));
+        }
+        if let Some(n) = self.neuron {
+            parts.push(format!("neuron={n}"));
+        }
+        if let Some(c) = self.class {
+            parts.push(format!("class={c}"));
+        }
+        if self.image == ImageKind::Adversarial {
+            parts.push("image=adversarial".into());
+        }
+        if self.engine == Some(EnginePref::Cpu) {
+            parts.push("engine=cpu".into());
+        }
+        format!("?{}", parts.join("&"))
+    }
+
+    /// Checks the state against the loaded model: `samples` images, `layers` with their channel
+    /// counts, `classes` classes. Out-of-range values fall back, each with a message.
+    pub fn validate(&mut self, samples: usize, layers: &[(String, usize)], classes: usize) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.sample >= samples.max(1) {
+            problems.push(format!("there is no sample {} (this model has {samples}, numbered from 0): showing sample 0", self.sample));
+            self.sample = 0;
+        }
+        if let Some(l) = &self.layer {
+            if !layers.iter().any(|(name, _)| name == l) {
+                let names: Vec<&str> = layers.iter().map(|(n, _)| n.as_str()).collect();
+                problems.push(format!("this model has no layer `{l}` (its layers: {}): showing the last one", names.join(", ")));
+                self.layer = None;
+            }
+        }
+        let channels = self.layer().and_then(|l| layers.iter().find(|(n, _)| n == l)).or(layers.last()).map_or(0, |(_, c)| *c);
+        if let Some(n) = self.neuron {
+            if n >= channels {
+                problems.push(format!("there is no neuron {n} in this layer (it has {channels}, numbered from 0)"));
+                self.neuron = None;
+            }
+        }
+        if let Some(c) = self.class {
+            if c >= classes {
+                problems.push(format!("there is no class {c} (this model has {classes}): explaining the predicted class"));
+                self.class = None;
+            }
+        }
+        problems
+    }
+
+    pub fn layer(&self) -> Option<&str> {
+        self.layer.as_deref()
+    }
+}
+
+/// Decodes `%XX` escapes and `+` (a space in query strings); `None` for a broken escape or
+/// bytes that are not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Escapes everything but unreserved characters (RFC 3986).
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_url_parses_and_round_trips() {
+        let (s, problems) = PageState::parse("?model=mnist-pgd&sample=3&layer=relu1&neuron=5&class=7&image=adversarial&engine=cpu");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(s.model.as_deref(), Some("mnist-pgd"));
+        assert_eq!((s.sample, s.layer.as_deref(), s.neuron, s.class), (3, Some("relu1"), Some(5), Some(7)));
+        assert_eq!((s.image, s.engine), (ImageKind::Adversarial, Some(EnginePref::Cpu)));
+        assert_eq!(PageState::parse(&s.to_query()).0, s);
+    }
+
+    #[test]
+    fn values_are_percent_decoded_and_encoded() {
+        let (s, _) = PageState::parse("model=my%20model%2Fv2&layer=a+b");
+        assert_eq!(s.model.as_deref(), Some("my model/v2"));
+        assert_eq!(s.layer.as_deref(), Some("a b"));
+        assert_eq!(PageState::parse(&s.to_query()).0, s);
+        assert_eq!(percent_decode("%E2%9C%93"), Some("✓".into()));
+        assert_eq!(percent_decode("%2"), None);
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%FF"), None, "not UTF-8");
+    }
+
+    #[test]
+    fn bad_values_fall_back_with_a_message() {
+        let (s, problems) = PageState::parse("?sample=abc&neuron=-1&engine=bogus&image=fake&model=%zz&other=1");
+        assert_eq!(s, PageState::default());
+        assert_eq!(problems.len(), 5, "{problems:?}");
+        assert!(problems[2].contains("?engine=bogus is unknown"), "{problems:?}");
+    }
+
+    #[test]
+    fn validation_against_the_model_names_what_exists() {
+        let layers = [("relu1".to_string(), 16), ("relu2".to_string(), 32)];
+        let mut s = PageState { sample: 99, layer: Some("conv9".into()), neuron: Some(40), class: Some(10), ..Default::default() };
+        let problems = s.validate(16, &layers, 10);
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[1].contains("relu1, relu2"), "{problems:?}");
+        assert_eq!(s, PageState::default());
+        // Neuron 20 exists in the last layer (32 channels) but not in relu1 (16).
+        let mut s = PageState { neuron: Some(20), ..Default::default() };
+        assert!(s.validate(16, &layers, 10).is_empty());
+        let mut s = PageState { layer: Some("relu1".into()), neuron: Some(20), ..Default::default() };
+        assert_eq!(s.validate(16, &layers, 10).len(), 1);
+    }
+}
