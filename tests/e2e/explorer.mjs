@@ -233,6 +233,53 @@ async function badInputs(page, base, tag) {
   console.log(`${tag} a missing atlas and a missing sprite sheet are explained, the page works`);
 }
 
+// The visitor's own images: a drawing, an upload, and uploads the page must refuse.
+async function ownImages(page, base, tag) {
+  await page.goto(`${base}?sample=0`);
+  await settled(page);
+  await page.click('#own summary');
+  const box = await page.$eval('#draw-canvas', (c) => { const r = c.getBoundingClientRect(); return { x: r.x, y: r.y, w: r.width, h: r.height }; });
+  // A vertical stroke down the middle: a "1".
+  await page.mouse.move(box.x + box.w * 0.5, box.y + box.h * 0.15);
+  await page.mouse.down();
+  for (let i = 1; i <= 10; i++) await page.mouse.move(box.x + box.w * 0.5, box.y + box.h * (0.15 + 0.07 * i));
+  await page.mouse.up();
+  await page.click('button[data-action="use-drawing"]');
+  await page.waitForFunction(() => new URL(location.href).searchParams.has('pixels'));
+  await settled(page);
+  const drawn = await page.textContent('#network .verdict');
+  if (!/^The model says \S+ \(/.test(drawn) || /right|wrong/.test(drawn)) fail(`${tag} a drawing's verdict: "${drawn}"`);
+  if (await page.$('#gallery [aria-current="true"]')) fail(`${tag} a sample stays marked current while showing a drawing`);
+  // The drawing is in the URL: a reload shows the same prediction.
+  await page.reload();
+  await settled(page);
+  if (await page.textContent('#network .verdict') !== drawn) fail(`${tag} a reload changed the drawing's prediction`);
+  console.log(`${tag} drawing: ${drawn}`);
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'advlens-upload-'));
+  const sheet = path.join(dist, 'models', 'mnist-small', 'atlas', 'relu2', 'real.png');
+  const huge = path.join(dir, 'huge.png');
+  const ihdr = Buffer.alloc(33);
+  Buffer.from('\x89PNG\r\n\x1a\n', 'latin1').copy(ihdr, 0);
+  ihdr.writeUInt32BE(13, 8); ihdr.write('IHDR', 12, 'latin1'); ihdr.writeUInt32BE(20000, 16); ihdr.writeUInt32BE(20000, 20);
+  fs.writeFileSync(huge, ihdr);
+  const text = path.join(dir, 'notes.png');
+  fs.writeFileSync(text, 'this is not an image');
+  await page.setInputFiles('#upload', sheet);
+  await page.waitForFunction(() => /your image/.test(document.querySelector('#notices')?.textContent ?? ''));
+  await settled(page);
+  const used = await page.textContent('#notices');
+  if (!/scaled to 28×28/.test(used)) fail(`${tag} an upload's note: ${used}`);
+  for (const [file, want] of [[huge, '20000×20000'], [text, 'not an image']]) {
+    const before = page.url();
+    await page.setInputFiles('#upload', file);
+    await page.waitForFunction((w) => (document.querySelector('#notices')?.textContent ?? '').includes(w), want);
+    if (page.url() !== before) fail(`${tag} a refused upload (${path.basename(file)}) changed the page state`);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  console.log(`${tag} an upload is scaled and shown; a 20000×20000 PNG and a non-image are refused with a message`);
+}
+
 async function phone(base, tag) {
   const { page, errors, done } = await browser('cpu', { width: 390, height: 844 });
   try {
@@ -274,7 +321,8 @@ try {
     // fooled, an adversarially trained one may resist.
     const epsilon = spec.provenance?.epsilon ?? 0.2;
     const options = { expected, epsilon, mustFool: !spec.provenance?.epsilon, atlas, layers };
-    const gpu = await check(base, 'webgpu', entry.id, { ...options, extras: k === 0 ? badInputs : null });
+    const extras = async (page, base, tag) => { await badInputs(page, base, tag); await ownImages(page, base, tag); };
+    const gpu = await check(base, 'webgpu', entry.id, { ...options, extras: k === 0 ? extras : null });
     if (k === 0) {
       const cpu = await check(base, 'cpu', entry.id, options);
       // The two engines trace the same numbers.

@@ -74,9 +74,10 @@ pub struct App {
     state: RefCell<PageState>,
     /// Bumped by every navigation; a render that finds it changed stops.
     generation: Cell<u64>,
-    looks: Memo<(usize, ImageKind), Look>,
-    traces: Memo<(usize, ImageKind, String, usize), Vec<InfluenceRow>>,
-    attacks: Memo<usize, AttackRow>,
+    /// Keyed by `PageState::image_key` (a sample or the visitor's own image).
+    looks: Memo<(String, ImageKind), Look>,
+    traces: Memo<(String, ImageKind, String, usize), Vec<InfluenceRow>>,
+    attacks: Memo<String, AttackRow>,
     atlases: Memo<String, AtlasState>,
     attack_running: Cell<bool>,
     attack_error: RefCell<Option<String>>,
@@ -111,8 +112,9 @@ pub async fn start() {
 
 async fn run() -> Result<(), AppError> {
     set_status("loading", "Starting the compute worker…");
-    let compute = Compute::start().await;
-    let catalog: Vec<CatalogEntry> = serde_json::from_slice(&fetch::bytes(CATALOG_URL).await?).map_err(|e| AppError::Data(format!("{CATALOG_URL}: {e}")))?;
+    // The worker starts while the catalog downloads.
+    let (compute, catalog) = futures_util::future::join(Compute::start(), fetch::bytes(CATALOG_URL)).await;
+    let catalog: Vec<CatalogEntry> = serde_json::from_slice(&catalog?).map_err(|e| AppError::Data(format!("{CATALOG_URL}: {e}")))?;
     if catalog.is_empty() {
         return Err(AppError::Data(format!("{CATALOG_URL} lists no models")));
     }
@@ -133,6 +135,7 @@ async fn run() -> Result<(), AppError> {
         attack_error: RefCell::new(None),
     });
     listen(&app)?;
+    crate::own_image::listen_for_drawing()?;
     let query = web_sys::window().ok_or_else(|| AppError::Browser("no window".into()))?.location().search()?;
     app.navigate(&query, Nav::Replace).await;
     Ok(())
@@ -156,9 +159,16 @@ fn listen(app: &Rc<App>) -> Result<(), AppError> {
                 let app = app.clone();
                 wasm_bindgen_futures::spawn_local(async move { app.navigate(&href, Nav::Push).await });
             } else if let Ok(Some(button)) = target.closest("button[data-action]") {
-                if button.get_attribute("data-action").as_deref() == Some("attack") {
-                    let app = app.clone();
-                    wasm_bindgen_futures::spawn_local(async move { app.attack_clicked().await });
+                let app = app.clone();
+                match button.get_attribute("data-action").as_deref() {
+                    Some("attack") => wasm_bindgen_futures::spawn_local(async move { app.attack_clicked().await }),
+                    Some("use-drawing") => {
+                        if let Some(pixels) = crate::own_image::drawing_pixels() {
+                            wasm_bindgen_futures::spawn_local(async move { app.show_own_image(pixels).await });
+                        }
+                    }
+                    Some("clear-drawing") => crate::own_image::clear_drawing(),
+                    _ => {}
                 }
             }
         })
@@ -168,6 +178,13 @@ fn listen(app: &Rc<App>) -> Result<(), AppError> {
     let on_change = {
         let app = app.clone();
         Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+            if let Some(input) = e.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) {
+                if let Some(file) = input.files().and_then(|f| f.get(0)) {
+                    let app = app.clone();
+                    wasm_bindgen_futures::spawn_local(async move { app.upload(file).await });
+                }
+                return;
+            }
             let Some(select) = e.target().and_then(|t| t.dyn_into::<web_sys::HtmlSelectElement>().ok()) else { return };
             let Some(param) = select.get_attribute("data-param") else { return };
             let mut state = app.state.borrow().clone();
@@ -246,7 +263,8 @@ impl App {
             return;
         }
         let layers: Vec<(String, usize)> = model.layers.iter().map(|(n, [c, _, _])| (n.clone(), *c)).collect();
-        notes.extend(state.validate(model.samples.samples.len(), &layers, model.classes().len()));
+        let input_len = model.info.input_shape().iter().product();
+        notes.extend(state.validate(model.samples.samples.len(), &layers, model.classes().len(), input_len));
         show_notices(&notes);
         let url = state.to_query();
         if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
@@ -276,11 +294,14 @@ impl App {
         // The worker's own base URL is a blob: URL, so it gets an absolute one.
         let page = document().base_uri()?.unwrap_or_default();
         let absolute = web_sys::Url::new_with_base(&base, &page).map(|u| u.href()).unwrap_or_else(|_| base.clone());
-        let info = match self.compute.request(Request::Load { base: absolute, engine }).await.map_err(AppError::Model)? {
+        // The samples download while the worker loads the model.
+        let samples_url = format!("{base}/{SAMPLES_FILE}");
+        let (loaded, samples) = futures_util::future::join(self.compute.request(Request::Load { base: absolute, engine }), fetch::bytes(&samples_url)).await;
+        let info = match loaded.map_err(AppError::Model)? {
             Reply::Loaded(info) => info,
             other => return Err(AppError::Model(format!("unexpected answer from the worker: {other:?}"))),
         };
-        let samples = SampleSet::from_json(&fetch::bytes(&format!("{base}/{SAMPLES_FILE}")).await?)?;
+        let samples = SampleSet::from_json(&samples?)?;
         if samples.shape != info.input_shape() {
             return Err(AppError::Data(format!("{base}/{SAMPLES_FILE} holds {:?} images but the model takes {:?}", samples.shape, info.input_shape())));
         }
@@ -300,6 +321,10 @@ impl App {
         if let Ok(card) = by_id("model-card-body") {
             replace_children(&card, [panels::card::card(&model)]);
         }
+        if let Ok(sources) = by_id("sources-body") {
+            replace_children(&sources, [panels::sources::sources(&model)]);
+            crate::own_image::clear_drawing();
+        }
         if self.current(generation) {
             *self.model.borrow_mut() = Some(model.clone());
             self.engine.set(engine);
@@ -312,9 +337,10 @@ impl App {
         let mut state = self.state.borrow().clone();
         let focused = document().active_element().and_then(|e| e.get_attribute("data-key"));
         by_id("gallery").map(|g| replace_children(&g, [panels::samples::gallery(model, &state)]))?;
-        let clean = model.sample_pixels(state.sample);
+        let clean = model.pixels(&state);
+        let key = state.image_key();
         let attack = match state.image {
-            ImageKind::Adversarial => match self.attack(model, state.sample, generation).await {
+            ImageKind::Adversarial => match self.attack(model, &state, generation).await {
                 Ok(row) => Some(row),
                 Err(e) => {
                     show_notices(&[format!("the adversarial image could not be made ({e}): showing the real image")]);
@@ -322,7 +348,7 @@ impl App {
                     None
                 }
             },
-            ImageKind::Real => self.attacks.ready(&state.sample),
+            ImageKind::Real => self.attacks.ready(&key),
         };
         if !self.current(generation) {
             return Ok(());
@@ -335,7 +361,7 @@ impl App {
         let look = {
             let (compute, layers, pixels) = (self.compute.clone(), model.layers.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), image.clone());
             self.looks
-                .get((state.sample, state.image), move || {
+                .get((key.clone(), state.image), move || {
                     async move {
                         match compute.request(Request::Look { pixels, layers }).await? {
                             Reply::Looked(look) => Ok(Rc::new(look)),
@@ -363,7 +389,7 @@ impl App {
         };
         let scene = Scene { state: &state, model, image: &image, look: &look, layer: &layer, class, atlas: &atlas, attack: attack.as_deref() };
         by_id("network-body").map(|e| replace_children(&e, [panels::network::network(&scene)]))?;
-        let traced = (!layer.is_empty()).then(|| self.traces.ready(&(state.sample, state.image, layer.clone(), class))).flatten();
+        let traced = (!layer.is_empty()).then(|| self.traces.ready(&(key.clone(), state.image, layer.clone(), class))).flatten();
         let top = traced.as_ref().and_then(|t| t.first()).map(|r| r.channel);
         by_id("neuron-body").map(|e| replace_children(&e, [panels::neuron::neuron(&scene, top)]))?;
         by_id("attack-body").map(|e| replace_children(&e, [panels::attack::attack(&scene, &clean, &attack_status)]))?;
@@ -378,7 +404,7 @@ impl App {
             let trace = {
                 let (compute, pixels, layer) = (self.compute.clone(), image.clone(), layer.clone());
                 self.traces
-                    .get((state.sample, state.image, layer.clone(), class), move || {
+                    .get((key.clone(), state.image, layer.clone(), class), move || {
                         async move {
                             match compute.request(Request::Trace { pixels, class, layer }).await? {
                                 Reply::Traced(rows) => Ok(Rc::new(rows)),
@@ -426,19 +452,20 @@ impl App {
         result.unwrap_or_else(|e| Rc::new(AtlasState::Broken(e)))
     }
 
-    /// The PGD attack on `sample`, run once per sample and model.
-    async fn attack(&self, model: &LoadedModel, sample: usize, generation: u64) -> Result<Rc<AttackRow>, String> {
-        if let Some(row) = self.attacks.ready(&sample) {
+    /// The PGD attack on the image `state` shows, run once per image and model.
+    async fn attack(&self, model: &LoadedModel, state: &PageState, generation: u64) -> Result<Rc<AttackRow>, String> {
+        let key = state.image_key();
+        if let Some(row) = self.attacks.ready(&key) {
             return Ok(row);
         }
         if self.current(generation) {
-            set_status("working", &format!("Attacking sample {sample} ({ATTACK_STEPS} steps)…"));
+            set_status("working", &format!("Attacking {key} ({ATTACK_STEPS} steps)…"));
         }
-        let (compute, pixels, label, epsilon) = (self.compute.clone(), model.sample_pixels(sample), model.samples.samples[sample].label, model.epsilon());
+        let (compute, pixels, label, epsilon) = (self.compute.clone(), model.pixels(state), model.label(state), model.epsilon());
         self.attack_running.set(true);
         let result = self
             .attacks
-            .get(sample, move || {
+            .get(key, move || {
                 async move {
                     match compute.request(Request::Attack { pixels, label, epsilon, steps: ATTACK_STEPS }).await? {
                         Reply::Attacked(row) => Ok(Rc::new(row)),
@@ -459,12 +486,12 @@ impl App {
             return;
         }
         let Some(model) = self.model.borrow().clone() else { return };
-        let sample = self.state.borrow().sample;
+        let state = self.state.borrow().clone();
         *self.attack_error.borrow_mut() = None;
         panels::attack::mark_running();
         let generation = self.generation.get();
-        let result = self.attack(&model, sample, generation).await;
-        let still_here = self.model.borrow().as_ref().is_some_and(|m| Rc::ptr_eq(m, &model)) && self.state.borrow().sample == sample;
+        let result = self.attack(&model, &state, generation).await;
+        let still_here = self.model.borrow().as_ref().is_some_and(|m| Rc::ptr_eq(m, &model)) && self.state.borrow().image_key() == state.image_key();
         let mut next = self.state.borrow().clone();
         match result {
             Ok(_) if still_here => {
@@ -483,6 +510,33 @@ impl App {
     }
 }
 
+impl App {
+    /// Shows the visitor's own image (drawn or uploaded): its bytes go into the URL.
+    async fn show_own_image(self: &Rc<Self>, pixels: Vec<u8>) {
+        let mut next = self.state.borrow().clone();
+        next.pixels = Some(pixels);
+        next.image = ImageKind::Real;
+        next.class = None;
+        self.navigate(&next.to_query(), Nav::Push).await;
+    }
+
+    /// An uploaded file: checked, decoded, scaled and shown — or a message saying why not.
+    async fn upload(self: &Rc<Self>, file: web_sys::File) {
+        let Some(model) = self.model.borrow().clone() else { return };
+        set_status("working", &format!("Reading {}…", file.name()));
+        match crate::own_image::upload(file, model.info.input_shape()).await {
+            Ok((pixels, what)) => {
+                self.show_own_image(pixels).await;
+                show_notices(&[format!("your image: {what}")]);
+            }
+            Err(e) => {
+                show_notices(&[format!("{e}; the page still shows the previous image")]);
+                set_status("ready", &format!("The upload was not used: {e}"));
+            }
+        }
+    }
+}
+
 /// The memos of different types, cleared together when the model changes.
 trait Clear {
     fn clear_all(&self);
@@ -496,7 +550,8 @@ impl<K: Eq + Hash + Clone, T: 'static> Clear for Memo<K, T> {
 
 fn ready_text(model: &LoadedModel, state: &PageState) -> String {
     let which = if state.image == ImageKind::Adversarial { "the adversarial version of " } else { "" };
-    format!("Ready: {which}sample {} of “{}”.", state.sample, model.entry.title)
+    let image = if state.pixels.is_some() { "your own image".to_string() } else { format!("sample {}", state.sample) };
+    format!("Ready: {which}{image} on “{}”.", model.entry.title)
 }
 
 /// Keyboard users keep their place: the element with the same `data-key` gets the focus back.

@@ -18,6 +18,12 @@ pub const ATTACK_STEPS: usize = 10;
 pub const THUMB_PX: f64 = 56.0;
 pub const LARGE_PX: f64 = 224.0;
 pub const CHANNEL_PX: f64 = 40.0;
+/// CSS pixels of the drawing area.
+pub const DRAW_PX: f64 = 168.0;
+/// Limits on uploads, checked before decoding.
+pub const UPLOAD_MAX_BYTES: u64 = 50_000_000;
+pub const UPLOAD_MAX_SIDE: u32 = 16_384;
+pub const UPLOAD_MAX_PIXELS: u64 = 50_000_000;
 /// Canvas pixels per sheet pixel of an enlarged atlas patch.
 pub const PATCH_SCALE: usize = 8;
 /// Atlas patches shown per neuron, of each kind (real, adversarial).

@@ -132,3 +132,83 @@ mod tests {
         assert!((linf(&[0.6, 0.4], &[0.5, 0.5]) - 0.1).abs() < 1e-6);
     }
 }
+
+/// CHW bytes for a model with `channels` channels from RGBA pixels (grey: the mean of R, G and
+/// B). For a one-channel model, an image that is mostly light is inverted, since MNIST-style
+/// data draws light strokes on black; the flag says whether that happened.
+pub fn rgba_to_chw(rgba: &[u8], channels: usize) -> (Vec<u8>, bool) {
+    let n = rgba.len() / 4;
+    if channels != 1 {
+        return ((0..channels.min(3)).flat_map(|c| (0..n).map(move |i| rgba[4 * i + c])).collect(), false);
+    }
+    let grey: Vec<u8> = (0..n).map(|i| ((u16::from(rgba[4 * i]) + u16::from(rgba[4 * i + 1]) + u16::from(rgba[4 * i + 2])) / 3) as u8).collect();
+    let mean = grey.iter().map(|&g| f64::from(g)).sum::<f64>() / n.max(1) as f64;
+    if mean > 127.0 {
+        (grey.iter().map(|g| 255 - g).collect(), true)
+    } else {
+        (grey, false)
+    }
+}
+
+/// Width and height from the header of a PNG, GIF or JPEG file, read before decoding so that
+/// an enormous image can be refused without the browser allocating it. `None` for other formats.
+pub fn image_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let be32 = |i: usize| bytes.get(i..i + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let be16 = |i: usize| bytes.get(i..i + 2).map(|b| u32::from(u16::from_be_bytes([b[0], b[1]])));
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.get(12..16) == Some(b"IHDR") {
+        return Some((be32(16)?, be32(20)?));
+    }
+    if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        let le16 = |i: usize| bytes.get(i..i + 2).map(|b| u32::from(u16::from_le_bytes([b[0], b[1]])));
+        return Some((le16(6)?, le16(8)?));
+    }
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        // Walk the segments to the first start-of-frame (SOF0..SOF15 but DHT, JPG, DAC).
+        let mut i = 2;
+        while i + 9 < bytes.len() {
+            if bytes[i] != 0xFF {
+                return None;
+            }
+            let marker = bytes[i + 1];
+            if marker == 0xFF {
+                i += 1;
+                continue;
+            }
+            let len = be16(i + 2)? as usize;
+            if (0xC0..=0xCF).contains(&marker) && ![0xC4, 0xC8, 0xCC].contains(&marker) {
+                return Some((be16(i + 7)?, be16(i + 5)?));
+            }
+            i += 2 + len;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    #[test]
+    fn uploads_become_model_pixels_and_light_images_are_inverted_for_grey_models() {
+        // Two pixels: black and white, RGBA.
+        let rgba = [0, 0, 0, 255, 255, 255, 255, 255];
+        assert_eq!(rgba_to_chw(&rgba, 3), (vec![0, 255, 0, 255, 0, 255], false));
+        assert_eq!(rgba_to_chw(&[0, 0, 0, 255, 100, 100, 100, 255], 1), (vec![0, 100], false), "mostly dark: kept");
+        let light = [250, 250, 250, 255, 200, 200, 200, 255];
+        assert_eq!(rgba_to_chw(&light, 1), (vec![5, 55], true));
+    }
+
+    #[test]
+    fn image_sizes_come_from_the_headers() {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        png.extend(20000u32.to_be_bytes());
+        png.extend(300u32.to_be_bytes());
+        assert_eq!(image_size(&png), Some((20000, 300)));
+        assert_eq!(image_size(b"GIF89a\x10\x00\x20\x00rest"), Some((16, 32)));
+        // SOI, an APP0 segment of length 4, then SOF0 with height 0x0102 and width 0x0304.
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0xAA, 0xBB, 0xFF, 0xC0, 0x00, 0x11, 0x08, 0x01, 0x02, 0x03, 0x04, 0x03, 0, 0];
+        assert_eq!(image_size(&jpeg), Some((0x0304, 0x0102)));
+        assert_eq!(image_size(b"not an image at all"), None);
+        assert_eq!(image_size(&png[..18]), None, "truncated");
+    }
+}

@@ -69,7 +69,12 @@ impl Lab {
                 if !(epsilon.is_finite() && epsilon > 0.0 && epsilon <= 1.0) || steps == 0 {
                     return Err(AppError::Model(format!("an attack needs 0 < epsilon <= 1 and at least one step (got epsilon {epsilon}, {steps} steps)")));
                 }
-                let outcome = attack(engine, &images(engine, pixels, 1)?, label, &AttackSpec::pgd(epsilon, steps)).await?;
+                let image = images(engine, pixels, 1)?;
+                let label = match label {
+                    Some(l) => l,
+                    None => advlens_shared::tensor::argmax(engine.forward(&image).await?.row(0)),
+                };
+                let outcome = attack(engine, &image, label, &AttackSpec::pgd(epsilon, steps)).await?;
                 Ok(Reply::Attacked(AttackRow {
                     pixels: outcome.image.into_data(),
                     clean_probabilities: outcome.clean_probs,
@@ -88,8 +93,9 @@ fn images(engine: &Engine, pixels: Pixels, n: usize) -> Result<Tensor, AppError>
 }
 
 async fn load(base: &str, pref: EnginePref) -> Result<(Engine, ModelInfo), AppError> {
-    let spec = fetch::bytes(&format!("{base}/{SPEC_FILE}")).await?;
-    let weights = fetch::bytes(&format!("{base}/{WEIGHTS_FILE}")).await?;
+    let (spec_url, weights_url) = (format!("{base}/{SPEC_FILE}"), format!("{base}/{WEIGHTS_FILE}"));
+    let (spec, weights) = futures_util::future::join(fetch::bytes(&spec_url), fetch::bytes(&weights_url)).await;
+    let (spec, weights) = (spec?, weights?);
     let bundle = Arc::new(Bundle::from_bytes(&spec, &weights).map_err(|e| AppError::Model(format!("{base}: {e}")))?);
     let (engine, fallback_reason) = match pref {
         EnginePref::Cpu => (Engine::cpu(bundle.clone()), Some("the CPU engine was asked for (?engine=cpu)".to_string())),

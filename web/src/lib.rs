@@ -18,6 +18,7 @@ mod draw;
 mod error;
 mod fetch;
 mod lab;
+mod own_image;
 mod panels;
 mod protocol;
 mod session;

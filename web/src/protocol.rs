@@ -31,8 +31,9 @@ pub enum Request {
     Look { pixels: Pixels, layers: Vec<String> },
     /// Every channel of `layer`, ranked by its effect on the logit of `class` for one image.
     Trace { pixels: Pixels, class: usize, layer: String },
-    /// An untargeted L-inf PGD attack on one image whose true class is `label`.
-    Attack { pixels: Pixels, label: usize, epsilon: f32, steps: usize },
+    /// An untargeted L-inf PGD attack on one image, away from its true class `label` (away
+    /// from the predicted class when the true one is unknown).
+    Attack { pixels: Pixels, label: Option<usize>, epsilon: f32, steps: usize },
 }
 
 /// The worker's answer to one request.
@@ -149,7 +150,7 @@ mod tests {
 
     #[test]
     fn messages_survive_the_json_round_trip() {
-        let request = Envelope { id: 7, request: Request::Attack { pixels: vec![0.0, 0.5, 1.0], label: 3, epsilon: 0.1, steps: 10 } };
+        let request = Envelope { id: 7, request: Request::Attack { pixels: vec![0.0, 0.5, 1.0], label: Some(3), epsilon: 0.1, steps: 10 } };
         let back: Envelope = serde_json::from_str(&serde_json::to_string(&request).unwrap()).unwrap();
         assert_eq!(back, request);
         let done = WorkerMessage::Done { id: 7, result: Err("no model".into()) };

@@ -1,4 +1,5 @@
-//! The page's state, which is its URL: `?model=&sample=&layer=&neuron=&class=&image=&engine=`.
+//! The page's state, which is its URL:
+//! `?model=&sample=|pixels=&layer=&neuron=&class=&image=&engine=`.
 //! Parsed (percent-decoded) and checked in one place; every problem becomes a sentence the page
 //! shows, and the value falls back to its default — a bad link never leads to a dead end.
 
@@ -18,6 +19,9 @@ pub enum ImageKind {
 pub struct PageState {
     pub model: Option<String>,
     pub sample: usize,
+    /// An image of the visitor's own (drawn or uploaded), CHW bytes at the model's input size;
+    /// shown instead of the sample. In the URL as base64url, so it can be shared too.
+    pub pixels: Option<Vec<u8>>,
     /// The layer of the neuron view and of "why this prediction?" (default: the last one).
     pub layer: Option<String>,
     /// The neuron (channel of `layer`) opened in the neuron view.
@@ -50,6 +54,10 @@ impl PageState {
             match key {
                 "model" if !value.is_empty() => state.model = Some(value.clone()),
                 "sample" => state.sample = number("sample", &mut problems).unwrap_or(0),
+                "pixels" => match base64url_decode(&value) {
+                    Some(bytes) if !bytes.is_empty() => state.pixels = Some(bytes),
+                    _ => problems.push("?pixels= is not a base64url image: showing a sample instead".into()),
+                },
                 "layer" if !value.is_empty() => state.layer = Some(value.clone()),
                 "neuron" => state.neuron = number("neuron", &mut problems),
                 "class" => state.class = number("class", &mut problems),
@@ -75,7 +83,10 @@ impl PageState {
         if let Some(m) = &self.model {
             parts.push(format!("model={}", percent_encode(m)));
         }
-        parts.push(format!("sample={}", self.sample));
+        match &self.pixels {
+            Some(p) => parts.push(format!("pixels={}", base64url_encode(p))),
+            None => parts.push(format!("sample={}", self.sample)),
+        }
         if let Some(l) = &self.layer {
             parts.push(format!("layer={}", percent_encode(l)));
         }
@@ -96,8 +107,14 @@ impl PageState {
 
     /// Checks the state against the loaded model: `samples` images, `layers` with their channel
     /// counts, `classes` classes. Out-of-range values fall back, each with a message.
-    pub fn validate(&mut self, samples: usize, layers: &[(String, usize)], classes: usize) -> Vec<String> {
+    pub fn validate(&mut self, samples: usize, layers: &[(String, usize)], classes: usize, input_len: usize) -> Vec<String> {
         let mut problems = Vec::new();
+        if let Some(p) = &self.pixels {
+            if p.len() != input_len {
+                problems.push(format!("the image in ?pixels= has {} values, this model takes {input_len}: showing a sample instead", p.len()));
+                self.pixels = None;
+            }
+        }
         if self.sample >= samples.max(1) {
             problems.push(format!("there is no sample {} (this model has {samples}, numbered from 0): showing sample 0", self.sample));
             self.sample = 0;
@@ -128,6 +145,49 @@ impl PageState {
     pub fn layer(&self) -> Option<&str> {
         self.layer.as_deref()
     }
+
+    /// A key naming the shown image (a sample or the visitor's own), for caching results.
+    pub fn image_key(&self) -> String {
+        match &self.pixels {
+            None => format!("sample {}", self.sample),
+            Some(p) => {
+                // FNV-1a: a stable name for the bytes.
+                let hash = p.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+                format!("own {hash:016x}")
+            }
+        }
+    }
+}
+
+const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// RFC 4648 base64url without padding.
+pub fn base64url_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(BASE64URL[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// The inverse of [`base64url_encode`] (padding tolerated); `None` for anything else.
+pub fn base64url_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    if s.len() % 4 == 1 {
+        return None;
+    }
+    let digit = |c: u8| BASE64URL.iter().position(|&d| d == c).map(|v| v as u32);
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    for chunk in s.as_bytes().chunks(4) {
+        let n = chunk.iter().enumerate().try_fold(0u32, |n, (i, &c)| Some(n | digit(c)? << (18 - 6 * i)))?;
+        for i in 0..chunk.len() - 1 {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    Some(out)
 }
 
 /// Decodes `%XX` escapes and `+` (a space in query strings); `None` for a broken escape or
@@ -201,17 +261,49 @@ mod tests {
     }
 
     #[test]
+    fn base64url_round_trips_and_matches_the_rfc() {
+        // RFC 4648 section 10 test vectors, in the URL alphabet without padding.
+        for (plain, coded) in [("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg"), ("fooba", "Zm9vYmE"), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(base64url_encode(plain.as_bytes()), coded);
+            assert_eq!(base64url_decode(coded).unwrap(), plain.as_bytes());
+        }
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(base64url_decode(&base64url_encode(&all)).unwrap(), all);
+        assert!(base64url_encode(&[251, 255]).contains('-') || base64url_encode(&[251, 255]).contains('_'));
+        assert_eq!(base64url_decode("Zm9v="), Some(b"foo".to_vec()));
+        assert_eq!(base64url_decode("Z"), None);
+        assert_eq!(base64url_decode("Zm+v"), None, "standard alphabet is not base64url");
+    }
+
+    #[test]
+    fn an_own_image_travels_in_the_url_and_is_checked_against_the_input_size() {
+        let s = PageState { pixels: Some(vec![0, 128, 255, 7]), ..Default::default() };
+        let q = s.to_query();
+        assert!(q.contains("pixels=AID_Bw") && !q.contains("sample"), "{q}");
+        let (back, problems) = PageState::parse(&q);
+        assert!(problems.is_empty());
+        assert_eq!(back, s);
+        assert_ne!(back.image_key(), PageState::default().image_key());
+        let mut wrong = back.clone();
+        assert_eq!(wrong.validate(16, &[], 10, 784).len(), 1);
+        assert_eq!(wrong.pixels, None);
+        let mut right = back;
+        assert!(right.validate(16, &[], 10, 4).is_empty());
+        assert_eq!(PageState::parse("?pixels=%%").1.len(), 1);
+    }
+
+    #[test]
     fn validation_against_the_model_names_what_exists() {
         let layers = [("relu1".to_string(), 16), ("relu2".to_string(), 32)];
         let mut s = PageState { sample: 99, layer: Some("conv9".into()), neuron: Some(40), class: Some(10), ..Default::default() };
-        let problems = s.validate(16, &layers, 10);
+        let problems = s.validate(16, &layers, 10, 784);
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems[1].contains("relu1, relu2"), "{problems:?}");
         assert_eq!(s, PageState::default());
         // Neuron 20 exists in the last layer (32 channels) but not in relu1 (16).
         let mut s = PageState { neuron: Some(20), ..Default::default() };
-        assert!(s.validate(16, &layers, 10).is_empty());
+        assert!(s.validate(16, &layers, 10, 784).is_empty());
         let mut s = PageState { layer: Some("relu1".into()), neuron: Some(20), ..Default::default() };
-        assert_eq!(s.validate(16, &layers, 10).len(), 1);
+        assert_eq!(s.validate(16, &layers, 10, 784).len(), 1);
     }
 }

@@ -51,14 +51,9 @@ fn result(scene: &Scene, clean: &[f32], row: &AttackRow, epsilon: f32) -> El {
     let after = argmax(&row.probabilities);
     let change = linf(&row.pixels, clean);
     let scale = LARGE_PX / 2.0 / shape[2] as f64;
-    let truth = model.class_name(label);
     let verdict = if row.success {
-        format!(
-            "The attack succeeded: the model now says {} ({:.1}%), although the image still shows {}.",
-            model.class_name(after),
-            100.0 * row.probabilities[after],
-            a(&truth)
-        )
+        let looks = label.map_or("looks the same to us".to_string(), |l| format!("still shows {}", a(&model.class_name(l))));
+        format!("The attack succeeded: the model now says {} ({:.1}%), although the image {looks}.", model.class_name(after), 100.0 * row.probabilities[after])
     } else {
         format!("The attack failed: the model resisted and still says {} ({:.1}%).", model.class_name(after), 100.0 * row.probabilities[after])
     };
@@ -66,7 +61,7 @@ fn result(scene: &Scene, clean: &[f32], row: &AttackRow, epsilon: f32) -> El {
         El::new("figure").child(canvas(&rgba, shape[2], shape[1], scale, caption)).add("figcaption", "", caption)
     };
     let probs = |title: &str, p: &[f32]| {
-        El::new("div").class("bars").add("h4", "", title).children(top_classes(p, TOP_CLASSES).into_iter().map(|(c, v)| bar(&model.class_name(c), v, &format!("{:.1}%", 100.0 * v), if c == label { "truth" } else { "" })))
+        El::new("div").class("bars").add("h4", "", title).children(top_classes(p, TOP_CLASSES).into_iter().map(|(c, v)| bar(&model.class_name(c), v, &format!("{:.1}%", 100.0 * v), if Some(c) == label { "truth" } else { "" })))
     };
     let look = match scene.state.image {
         ImageKind::Real => nav_link(&scene.href(|s| {

@@ -8,6 +8,7 @@ pub mod card;
 pub mod network;
 pub mod neuron;
 pub mod samples;
+pub mod sources;
 pub mod why;
 
 use advlens_shared::model::SampleSet;
@@ -45,9 +46,19 @@ impl LoadedModel {
         self.info.spec.provenance.epsilon.map_or(crate::config::DEFAULT_EPSILON, |e| e as f32)
     }
 
-    /// Sample `k` as values in [0, 1].
-    pub fn sample_pixels(&self, k: usize) -> Vec<f32> {
-        self.samples.samples[k].pixels.iter().map(|&p| f32::from(p) / 255.0).collect()
+    /// The image `state` shows (before any attack), CHW bytes: a sample or the visitor's own.
+    pub fn image_bytes<'a>(&'a self, state: &'a PageState) -> &'a [u8] {
+        state.pixels.as_deref().unwrap_or(&self.samples.samples[state.sample].pixels)
+    }
+
+    /// The same as values in [0, 1].
+    pub fn pixels(&self, state: &PageState) -> Vec<f32> {
+        self.image_bytes(state).iter().map(|&p| f32::from(p) / 255.0).collect()
+    }
+
+    /// The true class of the shown image, when known (a sample's label; not for own images).
+    pub fn label(&self, state: &PageState) -> Option<usize> {
+        state.pixels.is_none().then(|| self.samples.samples[state.sample].label)
     }
 }
 
@@ -80,15 +91,25 @@ impl Scene<'_> {
         advlens_shared::tensor::argmax(&self.look.probabilities)
     }
 
-    pub fn label(&self) -> usize {
-        self.model.samples.samples[self.state.sample].label
+    /// The true class, when known.
+    pub fn label(&self) -> Option<usize> {
+        self.model.label(self.state)
     }
 
-    /// "the adversarial image" or "the image".
+    /// "the adversarial image", "your image", "the image".
     pub fn image_name(&self) -> &'static str {
-        match self.state.image {
-            ImageKind::Real => "the image",
-            ImageKind::Adversarial => "the adversarial image",
+        match (self.state.image, self.state.pixels.is_some()) {
+            (ImageKind::Adversarial, _) => "the adversarial image",
+            (ImageKind::Real, true) => "your image",
+            (ImageKind::Real, false) => "the image",
+        }
+    }
+
+    /// "sample 3, a 7" or "your own image".
+    pub fn image_origin(&self) -> String {
+        match self.label() {
+            Some(l) => format!("sample {}, {}", self.state.sample, a(&self.model.class_name(l))),
+            None => "your own image".into(),
         }
     }
 }

@@ -27,14 +27,15 @@ pub fn network(scene: &Scene) -> Element {
         if scene.state.image == kind { link.attr("aria-current", "true") } else { link }
     }));
 
-    let image = canvas(&to_rgba(&to_bytes(scene.image), shape), shape[2], shape[1], LARGE_PX / 2.0 / shape[2] as f64, &format!("{} (sample {}, {})", scene.image_name(), scene.state.sample, a(&model.class_name(label))));
-    let verdict = if predicted == label {
-        format!("The model says {} ({:.1}%) — right.", model.class_name(predicted), 100.0 * probs[predicted])
-    } else {
-        format!("The model says {} ({:.1}%) — wrong: this is {}.", model.class_name(predicted), 100.0 * probs[predicted], a(&model.class_name(label)))
+    let image = canvas(&to_rgba(&to_bytes(scene.image), shape), shape[2], shape[1], LARGE_PX / 2.0 / shape[2] as f64, &format!("{} ({})", scene.image_name(), scene.image_origin()));
+    let says = format!("The model says {} ({:.1}%)", model.class_name(predicted), 100.0 * probs[predicted]);
+    let verdict = match label {
+        None => format!("{says}."),
+        Some(l) if l == predicted => format!("{says} — right."),
+        Some(l) => format!("{says} — wrong: this is {}.", a(&model.class_name(l))),
     };
     let bars = El::new("div").class("bars").attr("aria-label", "probability of each class").children(probs.iter().enumerate().map(|(c, &p)| {
-        let class = if c == predicted { "predicted" } else if c == label { "truth" } else { "" };
+        let class = if c == predicted { "predicted" } else if Some(c) == label { "truth" } else { "" };
         bar(&model.class_name(c), p, &format!("{:.1}%", 100.0 * p), class)
     }));
     let head = El::new("div")

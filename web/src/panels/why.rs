@@ -25,7 +25,7 @@ pub fn why(scene: &Scene, trace: Option<&[InfluenceRow]>) -> Element {
         if scene.state.class.is_none() { o.attr("selected", "") } else { o }
     });
     let class_select = class_select.children(model.classes().iter().enumerate().map(|(c, name)| {
-        let mark = if c == scene.label() { " (true class)" } else { "" };
+        let mark = if Some(c) == scene.label() { " (true class)" } else { "" };
         let o = El::new("option").attr("value", &c.to_string()).text(&format!("{name}{mark}"));
         if scene.state.class == Some(c) { o.attr("selected", "") } else { o }
     }));
