@@ -16,7 +16,7 @@ stage "optimising the wasm (wasm-opt -Oz)"
 for wasm in "$out"/*.wasm; do
     before=$(stat -c %s "$wasm")
     node "$wasm_opt" -Oz --enable-reference-types --enable-bulk-memory --enable-nontrapping-float-to-int \
-        --enable-sign-ext --enable-mutable-globals --enable-multivalue "$wasm" -o "$wasm.tmp"
+        --enable-sign-ext --enable-mutable-globals --enable-multivalue --enable-simd "$wasm" -o "$wasm.tmp"
     mv "$wasm.tmp" "$wasm"
     after=$(stat -c %s "$wasm")
     echo "$(basename "$wasm"): $((before / 1024)) KB -> $((after / 1024)) KB ($(gzip -9c "$wasm" | wc -c | awk '{printf "%d", $1/1024}') KB gzipped)" >&2

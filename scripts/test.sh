@@ -41,4 +41,7 @@ timed "shared engines in headless Chromium (wasm32, CPU + WebGPU)" browser_unit_
 
 timed "build the explorer (production: trunk + wasm-opt)" scripts/build-web.sh dist
 
-timed "explorer end to end in Chromium (WebGPU and CPU)" node tests/e2e/explorer.mjs dist
+# The page's trace numbers are compared with the CLI built by the native tests above.
+timed "explorer end to end in Chromium (WebGPU and CPU)" env ADVLENS_BIN="$PWD/target/debug/advlens" node tests/e2e/explorer.mjs dist
+
+timed "explorer budget (payload, first prediction, main-thread tasks)" node tests/bench/page-budget.mjs dist 3

@@ -280,6 +280,32 @@ async function ownImages(page, base, tag) {
   console.log(`${tag} an upload is scaled and shown; a 20000×20000 PNG and a non-image are refused with a message`);
 }
 
+// A course page (served from the same sub-path) embeds three views in iframes: each shows
+// its one view, ready, and nothing else.
+async function course(base, tag) {
+  const { page, errors, done } = await browser('cpu', { width: 800, height: 900 });
+  try {
+    await page.goto(`${base}course-example.html`);
+    for (const [id, view] of [['embed-network', 'network'], ['embed-why', 'why'], ['embed-attack', 'attack']]) {
+      const frame = await (await page.waitForSelector(`#${id}`)).contentFrame();
+      await frame.waitForSelector('#status[data-state="ready"]', { timeout: TIMEOUT });
+      const shown = await frame.evaluate(() => ({
+        embed: document.body.dataset.embed,
+        visible: [...document.querySelectorAll('header, #intro, #samples, #network, #why, #neuron, #attack, #model-card')].filter((e) => e.offsetParent !== null).map((e) => e.id || e.tagName.toLowerCase()),
+        wide: document.documentElement.scrollWidth > innerWidth,
+      }));
+      if (shown.embed !== view || JSON.stringify(shown.visible) !== JSON.stringify([view]) || shown.wide) fail(`${tag} iframe ${id}: ${JSON.stringify(shown)}`);
+    }
+    await page.screenshot({ path: path.join(artifacts, 'course-example.png'), fullPage: true });
+    console.log(`${tag} the course page's three embeds each show their view`);
+  } catch (e) {
+    fail(`${tag} ${e.message}`);
+  } finally {
+    for (const e of errors) fail(`${tag} ${e}`);
+    await done();
+  }
+}
+
 async function phone(base, tag) {
   const { page, errors, done } = await browser('cpu', { width: 390, height: 844 });
   try {
@@ -331,6 +357,7 @@ try {
         if (g.channel !== c.channel || !close_to(g.logitDrop, c.logitDrop)) fail(`[${entry.id}] influence ${i}: WebGPU ${JSON.stringify(g)}, CPU ${JSON.stringify(c)}`);
       });
       await phone(base, `[${entry.id} phone]`);
+      await course(base, '[course page]');
     }
   }
 } finally {

@@ -274,6 +274,7 @@ impl App {
                 Nav::Keep => Ok(()),
             };
         }
+        embed(&state);
         *self.state.borrow_mut() = state;
         if let Err(e) = self.render(&model, generation).await {
             if self.current(generation) {
@@ -552,6 +553,24 @@ fn ready_text(model: &LoadedModel, state: &PageState) -> String {
     let which = if state.image == ImageKind::Adversarial { "the adversarial version of " } else { "" };
     let image = if state.pixels.is_some() { "your own image".to_string() } else { format!("sample {}", state.sample) };
     format!("Ready: {which}{image} on “{}”.", model.entry.title)
+}
+
+/// `?embed=`: the page shows one view (CSS hides the rest) and a link to the whole explorer.
+fn embed(state: &PageState) {
+    let Some(body) = document().body() else { return };
+    match state.embed {
+        Some(view) => {
+            let _ = body.set_attribute("data-embed", view.as_str());
+            let mut full = state.clone();
+            full.embed = None;
+            if let Ok(link) = by_id("embed-link") {
+                let _ = link.set_attribute("href", &full.to_query());
+            }
+        }
+        None => {
+            let _ = body.remove_attribute("data-embed");
+        }
+    }
 }
 
 /// Keyboard users keep their place: the element with the same `data-key` gets the focus back.

@@ -30,6 +30,30 @@ pub struct PageState {
     pub class: Option<usize>,
     pub image: ImageKind,
     pub engine: Option<EnginePref>,
+    /// Show one view only, for an iframe in a course page.
+    pub embed: Option<Embed>,
+}
+
+/// The views a page can embed alone (`?embed=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Embed {
+    Network,
+    Why,
+    Neuron,
+    Attack,
+}
+
+impl Embed {
+    pub const ALL: [Embed; 4] = [Embed::Network, Embed::Why, Embed::Neuron, Embed::Attack];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Embed::Network => "network",
+            Embed::Why => "why",
+            Embed::Neuron => "neuron",
+            Embed::Attack => "attack",
+        }
+    }
 }
 
 impl PageState {
@@ -66,6 +90,10 @@ impl PageState {
                     "adversarial" => state.image = ImageKind::Adversarial,
                     other => problems.push(format!("?image={other} is unknown (use real or adversarial): showing the real image")),
                 },
+                "embed" => match Embed::ALL.into_iter().find(|e| e.as_str() == value) {
+                    Some(e) => state.embed = Some(e),
+                    None => problems.push(format!("?embed={value} is unknown (use network, why, neuron or attack): showing the whole page")),
+                },
                 "engine" => match value.as_str() {
                     "cpu" => state.engine = Some(EnginePref::Cpu),
                     "auto" | "webgpu" => state.engine = Some(EnginePref::Auto),
@@ -101,6 +129,9 @@ impl PageState {
         }
         if self.engine == Some(EnginePref::Cpu) {
             parts.push("engine=cpu".into());
+        }
+        if let Some(e) = self.embed {
+            parts.push(format!("embed={}", e.as_str()));
         }
         format!("?{}", parts.join("&"))
     }
@@ -232,8 +263,9 @@ mod tests {
 
     #[test]
     fn a_full_url_parses_and_round_trips() {
-        let (s, problems) = PageState::parse("?model=mnist-pgd&sample=3&layer=relu1&neuron=5&class=7&image=adversarial&engine=cpu");
+        let (s, problems) = PageState::parse("?model=mnist-pgd&sample=3&layer=relu1&neuron=5&class=7&image=adversarial&engine=cpu&embed=why");
         assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(s.embed, Some(Embed::Why));
         assert_eq!(s.model.as_deref(), Some("mnist-pgd"));
         assert_eq!((s.sample, s.layer.as_deref(), s.neuron, s.class), (3, Some("relu1"), Some(5), Some(7)));
         assert_eq!((s.image, s.engine), (ImageKind::Adversarial, Some(EnginePref::Cpu)));
@@ -254,9 +286,9 @@ mod tests {
 
     #[test]
     fn bad_values_fall_back_with_a_message() {
-        let (s, problems) = PageState::parse("?sample=abc&neuron=-1&engine=bogus&image=fake&model=%zz&other=1");
+        let (s, problems) = PageState::parse("?sample=abc&neuron=-1&engine=bogus&image=fake&model=%zz&other=1&embed=all");
         assert_eq!(s, PageState::default());
-        assert_eq!(problems.len(), 5, "{problems:?}");
+        assert_eq!(problems.len(), 6, "{problems:?}");
         assert!(problems[2].contains("?engine=bogus is unknown"), "{problems:?}");
     }
 

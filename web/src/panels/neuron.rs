@@ -96,6 +96,7 @@ fn atlas_view(model: &LoadedModel, atlas: &Atlas, row: usize) -> El {
         _ => numbers,
     };
     block
+        .child(histogram(model, &neuron.real, &neuron.adversarial))
         .attr("data-consis-real", &stats.consis_real.to_string())
         .attr("data-consis-adv", &stats.consis_adv_source.to_string())
         .attr("data-chance", &chance.to_string())
@@ -122,4 +123,36 @@ fn strip(model: &LoadedModel, side: usize, meta: &advlens_shared::analysis::atla
             .add("figcaption", "", &caption)
     });
     El::new("div").class(&format!("patches {kind}")).add("h4", "", title).child(El::new("div").class("strip").children(figures))
+}
+
+/// The class histograms behind consis and CS: how many of the top real images, of the top
+/// adversarial images by true class, and by the class the model was fooled into, show each class.
+fn histogram(model: &LoadedModel, real: &[AtlasEntry], adversarial: &[AtlasEntry]) -> El {
+    let classes = model.classes().len();
+    let count = |labels: &mut dyn Iterator<Item = usize>| {
+        let mut h = vec![0usize; classes];
+        labels.filter(|&l| l < classes).for_each(|l| h[l] += 1);
+        h
+    };
+    let columns = [
+        ("real images", count(&mut real.iter().map(|e| e.label))),
+        ("adversarial, true class", count(&mut adversarial.iter().map(|e| e.label))),
+        ("adversarial, fooled into", count(&mut adversarial.iter().filter_map(|e| e.target))),
+    ];
+    let most = columns.iter().flat_map(|(_, h)| h.iter().copied()).max().unwrap_or(1).max(1);
+    let head = El::new("tr").child(El::new("th").attr("scope", "col").text("class")).children(columns.iter().map(|(name, _)| El::new("th").attr("scope", "col").text(name)));
+    let rows = (0..classes).filter(|&c| columns.iter().any(|(_, h)| h[c] > 0)).map(|c| {
+        El::new("tr").child(El::new("th").attr("scope", "row").text(&model.class_name(c))).children(columns.iter().map(|(_, h)| {
+            let width = 100.0 * h[c] as f64 / most as f64;
+            El::new("td")
+                .attr("data-count", &h[c].to_string())
+                .child(El::new("span").class("count-bar").attr("style", &format!("width:{width:.0}%")))
+                .add("span", "count", &h[c].to_string())
+        }))
+    });
+    El::new("table")
+        .class("histogram")
+        .child(El::new("caption").text("Classes of its top images (the histograms behind the numbers below)"))
+        .child(El::new("thead").child(head))
+        .child(El::new("tbody").children(rows))
 }
