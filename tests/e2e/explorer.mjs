@@ -169,6 +169,9 @@ async function check(base, mode, model, { expected, epsilon, mustFool, atlas, la
     if (!(Number(outcome.linf) > 0 && Number(outcome.linf) <= epsilon + 1e-4)) fail(`${tag} attack left its budget ${epsilon}: ${outcome.linf}`);
     if (mustFool && outcome.success !== 'true') fail(`${tag} PGD-10 at eps ${epsilon} did not fool an undefended model`);
     if (advPredicted !== Number(outcome.predicted)) fail(`${tag} network view of the adversarial image predicts ${advPredicted}, the attack ${outcome.predicted}`);
+    // Each influential neuron of the adversarial prediction shows its response to the real image.
+    const before = await page.$$eval('#why .influence', (items) => items.map((i) => i.dataset.realActivation));
+    if (!before.length || before.some((v) => v === '' || !Number.isFinite(Number(v)))) fail(`${tag} responses to the real image missing: ${before}`);
     await page.screenshot({ path: path.join(artifacts, `attack-${model}-${mode}.png`), fullPage: true });
 
     // Every state is a URL: a reload reproduces the same adversarial image and view.

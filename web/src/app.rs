@@ -297,11 +297,9 @@ impl App {
         let absolute = web_sys::Url::new_with_base(&base, &page).map(|u| u.href()).unwrap_or_else(|_| base.clone());
         // The samples download while the worker loads the model.
         let samples_url = format!("{base}/{SAMPLES_FILE}");
-        let (loaded, samples) = futures_util::future::join(self.compute.request(Request::Load { base: absolute, engine }), fetch::bytes(&samples_url)).await;
-        let info = match loaded.map_err(AppError::Model)? {
-            Reply::Loaded(info) => info,
-            other => return Err(AppError::Model(format!("unexpected answer from the worker: {other:?}"))),
-        };
+        let load = self.compute.ask(Request::Load { base: absolute, engine }, |r| if let Reply::Loaded(i) = r { Ok(i) } else { Err(r) });
+        let (info, samples) = futures_util::future::join(load, fetch::bytes(&samples_url)).await;
+        let info = info.map_err(AppError::Model)?;
         let samples = SampleSet::from_json(&samples?)?;
         if samples.shape != info.input_shape() {
             return Err(AppError::Data(format!("{base}/{SAMPLES_FILE} holds {:?} images but the model takes {:?}", samples.shape, info.input_shape())));
@@ -311,10 +309,7 @@ impl App {
         }
         let n = samples.samples.len();
         let pixels: Vec<f32> = samples.samples.iter().flat_map(|s| s.pixels.iter().map(|&p| f32::from(p) / 255.0)).collect();
-        let probabilities = match self.compute.request(Request::Classify { pixels, n }).await.map_err(AppError::Model)? {
-            Reply::Classified(p) => p,
-            other => return Err(AppError::Model(format!("unexpected answer from the worker: {other:?}"))),
-        };
+        let probabilities = self.compute.ask(Request::Classify { pixels, n }, |r| if let Reply::Classified(p) = r { Ok(p) } else { Err(r) }).await.map_err(AppError::Model)?;
         let layers = info.feature_layers();
         let similarity = class_similarity(&info.spec.classes, &info.spec.hierarchy);
         let model = Rc::new(LoadedModel { entry: entry.clone(), info, samples, probabilities, layers, similarity });
@@ -359,20 +354,14 @@ impl App {
             _ => clean.clone(),
         };
         set_status("working", &format!("Looking inside {}…", if state.image == ImageKind::Real { "the image" } else { "the adversarial image" }));
-        let look = {
-            let (compute, layers, pixels) = (self.compute.clone(), model.layers.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), image.clone());
-            self.looks
-                .get((key.clone(), state.image), move || {
-                    async move {
-                        match compute.request(Request::Look { pixels, layers }).await? {
-                            Reply::Looked(look) => Ok(Rc::new(look)),
-                            other => Err(format!("unexpected answer from the worker: {other:?}")),
-                        }
-                    }
-                    .boxed_local()
-                })
-                .await
-                .map_err(AppError::Model)?
+        let look = self.look(model, &key, state.image, image.clone()).await?;
+        if !self.current(generation) {
+            return Ok(());
+        }
+        // On the adversarial image, the real image's view too, to show what changed.
+        let real_look = match state.image {
+            ImageKind::Adversarial => Some(self.look(model, &key, ImageKind::Real, clean.clone()).await?),
+            ImageKind::Real => None,
         };
         if !self.current(generation) {
             return Ok(());
@@ -388,7 +377,7 @@ impl App {
         } else {
             self.attack_error.borrow().clone().map_or(AttackStatus::Idle, AttackStatus::Failed)
         };
-        let scene = Scene { state: &state, model, image: &image, look: &look, layer: &layer, class, atlas: &atlas, attack: attack.as_deref() };
+        let scene = Scene { state: &state, model, image: &image, look: &look, real_look: real_look.as_deref(), layer: &layer, class, atlas: &atlas, attack: attack.as_deref() };
         by_id("network-body").map(|e| replace_children(&e, [panels::network::network(&scene)]))?;
         let traced = (!layer.is_empty()).then(|| self.traces.ready(&(key.clone(), state.image, layer.clone(), class))).flatten();
         let top = traced.as_ref().and_then(|t| t.first()).map(|r| r.channel);
@@ -404,18 +393,9 @@ impl App {
             set_status("working", "Tracing the prediction to its neurons…");
             let trace = {
                 let (compute, pixels, layer) = (self.compute.clone(), image.clone(), layer.clone());
-                self.traces
-                    .get((key.clone(), state.image, layer.clone(), class), move || {
-                        async move {
-                            match compute.request(Request::Trace { pixels, class, layer }).await? {
-                                Reply::Traced(rows) => Ok(Rc::new(rows)),
-                                other => Err(format!("unexpected answer from the worker: {other:?}")),
-                            }
-                        }
-                        .boxed_local()
-                    })
-                    .await
-                    .map_err(AppError::Model)?
+                let key = (key.clone(), state.image, layer.clone(), class);
+                let ask = async move { compute.ask(Request::Trace { pixels, class, layer }, |r| if let Reply::Traced(t) = r { Ok(t) } else { Err(r) }).await.map(Rc::new) };
+                self.traces.get(key, move || ask.boxed_local()).await.map_err(AppError::Model)?
             };
             if !self.current(generation) {
                 return Ok(());
@@ -430,6 +410,13 @@ impl App {
         }
         set_status("ready", &ready_text(model, &state));
         Ok(())
+    }
+
+    /// Every feature layer's maps and the probabilities for one image, computed once.
+    async fn look(&self, model: &LoadedModel, key: &str, kind: ImageKind, pixels: Vec<f32>) -> Result<Rc<Look>, AppError> {
+        let (compute, layers) = (self.compute.clone(), model.layers.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
+        let ask = async move { compute.ask(Request::Look { pixels, layers }, |r| if let Reply::Looked(l) = r { Ok(l) } else { Err(r) }).await.map(Rc::new) };
+        self.looks.get((key.to_string(), kind), move || ask.boxed_local()).await.map_err(AppError::Model)
     }
 
     /// The layer's atlas, fetched the first time (only for layers the catalog lists).
@@ -464,18 +451,9 @@ impl App {
         }
         let (compute, pixels, label, epsilon) = (self.compute.clone(), model.pixels(state), model.label(state), model.epsilon());
         self.attack_running.set(true);
-        let result = self
-            .attacks
-            .get(key, move || {
-                async move {
-                    match compute.request(Request::Attack { pixels, label, epsilon, steps: ATTACK_STEPS }).await? {
-                        Reply::Attacked(row) => Ok(Rc::new(row)),
-                        other => Err(format!("unexpected answer from the worker: {other:?}")),
-                    }
-                }
-                .boxed_local()
-            })
-            .await;
+        let request = Request::Attack { pixels, label, epsilon, steps: ATTACK_STEPS };
+        let ask = async move { compute.ask(request, |r| if let Reply::Attacked(a) = r { Ok(a) } else { Err(r) }).await.map(Rc::new) };
+        let result = self.attacks.get(key, move || ask.boxed_local()).await;
         self.attack_running.set(false);
         result
     }

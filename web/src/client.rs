@@ -108,6 +108,14 @@ impl Compute {
     }
 }
 
+impl Compute {
+    /// Sends `request` and takes its reply apart with `pick` (which hands back any other reply).
+    pub async fn ask<T>(&self, request: Request, pick: fn(Reply) -> Result<T, Reply>) -> Result<T, String> {
+        let reply = self.request(request).await?;
+        pick(reply).map_err(|other| format!("unexpected answer from the worker: {other:?}"))
+    }
+}
+
 /// A module worker that imports this crate's JavaScript module and calls `workerMain`; resolves
 /// when the worker says it is ready, or fails with the reason.
 async fn start_worker(inner: &Rc<Inner>) -> Result<web_sys::Worker, String> {

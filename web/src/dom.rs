@@ -86,14 +86,19 @@ fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
 }
 
 /// A canvas showing `rgba` (`w x h` pixels) at `scale` CSS pixels per pixel, labelled for screen
-/// readers with `label`.
+/// readers with `label` (an empty label marks it decorative).
 pub fn canvas(rgba: &[u8], w: usize, h: usize, scale: f64, label: &str) -> HtmlCanvasElement {
     let canvas: HtmlCanvasElement = document().create_element("canvas").expect_throw("canvas").unchecked_into();
     canvas.set_width(w as u32);
     canvas.set_height(h as u32);
     let _ = canvas.set_attribute("style", &format!("width:{}px;height:{}px", (w as f64 * scale).round(), (h as f64 * scale).round()));
-    let _ = canvas.set_attribute("role", "img");
-    let _ = canvas.set_attribute("aria-label", label);
+    if label.is_empty() {
+        // Decorative: the link or figure around it carries the words.
+        let _ = canvas.set_attribute("aria-hidden", "true");
+    } else {
+        let _ = canvas.set_attribute("role", "img");
+        let _ = canvas.set_attribute("aria-label", label);
+    }
     if let Some(ctx) = context(&canvas) {
         if let Ok(image) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(rgba), w as u32, h as u32) {
             let _ = ctx.put_image_data(&image, 0.0, 0.0);

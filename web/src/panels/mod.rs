@@ -70,6 +70,8 @@ pub struct Scene<'a> {
     pub image: &'a [f32],
     /// The model's view of it.
     pub look: &'a Look,
+    /// The model's view of the real image, when the views show the adversarial one.
+    pub real_look: Option<&'a Look>,
     /// The layer of the neuron view and of the trace.
     pub layer: &'a str,
     /// The class being explained.

@@ -74,6 +74,12 @@ pub fn why(scene: &Scene, trace: Option<&[InfluenceRow]>) -> Element {
                 detail += &format!("; its top real images are mostly {}s", model.class_name(row.stats.real_class));
             }
         }
+        // On an adversarial image: how the neuron responded to the real one (the paper's point:
+        // neurons of the fake class fire although nothing of that class was added).
+        let real_peak = scene.real_look.and_then(|l| l.layers.iter().find(|m| m.layer == scene.layer)).map(|m| plane_max(m.plane(r.channel)));
+        if let Some(before) = real_peak {
+            detail += &format!(". Its response: {before:.2} on the real image, {:.2} on the adversarial one", r.activation);
+        }
         let width = (100.0 * r.logit_drop.max(0.0) / top_drop).clamp(0.5, 100.0);
         El::new("li")
             .class("influence")
@@ -81,6 +87,8 @@ pub fn why(scene: &Scene, trace: Option<&[InfluenceRow]>) -> Element {
             .attr("data-logit-drop", &r.logit_drop.to_string())
             .attr("data-grad-x-act", &r.grad_x_act.to_string())
             .attr("data-prob-drop", &r.prob_drop.to_string())
+            .attr("data-activation", &r.activation.to_string())
+            .attr("data-real-activation", &real_peak.map_or(String::new(), |v| v.to_string()))
             .child(link)
             .child(El::new("span").class("track").child(El::new("span").class("fill").attr("style", &format!("width:{width:.1}%"))))
             .add("span", "detail", &detail)
