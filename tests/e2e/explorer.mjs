@@ -63,7 +63,8 @@ const influences = (page) => page.$$eval('#why .influence', (items) => items.map
 })));
 
 // The neuron view's patches must be the atlas's: the right row, its top patches in order.
-async function checkNeuronAtlas(page, tag, atlas, layer) {
+async function checkNeuronAtlas(page, tag, atlases, layer) {
+  const atlas = atlases[layer];
   const view = await page.$eval('.neuron-view', (v) => ({
     layer: v.dataset.layer, channel: Number(v.dataset.channel),
     row: v.querySelector('.atlas') ? Number(v.querySelector('.atlas').dataset.row) : null,
@@ -74,7 +75,7 @@ async function checkNeuronAtlas(page, tag, atlas, layer) {
     chance: Number(v.querySelector('.atlas')?.dataset.chance),
     note: v.querySelector('.note')?.textContent ?? '',
   }));
-  if (!atlas || atlas.layer !== layer) {
+  if (!atlas) {
     if (!/no neuron atlas/.test(view.note)) fail(`${tag} ${layer} has no atlas, but the neuron view says "${view.note}"`);
     return view;
   }
@@ -93,7 +94,7 @@ async function checkNeuronAtlas(page, tag, atlas, layer) {
   return view;
 }
 
-async function check(base, mode, model, { expected, epsilon, mustFool, atlas, layers, extras }) {
+async function check(base, mode, model, { expected, epsilon, mustFool, atlases, layers, extras }) {
   const tag = `[${model} ${mode}]`;
   const { page, errors, done } = await browser(mode);
   const longest = {};
@@ -122,7 +123,7 @@ async function check(base, mode, model, { expected, epsilon, mustFool, atlas, la
     if (traced.length !== 6) fail(`${tag} ${traced.length} influential neurons listed, expected 6`);
     if (traced.some((v, i) => i > 0 && v.logitDrop > traced[i - 1].logitDrop)) fail(`${tag} influences not sorted: ${traced.map((t) => t.logitDrop)}`);
     const lastLayer = layers[layers.length - 1][0];
-    const top = await checkNeuronAtlas(page, tag, atlas, lastLayer);
+    const top = await checkNeuronAtlas(page, tag, atlases, lastLayer);
     if (top.channel !== traced[0].channel) fail(`${tag} neuron view shows ${top.channel}, the most influential is ${traced[0].channel}`);
     await page.screenshot({ path: path.join(artifacts, `explorer-${model}-${mode}.png`), fullPage: true });
 
@@ -135,7 +136,7 @@ async function check(base, mode, model, { expected, epsilon, mustFool, atlas, la
     const switchMs = Date.now() - t1;
     if (query(page).get('layer') !== layers[0][0] || query(page).get('neuron') !== '3') fail(`${tag} URL after a channel click: ${page.url()}`);
     if (!(await page.evaluate(() => window.__sameDocument))) fail(`${tag} clicking a neuron reloaded the page`);
-    await checkNeuronAtlas(page, tag, atlas, layers[0][0]);
+    await checkNeuronAtlas(page, tag, atlases, layers[0][0]);
     longest.neuronSwitch = await page.evaluate(() => window.__longest);
 
     // Keyboard: focus sample 2, press Enter: that sample, focus kept on it.
@@ -344,12 +345,11 @@ try {
       if (n.op === 'conv2d') channels = n.out_channels;
       if (n.op === 'relu') layers.push([n.name, channels]);
     }
-    const lastLayer = layers[layers.length - 1][0];
-    const atlas = entry.atlas.includes(lastLayer) ? JSON.parse(fs.readFileSync(path.join(dir, 'atlas', lastLayer, 'atlas.json'), 'utf8')) : null;
+    const atlases = Object.fromEntries(entry.atlas.map((l) => [l, JSON.parse(fs.readFileSync(path.join(dir, 'atlas', l, 'atlas.json'), 'utf8'))]));
     // The page attacks at the model's training epsilon, else 0.2; an undefended model must be
     // fooled, an adversarially trained one may resist.
     const epsilon = spec.provenance?.epsilon ?? 0.2;
-    const options = { expected, epsilon, mustFool: !spec.provenance?.epsilon, atlas, layers };
+    const options = { expected, epsilon, mustFool: !spec.provenance?.epsilon, atlases, layers };
     const extras = async (page, base, tag) => { await badInputs(page, base, tag); await ownImages(page, base, tag); };
     const gpu = await check(base, 'webgpu', entry.id, { ...options, extras: k === 0 ? extras : null });
     if (k === 0) {
