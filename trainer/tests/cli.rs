@@ -488,3 +488,24 @@ fn reproduce_smoke_preset_runs_end_to_end() {
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(report.contains(&format!("wall clock: {}.", timings.wall_clock())), "{report}");
 }
+
+#[test]
+fn trace_json_ranks_every_neuron_of_the_layer_as_the_text_does() {
+    // The explorer's bundled model: no dataset needed.
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/assets/models/mnist-small");
+    let model = model.to_str().unwrap();
+    let out = advlens(&["trace", "--model", model, "--sample", "0", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("trace --json prints JSON");
+    let samples: serde_json::Value = serde_json::from_slice(&std::fs::read(Path::new(model).join("samples.json")).unwrap()).unwrap();
+    assert_eq!(v["predicted"], samples["samples"][0]["reference"]["predicted"]);
+    assert_eq!(v["class"], v["predicted"], "the predicted class is explained by default");
+    assert_eq!(v["layer"], "relu2");
+    let drops: Vec<f64> = v["influences"].as_array().unwrap().iter().map(|i| i["logit_drop"].as_f64().unwrap()).collect();
+    assert_eq!(drops.len(), 32, "every channel of relu2");
+    assert!(drops.windows(2).all(|w| w[0] >= w[1]), "sorted by effect: {drops:?}");
+    let text = advlens(&["trace", "--model", model, "--sample", "0", "--top", "1"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    let first: u64 = text.lines().nth(2).and_then(|l| l.split_whitespace().next()).and_then(|c| c.parse().ok()).expect("a neuron line");
+    assert_eq!(Some(first), v["influences"][0]["channel"].as_u64(), "{text}");
+}

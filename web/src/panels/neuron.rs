@@ -96,13 +96,13 @@ fn atlas_view(model: &LoadedModel, atlas: &Atlas, row: usize) -> El {
         _ => numbers,
     };
     block
-        .child(histogram(model, &neuron.real, &neuron.adversarial))
         .attr("data-consis-real", &stats.consis_real.to_string())
         .attr("data-consis-adv", &stats.consis_adv_source.to_string())
         .attr("data-chance", &chance.to_string())
         .add("p", "", &summary)
         .child(strip(model, meta.patch, meta, &atlas.real, row, &neuron.real, "real", "Top real images"))
         .child(strip(model, meta.patch, meta, &atlas.adversarial, row, &neuron.adversarial, "adversarial", "Top adversarial images (each changed invisibly to fool the model)"))
+        .child(histogram(model, &neuron.real, &neuron.adversarial))
         .child(numbers)
 }
 
