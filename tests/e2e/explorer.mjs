@@ -346,9 +346,10 @@ try {
       if (n.op === 'relu') layers.push([n.name, channels]);
     }
     const atlases = Object.fromEntries(entry.atlas.map((l) => [l, JSON.parse(fs.readFileSync(path.join(dir, 'atlas', l, 'atlas.json'), 'utf8'))]));
-    // The page attacks at the model's training epsilon, else 0.2; an undefended model must be
-    // fooled, an adversarially trained one may resist.
-    const epsilon = spec.provenance?.epsilon ?? 0.2;
+    // The page attacks at the model's training epsilon, else at the one it was evaluated at,
+    // else 0.2; an undefended model must be fooled, an adversarially trained one may resist.
+    const evaluated = Object.keys(spec.provenance?.robust_accuracy ?? {}).map((k) => Number(k.split('@')[1])).find((e) => e > 0 && e <= 1);
+    const epsilon = spec.provenance?.epsilon ?? evaluated ?? 0.2;
     const options = { expected, epsilon, mustFool: !spec.provenance?.epsilon, atlases, layers };
     const extras = async (page, base, tag) => { await badInputs(page, base, tag); await ownImages(page, base, tag); };
     const gpu = await check(base, 'webgpu', entry.id, { ...options, extras: k === 0 ? extras : null });

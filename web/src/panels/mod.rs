@@ -41,9 +41,12 @@ impl LoadedModel {
         self.classes().get(c).cloned().unwrap_or_else(|| format!("class {c}"))
     }
 
-    /// The attack budget: the model's training epsilon, else the default.
+    /// The attack budget: the model's training epsilon, else the one it was evaluated at (the
+    /// `@eps` of its robust-accuracy entries, e.g. `pgd20@0.1`), else the default.
     pub fn epsilon(&self) -> f32 {
-        self.info.spec.provenance.epsilon.map_or(crate::config::DEFAULT_EPSILON, |e| e as f32)
+        let p = &self.info.spec.provenance;
+        let evaluated = p.robust_accuracy.keys().filter_map(|k| k.split_once('@')?.1.parse::<f64>().ok()).find(|e| *e > 0.0 && *e <= 1.0);
+        p.epsilon.or(evaluated).map_or(crate::config::DEFAULT_EPSILON, |e| e as f32)
     }
 
     /// The image `state` shows (before any attack), CHW bytes: a sample or the visitor's own.
