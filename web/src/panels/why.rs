@@ -71,7 +71,7 @@ pub fn why(scene: &Scene, trace: Option<&[InfluenceRow]>) -> Element {
             if row.stats.silent {
                 detail += "; silent on most images";
             } else {
-                detail += &format!("; its top real images are mostly {}s", model.class_name(row.stats.real_class));
+                detail += &format!("; its top real images are mostly “{}”", model.class_name(row.stats.real_class));
             }
         }
         // On an adversarial image: how the neuron responded to the real one (the paper's point:
