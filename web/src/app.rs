@@ -3,14 +3,12 @@
 //! (`client.rs`), drawing in `panels/`; this file decides what to ask and when to redraw.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::hash::Hash;
 use std::rc::Rc;
 
 use advlens_shared::analysis::metrics::class_similarity;
 use advlens_shared::model::{SampleSet, SAMPLES_FILE};
 use advlens_shared::tensor::argmax;
-use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use futures_util::future::FutureExt;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -20,6 +18,7 @@ use crate::config::{CatalogEntry, ATTACK_STEPS, CATALOG_URL};
 use crate::dom::{by_id, document, replace_children, El};
 use crate::error::AppError;
 use crate::fetch;
+use crate::memo::{Clear, Memo};
 use crate::panels::attack::AttackStatus;
 use crate::panels::{self, LoadedModel, Scene};
 use crate::protocol::{AttackRow, EnginePref, InfluenceRow, Look, Reply, Request};
@@ -27,7 +26,7 @@ use crate::state::{ImageKind, PageState};
 
 /// How a navigation touches the browser history.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Nav {
+pub enum Nav {
     /// A new entry (a click).
     Push,
     /// Rewrite the current entry (start-up, a corrected URL).
@@ -36,42 +35,12 @@ enum Nav {
     Keep,
 }
 
-type Pending<T> = Shared<LocalBoxFuture<'static, Result<Rc<T>, String>>>;
-
-/// Results by key, each computed once even when asked for again while it is being computed.
-struct Memo<K, T> {
-    map: RefCell<HashMap<K, Pending<T>>>,
-}
-
-impl<K: Eq + Hash + Clone, T: 'static> Memo<K, T> {
-    fn new() -> Self {
-        Memo { map: RefCell::new(HashMap::new()) }
-    }
-
-    async fn get(&self, key: K, make: impl FnOnce() -> LocalBoxFuture<'static, Result<Rc<T>, String>>) -> Result<Rc<T>, String> {
-        let pending = self.map.borrow_mut().entry(key.clone()).or_insert_with(|| make().shared()).clone();
-        let result = pending.await;
-        if result.is_err() {
-            self.map.borrow_mut().remove(&key); // a later visit tries again
-        }
-        result
-    }
-
-    fn ready(&self, key: &K) -> Option<Rc<T>> {
-        self.map.borrow().get(key).and_then(|p| p.peek().cloned()).and_then(Result::ok)
-    }
-
-    fn clear(&self) {
-        self.map.borrow_mut().clear();
-    }
-}
-
 pub struct App {
     compute: Compute,
     catalog: Vec<CatalogEntry>,
     model: RefCell<Option<Rc<LoadedModel>>>,
     engine: Cell<EnginePref>,
-    state: RefCell<PageState>,
+    pub state: RefCell<PageState>,
     /// Bumped by every navigation; a render that finds it changed stops.
     generation: Cell<u64>,
     /// Keyed by `PageState::image_key` (a sample or the visitor's own image).
@@ -134,86 +103,10 @@ async fn run() -> Result<(), AppError> {
         attack_running: Cell::new(false),
         attack_error: RefCell::new(None),
     });
-    listen(&app)?;
+    crate::listen::listen(&app)?;
     crate::own_image::listen_for_drawing()?;
     let query = web_sys::window().ok_or_else(|| AppError::Browser("no window".into()))?.location().search()?;
     app.navigate(&query, Nav::Replace).await;
-    Ok(())
-}
-
-/// One listener per event type for the whole page, reading what to do from `data-*`
-/// attributes (so re-drawn panels need no new listeners).
-fn listen(app: &Rc<App>) -> Result<(), AppError> {
-    let doc = document();
-    let on_click = {
-        let app = app.clone();
-        Closure::<dyn FnMut(web_sys::MouseEvent)>::new(move |e: web_sys::MouseEvent| {
-            let Some(target) = e.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else { return };
-            if let Ok(Some(link)) = target.closest("a[data-nav]") {
-                // Let the browser open new tabs and windows itself.
-                if e.button() != 0 || e.ctrl_key() || e.meta_key() || e.shift_key() || e.alt_key() {
-                    return;
-                }
-                e.prevent_default();
-                let href = link.get_attribute("href").unwrap_or_default();
-                let app = app.clone();
-                wasm_bindgen_futures::spawn_local(async move { app.navigate(&href, Nav::Push).await });
-            } else if let Ok(Some(button)) = target.closest("button[data-action]") {
-                let app = app.clone();
-                match button.get_attribute("data-action").as_deref() {
-                    Some("attack") => wasm_bindgen_futures::spawn_local(async move { app.attack_clicked().await }),
-                    Some("use-drawing") => {
-                        if let Some(pixels) = crate::own_image::drawing_pixels() {
-                            wasm_bindgen_futures::spawn_local(async move { app.show_own_image(pixels).await });
-                        }
-                    }
-                    Some("clear-drawing") => crate::own_image::clear_drawing(),
-                    _ => {}
-                }
-            }
-        })
-    };
-    doc.add_event_listener_with_callback("click", on_click.as_ref().unchecked_ref())?;
-    on_click.forget(); // one listener for the page's lifetime
-    let on_change = {
-        let app = app.clone();
-        Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
-            if let Some(input) = e.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) {
-                if let Some(file) = input.files().and_then(|f| f.get(0)) {
-                    let app = app.clone();
-                    wasm_bindgen_futures::spawn_local(async move { app.upload(file).await });
-                }
-                return;
-            }
-            let Some(select) = e.target().and_then(|t| t.dyn_into::<web_sys::HtmlSelectElement>().ok()) else { return };
-            let Some(param) = select.get_attribute("data-param") else { return };
-            let mut state = app.state.borrow().clone();
-            let value = select.value();
-            match param.as_str() {
-                "model" => state = PageState { model: Some(value), engine: state.engine, ..Default::default() },
-                "layer" => {
-                    state.layer = Some(value);
-                    state.neuron = None; // channel numbers belong to a layer
-                }
-                "class" => state.class = value.parse().ok(),
-                _ => return,
-            }
-            let app = app.clone();
-            wasm_bindgen_futures::spawn_local(async move { app.navigate(&state.to_query(), Nav::Push).await });
-        })
-    };
-    doc.add_event_listener_with_callback("change", on_change.as_ref().unchecked_ref())?;
-    on_change.forget();
-    let on_pop = {
-        let app = app.clone();
-        Closure::<dyn FnMut()>::new(move || {
-            let query = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
-            let app = app.clone();
-            wasm_bindgen_futures::spawn_local(async move { app.navigate(&query, Nav::Keep).await });
-        })
-    };
-    web_sys::window().ok_or_else(|| AppError::Browser("no window".into()))?.add_event_listener_with_callback("popstate", on_pop.as_ref().unchecked_ref())?;
-    on_pop.forget();
     Ok(())
 }
 
@@ -224,7 +117,7 @@ impl App {
 
     /// Shows the state `query` describes: loads the model if it changed, checks every value
     /// against it (saying what was wrong), records the URL and redraws.
-    async fn navigate(self: &Rc<Self>, query: &str, nav: Nav) {
+    pub async fn navigate(self: &Rc<Self>, query: &str, nav: Nav) {
         let generation = self.generation.get() + 1;
         self.generation.set(generation);
         let (mut state, mut notes) = PageState::parse(query);
@@ -460,7 +353,7 @@ impl App {
 
     /// The attack button: attack the current sample, then show the adversarial image. Clicks
     /// while an attack runs do nothing (the button is disabled too).
-    async fn attack_clicked(self: &Rc<Self>) {
+    pub async fn attack_clicked(self: &Rc<Self>) {
         if self.attack_running.get() {
             return;
         }
@@ -491,7 +384,7 @@ impl App {
 
 impl App {
     /// Shows the visitor's own image (drawn or uploaded): its bytes go into the URL.
-    async fn show_own_image(self: &Rc<Self>, pixels: Vec<u8>) {
+    pub async fn show_own_image(self: &Rc<Self>, pixels: Vec<u8>) {
         let mut next = self.state.borrow().clone();
         next.pixels = Some(pixels);
         next.image = ImageKind::Real;
@@ -500,7 +393,7 @@ impl App {
     }
 
     /// An uploaded file: checked, decoded, scaled and shown — or a message saying why not.
-    async fn upload(self: &Rc<Self>, file: web_sys::File) {
+    pub async fn upload(self: &Rc<Self>, file: web_sys::File) {
         let Some(model) = self.model.borrow().clone() else { return };
         set_status("working", &format!("Reading {}…", file.name()));
         match crate::own_image::upload(file, model.info.input_shape()).await {
@@ -513,17 +406,6 @@ impl App {
                 set_status("ready", &format!("The upload was not used: {e}"));
             }
         }
-    }
-}
-
-/// The memos of different types, cleared together when the model changes.
-trait Clear {
-    fn clear_all(&self);
-}
-
-impl<K: Eq + Hash + Clone, T: 'static> Clear for Memo<K, T> {
-    fn clear_all(&self) {
-        self.clear();
     }
 }
 

@@ -3,7 +3,8 @@
 //! attack the image live to watch them change. The model runs in a Web Worker (WebGPU when
 //! the browser has it, else the CPU engine), so the page never blocks.
 //!
-//! - [`app`]: URL state, navigation and what to compute when; [`state`]: the URL's values
+//! - [`app`]: URL state, navigation and what to compute when; [`state`]: the URL's values;
+//!   [`listen`]: the page's delegated listeners; [`memo`]: results computed once
 //! - [`client`] / [`worker`] / [`lab`]: the worker, its messages ([`protocol`]) and the model
 //! - [`panels`]: the views, each building its DOM from results; [`draw`]: pure pixel functions;
 //!   [`dom`]: element helpers; [`atlas`]: neuron atlases; [`config`]: every constant
@@ -18,6 +19,8 @@ mod draw;
 mod error;
 mod fetch;
 mod lab;
+mod listen;
+mod memo;
 mod own_image;
 mod panels;
 mod protocol;
