@@ -237,6 +237,22 @@ async function badInputs(page, base, tag) {
   console.log(`${tag} a missing atlas and a missing sprite sheet are explained, the page works`);
 }
 
+// Keyboard only: Tab from the top of the page reaches every sample and every neuron.
+async function keyboard(page, base, tag, layers, samples) {
+  await page.goto(`${base}?sample=0`);
+  await settled(page);
+  const want = [...Array(samples).keys()].map((k) => `sample-${k}`).concat(layers.flatMap(([l, c]) => [...Array(c).keys()].map((k) => `n-${l}-${k}`)));
+  const reached = new Set();
+  for (let i = 0; i < want.length + 60 && reached.size < want.length; i++) {
+    await page.keyboard.press('Tab');
+    const key = await page.evaluate(() => document.activeElement?.dataset?.key);
+    if (key && want.includes(key)) reached.add(key);
+  }
+  const missing = want.filter((k) => !reached.has(k));
+  if (missing.length) fail(`${tag} Tab never reaches ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
+  else console.log(`${tag} Tab reaches all ${samples} samples and ${want.length - samples} neurons`);
+}
+
 // The visitor's own images: a drawing, an upload, and uploads the page must refuse.
 async function ownImages(page, base, tag) {
   await page.goto(`${base}?sample=0`);
@@ -351,7 +367,11 @@ try {
     const evaluated = Object.keys(spec.provenance?.robust_accuracy ?? {}).map((k) => Number(k.split('@')[1])).find((e) => e > 0 && e <= 1);
     const epsilon = spec.provenance?.epsilon ?? evaluated ?? 0.2;
     const options = { expected, epsilon, mustFool: !spec.provenance?.epsilon, atlases, layers };
-    const extras = async (page, base, tag) => { await badInputs(page, base, tag); await ownImages(page, base, tag); };
+    const extras = async (page, base, tag) => {
+      await badInputs(page, base, tag);
+      await ownImages(page, base, tag);
+      await keyboard(page, base, tag, layers, expected.length);
+    };
     const gpu = await check(base, 'webgpu', entry.id, { ...options, extras: k === 0 ? extras : null });
     if (k === 0) {
       const cpu = await check(base, 'cpu', entry.id, options);
