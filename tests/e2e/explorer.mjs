@@ -94,7 +94,7 @@ async function checkNeuronAtlas(page, tag, atlases, layer) {
   return view;
 }
 
-async function check(base, mode, model, { expected, epsilon, mustFool, atlases, layers, extras }) {
+async function check(base, mode, model, { expected, epsilon, mustFool, atlases, layers, extras, withLab }) {
   const tag = `[${model} ${mode}]`;
   const { page, errors, done } = await browser(mode);
   const longest = {};
@@ -188,9 +188,10 @@ async function check(base, mode, model, { expected, epsilon, mustFool, atlases, 
     if (Number(await page.getAttribute('#network .prediction', 'data-predicted')) !== expected[2]) fail(`${tag} back did not restore the real image's prediction`);
 
     if (process.env.ADVLENS_BIN) await checkAgainstCli(page, base, model, tag, lastLayer);
+    const lab = withLab ? await attackLab(page, base, tag, epsilon) : null;
     if (extras) await extras(page, base, tag);
     console.log(`${tag} longest main-thread task: ${JSON.stringify(longest)} ms; load ${loadMs} ms, neuron switch ${switchMs} ms, attack ${attackMs} ms`);
-    return { traced, loadMs, switchMs, attackMs, longest };
+    return { traced, lab, loadMs, switchMs, attackMs, longest };
   } catch (e) {
     fail(`${tag} ${e.message}`);
     await page.screenshot({ path: path.join(artifacts, `failure-${model}-${mode}.png`), fullPage: true }).catch(() => {});
@@ -235,6 +236,34 @@ async function badInputs(page, base, tag) {
     await page.unroute(`**/atlas/*/${file}`);
   }
   console.log(`${tag} a missing atlas and a missing sprite sheet are explained, the page works`);
+}
+
+// The attack lab's attacks, each from its URL: targeted MI-FGSM reaches its target, L2 PGD stays
+// in its L2 ball, FGSM takes one step. Returns the outcomes, to compare the two engines.
+async function attackLab(page, base, tag, epsilon) {
+  const runs = [
+    ['mi-fgsm targeted', `attack=mi-fgsm&target=3&eps=${epsilon}&steps=10`, (o) => o.success === 'true' && o.predicted === '3' && o.target === '3' && Number(o.linf) <= epsilon + 1e-4],
+    ['pgd-l2', 'attack=pgd-l2&eps=2&steps=20&seed=5', (o) => Number(o.l2) <= 2 + 1e-4 && Number(o.steps) === 20],
+    ['fgsm', `attack=fgsm&eps=${epsilon}`, (o) => Number(o.steps) === 1 && Number(o.linf) <= epsilon + 1e-4],
+  ];
+  const outcomes = {};
+  for (const [name, query, ok] of runs) {
+    await page.goto(`${base}?sample=2&image=adversarial&${query}`);
+    await settled(page);
+    const o = await page.$eval('.attack-outcome', (e) => ({ ...e.dataset }));
+    if (!ok(o)) fail(`${tag} ${name}: ${JSON.stringify(o)}`);
+    outcomes[name] = o;
+  }
+  // The controls show the URL's attack, and a form with a bad value says so instead of attacking.
+  if (await page.$eval('#attack-kind', (e) => e.value) !== 'fgsm') fail(`${tag} the attack controls do not show the URL's attack`);
+  await page.fill('#attack-steps', '0');
+  await page.selectOption('#attack-kind', 'pgd');
+  const before = page.url();
+  await page.click('#attack-button');
+  await page.waitForFunction(() => /steps/.test(document.querySelector('#notices')?.textContent ?? ''));
+  if (page.url() !== before) fail(`${tag} an attack with 0 steps changed the page`);
+  console.log(`${tag} attack lab: ${Object.entries(outcomes).map(([k, o]) => `${k} -> ${o.predicted} (success ${o.success})`).join('; ')}`);
+  return outcomes;
 }
 
 // Keyboard only: Tab from the top of the page reaches every sample and every neuron.
@@ -372,9 +401,14 @@ try {
       await ownImages(page, base, tag);
       await keyboard(page, base, tag, layers, expected.length);
     };
-    const gpu = await check(base, 'webgpu', entry.id, { ...options, extras: k === 0 ? extras : null });
+    const gpu = await check(base, 'webgpu', entry.id, { ...options, extras: k === 0 ? extras : null, withLab: k === 0 });
     if (k === 0) {
-      const cpu = await check(base, 'cpu', entry.id, options);
+      const cpu = await check(base, 'cpu', entry.id, { ...options, withLab: true });
+      // The two engines make the same adversarial images.
+      if (gpu?.lab && cpu?.lab) for (const name of Object.keys(gpu.lab)) {
+        const [g, c] = [gpu.lab[name], cpu.lab[name]];
+        if (g.predicted !== c.predicted || !close_to(Number(g.linf), Number(c.linf)) || !close_to(Number(g.l2), Number(c.l2), 1e-3)) fail(`[${entry.id}] ${name}: WebGPU ${JSON.stringify(g)}, CPU ${JSON.stringify(c)}`);
+      }
       // The two engines trace the same numbers.
       if (gpu && cpu) gpu.traced.forEach((g, i) => {
         const c = cpu.traced[i];

@@ -117,7 +117,7 @@ impl App {
 
     /// Shows the state `query` describes: loads the model if it changed, checks every value
     /// against it (saying what was wrong), records the URL and redraws.
-    pub async fn navigate(self: &Rc<Self>, query: &str, nav: Nav) {
+    pub(crate) async fn navigate(self: &Rc<Self>, query: &str, nav: Nav) {
         let generation = self.generation.get() + 1;
         self.generation.set(generation);
         let (mut state, mut notes) = PageState::parse(query);
@@ -237,7 +237,7 @@ impl App {
                     None
                 }
             },
-            ImageKind::Real => self.attacks.ready(&key),
+            ImageKind::Real => self.attacks.ready(&state.attack_key()),
         };
         if !self.current(generation) {
             return Ok(());
@@ -335,16 +335,17 @@ impl App {
 
     /// The PGD attack on the image `state` shows, run once per image and model.
     async fn attack(&self, model: &LoadedModel, state: &PageState, generation: u64) -> Result<Rc<AttackRow>, String> {
-        let key = state.image_key();
+        let key = state.attack_key();
         if let Some(row) = self.attacks.ready(&key) {
             return Ok(row);
         }
+        let attack = state.attack.resolve(model.epsilon(), ATTACK_STEPS);
         if self.current(generation) {
-            set_status("working", &format!("Attacking {key} ({ATTACK_STEPS} steps)…"));
+            set_status("working", &format!("Attacking: {}…", attack.describe(|c| model.class_name(c))));
         }
-        let (compute, pixels, label, epsilon) = (self.compute.clone(), model.pixels(state), model.label(state), model.epsilon());
+        let (compute, pixels, label) = (self.compute.clone(), model.pixels(state), model.label(state));
         self.attack_running.set(true);
-        let request = Request::Attack { pixels, label, epsilon, steps: ATTACK_STEPS };
+        let request = Request::Attack { pixels, label, attack };
         let ask = async move { compute.ask(request, |r| if let Reply::Attacked(a) = r { Ok(a) } else { Err(r) }).await.map(Rc::new) };
         let result = self.attacks.get(key, move || ask.boxed_local()).await;
         self.attack_running.set(false);
@@ -358,24 +359,31 @@ impl App {
             return;
         }
         let Some(model) = self.model.borrow().clone() else { return };
-        let state = self.state.borrow().clone();
+        let mut state = self.state.borrow().clone();
+        match panels::attack::read_form(model.classes().len()) {
+            Ok(params) => state.attack = params,
+            Err(problems) => {
+                show_notices(&problems);
+                return;
+            }
+        }
         *self.attack_error.borrow_mut() = None;
         panels::attack::mark_running();
         let generation = self.generation.get();
         let result = self.attack(&model, &state, generation).await;
         let still_here = self.model.borrow().as_ref().is_some_and(|m| Rc::ptr_eq(m, &model)) && self.state.borrow().image_key() == state.image_key();
-        let mut next = self.state.borrow().clone();
         match result {
             Ok(_) if still_here => {
-                next.image = ImageKind::Adversarial;
-                next.class = None;
-                self.navigate(&next.to_query(), Nav::Push).await;
+                state.image = ImageKind::Adversarial;
+                state.class = None;
+                self.navigate(&state.to_query(), Nav::Push).await;
             }
             Ok(_) => {}
             Err(e) => {
                 *self.attack_error.borrow_mut() = Some(e);
                 if still_here {
-                    self.navigate(&next.to_query(), Nav::Replace).await;
+                    let current = self.state.borrow().to_query();
+                    self.navigate(&current, Nav::Replace).await;
                 }
             }
         }

@@ -76,6 +76,11 @@ pub fn top_classes(probs: &[f32], k: usize) -> Vec<(usize, f32)> {
     ranked
 }
 
+/// The Euclidean distance between two images.
+pub fn l2(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt()
+}
+
 /// The largest absolute difference between two images.
 pub fn linf(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
@@ -130,6 +135,7 @@ mod tests {
         let out = perturbation_rgba(&[0.6, 0.4, 0.5], &[0.5, 0.5, 0.5], [1, 1, 3], 0.1);
         assert_eq!([out[0], out[4], out[8]], [255, 0, 128]);
         assert!((linf(&[0.6, 0.4], &[0.5, 0.5]) - 0.1).abs() < 1e-6);
+        assert!((l2(&[0.3, 0.4], &[0.0, 0.0]) - 0.5).abs() < 1e-6);
     }
 }
 

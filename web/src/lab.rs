@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use advlens_shared::analysis::trace::trace;
-use advlens_shared::attack::{attack, AttackSpec};
+use advlens_shared::attack::attack;
 use advlens_shared::model::{Bundle, SPEC_FILE, WEIGHTS_FILE};
 use advlens_shared::tensor::softmax;
 use advlens_shared::{Engine, Tensor};
@@ -65,21 +65,23 @@ impl Lab {
                         .collect(),
                 ))
             }
-            Request::Attack { pixels, label, epsilon, steps } => {
-                if !(epsilon.is_finite() && epsilon > 0.0 && epsilon <= 1.0) || steps == 0 {
-                    return Err(AppError::Model(format!("an attack needs 0 < epsilon <= 1 and at least one step (got epsilon {epsilon}, {steps} steps)")));
+            Request::Attack { pixels, label, attack: request } => {
+                let spec = request.spec();
+                if !(spec.epsilon.is_finite() && spec.epsilon > 0.0) || spec.steps == 0 || spec.steps > crate::attack_params::MAX_STEPS {
+                    return Err(AppError::Model(format!("an attack needs epsilon > 0 and 1 to {} steps (got epsilon {}, {} steps)", crate::attack_params::MAX_STEPS, spec.epsilon, spec.steps)));
                 }
                 let image = images(engine, pixels, 1)?;
                 let label = match label {
                     Some(l) => l,
                     None => advlens_shared::tensor::argmax(engine.forward(&image).await?.row(0)),
                 };
-                let outcome = attack(engine, &image, label, &AttackSpec::pgd(epsilon, steps)).await?;
+                let outcome = attack(engine, &image, label, &spec).await?;
                 Ok(Reply::Attacked(AttackRow {
                     pixels: outcome.image.into_data(),
                     clean_probabilities: outcome.clean_probs,
                     probabilities: outcome.probs,
                     success: outcome.success,
+                    target: outcome.target,
                     losses: outcome.losses,
                 }))
             }

@@ -12,6 +12,7 @@
 
 mod app;
 mod atlas;
+mod attack_params;
 mod client;
 mod config;
 mod dom;

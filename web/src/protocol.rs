@@ -5,6 +5,8 @@
 //! mismatched wgpu's error scopes and panicked the page). Messages travel as JSON strings.
 
 use advlens_shared::model::ModelSpec;
+
+use crate::attack_params::AttackRequest;
 use serde::{Deserialize, Serialize};
 
 /// Which engine the page asks for.
@@ -31,9 +33,9 @@ pub enum Request {
     Look { pixels: Pixels, layers: Vec<String> },
     /// Every channel of `layer`, ranked by its effect on the logit of `class` for one image.
     Trace { pixels: Pixels, class: usize, layer: String },
-    /// An untargeted L-inf PGD attack on one image, away from its true class `label` (away
-    /// from the predicted class when the true one is unknown).
-    Attack { pixels: Pixels, label: Option<usize>, epsilon: f32, steps: usize },
+    /// An attack on one image, away from its true class `label` (from the predicted class when
+    /// the true one is unknown) or towards the attack's target.
+    Attack { pixels: Pixels, label: Option<usize>, attack: AttackRequest },
 }
 
 /// The worker's answer to one request.
@@ -121,7 +123,10 @@ pub struct AttackRow {
     pub pixels: Pixels,
     pub clean_probabilities: Vec<f32>,
     pub probabilities: Vec<f32>,
+    /// Untargeted: the prediction left the label; targeted: it reached `target`.
     pub success: bool,
+    /// The class aimed at (given, or the least likely one for that attack).
+    pub target: Option<usize>,
     /// The attack's loss after each step.
     pub losses: Vec<f32>,
 }
@@ -150,7 +155,7 @@ mod tests {
 
     #[test]
     fn messages_survive_the_json_round_trip() {
-        let request = Envelope { id: 7, request: Request::Attack { pixels: vec![0.0, 0.5, 1.0], label: Some(3), epsilon: 0.1, steps: 10 } };
+        let request = Envelope { id: 7, request: Request::Attack { pixels: vec![0.0, 0.5, 1.0], label: Some(3), attack: crate::attack_params::AttackParams::default().resolve(0.1, 10) } };
         let back: Envelope = serde_json::from_str(&serde_json::to_string(&request).unwrap()).unwrap();
         assert_eq!(back, request);
         let done = WorkerMessage::Done { id: 7, result: Err("no model".into()) };

@@ -3,6 +3,7 @@
 //! Parsed (percent-decoded) and checked in one place; every problem becomes a sentence the page
 //! shows, and the value falls back to its default — a bad link never leads to a dead end.
 
+use crate::attack_params::AttackParams;
 use crate::protocol::EnginePref;
 
 /// Which version of the sample the views show.
@@ -15,7 +16,7 @@ pub enum ImageKind {
 }
 
 /// Everything a URL can say.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PageState {
     pub model: Option<String>,
     pub sample: usize,
@@ -32,6 +33,8 @@ pub struct PageState {
     pub engine: Option<EnginePref>,
     /// Show one view only, for an iframe in a course page.
     pub embed: Option<Embed>,
+    /// The attack that makes the adversarial image (`attack=&eps=&steps=&target=&seed=`).
+    pub attack: AttackParams,
 }
 
 /// The views a page can embed alone (`?embed=`).
@@ -68,6 +71,14 @@ impl PageState {
                 problems.push(format!("?{key}= is not a valid URL value: ignored"));
                 continue;
             };
+            match state.attack.read(key, &value) {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(problem) => {
+                    problems.push(problem);
+                    continue;
+                }
+            }
             let number = |what: &str, problems: &mut Vec<String>| match value.trim().parse::<usize>() {
                 Ok(n) => Some(n),
                 Err(_) => {
@@ -130,6 +141,7 @@ impl PageState {
         if self.engine == Some(EnginePref::Cpu) {
             parts.push("engine=cpu".into());
         }
+        parts.extend(self.attack.query_parts());
         if let Some(e) = self.embed {
             parts.push(format!("embed={}", e.as_str()));
         }
@@ -170,11 +182,22 @@ impl PageState {
                 self.class = None;
             }
         }
+        if let Some(t) = self.attack.target {
+            if t >= classes {
+                problems.push(format!("there is no class {t} to aim the attack at (this model has {classes}): attacking without a target"));
+                self.attack.target = None;
+            }
+        }
         problems
     }
 
     pub fn layer(&self) -> Option<&str> {
         self.layer.as_deref()
+    }
+
+    /// A key naming the shown image and the attack that makes its adversarial version.
+    pub fn attack_key(&self) -> String {
+        format!("{} {}", self.image_key(), self.attack.query_parts().join("&"))
     }
 
     /// A key naming the shown image (a sample or the visitor's own), for caching results.

@@ -1,4 +1,5 @@
-//! The attack panel: what an adversarial example is, a button that attacks the current sample
+//! The attack panel: what an adversarial example is, the attack's controls (kind, budget,
+//! steps, target, random start — all in the URL), a button that attacks the current image
 //! (disabled while an attack runs), and the result — the images, the perturbation made
 //! visible, the probabilities before and after and a plain verdict.
 
@@ -6,9 +7,12 @@ use advlens_shared::tensor::argmax;
 use web_sys::Element;
 
 use super::{a, Scene};
+use wasm_bindgen::JsCast;
+
+use crate::attack_params::{AttackChoice, AttackParams, AttackRequest, MAX_STEPS};
 use crate::config::{ATTACK_STEPS, LARGE_PX, TOP_CLASSES};
 use crate::dom::{bar, canvas, nav_link, El};
-use crate::draw::{linf, perturbation_rgba, to_bytes, to_rgba, top_classes};
+use crate::draw::{l2, linf, perturbation_rgba, to_bytes, to_rgba, top_classes};
 use crate::protocol::AttackRow;
 use crate::state::ImageKind;
 
@@ -22,10 +26,8 @@ pub enum AttackStatus {
 
 pub fn attack(scene: &Scene, clean: &[f32], status: &AttackStatus) -> Element {
     let model = scene.model;
-    let epsilon = model.epsilon();
-    let explain = format!(
-        "An adversarial example is an image changed by at most ε = {epsilon} per pixel (on a 0–1 scale) — too little to change what a person sees — in the direction that most changes the model's answer. This attack takes {ATTACK_STEPS} such steps (projected gradient descent, PGD), computed in your browser."
-    );
+    let request = scene.state.attack.resolve(model.epsilon(), ATTACK_STEPS);
+    let explain = "An adversarial example is an image changed so little that a person sees no difference — each pixel by at most ε, on a scale where black is 0 and white is 1 — in the direction that most changes the model's answer. The attacks below run in your browser; the default budget is the one this model was trained or evaluated at.";
     let running = *status == AttackStatus::Running;
     let button = El::new("button").id("attack-button").attr("type", "button").attr("data-action", "attack").text(if running { "Attacking…" } else { "Attack this image" });
     let button = if running { button.attr("disabled", "").attr("aria-busy", "true") } else { button };
@@ -35,15 +37,84 @@ pub fn attack(scene: &Scene, clean: &[f32], status: &AttackStatus) -> Element {
         (_, Some(_)) => "done",
         (AttackStatus::Idle, None) => "idle",
     };
-    let panel = El::new("div").id("attack-result").attr("data-state", state).add("p", "explain", &explain).child(button);
+    let panel = El::new("div").id("attack-result").attr("data-state", state).add("p", "explain", explain).child(form(scene, &request)).child(button);
     match (status, scene.attack) {
         (AttackStatus::Failed(why), _) => panel.add("p", "problem", &format!("The attack could not run: {why}")).into(),
-        (_, Some(row)) => panel.child(result(scene, clean, row, epsilon)).into(),
+        (_, Some(row)) => panel.child(result(scene, clean, row, &request)).into(),
         _ => panel.into(),
     }
 }
 
-fn result(scene: &Scene, clean: &[f32], row: &AttackRow, epsilon: f32) -> El {
+const ATTACK_KIND: &str = "attack-kind";
+const ATTACK_EPS: &str = "attack-eps";
+const ATTACK_STEPS_ID: &str = "attack-steps";
+const ATTACK_TARGET: &str = "attack-target";
+const ATTACK_SEED: &str = "attack-seed";
+
+/// The attack's controls, showing the attack of the URL with its defaults filled in.
+fn form(scene: &Scene, request: &AttackRequest) -> El {
+    let model = scene.model;
+    let params = &scene.state.attack;
+    let field = |id: &str, label: &str, input: El| El::new("div").class("field").child(El::new("label").attr("for", id).text(label)).child(input.id(id));
+    let kinds = El::new("select").children(AttackChoice::ALL.map(|c| {
+        let o = El::new("option").attr("value", c.as_str()).text(c.title());
+        if c == params.choice { o.attr("selected", "") } else { o }
+    }));
+    let eps_label = if request.choice.norm() == advlens_shared::attack::Norm::Linf {
+        format!("ε (= {:.1}/255 per pixel)", request.epsilon * 255.0)
+    } else {
+        "ε (the L2 norm of the change)".to_string()
+    };
+    let targets = El::new("select").child(El::new("option").attr("value", "").text("none: away from the true class")).children(model.classes().iter().enumerate().map(|(c, name)| {
+        let o = El::new("option").attr("value", &c.to_string()).text(name);
+        if params.target == Some(c) { o.attr("selected", "") } else { o }
+    }));
+    let number = |min: &str, value: String| El::new("input").attr("type", "number").attr("min", min).attr("step", "any").attr("value", &value);
+    El::new("div")
+        .class("attack-form")
+        .child(field(ATTACK_KIND, "attack", kinds))
+        .child(field(ATTACK_EPS, &eps_label, number("0", request.epsilon.to_string())))
+        .child(field(ATTACK_STEPS_ID, &format!("steps (1 to {MAX_STEPS})"), number("1", request.steps.to_string())))
+        .child(field(ATTACK_TARGET, "target class", targets))
+        .child(field(ATTACK_SEED, "random start: seed (empty: none)", number("0", params.seed.map_or(String::new(), |s| s.to_string()))))
+}
+
+/// The attack the controls describe, or what is wrong with them.
+pub fn read_form(classes: usize) -> Result<AttackParams, Vec<String>> {
+    let doc = crate::dom::document();
+    let value = |id: &str| -> String {
+        let Some(e) = doc.get_element_by_id(id) else { return String::new() };
+        if let Some(input) = e.dyn_ref::<web_sys::HtmlInputElement>() {
+            input.value()
+        } else if let Some(select) = e.dyn_ref::<web_sys::HtmlSelectElement>() {
+            select.value()
+        } else {
+            String::new()
+        }
+    };
+    let mut params = AttackParams::default();
+    let mut problems = Vec::new();
+    for (key, id) in [("attack", ATTACK_KIND), ("eps", ATTACK_EPS), ("steps", ATTACK_STEPS_ID), ("target", ATTACK_TARGET), ("seed", ATTACK_SEED)] {
+        let v = value(id);
+        if v.trim().is_empty() {
+            continue;
+        }
+        if let Err(problem) = params.read(key, v.trim()) {
+            problems.push(problem.replace(": using the default", ""));
+        }
+    }
+    if params.target.is_some_and(|t| t >= classes) {
+        problems.push("the target class is not one of the model's".into());
+    }
+    if problems.is_empty() {
+        Ok(params)
+    } else {
+        Err(problems)
+    }
+}
+
+fn result(scene: &Scene, clean: &[f32], row: &AttackRow, request: &AttackRequest) -> El {
+    let epsilon = request.epsilon;
     let model = scene.model;
     let shape = model.info.input_shape();
     let label = scene.label();
@@ -51,12 +122,16 @@ fn result(scene: &Scene, clean: &[f32], row: &AttackRow, epsilon: f32) -> El {
     let after = argmax(&row.probabilities);
     let change = linf(&row.pixels, clean);
     let scale = LARGE_PX / 2.0 / shape[2] as f64;
-    let verdict = if row.success {
-        let looks = label.map_or("looks the same to us".to_string(), |l| format!("still shows {}", a(&model.class_name(l))));
-        format!("The attack succeeded: the model now says {} ({:.1}%), although the image {looks}.", model.class_name(after), 100.0 * row.probabilities[after])
-    } else {
-        format!("The attack failed: the model resisted and still says {} ({:.1}%).", model.class_name(after), 100.0 * row.probabilities[after])
+    let says = format!("{} ({:.1}%)", model.class_name(after), 100.0 * row.probabilities[after]);
+    let verdict = match (row.success, row.target) {
+        (true, _) => {
+            let looks = label.map_or("looks the same to us".to_string(), |l| format!("still shows {}", a(&model.class_name(l))));
+            format!("The attack succeeded: the model now says {says}, although the image {looks}.")
+        }
+        (false, Some(t)) => format!("The attack failed: the model resisted and says {says}, not “{}”.", model.class_name(t)),
+        (false, None) => format!("The attack failed: the model resisted and still says {says}."),
     };
+    let how = format!("Attack: {}.", request.describe(|c| model.class_name(c)));
     let figure = |rgba: Vec<u8>, caption: &str| {
         El::new("figure").child(canvas(&rgba, shape[2], shape[1], scale, caption)).add("figcaption", "", caption)
     };
@@ -83,8 +158,11 @@ fn result(scene: &Scene, clean: &[f32], row: &AttackRow, epsilon: f32) -> El {
         .attr("data-predicted", &after.to_string())
         .attr("data-before", &before.to_string())
         .attr("data-linf", &change.to_string())
+        .attr("data-l2", &l2(&row.pixels, clean).to_string())
+        .attr("data-target", &row.target.map_or(String::new(), |t| t.to_string()))
         .attr("data-steps", &row.losses.len().to_string())
         .add("p", if row.success { "verdict success" } else { "verdict resisted" }, &verdict)
+        .add("p", "note", &how)
         .child(
             El::new("div")
                 .class("triptych")
