@@ -63,6 +63,7 @@ if [ "$preset" = quick ]; then
     run mnist-vgg mnist "$mnist" "$ev --attacks fgsm,pgd20 --epsilon 0.3" -- --arch vgg --width 16 --epochs 3 --mode standard
     run mnist-vgg-cosine mnist "$mnist" "$ev --attacks fgsm,pgd20 --epsilon 0.3" -- --arch vgg --width 16 --epochs 3 --lr 2e-3 --lr-schedule cosine --mode standard
     run concepts-standard folder "$(concepts_dir)" "$ev --attacks fgsm,pgd20 --epsilon 0.0313725" -- --arch small-cnn --width 32 --epochs 8 --mode standard
+    run concepts-consistent folder "$(concepts_dir)" "$ev --attacks fgsm,pgd20 --epsilon 0.0313725" -- --arch small-cnn --width 32 --epochs 8 --mode consistent --attack pgd --attack-steps 7
 else
     ev="--restarts 10"
     run() { name="$1"; want "${selected[@]}" && experiment "$@" || true; }

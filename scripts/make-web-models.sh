@@ -6,8 +6,11 @@
 #     mnist-pgd            the `mnist-pgd` run of scripts/experiments.sh quick (PGD training, eps 0.3)
 #     fashion-standard     the `fashion-standard` run (standard training)
 #     fashion-consistent   the `fashion-consistent` run (the paper's consistent loss, eps 0.1)
+#     concepts-standard    the `concepts-standard` run (the concept world, 32x32; atlases with concept IoU)
+#     concepts-consistent  the `concepts-consistent` run (consistent loss, eps 8/255)
 # Training runs are reused when runs/experiments/quick/<name>/eval.json exists. One CPU thread
-# each; about 25 minutes for the four on the 2-core machine. List each model in
+# each; about 25 minutes for the four MNIST / Fashion-MNIST ones on the 2-core machine, 35 for the
+# two concept-world ones. List each model in
 # web/assets/models/index.json with the atlas layers this prints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +24,8 @@ for id in "${ids[@]}"; do
         mnist-small) scripts/make-default-model.sh "$datasets/mnist"; continue ;;
         mnist-pgd) run=mnist-pgd; data="$datasets/mnist" ;;
         fashion-standard|fashion-consistent) run="$id"; data="$datasets/fashion-mnist" ;;
-        *) die "unknown model id $id (known: mnist-small mnist-pgd fashion-standard fashion-consistent)" ;;
+        concepts-standard|concepts-consistent) run="$id"; data="runs/data/concepts-32" ;;  # written by experiments.sh
+        *) die "unknown model id $id (known: mnist-small mnist-pgd fashion-standard fashion-consistent concepts-standard concepts-consistent)" ;;
     esac
     scripts/experiments.sh quick "$run"
     torch_env

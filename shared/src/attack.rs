@@ -81,6 +81,12 @@ fn check_image(image: &Tensor) -> Result<()> {
 
 /// Runs `spec` on `image` (`[1, C, H, W]`) whose true class is `label`.
 pub async fn attack(engine: &Engine, image: &Tensor, label: usize, spec: &AttackSpec) -> Result<AttackOutcome> {
+    attack_observed(engine, image, label, spec, &mut |_, _, _| {}).await
+}
+
+/// [`attack`], calling `observe(step, steps, loss)` after each step (steps counted from 1) —
+/// for a progress bar.
+pub async fn attack_observed(engine: &Engine, image: &Tensor, label: usize, spec: &AttackSpec, observe: &mut dyn FnMut(usize, usize, f32)) -> Result<AttackOutcome> {
     check_image(image)?;
     let clean_probs = softmax(engine.forward(image).await?.row(0));
     let target = match spec.kind {
@@ -117,6 +123,7 @@ pub async fn attack(engine: &Engine, image: &Tensor, label: usize, spec: &Attack
         let xt = Tensor::new(image.shape().to_vec(), x.clone())?;
         let g = engine.gradient(&xt, &Objective::CrossEntropy { target: class }, &[]).await?;
         losses.push(g.values[0]);
+        observe(losses.len(), steps, g.values[0]);
         let grad: Vec<f32> = g.input.data().iter().map(|v| v * sign).collect();
         let direction: Vec<f32> = match spec.kind {
             AttackKind::MiFgsm { decay } => {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use advlens_shared::analysis::trace::trace;
-use advlens_shared::attack::{attack, ensemble_attack, AttackKind, AttackSpec, EnsembleSpec, Norm};
+use advlens_shared::attack::{attack, attack_observed, ensemble_attack, AttackKind, AttackSpec, EnsembleSpec, Norm};
 use advlens_shared::engine::{Ablation, Engine};
 use advlens_shared::testing::{fresh_seed, random_bundle, random_images, reference_cases, Rng};
 use advlens_shared::tensor::softmax;
@@ -45,6 +45,12 @@ fn every_attack_stays_in_its_ball_and_in_the_unit_box() {
     // PGD raises the label's loss; a targeted PGD lowers the target's.
     let pgd = pollster::block_on(attack(&engine, &x, 1, &AttackSpec::pgd(0.1, 10))).unwrap();
     assert!(pgd.losses.last() > pgd.losses.first(), "seed {seed}: {:?}", pgd.losses);
+    // The observed attack reports every step, in order, with the loss it records, and ends
+    // with the same image.
+    let mut seen = Vec::new();
+    let observed = pollster::block_on(attack_observed(&engine, &x, 1, &AttackSpec::pgd(0.1, 10), &mut |step, steps, loss| seen.push((step, steps, loss)))).unwrap();
+    assert_eq!(seen, (1..=10).map(|k| (k, 10, pgd.losses[k - 1])).collect::<Vec<_>>());
+    assert_eq!(observed.image.data(), pgd.image.data());
     let targeted = AttackSpec { target: Some(4), ..AttackSpec::pgd(0.1, 10) };
     let t = pollster::block_on(attack(&engine, &x, 1, &targeted)).unwrap();
     assert!(t.probs[4] > t.clean_probs[4], "seed {seed}: target probability {} -> {}", t.clean_probs[4], t.probs[4]);

@@ -266,6 +266,28 @@ async function attackLab(page, base, tag, epsilon) {
   return outcomes;
 }
 
+// A long attack shows its progress and can be cancelled; the page keeps working after.
+async function cancelAttack(page, base, tag) {
+  await page.goto(`${base}?sample=6`);
+  await settled(page);
+  await page.fill('#attack-steps', '200');
+  await page.click('#attack-button');
+  await page.waitForFunction(() => /step [1-9]\d* of 200/.test(document.querySelector('#attack-progress-text')?.textContent ?? ''), null, { timeout: TIMEOUT });
+  const progress = await page.textContent('#attack-progress-text');
+  await page.click('button[data-action="cancel-attack"]');
+  await page.waitForSelector('#attack-result[data-state="error"]', { timeout: 30_000 });
+  const message = await page.textContent('#attack-result .problem');
+  if (!/cancelled/.test(message)) fail(`${tag} a cancelled attack says "${message}"`);
+  await settled(page);
+  // The restarted worker has the model: a short attack still works.
+  await page.fill('#attack-steps', '3');
+  await page.click('#attack-button');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('image') === 'adversarial', null, { timeout: TIMEOUT });
+  await settled(page);
+  if (await page.getAttribute('.attack-outcome', 'data-steps') !== '3') fail(`${tag} the attack after a cancel did not run`);
+  console.log(`${tag} a 200-step attack showed "${progress}", was cancelled ("${message}"), and the next attack ran`);
+}
+
 // Keyboard only: Tab from the top of the page reaches every sample and every neuron.
 async function keyboard(page, base, tag, layers, samples) {
   await page.goto(`${base}?sample=0`);
@@ -400,6 +422,7 @@ try {
       await badInputs(page, base, tag);
       await ownImages(page, base, tag);
       await keyboard(page, base, tag, layers, expected.length);
+      await cancelAttack(page, base, tag);
     };
     const gpu = await check(base, 'webgpu', entry.id, { ...options, extras: k === 0 ? extras : null, withLab: k === 0 });
     if (k === 0) {

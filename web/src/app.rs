@@ -188,11 +188,13 @@ impl App {
         // The worker's own base URL is a blob: URL, so it gets an absolute one.
         let page = document().base_uri()?.unwrap_or_default();
         let absolute = web_sys::Url::new_with_base(&base, &page).map(|u| u.href()).unwrap_or_else(|_| base.clone());
+        let absolute_base = absolute.clone();
         // The samples download while the worker loads the model.
         let samples_url = format!("{base}/{SAMPLES_FILE}");
         let load = self.compute.ask(Request::Load { base: absolute, engine }, |r| if let Reply::Loaded(i) = r { Ok(i) } else { Err(r) });
         let (info, samples) = futures_util::future::join(load, fetch::bytes(&samples_url)).await;
         let info = info.map_err(AppError::Model)?;
+        let load = Request::Load { base: absolute_base, engine };
         let samples = SampleSet::from_json(&samples?)?;
         if samples.shape != info.input_shape() {
             return Err(AppError::Data(format!("{base}/{SAMPLES_FILE} holds {:?} images but the model takes {:?}", samples.shape, info.input_shape())));
@@ -205,7 +207,7 @@ impl App {
         let probabilities = self.compute.ask(Request::Classify { pixels, n }, |r| if let Reply::Classified(p) = r { Ok(p) } else { Err(r) }).await.map_err(AppError::Model)?;
         let layers = info.feature_layers();
         let similarity = class_similarity(&info.spec.classes, &info.spec.hierarchy);
-        let model = Rc::new(LoadedModel { entry: entry.clone(), info, samples, probabilities, layers, similarity });
+        let model = Rc::new(LoadedModel { entry: entry.clone(), load, info, samples, probabilities, layers, similarity });
         engine_badge(&model, &self.compute);
         if let Ok(card) = by_id("model-card-body") {
             replace_children(&card, [panels::card::card(&model)]);
@@ -275,7 +277,7 @@ impl App {
         let traced = (!layer.is_empty()).then(|| self.traces.ready(&(key.clone(), state.image, layer.clone(), class))).flatten();
         let top = traced.as_ref().and_then(|t| t.first()).map(|r| r.channel);
         by_id("neuron-body").map(|e| replace_children(&e, [panels::neuron::neuron(&scene, top)]))?;
-        by_id("attack-body").map(|e| replace_children(&e, [panels::attack::attack(&scene, &clean, &attack_status)]))?;
+        by_id("attack-body").map(|e| replace_children(&e, [panels::attack::attack(&scene, &clean, &attack_status, self.compute.can_cancel())]))?;
         by_id("why-body").map(|e| replace_children(&e, [panels::why::why(&scene, traced.as_deref().map(Vec::as_slice))]))?;
         restore_focus(focused.as_deref());
         if layer.is_empty() {
@@ -346,10 +348,24 @@ impl App {
         let (compute, pixels, label) = (self.compute.clone(), model.pixels(state), model.label(state));
         self.attack_running.set(true);
         let request = Request::Attack { pixels, label, attack };
-        let ask = async move { compute.ask(request, |r| if let Reply::Attacked(a) = r { Ok(a) } else { Err(r) }).await.map(Rc::new) };
+        let progress: crate::client::OnProgress = Rc::new(panels::attack::show_progress);
+        let ask = async move { compute.ask_with_progress(request, Some(progress), |r| if let Reply::Attacked(a) = r { Ok(a) } else { Err(r) }).await.map(Rc::new) };
         let result = self.attacks.get(key, move || ask.boxed_local()).await;
         self.attack_running.set(false);
         result
+    }
+
+    /// The Cancel button: a fresh worker (with the model loaded again) replaces the one that is
+    /// attacking; the attack then fails with "cancelled" and the page says so.
+    pub async fn cancel_clicked(self: &Rc<Self>) {
+        if !self.attack_running.get() {
+            return;
+        }
+        let Some(model) = self.model.borrow().clone() else { return };
+        set_status("working", "Stopping the attack…");
+        if let Err(e) = self.compute.restart("the attack was cancelled", model.load.clone()).await {
+            set_status("error", &format!("The attack could not be stopped: {e}"));
+        }
     }
 
     /// The attack button: attack the current sample, then show the adversarial image. Clicks

@@ -23,6 +23,8 @@ extern "C" {
 }
 
 type Pending = RefCell<HashMap<u32, oneshot::Sender<Result<Reply, String>>>>;
+/// What to call with `(done, total)` when a request reports progress.
+pub type OnProgress = Rc<dyn Fn(usize, usize)>;
 
 enum Transport {
     Worker(web_sys::Worker),
@@ -32,6 +34,7 @@ enum Transport {
 struct Inner {
     next_id: Cell<u32>,
     pending: Pending,
+    progress: RefCell<HashMap<u32, OnProgress>>,
     transport: RefCell<Option<Transport>>,
     /// Set when the worker died: every later request fails with it.
     broken: RefCell<Option<String>>,
@@ -42,8 +45,15 @@ impl Inner {
         match message {
             WorkerMessage::Ready => {}
             WorkerMessage::Done { id, result } => {
+                self.progress.borrow_mut().remove(&id);
                 if let Some(tx) = self.pending.borrow_mut().remove(&id) {
                     let _ = tx.send(result);
+                }
+            }
+            WorkerMessage::Progress { id, done, total } => {
+                let report = self.progress.borrow().get(&id).cloned();
+                if let Some(report) = report {
+                    report(done, total);
                 }
             }
             WorkerMessage::Panicked(why) => self.break_with(format!("the compute worker hit a bug and stopped ({why}); reload the page")),
@@ -51,10 +61,17 @@ impl Inner {
     }
 
     fn break_with(&self, why: String) {
-        for (_, tx) in self.pending.borrow_mut().drain() {
-            let _ = tx.send(Err(why.clone()));
-        }
+        self.fail_pending(&why);
         *self.broken.borrow_mut() = Some(why);
+    }
+
+    /// Answers every waiting request with the error `why`.
+    fn fail_pending(&self, why: &str) {
+        self.progress.borrow_mut().clear();
+        let waiting: Vec<_> = self.pending.borrow_mut().drain().collect();
+        for (_, tx) in waiting {
+            let _ = tx.send(Err(why.to_string()));
+        }
     }
 }
 
@@ -69,7 +86,13 @@ pub struct Compute {
 impl Compute {
     /// Starts the worker, or the main-thread loop when no worker starts.
     pub async fn start() -> Compute {
-        let inner = Rc::new(Inner { next_id: Cell::new(0), pending: RefCell::new(HashMap::new()), transport: RefCell::new(None), broken: RefCell::new(None) });
+        let inner = Rc::new(Inner {
+            next_id: Cell::new(0),
+            pending: RefCell::new(HashMap::new()),
+            progress: RefCell::new(HashMap::new()),
+            transport: RefCell::new(None),
+            broken: RefCell::new(None),
+        });
         match start_worker(&inner).await {
             Ok(worker) => {
                 *inner.transport.borrow_mut() = Some(Transport::Worker(worker));
@@ -87,11 +110,19 @@ impl Compute {
 
     /// Sends `request` and waits for its answer (requests are answered in order).
     pub async fn request(&self, request: Request) -> Result<Reply, String> {
+        self.request_with_progress(request, None).await
+    }
+
+    /// [`Compute::request`], calling `on_progress` as the worker reports steps.
+    pub async fn request_with_progress(&self, request: Request, on_progress: Option<OnProgress>) -> Result<Reply, String> {
         if let Some(why) = self.inner.broken.borrow().clone() {
             return Err(why);
         }
         let id = self.inner.next_id.get();
         self.inner.next_id.set(id.wrapping_add(1));
+        if let Some(report) = on_progress {
+            self.inner.progress.borrow_mut().insert(id, report);
+        }
         let text = serde_json::to_string(&Envelope { id, request }).map_err(|e| format!("cannot encode the request: {e}"))?;
         let (tx, rx) = oneshot::channel();
         self.inner.pending.borrow_mut().insert(id, tx);
@@ -111,8 +142,46 @@ impl Compute {
 impl Compute {
     /// Sends `request` and takes its reply apart with `pick` (which hands back any other reply).
     pub async fn ask<T>(&self, request: Request, pick: fn(Reply) -> Result<T, Reply>) -> Result<T, String> {
-        let reply = self.request(request).await?;
+        self.ask_with_progress(request, None, pick).await
+    }
+
+    /// [`Compute::ask`] with progress reports.
+    pub async fn ask_with_progress<T>(&self, request: Request, on_progress: Option<OnProgress>, pick: fn(Reply) -> Result<T, Reply>) -> Result<T, String> {
+        let reply = self.request_with_progress(request, on_progress).await?;
         pick(reply).map_err(|other| format!("unexpected answer from the worker: {other:?}"))
+    }
+
+    /// Whether [`Compute::restart`] can stop a running computation (only a worker can be).
+    pub fn can_cancel(&self) -> bool {
+        matches!(self.inner.transport.borrow().as_ref(), Some(Transport::Worker(_)))
+    }
+
+    /// Stops whatever the worker computes by replacing it with a fresh one that first answers
+    /// `reload` (the model again); only then do the requests that were waiting fail with `why`,
+    /// so that whatever the page asks next finds the model loaded.
+    pub async fn restart(&self, why: &str, reload: Request) -> Result<(), String> {
+        if !self.can_cancel() {
+            return Err("computations on the main thread cannot be stopped".into());
+        }
+        let stale: Vec<_> = self.inner.pending.borrow_mut().drain().collect();
+        self.inner.progress.borrow_mut().clear();
+        if let Some(Transport::Worker(worker)) = self.inner.transport.borrow_mut().take() {
+            worker.terminate();
+        }
+        let restarted = match start_worker(&self.inner).await {
+            Ok(worker) => {
+                *self.inner.transport.borrow_mut() = Some(Transport::Worker(worker));
+                self.request(reload).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        for (_, tx) in stale {
+            let _ = tx.send(Err(why.to_string()));
+        }
+        if let Err(e) = &restarted {
+            self.inner.break_with(format!("the compute worker could not restart ({e}); reload the page"));
+        }
+        restarted
     }
 }
 

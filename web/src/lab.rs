@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use advlens_shared::analysis::trace::trace;
-use advlens_shared::attack::attack;
+use advlens_shared::attack::attack_observed;
 use advlens_shared::model::{Bundle, SPEC_FILE, WEIGHTS_FILE};
 use advlens_shared::tensor::softmax;
 use advlens_shared::{Engine, Tensor};
@@ -20,12 +20,13 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// Answers one request; errors are sentences for people.
-    pub async fn handle(&mut self, request: Request) -> Result<Reply, String> {
-        self.try_handle(request).await.map_err(|e| e.to_string())
+    /// Answers one request; errors are sentences for people. Long requests (attacks) report
+    /// their steps through `progress(done, total)`.
+    pub async fn handle(&mut self, request: Request, progress: &mut dyn FnMut(usize, usize)) -> Result<Reply, String> {
+        self.try_handle(request, progress).await.map_err(|e| e.to_string())
     }
 
-    async fn try_handle(&mut self, request: Request) -> Result<Reply, AppError> {
+    async fn try_handle(&mut self, request: Request, progress: &mut dyn FnMut(usize, usize)) -> Result<Reply, AppError> {
         if let Request::Load { base, engine } = request {
             self.engine = None; // never answer for the previous model
             let (engine, info) = load(&base, engine).await?;
@@ -75,7 +76,7 @@ impl Lab {
                     Some(l) => l,
                     None => advlens_shared::tensor::argmax(engine.forward(&image).await?.row(0)),
                 };
-                let outcome = attack(engine, &image, label, &spec).await?;
+                let outcome = attack_observed(engine, &image, label, &spec, &mut |done, total, _| progress(done, total)).await?;
                 Ok(Reply::Attacked(AttackRow {
                     pixels: outcome.image.into_data(),
                     clean_probabilities: outcome.clean_probs,

@@ -40,6 +40,7 @@ pub fn listen(app: &Rc<App>) -> Result<(), AppError> {
                         }
                     }
                     Some("clear-drawing") => crate::own_image::clear_drawing(),
+                    Some("cancel-attack") => wasm_bindgen_futures::spawn_local(async move { app.cancel_clicked().await }),
                     _ => {}
                 }
             }

@@ -145,6 +145,8 @@ pub enum WorkerMessage {
     Ready,
     /// The answer to request `id`: the reply, or an error for people.
     Done { id: u32, result: Result<Reply, String> },
+    /// Request `id` (an attack) has done `done` of its `total` steps.
+    Progress { id: u32, done: usize, total: usize },
     /// The worker hit a bug and cannot go on.
     Panicked(String),
 }

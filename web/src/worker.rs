@@ -56,7 +56,7 @@ pub async fn serve(mut requests: UnboundedReceiver<String>, post: impl Fn(Worker
     while let Some(text) = requests.next().await {
         match serde_json::from_str::<Envelope>(&text) {
             Ok(Envelope { id, request }) => {
-                let result = lab.handle(request).await;
+                let result = lab.handle(request, &mut |done, total| post(WorkerMessage::Progress { id, done, total })).await;
                 post(WorkerMessage::Done { id, result });
             }
             Err(e) => web_sys::console::error_1(&format!("the compute worker got a malformed request: {e}").into()),

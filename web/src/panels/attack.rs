@@ -24,7 +24,7 @@ pub enum AttackStatus {
     Failed(String),
 }
 
-pub fn attack(scene: &Scene, clean: &[f32], status: &AttackStatus) -> Element {
+pub fn attack(scene: &Scene, clean: &[f32], status: &AttackStatus, can_cancel: bool) -> Element {
     let model = scene.model;
     let request = scene.state.attack.resolve(model.epsilon(), ATTACK_STEPS);
     let explain = "An adversarial example is an image changed so little that a person sees no difference — each pixel by at most ε, on a scale where black is 0 and white is 1 — in the direction that most changes the model's answer. The attacks below run in your browser; the default budget is the one this model was trained or evaluated at.";
@@ -37,7 +37,15 @@ pub fn attack(scene: &Scene, clean: &[f32], status: &AttackStatus) -> Element {
         (_, Some(_)) => "done",
         (AttackStatus::Idle, None) => "idle",
     };
-    let panel = El::new("div").id("attack-result").attr("data-state", state).add("p", "explain", explain).child(form(scene, &request)).child(button);
+    // Progress and Cancel, shown while an attack runs (`mark_running`, `show_progress`).
+    let progress = El::new("div")
+        .id("attack-running")
+        .class("attack-running")
+        .child(El::new("progress").id("attack-progress").attr("max", &request.steps.to_string()).attr("value", "0").attr("aria-label", "attack progress"))
+        .child(El::new("span").id("attack-progress-text").text("starting…"));
+    let progress = if can_cancel { progress.child(El::new("button").attr("type", "button").attr("data-action", "cancel-attack").text("Cancel")) } else { progress };
+    let progress = if running { progress } else { progress.attr("hidden", "") };
+    let panel = El::new("div").id("attack-result").attr("data-state", state).add("p", "explain", explain).child(form(scene, &request)).child(button).child(progress);
     match (status, scene.attack) {
         (AttackStatus::Failed(why), _) => panel.add("p", "problem", &format!("The attack could not run: {why}")).into(),
         (_, Some(row)) => panel.child(result(scene, clean, row, &request)).into(),
@@ -184,5 +192,19 @@ pub fn mark_running() {
     }
     if let Ok(result) = crate::dom::by_id("attack-result") {
         let _ = result.set_attribute("data-state", "running");
+    }
+    if let Ok(progress) = crate::dom::by_id("attack-running") {
+        let _ = progress.remove_attribute("hidden");
+    }
+}
+
+/// Shows that the running attack has done `done` of its `total` steps.
+pub fn show_progress(done: usize, total: usize) {
+    if let Ok(bar) = crate::dom::by_id("attack-progress") {
+        let _ = bar.set_attribute("max", &total.to_string());
+        let _ = bar.set_attribute("value", &done.to_string());
+    }
+    if let Ok(text) = crate::dom::by_id("attack-progress-text") {
+        text.set_text_content(Some(&format!("step {done} of {total}")));
     }
 }

@@ -21,6 +21,8 @@ use crate::state::{ImageKind, PageState};
 /// A model loaded in the worker, as the page holds it.
 pub struct LoadedModel {
     pub entry: CatalogEntry,
+    /// The bundle's absolute URL and the engine asked for: what a restarted worker loads.
+    pub load: crate::protocol::Request,
     pub info: ModelInfo,
     pub samples: SampleSet,
     /// Each sample's class probabilities, computed by the engine.
