@@ -189,6 +189,7 @@ async function check(base, mode, model, { expected, epsilon, mustFool, atlases, 
 
     if (process.env.ADVLENS_BIN) await checkAgainstCli(page, base, model, tag, lastLayer);
     const lab = withLab ? await attackLab(page, base, tag, epsilon) : null;
+    if (model.startsWith('concepts')) await conceptImage(page, base, model, tag);
     if (extras) await extras(page, base, tag);
     console.log(`${tag} longest main-thread task: ${JSON.stringify(longest)} ms; load ${loadMs} ms, neuron switch ${switchMs} ms, attack ${attackMs} ms`);
     return { traced, lab, loadMs, switchMs, attackMs, longest };
@@ -286,6 +287,32 @@ async function cancelAttack(page, base, tag) {
   await settled(page);
   if (await page.getAttribute('.attack-outcome', 'data-steps') !== '3') fail(`${tag} the attack after a cancel did not run`);
   console.log(`${tag} a 200-step attack showed "${progress}", was cancelled ("${message}"), and the next attack ran`);
+}
+
+// A concept-world model: a fresh image generated in the page, its part masks drawn on request,
+// and neurons named by their best concept.
+async function conceptImage(page, base, model, tag) {
+  await page.goto(`${base}?model=${model}&concept=7`);
+  await settled(page);
+  const verdict = await page.textContent('#network .verdict');
+  const boxes = await page.$$('#network input[data-part]');
+  if (!boxes.length) fail(`${tag} a concept-world image offers no parts to show`);
+  const pixels = () => page.$eval('#input-canvas', (c) => c.toDataURL());
+  const plain = await pixels();
+  await boxes[0].check();
+  await page.waitForFunction(() => document.querySelector('#input-canvas').dataset.parts?.length > 0);
+  if (await pixels() === plain) fail(`${tag} showing a part did not change the image`);
+  await boxes[0].uncheck();
+  await page.waitForFunction(() => document.querySelector('#input-canvas').dataset.parts === '');
+  if (await pixels() !== plain) fail(`${tag} hiding the part did not restore the image`);
+  // Another image from the button, and the neuron view names a concept.
+  await page.click('#own summary');
+  await page.click('button[data-action="new-concept"]');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('concept') !== '7');
+  await settled(page);
+  const concept = await page.$eval('.neuron-view .numbers', (d) => d.textContent);
+  if (!/best concept/.test(concept)) fail(`${tag} the neuron view names no concept`);
+  console.log(`${tag} concept image 7: ${verdict} ${boxes.length} parts to show; the neuron view names concepts`);
 }
 
 // Keyboard only: Tab from the top of the page reaches every sample and every neuron.

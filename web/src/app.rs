@@ -157,7 +157,7 @@ impl App {
         }
         let layers: Vec<(String, usize)> = model.layers.iter().map(|(n, [c, _, _])| (n.clone(), *c)).collect();
         let input_len = model.info.input_shape().iter().product();
-        notes.extend(state.validate(model.samples.samples.len(), &layers, model.classes().len(), input_len));
+        notes.extend(state.validate(model.samples.samples.len(), &layers, model.classes().len(), input_len, model.is_concept_world()));
         show_notices(&notes);
         let url = state.to_query();
         if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
@@ -411,6 +411,22 @@ impl App {
     pub async fn show_own_image(self: &Rc<Self>, pixels: Vec<u8>) {
         let mut next = self.state.borrow().clone();
         next.pixels = Some(pixels);
+        next.concept = None;
+        next.image = ImageKind::Real;
+        next.class = None;
+        self.navigate(&next.to_query(), Nav::Push).await;
+    }
+
+    /// The side of the loaded model's input images.
+    pub fn input_side(&self) -> Option<usize> {
+        self.model.borrow().as_ref().map(|m| m.info.input_shape()[1])
+    }
+
+    /// A fresh concept-world image, generated in the page.
+    pub async fn show_new_concept(self: &Rc<Self>) {
+        let mut next = self.state.borrow().clone();
+        next.pixels = None;
+        next.concept = Some((js_sys::Math::random() * 1e6) as u64);
         next.image = ImageKind::Real;
         next.class = None;
         self.navigate(&next.to_query(), Nav::Push).await;

@@ -14,6 +14,7 @@ mod app;
 mod atlas;
 mod attack_params;
 mod client;
+mod concept_view;
 mod config;
 mod dom;
 mod draw;

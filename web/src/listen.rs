@@ -40,6 +40,7 @@ pub fn listen(app: &Rc<App>) -> Result<(), AppError> {
                         }
                     }
                     Some("clear-drawing") => crate::own_image::clear_drawing(),
+                    Some("new-concept") => wasm_bindgen_futures::spawn_local(async move { app.show_new_concept().await }),
                     Some("cancel-attack") => wasm_bindgen_futures::spawn_local(async move { app.cancel_clicked().await }),
                     _ => {}
                 }
@@ -52,6 +53,13 @@ pub fn listen(app: &Rc<App>) -> Result<(), AppError> {
         let app = app.clone();
         Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
             if let Some(input) = e.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) {
+                if input.has_attribute("data-part") {
+                    let state = app.state.borrow().clone();
+                    if let (Some(n), Some(side)) = (state.concept, app.input_side()) {
+                        crate::concept_view::redraw(side, n);
+                    }
+                    return;
+                }
                 if let Some(file) = input.files().and_then(|f| f.get(0)) {
                     let app = app.clone();
                     wasm_bindgen_futures::spawn_local(async move { app.upload(file).await });

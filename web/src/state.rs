@@ -23,6 +23,9 @@ pub struct PageState {
     /// An image of the visitor's own (drawn or uploaded), CHW bytes at the model's input size;
     /// shown instead of the sample. In the URL as base64url, so it can be shared too.
     pub pixels: Option<Vec<u8>>,
+    /// A fresh concept-world image, `ConceptWorld::generate(CONCEPT_SEED, n)`, for models of the
+    /// concept world: generated in the page, with its part masks.
+    pub concept: Option<u64>,
     /// The layer of the neuron view and of "why this prediction?" (default: the last one).
     pub layer: Option<String>,
     /// The neuron (channel of `layer`) opened in the neuron view.
@@ -89,6 +92,10 @@ impl PageState {
             match key {
                 "model" if !value.is_empty() => state.model = Some(value.clone()),
                 "sample" => state.sample = number("sample", &mut problems).unwrap_or(0),
+                "concept" => match value.trim().parse::<u64>() {
+                    Ok(n) => state.concept = Some(n),
+                    Err(_) => problems.push(format!("?concept={value} is not a concept-world image number: showing a sample")),
+                },
                 "pixels" => match base64url_decode(&value) {
                     Some(bytes) if !bytes.is_empty() => state.pixels = Some(bytes),
                     _ => problems.push("?pixels= is not a base64url image: showing a sample instead".into()),
@@ -122,9 +129,10 @@ impl PageState {
         if let Some(m) = &self.model {
             parts.push(format!("model={}", percent_encode(m)));
         }
-        match &self.pixels {
-            Some(p) => parts.push(format!("pixels={}", base64url_encode(p))),
-            None => parts.push(format!("sample={}", self.sample)),
+        match (&self.pixels, self.concept) {
+            (Some(p), _) => parts.push(format!("pixels={}", base64url_encode(p))),
+            (None, Some(n)) => parts.push(format!("concept={n}")),
+            (None, None) => parts.push(format!("sample={}", self.sample)),
         }
         if let Some(l) = &self.layer {
             parts.push(format!("layer={}", percent_encode(l)));
@@ -150,8 +158,12 @@ impl PageState {
 
     /// Checks the state against the loaded model: `samples` images, `layers` with their channel
     /// counts, `classes` classes. Out-of-range values fall back, each with a message.
-    pub fn validate(&mut self, samples: usize, layers: &[(String, usize)], classes: usize, input_len: usize) -> Vec<String> {
+    pub fn validate(&mut self, samples: usize, layers: &[(String, usize)], classes: usize, input_len: usize, concept_world: bool) -> Vec<String> {
         let mut problems = Vec::new();
+        if self.concept.is_some() && !concept_world {
+            problems.push("?concept= needs a model of the concept world: showing a sample".into());
+            self.concept = None;
+        }
         if let Some(p) = &self.pixels {
             if p.len() != input_len {
                 problems.push(format!("the image in ?pixels= has {} values, this model takes {input_len}: showing a sample instead", p.len()));
@@ -203,6 +215,7 @@ impl PageState {
     /// A key naming the shown image (a sample or the visitor's own), for caching results.
     pub fn image_key(&self) -> String {
         match &self.pixels {
+            None if self.concept.is_some() => format!("concept {}", self.concept.unwrap_or_default()),
             None => format!("sample {}", self.sample),
             Some(p) => {
                 // FNV-1a: a stable name for the bytes.
@@ -340,25 +353,38 @@ mod tests {
         assert_eq!(back, s);
         assert_ne!(back.image_key(), PageState::default().image_key());
         let mut wrong = back.clone();
-        assert_eq!(wrong.validate(16, &[], 10, 784).len(), 1);
+        assert_eq!(wrong.validate(16, &[], 10, 784, false).len(), 1);
         assert_eq!(wrong.pixels, None);
         let mut right = back;
-        assert!(right.validate(16, &[], 10, 4).is_empty());
+        assert!(right.validate(16, &[], 10, 4, false).is_empty());
         assert_eq!(PageState::parse("?pixels=%%").1.len(), 1);
+    }
+
+    #[test]
+    fn a_concept_image_needs_a_concept_model() {
+        let (s, problems) = PageState::parse("?concept=12");
+        assert!(problems.is_empty());
+        assert_eq!((s.concept, s.to_query().as_str(), s.image_key().as_str()), (Some(12), "?concept=12", "concept 12"));
+        let mut wrong = s.clone();
+        assert_eq!(wrong.validate(16, &[], 10, 784, false).len(), 1);
+        assert_eq!(wrong.concept, None);
+        let mut right = s;
+        assert!(right.validate(16, &[], 10, 3072, true).is_empty());
+        assert_eq!(PageState::parse("?concept=x").1.len(), 1);
     }
 
     #[test]
     fn validation_against_the_model_names_what_exists() {
         let layers = [("relu1".to_string(), 16), ("relu2".to_string(), 32)];
         let mut s = PageState { sample: 99, layer: Some("conv9".into()), neuron: Some(40), class: Some(10), ..Default::default() };
-        let problems = s.validate(16, &layers, 10, 784);
+        let problems = s.validate(16, &layers, 10, 784, false);
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems[1].contains("relu1, relu2"), "{problems:?}");
         assert_eq!(s, PageState::default());
         // Neuron 20 exists in the last layer (32 channels) but not in relu1 (16).
         let mut s = PageState { neuron: Some(20), ..Default::default() };
-        assert!(s.validate(16, &layers, 10, 784).is_empty());
+        assert!(s.validate(16, &layers, 10, 784, false).is_empty());
         let mut s = PageState { layer: Some("relu1".into()), neuron: Some(20), ..Default::default() };
-        assert_eq!(s.validate(16, &layers, 10, 784).len(), 1);
+        assert_eq!(s.validate(16, &layers, 10, 784, false).len(), 1);
     }
 }

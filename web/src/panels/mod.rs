@@ -51,9 +51,31 @@ impl LoadedModel {
         p.epsilon.or(evaluated).map_or(crate::config::DEFAULT_EPSILON, |e| e as f32)
     }
 
-    /// The image `state` shows (before any attack), CHW bytes: a sample or the visitor's own.
-    pub fn image_bytes<'a>(&'a self, state: &'a PageState) -> &'a [u8] {
-        state.pixels.as_deref().unwrap_or(&self.samples.samples[state.sample].pixels)
+    /// The image `state` shows (before any attack), CHW bytes: the visitor's own, a generated
+    /// concept-world image, or a sample.
+    pub fn image_bytes<'a>(&'a self, state: &'a PageState) -> std::borrow::Cow<'a, [u8]> {
+        match (&state.pixels, state.concept) {
+            (Some(p), _) => p.as_slice().into(),
+            (None, Some(n)) => crate::concept_view::generate(self.info.input_shape()[1], n).pixels.into(),
+            (None, None) => self.samples.samples[state.sample].pixels.as_slice().into(),
+        }
+    }
+
+    /// The model sees the concept world: its classes are the world's objects (in any order:
+    /// an image folder sorts them by name).
+    pub fn is_concept_world(&self) -> bool {
+        let [c, h, w] = self.info.input_shape();
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        c == 3 && h == w && advlens_shared::concepts::ConceptWorld::new(h).is_ok_and(|world| sorted(world.classes()) == sorted(self.classes().to_vec()))
+    }
+
+    /// The model's class for the concept world's object `object`.
+    fn concept_class(&self, object: usize) -> Option<usize> {
+        let name = advlens_shared::concepts::ConceptWorld::default().classes().get(object)?.clone();
+        self.classes().iter().position(|c| *c == name)
     }
 
     /// The same as values in [0, 1].
@@ -63,7 +85,11 @@ impl LoadedModel {
 
     /// The true class of the shown image, when known (a sample's label; not for own images).
     pub fn label(&self, state: &PageState) -> Option<usize> {
-        state.pixels.is_none().then(|| self.samples.samples[state.sample].label)
+        match (&state.pixels, state.concept) {
+            (Some(_), _) => None,
+            (None, Some(n)) => self.concept_class(crate::concept_view::generate(self.info.input_shape()[1], n).class),
+            (None, None) => Some(self.samples.samples[state.sample].label),
+        }
     }
 }
 
@@ -112,11 +138,12 @@ impl Scene<'_> {
         }
     }
 
-    /// "sample 3, a 7" or "your own image".
+    /// "sample 3, a 7", "concept-world image 5, a car" or "your own image".
     pub fn image_origin(&self) -> String {
-        match self.label() {
-            Some(l) => format!("sample {}, {}", self.state.sample, a(&self.model.class_name(l))),
-            None => "your own image".into(),
+        match (self.label(), self.state.concept) {
+            (Some(l), Some(n)) => format!("concept-world image {n}, {}", a(&self.model.class_name(l))),
+            (Some(l), None) => format!("sample {}, {}", self.state.sample, a(&self.model.class_name(l))),
+            (None, _) => "your own image".into(),
         }
     }
 }

@@ -28,6 +28,14 @@ pub fn network(scene: &Scene) -> Element {
     }));
 
     let image = canvas(&to_rgba(&to_bytes(scene.image), shape), shape[2], shape[1], LARGE_PX / 2.0 / shape[2] as f64, &format!("{} ({})", scene.image_name(), scene.image_origin()));
+    let _ = image.set_attribute("id", crate::concept_view::INPUT_CANVAS);
+    // A concept-world image comes with its part masks: boxes to draw them over it.
+    let parts = scene.state.concept.map(|n| {
+        let generated = crate::concept_view::generate(shape[1], n);
+        El::new("fieldset").class("parts").child(El::new("legend").text("Show its parts")).children(crate::concept_view::parts_present(&generated).into_iter().map(|(k, name)| {
+            El::new("label").child(El::new("input").attr("type", "checkbox").attr("data-part", &k.to_string())).add("span", "", &format!(" {name}"))
+        }))
+    });
     let says = format!("The model says {} ({:.1}%)", model.class_name(predicted), 100.0 * probs[predicted]);
     let verdict = match label {
         None => format!("{says}."),
@@ -40,7 +48,7 @@ pub fn network(scene: &Scene) -> Element {
     }));
     let head = El::new("div")
         .class("input-row")
-        .child(El::new("figure").child(image).add("figcaption", "", &format!("Input: {}", scene.image_name())))
+        .child(El::new("figure").child(image).add("figcaption", "", &format!("Input: {}", scene.image_name())).children(parts))
         .child(El::new("div").class("prediction").attr("data-predicted", &predicted.to_string()).add("p", "verdict", &verdict).child(bars));
 
     let layers = El::new("div").class("layers").children(scene.look.layers.iter().enumerate().map(|(depth, maps)| {

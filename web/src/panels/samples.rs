@@ -19,6 +19,7 @@ pub fn gallery(model: &LoadedModel, state: &PageState) -> Element {
         let mut s = state.clone();
         s.sample = k;
         s.pixels = None;
+        s.concept = None;
         // A new image: its own prediction is what to explain, on the real image.
         s.class = None;
         s.image = Default::default();
@@ -39,7 +40,7 @@ pub fn gallery(model: &LoadedModel, state: &PageState) -> Element {
             .attr("title", &label)
             .child(canvas(&to_rgba(&sample.pixels, shape), shape[2], shape[1], THUMB_PX / shape[2] as f64, ""))
             .add("span", "said", &if right { said } else { format!("✗ {said}") });
-        let link = if k == state.sample && state.pixels.is_none() { link.attr("aria-current", "true") } else { link };
+        let link = if k == state.sample && state.pixels.is_none() && state.concept.is_none() { link.attr("aria-current", "true") } else { link };
         El::new("li").child(link)
     });
     list.children(items).into()

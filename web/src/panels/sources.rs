@@ -27,6 +27,14 @@ pub fn sources(model: &LoadedModel) -> Element {
             ),
         );
     let block = El::new("div").class("sources");
+    if model.is_concept_world() {
+        let concept = El::new("div")
+            .class("source")
+            .add("h3", "", "A new concept-world image")
+            .child(El::new("button").attr("type", "button").attr("data-action", "new-concept").text("Generate one"))
+            .add("p", "note", "An object built from parts (walls, roofs, wheels, windows…), drawn in your browser by the same code that made this model's training images; the network view can show where each part is.");
+        return block.child(concept).child(upload).into();
+    }
     if c != 1 {
         return block.child(upload).into();
     }
