@@ -451,7 +451,11 @@ impl App {
 
 fn ready_text(model: &LoadedModel, state: &PageState) -> String {
     let which = if state.image == ImageKind::Adversarial { "the adversarial version of " } else { "" };
-    let image = if state.pixels.is_some() { "your own image".to_string() } else { format!("sample {}", state.sample) };
+    let image = match (&state.pixels, state.concept) {
+        (Some(_), _) => "your own image".to_string(),
+        (None, Some(n)) => format!("concept-world image {n}"),
+        (None, None) => format!("sample {}", state.sample),
+    };
     format!("Ready: {which}{image} on “{}”.", model.entry.title)
 }
 
