@@ -4,13 +4,15 @@
 //! `tests/tests/attacks_vs_libtorch.rs` checks that both give the same images. Images are in
 //! [0, 1]; every result stays in its epsilon ball and in [0, 1].
 
+use serde::{Deserialize, Serialize};
+
 use crate::engine::{Engine, Objective};
 use crate::rng::SplitMix;
 use crate::tensor::{argmax, softmax};
 use crate::{Error, Result, Tensor};
 
 /// Which attack.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum AttackKind {
     /// One signed-gradient step of size epsilon.
     Fgsm,
@@ -25,14 +27,14 @@ pub enum AttackKind {
 }
 
 /// The perturbation norm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Norm {
     Linf,
     L2,
 }
 
-/// An attack and its budget.
-#[derive(Clone, Debug, PartialEq)]
+/// An attack and its budget (serialisable: the explorer sends it to its worker).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttackSpec {
     pub kind: AttackKind,
     pub norm: Norm,

@@ -343,7 +343,7 @@ impl App {
         }
         let attack = state.attack.resolve(model.epsilon(), ATTACK_STEPS);
         if self.current(generation) {
-            set_status("working", &format!("Attacking: {}…", attack.describe(|c| model.class_name(c))));
+            set_status("working", &format!("Attacking: {}…", crate::attack_params::describe(&attack, |c| model.class_name(c))));
         }
         let (compute, pixels, label) = (self.compute.clone(), model.pixels(state), model.label(state));
         self.attack_running.set(true);

@@ -1,11 +1,11 @@
-//! The page's attacks, as the URL states them (`attack=&eps=&steps=&target=&seed=`) and as the
-//! worker runs them (`advlens_shared::attack::AttackSpec`). One place for the step-size rules.
+//! The page's attacks, as the URL states them (`attack=&eps=&steps=&target=&seed=`), resolved
+//! into `advlens_shared::attack::AttackSpec` — what the worker runs. One place for the page's
+//! step-size rules.
 
 use advlens_shared::attack::{AttackKind, AttackSpec, Norm};
-use serde::{Deserialize, Serialize};
 
 /// Which attack.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum AttackChoice {
     /// Projected gradient descent in the L-inf ball (Madry et al.).
     #[default]
@@ -73,17 +73,6 @@ pub struct AttackParams {
 /// The most steps a page attack may take.
 pub const MAX_STEPS: usize = 200;
 
-/// An attack with every number decided, as the worker runs it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AttackRequest {
-    pub choice: AttackChoice,
-    pub epsilon: f32,
-    pub step_size: f32,
-    pub steps: usize,
-    pub target: Option<usize>,
-    pub seed: Option<u64>,
-}
-
 impl AttackParams {
     /// Reads one `key=value` of the URL; `Ok(false)` when the key is not an attack's, an error
     /// sentence when the value cannot be used (the default stays).
@@ -136,10 +125,10 @@ impl AttackParams {
         parts
     }
 
-    /// Every number decided: `default_epsilon` and `default_steps` where the URL is silent, the
-    /// usual step size (2.5 epsilon / steps for PGD and least-likely, epsilon / steps for
-    /// MI-FGSM, epsilon for FGSM), a target only for the attacks that take one.
-    pub fn resolve(&self, default_epsilon: f32, default_steps: usize) -> AttackRequest {
+    /// Every number decided, as the worker runs it: `default_epsilon` and `default_steps` where
+    /// the URL is silent, the usual step size (2.5 epsilon / steps for PGD and least-likely,
+    /// epsilon / steps for MI-FGSM, epsilon for FGSM), a target only for the attacks that take one.
+    pub fn resolve(&self, default_epsilon: f32, default_steps: usize) -> AttackSpec {
         let epsilon = self.epsilon.unwrap_or(default_epsilon);
         let steps = if self.choice == AttackChoice::Fgsm { 1 } else { self.steps.unwrap_or(default_steps) };
         let step_size = match self.choice {
@@ -147,35 +136,41 @@ impl AttackParams {
             AttackChoice::MiFgsm => epsilon / steps as f32,
             _ => 2.5 * epsilon / steps as f32,
         };
-        let target = if self.choice == AttackChoice::LeastLikely { None } else { self.target };
-        AttackRequest { choice: self.choice, epsilon, step_size, steps, target, seed: self.seed }
-    }
-}
-
-impl AttackRequest {
-    /// The shared library's description of the same attack.
-    pub fn spec(&self) -> AttackSpec {
         let kind = match self.choice {
             AttackChoice::Pgd | AttackChoice::PgdL2 => AttackKind::Pgd,
             AttackChoice::Fgsm => AttackKind::Fgsm,
             AttackChoice::LeastLikely => AttackKind::LeastLikely,
             AttackChoice::MiFgsm => AttackKind::MiFgsm { decay: 1.0 },
         };
-        AttackSpec { kind, norm: self.choice.norm(), epsilon: self.epsilon, step_size: self.step_size, steps: self.steps, target: self.target, random_start: self.seed }
+        let target = if self.choice == AttackChoice::LeastLikely { None } else { self.target };
+        AttackSpec { kind, norm: self.choice.norm(), epsilon, step_size, steps, target, random_start: self.seed }
     }
+}
 
-    /// A sentence for people: "10 steps of PGD (L∞ …) with ε = 0.2, aimed at class 3".
-    pub fn describe(&self, class_name: impl Fn(usize) -> String) -> String {
-        let steps = if self.steps == 1 { "one step".to_string() } else { format!("{} steps", self.steps) };
-        let mut s = format!("{steps} of {} with ε = {}", self.choice.title(), self.epsilon);
-        if let Some(t) = self.target {
-            s += &format!(", aimed at “{}”", class_name(t));
+impl AttackChoice {
+    /// The page's name for an attack of the shared library.
+    pub fn of(spec: &AttackSpec) -> AttackChoice {
+        match (spec.kind, spec.norm) {
+            (AttackKind::Pgd, Norm::L2) => AttackChoice::PgdL2,
+            (AttackKind::Pgd, Norm::Linf) => AttackChoice::Pgd,
+            (AttackKind::Fgsm, _) => AttackChoice::Fgsm,
+            (AttackKind::LeastLikely, _) => AttackChoice::LeastLikely,
+            (AttackKind::MiFgsm { .. }, _) => AttackChoice::MiFgsm,
         }
-        if let Some(seed) = self.seed {
-            s += &format!(", random start (seed {seed})");
-        }
-        s
     }
+}
+
+/// A sentence for people: "10 steps of PGD (L∞ …) with ε = 0.2, aimed at “3”".
+pub fn describe(spec: &AttackSpec, class_name: impl Fn(usize) -> String) -> String {
+    let steps = if spec.steps == 1 { "one step".to_string() } else { format!("{} steps", spec.steps) };
+    let mut s = format!("{steps} of {} with ε = {}", AttackChoice::of(spec).title(), spec.epsilon);
+    if let Some(t) = spec.target {
+        s += &format!(", aimed at “{}”", class_name(t));
+    }
+    if let Some(seed) = spec.random_start {
+        s += &format!(", random start (seed {seed})");
+    }
+    s
 }
 
 #[cfg(test)]
@@ -199,18 +194,18 @@ mod tests {
     #[test]
     fn resolving_applies_the_defaults_and_step_rules() {
         let pgd = AttackParams::default().resolve(0.2, 10);
-        assert_eq!((pgd.epsilon, pgd.steps, pgd.target), (0.2, 10, None));
-        assert!((pgd.step_size - 0.05).abs() < 1e-7);
-        assert_eq!(pgd.spec(), AttackSpec::pgd(0.2, 10), "the page's default is shared's PGD");
+        assert_eq!(pgd, AttackSpec::pgd(0.2, 10), "the page's default is shared's PGD");
         let fgsm = AttackParams { choice: AttackChoice::Fgsm, steps: Some(50), ..Default::default() }.resolve(0.1, 10);
-        assert_eq!((fgsm.steps, fgsm.step_size), (1, 0.1));
-        assert_eq!(fgsm.spec(), AttackSpec::fgsm(0.1));
+        assert_eq!(fgsm, AttackSpec::fgsm(0.1));
         let ll = AttackParams { choice: AttackChoice::LeastLikely, target: Some(3), ..Default::default() }.resolve(0.1, 10);
         assert_eq!(ll.target, None, "least-likely picks its own target");
         let l2 = AttackParams { choice: AttackChoice::PgdL2, epsilon: Some(2.0), seed: Some(1), ..Default::default() }.resolve(0.1, 10);
-        assert_eq!((l2.spec().norm, l2.spec().random_start), (Norm::L2, Some(1)));
+        assert_eq!((l2.norm, l2.random_start), (Norm::L2, Some(1)));
         let mi = AttackParams { choice: AttackChoice::MiFgsm, target: Some(4), ..Default::default() }.resolve(0.2, 10);
         assert!((mi.step_size - 0.02).abs() < 1e-7);
-        assert_eq!(mi.describe(|c| format!("#{c}")), "10 steps of MI-FGSM (with momentum) with ε = 0.2, aimed at “#4”");
+        assert_eq!(describe(&mi, |c| format!("#{c}")), "10 steps of MI-FGSM (with momentum) with ε = 0.2, aimed at “#4”");
+        for choice in AttackChoice::ALL {
+            assert_eq!(AttackChoice::of(&AttackParams { choice, ..Default::default() }.resolve(0.1, 5)), choice);
+        }
     }
 }

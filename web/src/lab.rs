@@ -66,8 +66,7 @@ impl Lab {
                         .collect(),
                 ))
             }
-            Request::Attack { pixels, label, attack: request } => {
-                let spec = request.spec();
+            Request::Attack { pixels, label, attack: spec } => {
                 if !(spec.epsilon.is_finite() && spec.epsilon > 0.0) || spec.steps == 0 || spec.steps > crate::attack_params::MAX_STEPS {
                     return Err(AppError::Model(format!("an attack needs epsilon > 0 and 1 to {} steps (got epsilon {}, {} steps)", crate::attack_params::MAX_STEPS, spec.epsilon, spec.steps)));
                 }

@@ -6,7 +6,7 @@
 
 use advlens_shared::model::ModelSpec;
 
-use crate::attack_params::AttackRequest;
+use advlens_shared::attack::AttackSpec;
 use serde::{Deserialize, Serialize};
 
 /// Which engine the page asks for.
@@ -35,7 +35,7 @@ pub enum Request {
     Trace { pixels: Pixels, class: usize, layer: String },
     /// An attack on one image, away from its true class `label` (from the predicted class when
     /// the true one is unknown) or towards the attack's target.
-    Attack { pixels: Pixels, label: Option<usize>, attack: AttackRequest },
+    Attack { pixels: Pixels, label: Option<usize>, attack: AttackSpec },
 }
 
 /// The worker's answer to one request.

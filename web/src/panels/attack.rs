@@ -9,7 +9,9 @@ use web_sys::Element;
 use super::{a, Scene};
 use wasm_bindgen::JsCast;
 
-use crate::attack_params::{AttackChoice, AttackParams, AttackRequest, MAX_STEPS};
+use advlens_shared::attack::{AttackSpec, Norm};
+
+use crate::attack_params::{describe, AttackChoice, AttackParams, MAX_STEPS};
 use crate::config::{ATTACK_STEPS, LARGE_PX, TOP_CLASSES};
 use crate::dom::{bar, canvas, nav_link, El};
 use crate::draw::{l2, linf, perturbation_rgba, to_bytes, to_rgba, top_classes};
@@ -60,7 +62,7 @@ const ATTACK_TARGET: &str = "attack-target";
 const ATTACK_SEED: &str = "attack-seed";
 
 /// The attack's controls, showing the attack of the URL with its defaults filled in.
-fn form(scene: &Scene, request: &AttackRequest) -> El {
+fn form(scene: &Scene, request: &AttackSpec) -> El {
     let model = scene.model;
     let params = &scene.state.attack;
     let field = |id: &str, label: &str, input: El| El::new("div").class("field").child(El::new("label").attr("for", id).text(label)).child(input.id(id));
@@ -68,7 +70,7 @@ fn form(scene: &Scene, request: &AttackRequest) -> El {
         let o = El::new("option").attr("value", c.as_str()).text(c.title());
         if c == params.choice { o.attr("selected", "") } else { o }
     }));
-    let eps_label = if request.choice.norm() == advlens_shared::attack::Norm::Linf {
+    let eps_label = if request.norm == Norm::Linf {
         format!("ε (= {:.1}/255 per pixel)", request.epsilon * 255.0)
     } else {
         "ε (the L2 norm of the change)".to_string()
@@ -121,7 +123,7 @@ pub fn read_form(classes: usize) -> Result<AttackParams, Vec<String>> {
     }
 }
 
-fn result(scene: &Scene, clean: &[f32], row: &AttackRow, request: &AttackRequest) -> El {
+fn result(scene: &Scene, clean: &[f32], row: &AttackRow, request: &AttackSpec) -> El {
     let epsilon = request.epsilon;
     let model = scene.model;
     let shape = model.info.input_shape();
@@ -139,7 +141,7 @@ fn result(scene: &Scene, clean: &[f32], row: &AttackRow, request: &AttackRequest
         (false, Some(t)) => format!("The attack failed: the model resisted and says {says}, not “{}”.", model.class_name(t)),
         (false, None) => format!("The attack failed: the model resisted and still says {says}."),
     };
-    let how = format!("Attack: {}.", request.describe(|c| model.class_name(c)));
+    let how = format!("Attack: {}.", describe(request, |c| model.class_name(c)));
     let figure = |rgba: Vec<u8>, caption: &str| {
         El::new("figure").child(canvas(&rgba, shape[2], shape[1], scale, caption)).add("figcaption", "", caption)
     };
