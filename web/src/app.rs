@@ -6,6 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use advlens_shared::analysis::metrics::class_similarity;
+use advlens_shared::analysis::trace::Influence;
 use advlens_shared::model::{SampleSet, SAMPLES_FILE};
 use advlens_shared::tensor::argmax;
 use futures_util::future::FutureExt;
@@ -21,7 +22,7 @@ use crate::fetch;
 use crate::memo::{Clear, Memo};
 use crate::panels::attack::AttackStatus;
 use crate::panels::{self, LoadedModel, Scene};
-use crate::protocol::{AttackRow, EnginePref, InfluenceRow, Look, Reply, Request};
+use crate::protocol::{AttackRow, EnginePref, Look, Reply, Request};
 use crate::state::{ImageKind, PageState};
 
 /// How a navigation touches the browser history.
@@ -45,7 +46,7 @@ pub struct App {
     generation: Cell<u64>,
     /// Keyed by `PageState::image_key` (a sample or the visitor's own image).
     looks: Memo<(String, ImageKind), Look>,
-    traces: Memo<(String, ImageKind, String, usize), Vec<InfluenceRow>>,
+    traces: Memo<(String, ImageKind, String, usize), Vec<Influence>>,
     attacks: Memo<String, AttackRow>,
     atlases: Memo<String, AtlasState>,
     attack_running: Cell<bool>,

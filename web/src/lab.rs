@@ -11,7 +11,7 @@ use advlens_shared::{Engine, Tensor};
 
 use crate::error::AppError;
 use crate::fetch;
-use crate::protocol::{AttackRow, EnginePref, InfluenceRow, LayerMaps, Look, ModelInfo, Pixels, Reply, Request};
+use crate::protocol::{AttackRow, EnginePref, LayerMaps, Look, ModelInfo, Pixels, Reply, Request};
 
 /// The loaded model, if any.
 #[derive(Default)]
@@ -58,13 +58,7 @@ impl Lab {
                 Ok(Reply::Looked(Look { probabilities, layers }))
             }
             Request::Trace { pixels, class, layer } => {
-                let influences = trace(engine, &images(engine, pixels, 1)?, class, &layer).await?;
-                Ok(Reply::Traced(
-                    influences
-                        .into_iter()
-                        .map(|i| InfluenceRow { channel: i.channel, activation: i.activation, grad_x_act: i.grad_x_act, logit_drop: i.logit_drop, prob_drop: i.prob_drop })
-                        .collect(),
-                ))
+                Ok(Reply::Traced(trace(engine, &images(engine, pixels, 1)?, class, &layer).await?))
             }
             Request::Attack { pixels, label, attack: spec } => {
                 if !(spec.epsilon.is_finite() && spec.epsilon > 0.0) || spec.steps == 0 || spec.steps > crate::attack_params::MAX_STEPS {

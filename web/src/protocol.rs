@@ -6,6 +6,7 @@
 
 use advlens_shared::model::ModelSpec;
 
+use advlens_shared::analysis::trace::Influence;
 use advlens_shared::attack::AttackSpec;
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +45,7 @@ pub enum Reply {
     Loaded(ModelInfo),
     Classified(Vec<Vec<f32>>),
     Looked(Look),
-    Traced(Vec<InfluenceRow>),
+    Traced(Vec<Influence>),
     Attacked(AttackRow),
 }
 
@@ -108,16 +109,6 @@ pub struct Look {
     pub layers: Vec<LayerMaps>,
 }
 
-/// `advlens_shared::analysis::trace::Influence`, serialisable.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct InfluenceRow {
-    pub channel: usize,
-    pub activation: f32,
-    pub grad_x_act: f32,
-    pub logit_drop: f32,
-    pub prob_drop: f32,
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttackRow {
     pub pixels: Pixels,
@@ -165,7 +156,7 @@ mod tests {
         assert_eq!(back, done);
         let traced = WorkerMessage::Done {
             id: 1,
-            result: Ok(Reply::Traced(vec![InfluenceRow { channel: 2, activation: 1.5, grad_x_act: 0.25, logit_drop: 3.0, prob_drop: 0.125 }])),
+            result: Ok(Reply::Traced(vec![Influence { channel: 2, activation: 1.5, grad_x_act: 0.25, logit_drop: 3.0, prob_drop: 0.125 }])),
         };
         let back: WorkerMessage = serde_json::from_str(&serde_json::to_string(&traced).unwrap()).unwrap();
         assert_eq!(back, traced);

@@ -1,11 +1,13 @@
 //! Tracing a prediction back to the neurons (channels of a layer) that caused it.
 
+use serde::{Deserialize, Serialize};
+
 use crate::engine::{Ablation, Engine, Objective};
 use crate::tensor::softmax;
 use crate::{Error, Result, Tensor};
 
-/// One neuron's influence on class `c` for one image.
-#[derive(Clone, Debug, PartialEq)]
+/// One neuron's influence on class `c` for one image (serialisable: the explorer's worker sends it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Influence {
     pub channel: usize,
     /// Its response: the spatial maximum of the channel.

@@ -3,6 +3,7 @@
 //! each linked to its neuron view. The layer and the class are choices (explain the true class
 //! to see what spoke against it).
 
+use advlens_shared::analysis::trace::Influence;
 use web_sys::Element;
 
 use super::Scene;
@@ -10,10 +11,9 @@ use crate::atlas::AtlasState;
 use crate::config::{CHANNEL_PX, TOP_NEURONS};
 use crate::dom::{canvas, nav_link, El};
 use crate::draw::{heat_rgba, plane_max};
-use crate::protocol::InfluenceRow;
 
 /// The controls and, once traced, the list; `trace` is `None` while it is being computed.
-pub fn why(scene: &Scene, trace: Option<&[InfluenceRow]>) -> Element {
+pub fn why(scene: &Scene, trace: Option<&[Influence]>) -> Element {
     let model = scene.model;
     let predicted = scene.predicted();
     let layer_select = El::new("select").id("why-layer").attr("data-param", "layer").children(model.layers.iter().map(|(name, [c, _, _])| {
