@@ -20,6 +20,8 @@ pub enum Error {
     UnsupportedVersion { found: u32, supported: u32 },
     #[error("weights are not a valid safetensors file: {0}")]
     Weights(String),
+    #[error("the file is cut off: it ends before the weights its header lists; download or copy it again")]
+    Truncated,
     #[error("invalid model graph: {0}")]
     Graph(String),
     #[error("tensor `{name}`: {problem}")]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use advlens_shared::analysis::trace::trace;
-use advlens_shared::attack::{attack, attack_observed, ensemble_attack, AttackKind, AttackSpec, EnsembleSpec, Norm};
+use advlens_shared::attack::{attack, attack_observed, AttackChoice, ensemble_attack, AttackKind, AttackSpec, EnsembleSpec, Norm};
 use advlens_shared::engine::{Ablation, Engine};
 use advlens_shared::testing::{fresh_seed, random_bundle, random_images, reference_cases, Rng};
 use advlens_shared::tensor::softmax;
@@ -45,12 +45,32 @@ fn every_attack_stays_in_its_ball_and_in_the_unit_box() {
     // PGD raises the label's loss; a targeted PGD lowers the target's.
     let pgd = pollster::block_on(attack(&engine, &x, 1, &AttackSpec::pgd(0.1, 10))).unwrap();
     assert!(pgd.losses.last() > pgd.losses.first(), "seed {seed}: {:?}", pgd.losses);
-    // The observed attack reports every step, in order, with the loss it records, and ends
-    // with the same image.
+    // The observed attack reports every step, in order, with the loss it records and the image
+    // it reached, and ends with the same image.
     let mut seen = Vec::new();
-    let observed = pollster::block_on(attack_observed(&engine, &x, 1, &AttackSpec::pgd(0.1, 10), &mut |step, steps, loss| seen.push((step, steps, loss)))).unwrap();
+    let mut images = Vec::new();
+    let observed = pollster::block_on(attack_observed(&engine, &x, 1, &AttackSpec::pgd(0.1, 10), &mut |step, steps, loss, image| {
+        seen.push((step, steps, loss));
+        images.push(image.to_vec());
+    }))
+    .unwrap();
     assert_eq!(seen, (1..=10).map(|k| (k, 10, pgd.losses[k - 1])).collect::<Vec<_>>());
     assert_eq!(observed.image.data(), pgd.image.data());
+    assert_eq!(images.last().map(Vec::as_slice), Some(pgd.image.data()));
+    // Step k of an attack is the whole attack with k steps and the same step size (what the
+    // explorer's step slider shows, and what `advlens perturb --steps k --step-size s` gives),
+    // for every kind, random start and momentum included.
+    for choice in AttackChoice::ALL {
+        let spec = choice.spec(0.1, 6, Some(3), Some(seed));
+        let mut steps = Vec::new();
+        pollster::block_on(attack_observed(&engine, &x, 1, &spec, &mut |_, _, _, image| steps.push(image.to_vec()))).unwrap();
+        assert_eq!(steps.len(), spec.steps, "{choice:?}");
+        for k in 1..=spec.steps {
+            let short = AttackSpec { steps: k, ..spec.clone() };
+            let out = pollster::block_on(attack(&engine, &x, 1, &short)).unwrap();
+            assert_eq!(out.image.data(), steps[k - 1].as_slice(), "{choice:?} step {k}");
+        }
+    }
     let targeted = AttackSpec { target: Some(4), ..AttackSpec::pgd(0.1, 10) };
     let t = pollster::block_on(attack(&engine, &x, 1, &targeted)).unwrap();
     assert!(t.probs[4] > t.clean_probs[4], "seed {seed}: target probability {} -> {}", t.clean_probs[4], t.probs[4]);

@@ -44,6 +44,13 @@ fn single_file_form_round_trips_and_plain_weights_are_refused() {
     assert_eq!(again.weights(), bundle.weights());
     let m = Bundle::from_single_file(&weights).unwrap_err().to_string();
     assert!(m.contains("model.json"), "{m}");
+    assert_eq!(Bundle::single_file_samples(&single).unwrap(), None);
+    // With sample images: the same bundle, and the samples' bytes back as given.
+    let samples = br#"{"dataset":"toy","split":"test","shape":[1,2,2],"samples":[{"index":4,"label":1,"pixels":[0,64,128,255],"reference":{"predicted":0,"probabilities":[0.75,0.25]}}]}"#;
+    let with = bundle.to_single_file_with_samples(samples).unwrap();
+    assert_eq!(Bundle::from_single_file(&with).unwrap().weights(), bundle.weights());
+    assert_eq!(Bundle::single_file_samples(&with).unwrap().as_deref(), Some(&samples[..]));
+    assert!(bundle.to_single_file_with_samples(br#"{"dataset":"toy","split":"test","shape":[1,2,2],"samples":[{"index":0,"label":0,"pixels":[1],"reference":{"predicted":0,"probabilities":[1.0]}}]}"#).is_err(), "samples are checked");
 }
 
 #[test]

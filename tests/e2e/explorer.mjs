@@ -8,59 +8,21 @@
 // first model — bad URLs, a missing or broken atlas, and the phone layout. When ADVLENS_BIN
 // names the `advlens` binary, the page's trace numbers must equal `advlens trace --json`'s.
 // A page error or a Rust panic fails the test. Screenshots go to tests/e2e/artifacts/.
-import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, close } from './serve.mjs';
+import { TIMEOUT, browser, close_to, fail, influences, query, settled } from './common.mjs';
+import { attackLab, scrub } from './attack_lab.mjs';
+import { ownModels } from './own_model.mjs';
+import { share } from './share.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.resolve(process.argv[2] ?? 'dist');
 const artifacts = path.join(here, 'artifacts');
-const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const PREFIX = '/course/advlens/';
-const TIMEOUT = 120_000;
-
-function fail(message) {
-  console.error(`FAIL: ${message}`);
-  process.exitCode = 1;
-}
-const close_to = (a, b, tol = 1e-4) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(b));
-
-async function browser(mode, viewport = { width: 1280, height: 900 }) {
-  const args = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
-  if (mode === 'webgpu') args.push('--enable-unsafe-webgpu');
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'advlens-e2e-'));
-  const context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPath, headless: true, args, viewport });
-  // The longest main-thread task, for the budget: the page must stay responsive.
-  await context.addInitScript(() => {
-    window.__longest = 0;
-    new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__longest = Math.max(window.__longest, e.duration); })
-      .observe({ type: 'longtask', buffered: true });
-  });
-  const page = context.pages()[0] ?? await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && /panicked|RuntimeError|unreachable|Uncaught/.test(m.text())) errors.push(`console: ${m.text()}`);
-  });
-  return { page, errors, done: async () => { await context.close(); fs.rmSync(profile, { recursive: true, force: true }); } };
-}
-
-// Waits until the page has finished what the last navigation asked for.
-async function settled(page) {
-  await page.waitForSelector('#status[data-state="ready"], #status[data-state="error"], #status[data-state="panic"]', { timeout: TIMEOUT });
-  const state = await page.getAttribute('#status', 'data-state');
-  if (state !== 'ready') throw new Error(`page not ready: ${state}: ${await page.textContent('#status')}`);
-}
-
-const query = (page) => new URL(page.url()).searchParams;
-const influences = (page) => page.$$eval('#why .influence', (items) => items.map((i) => ({
-  channel: Number(i.dataset.channel), logitDrop: Number(i.dataset.logitDrop), gradXAct: Number(i.dataset.gradXAct), probDrop: Number(i.dataset.probDrop),
-})));
 
 // The neuron view's patches must be the atlas's: the right row, its top patches in order.
 async function checkNeuronAtlas(page, tag, atlases, layer) {
@@ -188,7 +150,12 @@ async function check(base, mode, model, { expected, epsilon, mustFool, atlases, 
     if (Number(await page.getAttribute('#network .prediction', 'data-predicted')) !== expected[2]) fail(`${tag} back did not restore the real image's prediction`);
 
     if (process.env.ADVLENS_BIN) await checkAgainstCli(page, base, model, tag, lastLayer);
-    const lab = withLab ? await attackLab(page, base, tag, epsilon) : null;
+    const bundle = path.join(dist, 'models', model);
+    const lab = withLab ? await attackLab(page, base, tag, epsilon, bundle) : null;
+    if (withLab) {
+      await scrub(page, base, tag, epsilon, bundle, lastLayer);
+      await page.screenshot({ path: path.join(artifacts, `attack-step-${model}-${mode}.png`), fullPage: true });
+    }
     if (model.startsWith('concepts')) await conceptImage(page, base, model, tag);
     if (extras) await extras(page, base, tag);
     console.log(`${tag} longest main-thread task: ${JSON.stringify(longest)} ms; load ${loadMs} ms, neuron switch ${switchMs} ms, attack ${attackMs} ms`);
@@ -237,34 +204,6 @@ async function badInputs(page, base, tag) {
     await page.unroute(`**/atlas/*/${file}`);
   }
   console.log(`${tag} a missing atlas and a missing sprite sheet are explained, the page works`);
-}
-
-// The attack lab's attacks, each from its URL: targeted MI-FGSM reaches its target, L2 PGD stays
-// in its L2 ball, FGSM takes one step. Returns the outcomes, to compare the two engines.
-async function attackLab(page, base, tag, epsilon) {
-  const runs = [
-    ['mi-fgsm targeted', `attack=mi-fgsm&target=3&eps=${epsilon}&steps=10`, (o) => o.success === 'true' && o.predicted === '3' && o.target === '3' && Number(o.linf) <= epsilon + 1e-4],
-    ['pgd-l2', 'attack=pgd-l2&eps=2&steps=20&seed=5', (o) => Number(o.l2) <= 2 + 1e-4 && Number(o.steps) === 20],
-    ['fgsm', `attack=fgsm&eps=${epsilon}`, (o) => Number(o.steps) === 1 && Number(o.linf) <= epsilon + 1e-4],
-  ];
-  const outcomes = {};
-  for (const [name, query, ok] of runs) {
-    await page.goto(`${base}?sample=2&image=adversarial&${query}`);
-    await settled(page);
-    const o = await page.$eval('.attack-outcome', (e) => ({ ...e.dataset }));
-    if (!ok(o)) fail(`${tag} ${name}: ${JSON.stringify(o)}`);
-    outcomes[name] = o;
-  }
-  // The controls show the URL's attack, and a form with a bad value says so instead of attacking.
-  if (await page.$eval('#attack-kind', (e) => e.value) !== 'fgsm') fail(`${tag} the attack controls do not show the URL's attack`);
-  await page.fill('#attack-steps', '0');
-  await page.selectOption('#attack-kind', 'pgd');
-  const before = page.url();
-  await page.click('#attack-button');
-  await page.waitForFunction(() => /steps/.test(document.querySelector('#notices')?.textContent ?? ''));
-  if (page.url() !== before) fail(`${tag} an attack with 0 steps changed the page`);
-  console.log(`${tag} attack lab: ${Object.entries(outcomes).map(([k, o]) => `${k} -> ${o.predicted} (success ${o.success})`).join('; ')}`);
-  return outcomes;
 }
 
 // A long attack shows its progress and can be cancelled; the page keeps working after.
@@ -450,6 +389,8 @@ try {
       await ownImages(page, base, tag);
       await keyboard(page, base, tag, layers, expected.length);
       await cancelAttack(page, base, tag);
+      await share(page, base, tag);
+      await ownModels(page, base, tag, { dist, expected });
     };
     const gpu = await check(base, 'webgpu', entry.id, { ...options, extras: k === 0 ? extras : null, withLab: k === 0 });
     if (k === 0) {

@@ -38,6 +38,12 @@ pub enum Command {
     /// The neurons behind one prediction: exact and gradient x activation influence of each
     /// channel of a layer, with the concepts `analyze` found for them; text and PNG.
     Trace(TraceArgs),
+    /// Attack one image with the shared engine — the explorer's attacks, with its names, defaults
+    /// and seeds: the page's `?attack=&eps=&steps=&target=&seed=` gives the same image.
+    Perturb(PerturbArgs),
+    /// Write a bundle folder as one file (its sample images included): what the explorer's
+    /// "open your own model" takes.
+    Pack(PackArgs),
     /// The whole paper pipeline: train 3 architectures x (standard, pgd, consistent), ensemble
     /// attacks, every analysis, on the dataset and on the concept world; writes report.md.
     Reproduce(ReproduceArgs),
@@ -424,12 +430,8 @@ pub struct TraceArgs {
     /// Model bundle.
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
-    /// Image file (PNG/JPEG; resized on its shorter side and centre-cropped to the model input).
-    #[arg(long, value_name = "FILE", conflicts_with = "sample", required_unless_present = "sample")]
-    pub image: Option<PathBuf>,
-    /// Or the N-th sample image of the bundle's samples.json.
-    #[arg(long, value_name = "N")]
-    pub sample: Option<usize>,
+    #[command(flatten)]
+    pub input: OneImageArgs,
     /// Class to explain (default: the predicted one).
     #[arg(long)]
     pub class: Option<usize>,
@@ -451,6 +453,67 @@ pub struct TraceArgs {
     /// neuron's influence (the numbers the explorer shows).
     #[arg(long)]
     pub json: bool,
+}
+
+/// One image for a command on one model.
+#[derive(Debug, Args)]
+pub struct OneImageArgs {
+    /// Image file (PNG/JPEG; resized on its shorter side and centre-cropped to the model input).
+    #[arg(long, value_name = "FILE", conflicts_with = "sample", required_unless_present = "sample")]
+    pub image: Option<PathBuf>,
+    /// Or the N-th sample image of the bundle's samples.json.
+    #[arg(long, value_name = "N")]
+    pub sample: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct PerturbArgs {
+    /// Model bundle.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub input: OneImageArgs,
+    /// pgd, pgd-l2, fgsm, least-likely or mi-fgsm.
+    #[arg(long, default_value = "pgd")]
+    pub attack: String,
+    /// Budget (L-inf: per pixel on the [0,1] scale; pgd-l2: the L2 norm of the change). Default:
+    /// the model's training epsilon, else the one it was evaluated at, else 0.2.
+    #[arg(long)]
+    pub epsilon: Option<f32>,
+    #[arg(long, default_value_t = advlens_shared::attack::DEFAULT_STEPS)]
+    pub steps: usize,
+    /// Step size (default: 2.5 epsilon / steps; mi-fgsm epsilon / steps; fgsm epsilon). Give it
+    /// to reproduce the first steps of a longer attack: step k of N is --steps k with N's step size.
+    #[arg(long)]
+    pub step_size: Option<f32>,
+    /// Aim at this class (pgd, pgd-l2, mi-fgsm).
+    #[arg(long)]
+    pub target: Option<usize>,
+    /// Start at a random point of the ball drawn with this seed (default: at the image).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The true class (default: the sample's label, else the predicted class).
+    #[arg(long)]
+    pub label: Option<usize>,
+    /// Print JSON: the attack, probabilities before and after, the adversarial image (CHW, [0,1]).
+    #[arg(long)]
+    pub json: bool,
+    /// With --json: also the image after every step.
+    #[arg(long)]
+    pub every_step: bool,
+    /// Write the adversarial image here (PNG, 8 bits: rounded).
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// Model bundle folder (model.json, weights.safetensors, optional samples.json).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// The single file to write (by convention `<name>.advlens.safetensors`).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -103,6 +103,19 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
         cli::Command::Attack(a) => attack_command(a, args.quiet)?,
         cli::Command::Analyze(a) => analyze_command(a)?,
         cli::Command::Trace(a) => trace_command(a)?,
+        cli::Command::Perturb(a) => perturb_command(a, args.quiet)?,
+        cli::Command::Pack(a) => {
+            use advlens_shared::model::{Bundle, SAMPLES_FILE};
+            let bundle = Bundle::load(&a.model).with_context(|| format!("loading bundle {}", a.model.display()))?;
+            let samples = a.model.join(SAMPLES_FILE);
+            let bytes = match std::fs::read(&samples) {
+                Ok(json) => bundle.to_single_file_with_samples(&json).with_context(|| format!("checking {}", samples.display()))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => bundle.to_single_file()?,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", samples.display())),
+            };
+            std::fs::write(&a.out, &bytes).with_context(|| format!("writing {}", a.out.display()))?;
+            println!("wrote {} ({} bytes)", a.out.display(), bytes.len());
+        }
         cli::Command::Reproduce(a) => {
             DatasetKind::parse(&a.dataset)?;
             let report = advlens_trainer::reproduce::reproduce(&a.preset, &a.dataset, &a.data, &a.out, a.threads, a.jobs)?;
@@ -347,24 +360,7 @@ fn trace_command(a: cli::TraceArgs) -> Result<()> {
     use advlens_shared::model::{Bundle, SampleSet, SAMPLES_FILE};
     let bundle = std::sync::Arc::new(Bundle::load(&a.model).with_context(|| format!("loading bundle {}", a.model.display()))?);
     let spec = bundle.spec().clone();
-    let (c, side) = (spec.input.channels, spec.input.height);
-    let image = match (&a.image, a.sample) {
-        (Some(path), _) => {
-            let pixels = advlens_trainer::data::folder::decode(path, c, side)?;
-            advlens_shared::Tensor::from_u8_images(vec![1, c, side, spec.input.width], &pixels)?
-        }
-        (None, Some(k)) => {
-            let path = a.model.join(SAMPLES_FILE);
-            let set = SampleSet::from_json(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)?;
-            let batch = set.batch()?;
-            if k >= set.samples.len() {
-                anyhow::bail!("--sample {k}: the bundle has {} samples", set.samples.len());
-            }
-            let per = c * side * spec.input.width;
-            advlens_shared::Tensor::new(vec![1, c, side, spec.input.width], batch.data()[k * per..(k + 1) * per].to_vec())?
-        }
-        (None, None) => anyhow::bail!("pass --image FILE or --sample N"),
-    };
+    let (image, _) = advlens_trainer::perturb::one_image(&a.model, &bundle, a.input.image.as_deref(), a.input.sample)?;
     let analysis = match &a.analysis {
         Some(dir) => {
             let path = dir.join("analysis.json");
@@ -410,6 +406,33 @@ fn trace_command(a: cli::TraceArgs) -> Result<()> {
     }
     if let Some(png) = &a.png {
         advlens_trainer::trace::png(&traced, &image, a.top, atlas.as_ref(), png)?;
+        println!("wrote {}", png.display());
+    }
+    Ok(())
+}
+
+fn perturb_command(a: cli::PerturbArgs, quiet: bool) -> Result<()> {
+    use advlens_shared::attack::AttackChoice;
+    use advlens_trainer::perturb;
+    let bundle = Arc::new(advlens_shared::model::Bundle::load(&a.model).with_context(|| format!("loading bundle {}", a.model.display()))?);
+    let choice = AttackChoice::parse(&a.attack).with_context(|| format!("--attack {}: use one of {}", a.attack, AttackChoice::names()))?;
+    let request = perturb::Request { choice, epsilon: a.epsilon, steps: a.steps, step_size: a.step_size, target: a.target, seed: a.seed };
+    let spec = request.resolve(&bundle)?;
+    let (image, sample_label) = perturb::one_image(&a.model, &bundle, a.input.image.as_deref(), a.input.sample)?;
+    let classes = bundle.classes().len();
+    if let Some(l) = a.label.filter(|&l| l >= classes) {
+        anyhow::bail!("--label {l}: the model has {classes} classes (numbered from 0)");
+    }
+    let engine = advlens_shared::Engine::cpu(bundle.clone());
+    let bar = train::progress_bar(spec.steps as u64, quiet, "perturb");
+    let result = perturb::perturb(&engine, &image, a.label.or(sample_label), &spec, a.every_step, &bar)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&result)?);
+    } else {
+        print!("{}", perturb::describe(&result, bundle.classes()));
+    }
+    if let Some(png) = &a.png {
+        perturb::png(&result.image, bundle.input_shape(), png)?;
         println!("wrote {}", png.display());
     }
     Ok(())

@@ -509,3 +509,55 @@ fn trace_json_ranks_every_neuron_of_the_layer_as_the_text_does() {
     let first: u64 = text.lines().nth(2).and_then(|l| l.split_whitespace().next()).and_then(|c| c.parse().ok()).expect("a neuron line");
     assert_eq!(Some(first), v["influences"][0]["channel"].as_u64(), "{text}");
 }
+
+#[test]
+fn perturb_attacks_as_the_explorer_and_its_steps_are_shorter_attacks() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/assets/models/mnist-small");
+    let model = model.to_str().unwrap();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = advlens(&[&["perturb", "--model", model, "--sample", "2", "--json"], args].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("perturb --json prints JSON")
+    };
+    let floats = |v: &serde_json::Value| -> Vec<f64> { v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+    let full = json(&["--attack", "mi-fgsm", "--epsilon", "0.2", "--steps", "6", "--seed", "4", "--every-step"]);
+    assert_eq!(full["spec"]["steps"], 6);
+    assert_eq!(full["spec"]["random_start"], 4);
+    assert!((full["spec"]["step_size"].as_f64().unwrap() - 0.2 / 6.0).abs() < 1e-6, "MI-FGSM's step is epsilon / steps");
+    let steps = full["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 6);
+    assert_eq!(floats(&steps[5]), floats(&full["image"]), "the last step is the result");
+    // Step 3 of 6 is the 3-step attack with the 6-step attack's step size.
+    let step = full["spec"]["step_size"].to_string();
+    let cut = json(&["--attack", "mi-fgsm", "--epsilon", "0.2", "--steps", "3", "--step-size", &step, "--seed", "4"]);
+    assert_eq!(floats(&cut["image"]), floats(&steps[2]));
+    // Inside the budget, in [0, 1], away from the sample's label by default.
+    let samples: serde_json::Value = serde_json::from_slice(&std::fs::read(Path::new(model).join("samples.json")).unwrap()).unwrap();
+    assert_eq!(full["label"], samples["samples"][2]["label"]);
+    let set = SampleSet::from_json(&std::fs::read(Path::new(model).join(SAMPLES_FILE)).unwrap()).unwrap();
+    let clean: Vec<f64> = set.samples[2].pixels.iter().map(|&p| f64::from(p) / 255.0).collect();
+    let image = floats(&full["image"]);
+    assert!(image.iter().zip(&clean).all(|(a, b)| (a - b).abs() <= 0.2 + 1e-6 && (0.0..=1.0).contains(a)));
+    // Mistakes are named.
+    assert_user_error(&advlens(&["perturb", "--model", model, "--sample", "2", "--attack", "cw"]), &["--attack cw", "pgd-l2", "mi-fgsm"]);
+    assert_user_error(&advlens(&["perturb", "--model", model, "--sample", "2", "--target", "10"]), &["--target 10", "10 classes"]);
+    assert_user_error(&advlens(&["perturb", "--model", model, "--sample", "99"]), &["--sample 99", "16 samples"]);
+    assert_user_error(&advlens(&["perturb", "--model", model, "--image", "/no/such.png"]), &["/no/such.png", "no such file"]);
+    assert_user_error(&advlens(&["perturb", "--model", model, "--sample", "2", "--epsilon=-1"]), &["--epsilon"]);
+    assert_user_error(&advlens(&["perturb", "--model", model, "--sample", "2", "--steps", "0"]), &["--steps"]);
+}
+
+#[test]
+fn pack_writes_one_file_that_opens_as_the_same_bundle_with_its_samples() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/assets/models/mnist-small");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.advlens.safetensors");
+    let out = advlens(&["pack", "--model", model.to_str().unwrap(), "--out", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&file).unwrap();
+    let (single, folder) = (Bundle::from_single_file(&bytes).unwrap(), Bundle::load(&model).unwrap());
+    assert_eq!((single.spec(), single.weights()), (folder.spec(), folder.weights()));
+    let samples = Bundle::single_file_samples(&bytes).unwrap().expect("the samples travel in the file");
+    assert_eq!(SampleSet::from_json(&samples).unwrap(), SampleSet::from_json(&std::fs::read(model.join(SAMPLES_FILE)).unwrap()).unwrap());
+    assert_user_error(&advlens(&["pack", "--model", dir.path().to_str().unwrap(), "--out", file.to_str().unwrap()]), &["loading bundle"]);
+}

@@ -15,14 +15,14 @@ use wasm_bindgen::JsCast;
 
 use crate::atlas::{Atlas, AtlasState};
 use crate::client::Compute;
-use crate::config::{CatalogEntry, ATTACK_STEPS, CATALOG_URL};
+use crate::config::{CatalogEntry, ATTACK_STEPS, CATALOG_URL, OWN_FILE_ID};
 use crate::dom::{by_id, document, replace_children, El};
 use crate::error::AppError;
 use crate::fetch;
 use crate::memo::{Clear, Memo};
 use crate::panels::attack::AttackStatus;
 use crate::panels::{self, LoadedModel, Scene};
-use crate::protocol::{AttackRow, EnginePref, Look, Reply, Request};
+use crate::protocol::{AttackRow, EnginePref, Look, ModelSource, Reply, Request};
 use crate::state::{ImageKind, PageState};
 
 /// How a navigation touches the browser history.
@@ -44,13 +44,17 @@ pub struct App {
     pub state: RefCell<PageState>,
     /// Bumped by every navigation; a render that finds it changed stops.
     generation: Cell<u64>,
-    /// Keyed by `PageState::image_key` (a sample or the visitor's own image).
+    /// Keyed by `PageState::view_key` (the real image, or the adversarial one at its step).
     looks: Memo<(String, ImageKind), Look>,
     traces: Memo<(String, ImageKind, String, usize), Vec<Influence>>,
     attacks: Memo<String, AttackRow>,
     atlases: Memo<String, AtlasState>,
     attack_running: Cell<bool>,
     attack_error: RefCell<Option<String>>,
+    /// The model file the visitor picked, as a blob: URL (`?model=your-file`).
+    own_file: RefCell<Option<CatalogEntry>>,
+    /// Bumped by every picked file, so that a second file with the same name loads again.
+    files_picked: Cell<u32>,
 }
 
 /// Shows `text` in the status line (a live region); `state` is loading, working, ready, error
@@ -103,7 +107,12 @@ async fn run() -> Result<(), AppError> {
         atlases: Memo::new(),
         attack_running: Cell::new(false),
         attack_error: RefCell::new(None),
+        own_file: RefCell::new(None),
+        files_picked: Cell::new(0),
     });
+    if let Ok(limits) = by_id("own-limits") {
+        limits.set_text_content(Some(&crate::own_model::limits_text()));
+    }
     crate::listen::listen(&app)?;
     crate::own_image::listen_for_drawing()?;
     let query = web_sys::window().ok_or_else(|| AppError::Browser("no window".into()))?.location().search()?;
@@ -122,28 +131,23 @@ impl App {
         let generation = self.generation.get() + 1;
         self.generation.set(generation);
         let (mut state, mut notes) = PageState::parse(query);
-        let first = &self.catalog[0];
-        let entry = match &state.model {
-            None => first,
-            Some(id) => self.catalog.iter().find(|e| e.id == *id).unwrap_or_else(|| {
-                let ids: Vec<&str> = self.catalog.iter().map(|e| e.id.as_str()).collect();
-                notes.push(format!("there is no model `{id}` here (the models: {}): showing “{}”", ids.join(", "), first.title));
-                first
-            }),
-        }
-        .clone();
-        state.model = Some(entry.id.clone());
+        let entry = self.entry(&mut state, &mut notes);
         let engine = state.engine.unwrap_or(EnginePref::Auto);
-        if let Ok(select) = by_id("model") {
-            if let Some(select) = select.dyn_ref::<web_sys::HtmlSelectElement>() {
-                select.set_value(&entry.id);
-            }
-        }
+        self.show_models(&entry);
         let loaded = self.model.borrow().clone().filter(|m| m.entry.id == entry.id && self.engine.get() == engine);
         let model = match loaded {
             Some(m) => m,
             None => match self.load(&entry, engine, generation).await {
                 Ok(m) => m,
+                Err(e) if entry.file.is_some() && self.current(generation) => {
+                    // A visitor's model that does not open: say why, and go back to a bundled one.
+                    *self.own_file.borrow_mut() = None;
+                    let back = PageState { model: Some(self.catalog[0].id.clone()), engine: state.engine, ..Default::default() };
+                    Box::pin(self.navigate(&back.to_query(), Nav::Replace)).await;
+                    notes.push(format!("“{}” could not be opened: {e}. The page opens single-file bundles ({}); showing “{}” instead", entry.title, crate::own_model::limits_text(), self.catalog[0].title));
+                    show_notices(&notes);
+                    return;
+                }
                 Err(e) => {
                     if self.current(generation) {
                         show_notices(&notes);
@@ -177,6 +181,70 @@ impl App {
         }
     }
 
+    /// The model `state` names — `?bundle=URL`, the visitor's picked file, or a bundled one —
+    /// with `state.model` / `state.bundle` made to match it; what could not be found becomes a note.
+    fn entry(&self, state: &mut PageState, notes: &mut Vec<String>) -> CatalogEntry {
+        let first = &self.catalog[0];
+        if let Some(url) = &state.bundle {
+            state.model = None;
+            return CatalogEntry::own(format!("url:{url}"), crate::own_model::title_of(url), url.clone());
+        }
+        let entry = match state.model.as_deref() {
+            None => first.clone(),
+            Some(OWN_FILE_ID) => self.own_file.borrow().clone().unwrap_or_else(|| {
+                notes.push(format!("a model file opened from your disk is not kept when the page reloads: open it again below (showing “{}”)", first.title));
+                first.clone()
+            }),
+            Some(id) => self.catalog.iter().find(|e| e.id == id).cloned().unwrap_or_else(|| {
+                let ids: Vec<&str> = self.catalog.iter().map(|e| e.id.as_str()).collect();
+                notes.push(format!("there is no model `{id}` here (the models: {}): showing “{}”", ids.join(", "), first.title));
+                first.clone()
+            }),
+        };
+        state.model = Some(if entry.file.is_some() { OWN_FILE_ID.to_string() } else { entry.id.clone() });
+        entry
+    }
+
+    /// The model list shows the bundled models and the visitor's, with `entry` selected.
+    fn show_models(&self, entry: &CatalogEntry) {
+        let Ok(select) = by_id("model") else { return };
+        let own = entry.file.as_ref().map(|_| El::new("option").attr("value", if entry.id.starts_with("url:") { &entry.id } else { OWN_FILE_ID }).text(&format!("Your model: {}", entry.title)));
+        replace_children(&select, self.catalog.iter().map(|e| El::new("option").attr("value", &e.id).text(&e.title)).chain(own));
+        if let Some(select) = select.dyn_ref::<web_sys::HtmlSelectElement>() {
+            select.set_value(if entry.file.is_some() && !entry.id.starts_with("url:") { OWN_FILE_ID } else { &entry.id });
+        }
+    }
+
+    /// Opens a model file the visitor picked or dropped.
+    pub async fn open_model_file(self: &Rc<Self>, file: web_sys::File) {
+        if file.size() > crate::own_model::MAX_BYTES as f64 {
+            show_notices(&[format!("“{}” is {:.0} MB: the page opens model files of {}", file.name(), file.size() / 1e6, crate::own_model::limits_text())]);
+            return;
+        }
+        let Ok(url) = web_sys::Url::create_object_url_with_blob(&file) else {
+            show_notices(&["the browser could not read the file".to_string()]);
+            return;
+        };
+        if let Some(old) = self.own_file.borrow().as_ref().and_then(|e| e.file.clone()) {
+            let _ = web_sys::Url::revoke_object_url(&old);
+        }
+        self.files_picked.set(self.files_picked.get() + 1);
+        *self.own_file.borrow_mut() = Some(CatalogEntry::own(format!("{OWN_FILE_ID}-{}", self.files_picked.get()), file.name(), url));
+        let next = PageState { model: Some(OWN_FILE_ID.into()), engine: self.state.borrow().engine, ..Default::default() };
+        self.navigate(&next.to_query(), Nav::Push).await;
+    }
+
+    /// Opens the single-file bundle at a URL the visitor typed (`?bundle=`).
+    pub async fn open_model_url(self: &Rc<Self>, url: String) {
+        let url = url.trim().to_string();
+        if url.is_empty() {
+            show_notices(&["type the address of a model file first".to_string()]);
+            return;
+        }
+        let next = PageState { bundle: Some(url), engine: self.state.borrow().engine, ..Default::default() };
+        self.navigate(&next.to_query(), Nav::Push).await;
+    }
+
     /// Loads a model in the worker with its samples, and draws what depends only on it.
     async fn load(&self, entry: &CatalogEntry, engine: EnginePref, generation: u64) -> Result<Rc<LoadedModel>, AppError> {
         set_status("loading", &format!("Loading “{}”…", entry.title));
@@ -186,26 +254,42 @@ impl App {
         }
         *self.attack_error.borrow_mut() = None;
         let base = entry.base();
-        // The worker's own base URL is a blob: URL, so it gets an absolute one.
+        // The worker's own base URL is a blob: URL, so it gets absolute ones.
         let page = document().base_uri()?.unwrap_or_default();
-        let absolute = web_sys::Url::new_with_base(&base, &page).map(|u| u.href()).unwrap_or_else(|_| base.clone());
-        let absolute_base = absolute.clone();
-        // The samples download while the worker loads the model.
+        let absolute = |url: &str| web_sys::Url::new_with_base(url, &page).map(|u| u.href()).unwrap_or_else(|_| url.to_string());
+        let source = match &entry.file {
+            Some(url) => ModelSource::File(absolute(url)),
+            None => ModelSource::Folder(absolute(&base)),
+        };
+        let load = Request::Load { source, engine };
+        // A folder's samples download while the worker loads the model; a file carries its own.
         let samples_url = format!("{base}/{SAMPLES_FILE}");
-        let load = self.compute.ask(Request::Load { base: absolute, engine }, |r| if let Reply::Loaded(i) = r { Ok(i) } else { Err(r) });
-        let (info, samples) = futures_util::future::join(load, fetch::bytes(&samples_url)).await;
-        let info = info.map_err(AppError::Model)?;
-        let load = Request::Load { base: absolute_base, engine };
-        let samples = SampleSet::from_json(&samples?)?;
+        let folder = entry.file.is_none();
+        let fetch_samples = async move { if folder { Some(fetch::bytes(&samples_url).await) } else { None } };
+        let ask = self.compute.ask(load.clone(), |r| if let Reply::Loaded(i) = r { Ok(i) } else { Err(r) });
+        let (info, samples) = futures_util::future::join(ask, fetch_samples).await;
+        let mut info = info.map_err(AppError::Model)?;
+        let samples = match (info.samples.take(), samples) {
+            (_, Some(bytes)) => {
+                let set = SampleSet::from_json(&bytes?)?;
+                if set.samples.is_empty() {
+                    return Err(AppError::Data(format!("{base}/{SAMPLES_FILE} has no images")));
+                }
+                set
+            }
+            (Some(set), None) => set,
+            (None, None) => SampleSet { dataset: String::new(), split: String::new(), shape: info.input_shape(), samples: Vec::new() },
+        };
         if samples.shape != info.input_shape() {
-            return Err(AppError::Data(format!("{base}/{SAMPLES_FILE} holds {:?} images but the model takes {:?}", samples.shape, info.input_shape())));
-        }
-        if samples.samples.is_empty() {
-            return Err(AppError::Data(format!("{base}/{SAMPLES_FILE} has no images")));
+            return Err(AppError::Data(format!("the sample images are {:?} but the model takes {:?}", samples.shape, info.input_shape())));
         }
         let n = samples.samples.len();
         let pixels: Vec<f32> = samples.samples.iter().flat_map(|s| s.pixels.iter().map(|&p| f32::from(p) / 255.0)).collect();
-        let probabilities = self.compute.ask(Request::Classify { pixels, n }, |r| if let Reply::Classified(p) = r { Ok(p) } else { Err(r) }).await.map_err(AppError::Model)?;
+        let probabilities = if n == 0 {
+            Vec::new()
+        } else {
+            self.compute.ask(Request::Classify { pixels, n }, |r| if let Reply::Classified(p) = r { Ok(p) } else { Err(r) }).await.map_err(AppError::Model)?
+        };
         let layers = info.feature_layers();
         let similarity = class_similarity(&info.spec.classes, &info.spec.hierarchy);
         let model = Rc::new(LoadedModel { entry: entry.clone(), load, info, samples, probabilities, layers, similarity });
@@ -246,11 +330,12 @@ impl App {
             return Ok(());
         }
         let image: Vec<f32> = match (&attack, state.image) {
-            (Some(row), ImageKind::Adversarial) => row.pixels.clone(),
+            (Some(row), ImageKind::Adversarial) => row.image_at(state.step).to_vec(),
             _ => clean.clone(),
         };
+        let view = state.view_key();
         set_status("working", &format!("Looking inside {}…", if state.image == ImageKind::Real { "the image" } else { "the adversarial image" }));
-        let look = self.look(model, &key, state.image, image.clone()).await?;
+        let look = self.look(model, &view, state.image, image.clone()).await?;
         if !self.current(generation) {
             return Ok(());
         }
@@ -275,37 +360,61 @@ impl App {
         };
         let scene = Scene { state: &state, model, image: &image, look: &look, real_look: real_look.as_deref(), layer: &layer, class, atlas: &atlas, attack: attack.as_deref() };
         by_id("network-body").map(|e| replace_children(&e, [panels::network::network(&scene)]))?;
-        let traced = (!layer.is_empty()).then(|| self.traces.ready(&(key.clone(), state.image, layer.clone(), class))).flatten();
+        // The trace of the shown image and, on an adversarial one, of the real image for the
+        // same class: the neurons aligned before and after the attack.
+        let shown_key = (view.clone(), state.image, layer.clone(), class);
+        let real_key = (state.image == ImageKind::Adversarial).then(|| (key.clone(), ImageKind::Real, layer.clone(), class));
+        let ready = |k: &Option<_>| k.as_ref().and_then(|k| self.traces.ready(k));
+        let traced = (!layer.is_empty()).then(|| self.traces.ready(&shown_key)).flatten();
+        let real_traced = ready(&real_key);
         let top = traced.as_ref().and_then(|t| t.first()).map(|r| r.channel);
         by_id("neuron-body").map(|e| replace_children(&e, [panels::neuron::neuron(&scene, top)]))?;
-        by_id("attack-body").map(|e| replace_children(&e, [panels::attack::attack(&scene, &clean, &attack_status, self.compute.can_cancel())]))?;
-        by_id("why-body").map(|e| replace_children(&e, [panels::why::why(&scene, traced.as_deref().map(Vec::as_slice))]))?;
+        // A slider being dragged stays: only its step's part of the panel is redrawn.
+        let scrubbing = focused.as_deref() == Some("attack-step") && panels::attack::show_step(&scene, &clean);
+        if !scrubbing {
+            by_id("attack-body").map(|e| replace_children(&e, [panels::attack::attack(&scene, &clean, &attack_status, self.compute.can_cancel())]))?;
+        }
+        by_id("why-body").map(|e| replace_children(&e, [panels::why::why(&scene, traced.as_deref().map(Vec::as_slice), real_traced.as_deref().map(Vec::as_slice))]))?;
         restore_focus(focused.as_deref());
         if layer.is_empty() {
             set_status("ready", &ready_text(model, &state));
             return Ok(());
         }
-        if traced.is_none() {
+        if traced.is_none() || (real_key.is_some() && real_traced.is_none()) {
             set_status("working", "Tracing the prediction to its neurons…");
-            let trace = {
-                let (compute, pixels, layer) = (self.compute.clone(), image.clone(), layer.clone());
-                let key = (key.clone(), state.image, layer.clone(), class);
-                let ask = async move { compute.ask(Request::Trace { pixels, class, layer }, |r| if let Reply::Traced(t) = r { Ok(t) } else { Err(r) }).await.map(Rc::new) };
-                self.traces.get(key, move || ask.boxed_local()).await.map_err(AppError::Model)?
-            };
+            let trace = self.trace(shown_key, image.clone()).await?;
             if !self.current(generation) {
                 return Ok(());
             }
-            let focused = document().active_element().and_then(|e| e.get_attribute("data-key"));
-            by_id("why-body").map(|e| replace_children(&e, [panels::why::why(&scene, Some(&trace))]))?;
+            let redraw = |real: Option<&[Influence]>| -> Result<(), AppError> {
+                let focused = document().active_element().and_then(|e| e.get_attribute("data-key"));
+                by_id("why-body").map(|e| replace_children(&e, [panels::why::why(&scene, Some(&trace), real)]))?;
+                restore_focus(focused.as_deref());
+                Ok(())
+            };
+            redraw(None)?;
             if state.neuron.is_none() {
                 let top = trace.first().map(|r| r.channel);
                 by_id("neuron-body").map(|e| replace_children(&e, [panels::neuron::neuron(&scene, top)]))?;
             }
-            restore_focus(focused.as_deref());
+            if let Some(real_key) = real_key {
+                set_status("working", "Tracing the real image, to align its neurons with the adversarial one's…");
+                let real = self.trace(real_key, clean.clone()).await?;
+                if !self.current(generation) {
+                    return Ok(());
+                }
+                redraw(Some(&real))?;
+            }
         }
         set_status("ready", &ready_text(model, &state));
         Ok(())
+    }
+
+    /// The trace of `pixels` keyed by (view, kind, layer, class), computed once.
+    async fn trace(&self, key: (String, ImageKind, String, usize), pixels: Vec<f32>) -> Result<Rc<Vec<Influence>>, AppError> {
+        let (compute, layer, class) = (self.compute.clone(), key.2.clone(), key.3);
+        let ask = async move { compute.ask(Request::Trace { pixels, class, layer }, |r| if let Reply::Traced(t) = r { Ok(t) } else { Err(r) }).await.map(Rc::new) };
+        self.traces.get(key, move || ask.boxed_local()).await.map_err(AppError::Model)
     }
 
     /// Every feature layer's maps and the probabilities for one image, computed once.
@@ -344,7 +453,7 @@ impl App {
         }
         let attack = state.attack.resolve(model.epsilon(), ATTACK_STEPS);
         if self.current(generation) {
-            set_status("working", &format!("Attacking: {}…", crate::attack_params::describe(&attack, |c| model.class_name(c))));
+            set_status("working", &format!("Attacking: {}…", attack.describe(|c| model.class_name(c))));
         }
         let (compute, pixels, label) = (self.compute.clone(), model.pixels(state), model.label(state));
         self.attack_running.set(true);
@@ -354,6 +463,15 @@ impl App {
         let result = self.attacks.get(key, move || ask.boxed_local()).await;
         self.attack_running.set(false);
         result
+    }
+
+    /// The step slider moved: show the adversarial image after `step` steps. The history entry
+    /// is rewritten, not added (a drag is one move).
+    pub async fn step_moved(self: &Rc<Self>, step: usize, total: usize) {
+        let mut next = self.state.borrow().clone();
+        next.image = ImageKind::Adversarial;
+        next.step = (step < total).then_some(step);
+        self.navigate(&next.to_query(), Nav::Replace).await;
     }
 
     /// The Cancel button: a fresh worker (with the model loaded again) replaces the one that is

@@ -1,62 +1,8 @@
-//! The page's attacks, as the URL states them (`attack=&eps=&steps=&target=&seed=`), resolved
-//! into `advlens_shared::attack::AttackSpec` — what the worker runs. One place for the page's
-//! step-size rules.
+//! The page's attacks, as the URL states them (`attack=&eps=&steps=&target=&seed=&step=`),
+//! resolved by `advlens_shared::attack::AttackChoice` into the `AttackSpec` the worker runs —
+//! the rules `advlens perturb` follows too.
 
-use advlens_shared::attack::{AttackKind, AttackSpec, Norm};
-
-/// Which attack.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum AttackChoice {
-    /// Projected gradient descent in the L-inf ball (Madry et al.).
-    #[default]
-    Pgd,
-    /// Projected gradient descent in the L2 ball.
-    PgdL2,
-    /// One signed-gradient step (Goodfellow et al.).
-    Fgsm,
-    /// Iterative least-likely class: towards the class the model finds least likely (Kurakin et al.).
-    LeastLikely,
-    /// Momentum iterative FGSM (Dong et al. 2018), the attack that transfers best between models.
-    MiFgsm,
-}
-
-impl AttackChoice {
-    pub const ALL: [AttackChoice; 5] = [AttackChoice::Pgd, AttackChoice::PgdL2, AttackChoice::Fgsm, AttackChoice::LeastLikely, AttackChoice::MiFgsm];
-
-    /// Its name in URLs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttackChoice::Pgd => "pgd",
-            AttackChoice::PgdL2 => "pgd-l2",
-            AttackChoice::Fgsm => "fgsm",
-            AttackChoice::LeastLikely => "least-likely",
-            AttackChoice::MiFgsm => "mi-fgsm",
-        }
-    }
-
-    /// Its name for people.
-    pub fn title(self) -> &'static str {
-        match self {
-            AttackChoice::Pgd => "PGD (L∞: every pixel changes by at most ε)",
-            AttackChoice::PgdL2 => "PGD (L2: the total change is at most ε)",
-            AttackChoice::Fgsm => "FGSM (one step)",
-            AttackChoice::LeastLikely => "least-likely class (towards the least likely class)",
-            AttackChoice::MiFgsm => "MI-FGSM (with momentum)",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<AttackChoice> {
-        AttackChoice::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-
-    pub fn norm(self) -> Norm {
-        if self == AttackChoice::PgdL2 {
-            Norm::L2
-        } else {
-            Norm::Linf
-        }
-    }
-}
+use advlens_shared::attack::{AttackChoice, AttackSpec};
 
 /// The attack as the URL gives it; `None` fields take the model's defaults.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -81,7 +27,7 @@ impl AttackParams {
         match key {
             "attack" => match AttackChoice::parse(value) {
                 Some(c) => self.choice = c,
-                None => return bad("an attack (pgd, pgd-l2, fgsm, least-likely, mi-fgsm)"),
+                None => return bad(&format!("an attack ({})", AttackChoice::names())),
             },
             "eps" => match value.parse::<f32>() {
                 Ok(e) if e > 0.0 && e.is_finite() => self.epsilon = Some(e),
@@ -126,51 +72,10 @@ impl AttackParams {
     }
 
     /// Every number decided, as the worker runs it: `default_epsilon` and `default_steps` where
-    /// the URL is silent, the usual step size (2.5 epsilon / steps for PGD and least-likely,
-    /// epsilon / steps for MI-FGSM, epsilon for FGSM), a target only for the attacks that take one.
+    /// the URL is silent, the rest by [`AttackChoice::spec`].
     pub fn resolve(&self, default_epsilon: f32, default_steps: usize) -> AttackSpec {
-        let epsilon = self.epsilon.unwrap_or(default_epsilon);
-        let steps = if self.choice == AttackChoice::Fgsm { 1 } else { self.steps.unwrap_or(default_steps) };
-        let step_size = match self.choice {
-            AttackChoice::Fgsm => epsilon,
-            AttackChoice::MiFgsm => epsilon / steps as f32,
-            _ => 2.5 * epsilon / steps as f32,
-        };
-        let kind = match self.choice {
-            AttackChoice::Pgd | AttackChoice::PgdL2 => AttackKind::Pgd,
-            AttackChoice::Fgsm => AttackKind::Fgsm,
-            AttackChoice::LeastLikely => AttackKind::LeastLikely,
-            AttackChoice::MiFgsm => AttackKind::MiFgsm { decay: 1.0 },
-        };
-        let target = if self.choice == AttackChoice::LeastLikely { None } else { self.target };
-        AttackSpec { kind, norm: self.choice.norm(), epsilon, step_size, steps, target, random_start: self.seed }
+        self.choice.spec(self.epsilon.unwrap_or(default_epsilon), self.steps.unwrap_or(default_steps), self.target, self.seed)
     }
-}
-
-impl AttackChoice {
-    /// The page's name for an attack of the shared library.
-    pub fn of(spec: &AttackSpec) -> AttackChoice {
-        match (spec.kind, spec.norm) {
-            (AttackKind::Pgd, Norm::L2) => AttackChoice::PgdL2,
-            (AttackKind::Pgd, Norm::Linf) => AttackChoice::Pgd,
-            (AttackKind::Fgsm, _) => AttackChoice::Fgsm,
-            (AttackKind::LeastLikely, _) => AttackChoice::LeastLikely,
-            (AttackKind::MiFgsm { .. }, _) => AttackChoice::MiFgsm,
-        }
-    }
-}
-
-/// A sentence for people: "10 steps of PGD (L∞ …) with ε = 0.2, aimed at “3”".
-pub fn describe(spec: &AttackSpec, class_name: impl Fn(usize) -> String) -> String {
-    let steps = if spec.steps == 1 { "one step".to_string() } else { format!("{} steps", spec.steps) };
-    let mut s = format!("{steps} of {} with ε = {}", AttackChoice::of(spec).title(), spec.epsilon);
-    if let Some(t) = spec.target {
-        s += &format!(", aimed at “{}”", class_name(t));
-    }
-    if let Some(seed) = spec.random_start {
-        s += &format!(", random start (seed {seed})");
-    }
-    s
 }
 
 #[cfg(test)]
@@ -192,20 +97,9 @@ mod tests {
     }
 
     #[test]
-    fn resolving_applies_the_defaults_and_step_rules() {
-        let pgd = AttackParams::default().resolve(0.2, 10);
-        assert_eq!(pgd, AttackSpec::pgd(0.2, 10), "the page's default is shared's PGD");
-        let fgsm = AttackParams { choice: AttackChoice::Fgsm, steps: Some(50), ..Default::default() }.resolve(0.1, 10);
-        assert_eq!(fgsm, AttackSpec::fgsm(0.1));
-        let ll = AttackParams { choice: AttackChoice::LeastLikely, target: Some(3), ..Default::default() }.resolve(0.1, 10);
-        assert_eq!(ll.target, None, "least-likely picks its own target");
-        let l2 = AttackParams { choice: AttackChoice::PgdL2, epsilon: Some(2.0), seed: Some(1), ..Default::default() }.resolve(0.1, 10);
-        assert_eq!((l2.norm, l2.random_start), (Norm::L2, Some(1)));
-        let mi = AttackParams { choice: AttackChoice::MiFgsm, target: Some(4), ..Default::default() }.resolve(0.2, 10);
-        assert!((mi.step_size - 0.02).abs() < 1e-7);
-        assert_eq!(describe(&mi, |c| format!("#{c}")), "10 steps of MI-FGSM (with momentum) with ε = 0.2, aimed at “#4”");
-        for choice in AttackChoice::ALL {
-            assert_eq!(AttackChoice::of(&AttackParams { choice, ..Default::default() }.resolve(0.1, 5)), choice);
-        }
+    fn resolving_fills_in_the_models_defaults() {
+        assert_eq!(AttackParams::default().resolve(0.2, 10), AttackSpec::pgd(0.2, 10), "the page's default is shared's PGD");
+        let given = AttackParams { choice: AttackChoice::MiFgsm, epsilon: Some(0.05), steps: Some(20), target: Some(4), seed: Some(9) };
+        assert_eq!(given.resolve(0.2, 10), AttackChoice::MiFgsm.spec(0.05, 20, Some(4), Some(9)));
     }
 }

@@ -10,9 +10,9 @@ pub const MODELS_URL: &str = "models";
 pub const ATLAS_DIR: &str = "atlas";
 
 /// Budget of the page's attack when the model does not state its training epsilon.
-pub const DEFAULT_EPSILON: f32 = 0.2;
-/// Steps of the page's PGD attack.
-pub const ATTACK_STEPS: usize = 10;
+pub const DEFAULT_EPSILON: f32 = advlens_shared::attack::DEFAULT_EPSILON;
+/// Steps of the page's attacks when the URL gives none.
+pub const ATTACK_STEPS: usize = advlens_shared::attack::DEFAULT_STEPS;
 
 /// CSS pixels of the sample thumbnails, the large image views and a channel map.
 pub const THUMB_PX: f64 = 56.0;
@@ -46,10 +46,22 @@ pub struct CatalogEntry {
     /// server may answer a missing file with the page itself rather than a 404).
     #[serde(default)]
     pub atlas: Vec<String>,
+    /// A visitor's own model: the URL of its single file (`?bundle=`, or a blob: URL for a
+    /// picked file) instead of a folder under `models/`.
+    #[serde(skip)]
+    pub file: Option<String>,
 }
 
 impl CatalogEntry {
     pub fn base(&self) -> String {
         format!("{MODELS_URL}/{}", self.id)
     }
+
+    /// A visitor's model file at `url`, shown as `title`.
+    pub fn own(id: String, title: String, url: String) -> CatalogEntry {
+        CatalogEntry { id, title, atlas: Vec::new(), file: Some(url) }
+    }
 }
+
+/// `?model=` of the model file a visitor picked (a page-local blob: URL, gone after a reload).
+pub const OWN_FILE_ID: &str = "your-file";

@@ -11,7 +11,7 @@ use advlens_shared::{Engine, Tensor};
 
 use crate::error::AppError;
 use crate::fetch;
-use crate::protocol::{AttackRow, EnginePref, LayerMaps, Look, ModelInfo, Pixels, Reply, Request};
+use crate::protocol::{AttackRow, EnginePref, LayerMaps, Look, ModelInfo, ModelSource, Pixels, Reply, Request};
 
 /// The loaded model, if any.
 #[derive(Default)]
@@ -27,9 +27,9 @@ impl Lab {
     }
 
     async fn try_handle(&mut self, request: Request, progress: &mut dyn FnMut(usize, usize)) -> Result<Reply, AppError> {
-        if let Request::Load { base, engine } = request {
+        if let Request::Load { source, engine } = request {
             self.engine = None; // never answer for the previous model
-            let (engine, info) = load(&base, engine).await?;
+            let (engine, info) = load(&source, engine).await?;
             self.engine = Some(engine);
             return Ok(Reply::Loaded(info));
         }
@@ -69,7 +69,12 @@ impl Lab {
                     Some(l) => l,
                     None => advlens_shared::tensor::argmax(engine.forward(&image).await?.row(0)),
                 };
-                let outcome = attack_observed(engine, &image, label, &spec, &mut |done, total, _| progress(done, total)).await?;
+                let mut steps = Vec::with_capacity(spec.steps);
+                let outcome = attack_observed(engine, &image, label, &spec, &mut |done, total, _, x| {
+                    steps.push(x.to_vec());
+                    progress(done, total);
+                })
+                .await?;
                 Ok(Reply::Attacked(AttackRow {
                     pixels: outcome.image.into_data(),
                     clean_probabilities: outcome.clean_probs,
@@ -77,6 +82,7 @@ impl Lab {
                     success: outcome.success,
                     target: outcome.target,
                     losses: outcome.losses,
+                    steps,
                 }))
             }
         }
@@ -88,11 +94,17 @@ fn images(engine: &Engine, pixels: Pixels, n: usize) -> Result<Tensor, AppError>
     Ok(Tensor::new(vec![n, c, h, w], pixels)?)
 }
 
-async fn load(base: &str, pref: EnginePref) -> Result<(Engine, ModelInfo), AppError> {
-    let (spec_url, weights_url) = (format!("{base}/{SPEC_FILE}"), format!("{base}/{WEIGHTS_FILE}"));
-    let (spec, weights) = futures_util::future::join(fetch::bytes(&spec_url), fetch::bytes(&weights_url)).await;
-    let (spec, weights) = (spec?, weights?);
-    let bundle = Arc::new(Bundle::from_bytes(&spec, &weights).map_err(|e| AppError::Model(format!("{base}: {e}")))?);
+async fn load(source: &ModelSource, pref: EnginePref) -> Result<(Engine, ModelInfo), AppError> {
+    let (bundle, samples) = match source {
+        ModelSource::Folder(base) => {
+            let (spec_url, weights_url) = (format!("{base}/{SPEC_FILE}"), format!("{base}/{WEIGHTS_FILE}"));
+            let (spec, weights) = futures_util::future::join(fetch::bytes(&spec_url), fetch::bytes(&weights_url)).await;
+            let (spec, weights) = (spec?, weights?);
+            (Bundle::from_bytes(&spec, &weights).map_err(|e| AppError::Model(format!("{base}: {e}")))?, None)
+        }
+        ModelSource::File(url) => crate::own_model::open(&fetch::bytes_at_most(url, crate::own_model::MAX_BYTES).await?)?,
+    };
+    let bundle = Arc::new(bundle);
     let (engine, fallback_reason) = match pref {
         EnginePref::Cpu => (Engine::cpu(bundle.clone()), Some("the CPU engine was asked for (?engine=cpu)".to_string())),
         EnginePref::Auto => match Engine::webgpu(bundle.clone()).await {
@@ -112,6 +124,7 @@ async fn load(base: &str, pref: EnginePref) -> Result<(Engine, ModelInfo), AppEr
         engine: engine.kind().as_str().into(),
         engine_description: engine.describe(),
         fallback_reason,
+        samples,
     };
     Ok((engine, info))
 }

@@ -6,9 +6,10 @@
 //! - [`app`]: URL state, navigation and what to compute when; [`state`]: the URL's values;
 //!   [`listen`]: the page's delegated listeners; [`memo`]: results computed once
 //! - [`client`] / [`worker`] / [`lab`]: the worker, its messages ([`protocol`]) and the model
+//! - [`own_model`]: a visitor's model file and the page's limits
 //! - [`panels`]: the views, each building its DOM from results; [`draw`]: pure pixel functions;
 //!   [`dom`]: element helpers; [`atlas`]: neuron atlases; [`config`]: every constant
-//! - [`session`]: the engine as a JavaScript API for other pages
+//! - [`session`]: the engine as a JavaScript API for other pages; [`share`]: copy link / embed code
 
 mod app;
 mod atlas;
@@ -24,9 +25,11 @@ mod lab;
 mod listen;
 mod memo;
 mod own_image;
+mod own_model;
 mod panels;
 mod protocol;
 mod session;
+mod share;
 mod state;
 mod worker;
 

@@ -42,6 +42,14 @@ pub fn listen(app: &Rc<App>) -> Result<(), AppError> {
                     Some("clear-drawing") => crate::own_image::clear_drawing(),
                     Some("new-concept") => wasm_bindgen_futures::spawn_local(async move { app.show_new_concept().await }),
                     Some("cancel-attack") => wasm_bindgen_futures::spawn_local(async move { app.cancel_clicked().await }),
+                    Some("open-model-url") => {
+                        let url = document().get_element_by_id("model-url").and_then(|e| e.dyn_into::<web_sys::HtmlInputElement>().ok()).map(|i| i.value()).unwrap_or_default();
+                        wasm_bindgen_futures::spawn_local(async move { app.open_model_url(url).await });
+                    }
+                    Some(which @ ("copy-link" | "copy-embed")) => {
+                        let (state, embed) = (app.state.borrow().clone(), which == "copy-embed");
+                        wasm_bindgen_futures::spawn_local(async move { crate::share::copy(&state, embed).await });
+                    }
                     _ => {}
                 }
             }
@@ -53,6 +61,9 @@ pub fn listen(app: &Rc<App>) -> Result<(), AppError> {
         let app = app.clone();
         Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
             if let Some(input) = e.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) {
+                if input.get_attribute("data-param").as_deref() == Some("step") {
+                    return; // followed on `input`
+                }
                 if input.has_attribute("data-part") {
                     let state = app.state.borrow().clone();
                     if let (Some(n), Some(side)) = (state.concept, app.input_side()) {
@@ -62,7 +73,12 @@ pub fn listen(app: &Rc<App>) -> Result<(), AppError> {
                 }
                 if let Some(file) = input.files().and_then(|f| f.get(0)) {
                     let app = app.clone();
-                    wasm_bindgen_futures::spawn_local(async move { app.upload(file).await });
+                    if input.id() == "model-file" {
+                        input.set_value(""); // picking the same file again loads it again
+                        wasm_bindgen_futures::spawn_local(async move { app.open_model_file(file).await });
+                    } else {
+                        wasm_bindgen_futures::spawn_local(async move { app.upload(file).await });
+                    }
                 }
                 return;
             }
@@ -71,7 +87,12 @@ pub fn listen(app: &Rc<App>) -> Result<(), AppError> {
             let mut state = app.state.borrow().clone();
             let value = select.value();
             match param.as_str() {
-                "model" => state = PageState { model: Some(value), engine: state.engine, ..Default::default() },
+                "model" => {
+                    state = match value.strip_prefix("url:") {
+                        Some(url) => PageState { bundle: Some(url.to_string()), engine: state.engine, ..Default::default() },
+                        None => PageState { model: Some(value), engine: state.engine, ..Default::default() },
+                    }
+                }
                 "layer" => {
                     state.layer = Some(value);
                     state.neuron = None; // channel numbers belong to a layer
@@ -85,6 +106,40 @@ pub fn listen(app: &Rc<App>) -> Result<(), AppError> {
     };
     doc.add_event_listener_with_callback("change", on_change.as_ref().unchecked_ref())?;
     on_change.forget();
+    // The step slider follows the pointer (`input`), not only its release (`change`).
+    let on_input = {
+        let app = app.clone();
+        Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+            let Some(input) = e.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) else { return };
+            if input.get_attribute("data-param").as_deref() != Some("step") {
+                return;
+            }
+            let (Ok(step), Ok(total)) = (input.value().parse::<usize>(), input.max().parse::<usize>()) else { return };
+            let app = app.clone();
+            wasm_bindgen_futures::spawn_local(async move { app.step_moved(step, total).await });
+        })
+    };
+    doc.add_event_listener_with_callback("input", on_input.as_ref().unchecked_ref())?;
+    on_input.forget();
+    // A file dropped anywhere: a model file opens as the model, anything else as an image.
+    let on_drag = Closure::<dyn FnMut(web_sys::DragEvent)>::new(|e: web_sys::DragEvent| e.prevent_default());
+    doc.add_event_listener_with_callback("dragover", on_drag.as_ref().unchecked_ref())?;
+    on_drag.forget();
+    let on_drop = {
+        let app = app.clone();
+        Closure::<dyn FnMut(web_sys::DragEvent)>::new(move |e: web_sys::DragEvent| {
+            let Some(file) = e.data_transfer().and_then(|d| d.files()).and_then(|f| f.get(0)) else { return };
+            e.prevent_default();
+            let app = app.clone();
+            if file.name().ends_with(".safetensors") {
+                wasm_bindgen_futures::spawn_local(async move { app.open_model_file(file).await });
+            } else {
+                wasm_bindgen_futures::spawn_local(async move { app.upload(file).await });
+            }
+        })
+    };
+    doc.add_event_listener_with_callback("drop", on_drop.as_ref().unchecked_ref())?;
+    on_drop.forget();
     let on_pop = {
         let app = app.clone();
         Closure::<dyn FnMut()>::new(move || {

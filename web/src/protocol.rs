@@ -4,7 +4,7 @@
 //! time and in order, so no two engine calls ever overlap (two overlapping WebGPU calls once
 //! mismatched wgpu's error scopes and panicked the page). Messages travel as JSON strings.
 
-use advlens_shared::model::ModelSpec;
+use advlens_shared::model::{ModelSpec, SampleSet};
 
 use advlens_shared::analysis::trace::Influence;
 use advlens_shared::attack::AttackSpec;
@@ -19,15 +19,24 @@ pub enum EnginePref {
     Cpu,
 }
 
+/// Where a bundle comes from (absolute URLs: the worker's own base is a blob: URL).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModelSource {
+    /// A bundle folder: `model.json` and `weights.safetensors` under this URL.
+    Folder(String),
+    /// A single-file bundle at this URL (`advlens pack`): a visitor's file (a blob: URL) or
+    /// `?bundle=`.
+    File(String),
+}
+
 /// One image, CHW values in [0, 1].
 pub type Pixels = Vec<f32>;
 
 /// What the page asks of the worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Request {
-    /// Fetch and validate the bundle under `base` (`model.json`, `weights.safetensors`) and
-    /// open it on an engine. Replaces any model loaded before.
-    Load { base: String, engine: EnginePref },
+    /// Fetch and validate a bundle and open it on an engine. Replaces any model loaded before.
+    Load { source: ModelSource, engine: EnginePref },
     /// Class probabilities of `n` images given as one NCHW array.
     Classify { pixels: Pixels, n: usize },
     /// The probabilities and the feature maps of `layers` for one image.
@@ -62,6 +71,9 @@ pub struct ModelInfo {
     pub engine_description: String,
     /// Why WebGPU is not used, when it is not.
     pub fallback_reason: Option<String>,
+    /// The sample images inside a single-file bundle (a folder's are fetched by the page).
+    #[serde(default)]
+    pub samples: Option<SampleSet>,
 }
 
 impl ModelInfo {
@@ -118,8 +130,43 @@ pub struct AttackRow {
     pub success: bool,
     /// The class aimed at (given, or the least likely one for that attack).
     pub target: Option<usize>,
-    /// The attack's loss after each step.
+    /// The attack's loss at the start of each step.
     pub losses: Vec<f32>,
+    /// The image after each step (the last is `pixels`): what the step slider shows. On the
+    /// wire as base64url little-endian f32 — exact, and a string JSON parses fast.
+    #[serde(with = "f32_planes")]
+    pub steps: Vec<Pixels>,
+}
+
+impl AttackRow {
+    /// The image after step `k` (1-based), or the final one.
+    pub fn image_at(&self, step: Option<usize>) -> &[f32] {
+        match step {
+            Some(k) if (1..=self.steps.len()).contains(&k) => &self.steps[k - 1],
+            _ => &self.pixels,
+        }
+    }
+}
+
+/// `Vec<Vec<f32>>` as a list of base64url strings of little-endian f32.
+mod f32_planes {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    use crate::state::{base64url_decode, base64url_encode};
+
+    pub fn serialize<S: Serializer>(planes: &[Vec<f32>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(planes.iter().map(|p| base64url_encode(&p.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<f32>>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|s| {
+                let bytes = base64url_decode(s).filter(|b| b.len() % 4 == 0).ok_or_else(|| D::Error::custom("an attack step is not base64url f32"))?;
+                Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            })
+            .collect()
+    }
 }
 
 /// A request on the wire.
@@ -160,6 +207,17 @@ mod tests {
         };
         let back: WorkerMessage = serde_json::from_str(&serde_json::to_string(&traced).unwrap()).unwrap();
         assert_eq!(back, traced);
+        // Attack steps travel bit-exact, odd values included.
+        let odd = vec![0.1, -0.0, 1.0 / 3.0, f32::MIN_POSITIVE, 0.999_999_9];
+        let row = AttackRow { pixels: odd.clone(), clean_probabilities: vec![1.0], probabilities: vec![1.0], success: false, target: None, losses: vec![0.5], steps: vec![vec![0.25; 5], odd] };
+        let back: AttackRow = serde_json::from_str(&serde_json::to_string(&row).unwrap()).unwrap();
+        assert!(back.steps.iter().flatten().zip(row.steps.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert_eq!((back.image_at(Some(1)), back.image_at(Some(2)), back.image_at(None), back.image_at(Some(3))), (&[0.25; 5][..], &row.steps[1][..], &row.pixels[..], &row.pixels[..]));
+        let wire = |step: &str| format!(r#"{{"pixels":[],"clean_probabilities":[],"probabilities":[],"success":false,"target":null,"losses":[],"steps":["{step}"]}}"#);
+        assert_eq!(serde_json::from_str::<AttackRow>(&wire("AACAPg")).unwrap().steps, vec![vec![0.25]]);
+        for bad in ["AAA", "AA*A"] {
+            assert!(serde_json::from_str::<AttackRow>(&wire(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -173,6 +231,7 @@ mod tests {
             engine: "cpu".into(),
             engine_description: String::new(),
             fallback_reason: None,
+            samples: None,
         };
         assert_eq!(info.feature_layers(), vec![("relu1".to_string(), [16, 28, 28]), ("relu2".to_string(), [32, 14, 14])]);
         let maps = LayerMaps { layer: "l".into(), shape: [2, 1, 2], data: vec![1.0, 2.0, 3.0, 4.0] };

@@ -1,5 +1,6 @@
 //! The page's state, which is its URL:
-//! `?model=&sample=|pixels=&layer=&neuron=&class=&image=&engine=`.
+//! `?model=&sample=|pixels=|concept=&layer=&neuron=&class=&image=&engine=&embed=`, the attack's
+//! `attack=&eps=&steps=&target=&seed=` and the attack step shown, `step=`.
 //! Parsed (percent-decoded) and checked in one place; every problem becomes a sentence the page
 //! shows, and the value falls back to its default — a bad link never leads to a dead end.
 
@@ -19,6 +20,8 @@ pub enum ImageKind {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PageState {
     pub model: Option<String>,
+    /// A single-file bundle to open instead of a bundled model (`?bundle=URL`).
+    pub bundle: Option<String>,
     pub sample: usize,
     /// An image of the visitor's own (drawn or uploaded), CHW bytes at the model's input size;
     /// shown instead of the sample. In the URL as base64url, so it can be shared too.
@@ -38,6 +41,8 @@ pub struct PageState {
     pub embed: Option<Embed>,
     /// The attack that makes the adversarial image (`attack=&eps=&steps=&target=&seed=`).
     pub attack: AttackParams,
+    /// With the adversarial image: show it after this many of the attack's steps (default: all).
+    pub step: Option<usize>,
 }
 
 /// The views a page can embed alone (`?embed=`).
@@ -58,6 +63,26 @@ impl Embed {
             Embed::Why => "why",
             Embed::Neuron => "neuron",
             Embed::Attack => "attack",
+        }
+    }
+
+    /// Its name for people.
+    pub fn title(self) -> &'static str {
+        match self {
+            Embed::Network => "what the network sees",
+            Embed::Why => "why this prediction",
+            Embed::Neuron => "one neuron up close",
+            Embed::Attack => "attack the image",
+        }
+    }
+
+    /// A height in CSS pixels that shows the view without scrolling on a desktop.
+    pub fn height(self) -> u32 {
+        match self {
+            Embed::Network => 620,
+            Embed::Why => 760,
+            Embed::Neuron => 720,
+            Embed::Attack => 900,
         }
     }
 }
@@ -91,6 +116,7 @@ impl PageState {
             };
             match key {
                 "model" if !value.is_empty() => state.model = Some(value.clone()),
+                "bundle" if !value.is_empty() => state.bundle = Some(value.clone()),
                 "sample" => state.sample = number("sample", &mut problems).unwrap_or(0),
                 "concept" => match value.trim().parse::<u64>() {
                     Ok(n) => state.concept = Some(n),
@@ -102,6 +128,7 @@ impl PageState {
                 },
                 "layer" if !value.is_empty() => state.layer = Some(value.clone()),
                 "neuron" => state.neuron = number("neuron", &mut problems),
+                "step" => state.step = number("step", &mut problems),
                 "class" => state.class = number("class", &mut problems),
                 "image" => match value.as_str() {
                     "real" => state.image = ImageKind::Real,
@@ -126,8 +153,10 @@ impl PageState {
     /// The query string of this state (defaults left out), starting with `?`.
     pub fn to_query(&self) -> String {
         let mut parts = Vec::new();
-        if let Some(m) = &self.model {
-            parts.push(format!("model={}", percent_encode(m)));
+        match (&self.bundle, &self.model) {
+            (Some(b), _) => parts.push(format!("bundle={}", percent_encode(b))),
+            (None, Some(m)) => parts.push(format!("model={}", percent_encode(m))),
+            (None, None) => {}
         }
         match (&self.pixels, self.concept) {
             (Some(p), _) => parts.push(format!("pixels={}", base64url_encode(p))),
@@ -150,6 +179,9 @@ impl PageState {
             parts.push("engine=cpu".into());
         }
         parts.extend(self.attack.query_parts());
+        if let Some(k) = self.step {
+            parts.push(format!("step={k}"));
+        }
         if let Some(e) = self.embed {
             parts.push(format!("embed={}", e.as_str()));
         }
@@ -200,7 +232,24 @@ impl PageState {
                 self.attack.target = None;
             }
         }
+        if let Some(k) = self.step {
+            let steps = self.attack_steps();
+            if self.image != ImageKind::Adversarial {
+                problems.push(format!("?step={k} shows a step of the attack, with image=adversarial only: showing the real image"));
+                self.step = None;
+            } else if k == 0 || k > steps {
+                problems.push(format!("this attack has steps 1 to {steps}, not {k}: showing its final image"));
+                self.step = None;
+            } else if k == steps {
+                self.step = None; // the last step is the final image
+            }
+        }
         problems
+    }
+
+    /// How many steps the URL's attack takes.
+    pub fn attack_steps(&self) -> usize {
+        self.attack.resolve(1.0, crate::config::ATTACK_STEPS).steps
     }
 
     pub fn layer(&self) -> Option<&str> {
@@ -210,6 +259,14 @@ impl PageState {
     /// A key naming the shown image and the attack that makes its adversarial version.
     pub fn attack_key(&self) -> String {
         format!("{} {}", self.image_key(), self.attack.query_parts().join("&"))
+    }
+
+    /// A key naming the image the views show: the real one, or the adversarial one at its step.
+    pub fn view_key(&self) -> String {
+        match self.image {
+            ImageKind::Real => self.image_key(),
+            ImageKind::Adversarial => format!("{} step {}", self.attack_key(), self.step.map_or("last".into(), |k| k.to_string())),
+        }
     }
 
     /// A key naming the shown image (a sample or the visitor's own), for caching results.
@@ -306,6 +363,9 @@ mod tests {
         assert_eq!((s.sample, s.layer.as_deref(), s.neuron, s.class), (3, Some("relu1"), Some(5), Some(7)));
         assert_eq!((s.image, s.engine), (ImageKind::Adversarial, Some(EnginePref::Cpu)));
         assert_eq!(PageState::parse(&s.to_query()).0, s);
+        let (own, _) = PageState::parse("?bundle=https%3A%2F%2Fexample.org%2Fm.advlens.safetensors%3Fv%3D1&sample=2");
+        assert_eq!(own.bundle.as_deref(), Some("https://example.org/m.advlens.safetensors?v=1"));
+        assert_eq!(PageState::parse(&own.to_query()).0, own, "{}", own.to_query());
     }
 
     #[test]
@@ -318,6 +378,29 @@ mod tests {
         assert_eq!(percent_decode("%2"), None);
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("%FF"), None, "not UTF-8");
+    }
+
+    #[test]
+    fn an_attack_step_is_kept_only_on_the_adversarial_image_and_within_the_attack() {
+        let layers = [("relu2".to_string(), 32)];
+        let check = |query: &str| {
+            let (mut s, mut problems) = PageState::parse(query);
+            problems.extend(s.validate(10, &layers, 10, 784, false));
+            (s, problems)
+        };
+        let (s, problems) = check("?sample=1&image=adversarial&steps=20&step=7");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(s.step, Some(7));
+        assert!(s.to_query().ends_with("steps=20&step=7"), "{}", s.to_query());
+        assert_ne!(s.view_key(), PageState { step: None, ..s.clone() }.view_key(), "each step is its own view");
+        assert_ne!(s.view_key(), PageState { image: ImageKind::Real, step: None, ..s.clone() }.view_key());
+        assert_eq!(s.attack_key(), PageState { step: None, ..s.clone() }.attack_key(), "the steps share one attack");
+        assert_eq!(check("?image=adversarial&steps=20&step=20").0.step, None, "the last step is the final image");
+        for (query, says) in [("?step=3", "image=adversarial only"), ("?image=adversarial&step=11", "steps 1 to 10"), ("?image=adversarial&attack=fgsm&step=2", "steps 1 to 1"), ("?image=adversarial&step=0", "not 0")] {
+            let (s, problems) = check(query);
+            assert_eq!(s.step, None, "{query}");
+            assert!(problems.iter().any(|p| p.contains(says)), "{query}: {problems:?}");
+        }
     }
 
     #[test]

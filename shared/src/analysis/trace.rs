@@ -54,3 +54,52 @@ pub async fn trace(engine: &Engine, image: &Tensor, class: usize, layer: &str) -
     out.sort_by(|x, y| y.logit_drop.total_cmp(&x.logit_drop));
     Ok(out)
 }
+
+/// One neuron's influence on the same class before and after a change of the image (an attack).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Shift {
+    pub channel: usize,
+    /// Its [`Influence::logit_drop`] on the first image and on the second.
+    pub before: f32,
+    pub after: f32,
+}
+
+impl Shift {
+    /// `after - before`: positive when the neuron gained influence on the class.
+    pub fn change(&self) -> f32 {
+        self.after - self.before
+    }
+}
+
+/// The two traces of one layer and class aligned by channel, the largest changes first (ties in
+/// channel order). Channels missing from either trace are left out.
+pub fn shifts(before: &[Influence], after: &[Influence]) -> Vec<Shift> {
+    let mut out: Vec<Shift> = before
+        .iter()
+        .filter_map(|b| after.iter().find(|a| a.channel == b.channel).map(|a| Shift { channel: b.channel, before: b.logit_drop, after: a.logit_drop }))
+        .collect();
+    out.sort_by(|x, y| y.change().abs().total_cmp(&x.change().abs()).then(x.channel.cmp(&y.channel)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn influence(channel: usize, logit_drop: f32) -> Influence {
+        Influence { channel, activation: 0.0, grad_x_act: 0.0, logit_drop, prob_drop: 0.0 }
+    }
+
+    #[test]
+    fn shifts_align_by_channel_and_rank_by_the_size_of_the_change() {
+        // Traces come sorted by influence, so the same channel sits at different places.
+        let before = [influence(2, 3.0), influence(0, 1.0), influence(1, -0.5), influence(3, 0.0)];
+        let after = [influence(1, 2.5), influence(0, 1.5), influence(3, 0.0), influence(2, 0.2)];
+        let s = shifts(&before, &after);
+        assert_eq!(s.iter().map(|s| s.channel).collect::<Vec<_>>(), [1, 2, 0, 3]);
+        assert_eq!((s[0].before, s[0].after, s[0].change()), (-0.5, 2.5, 3.0), "channel 1 gained");
+        assert!((s[1].change() + 2.8).abs() < 1e-6, "channel 2 lost");
+        assert_eq!(s[3].change(), 0.0);
+        assert!(shifts(&before, &after[..1]).iter().all(|s| s.channel == 1), "only channels in both");
+    }
+}

@@ -17,6 +17,8 @@ pub const WEIGHTS_FILE: &str = "weights.safetensors";
 
 /// Metadata key of the description in the single-file form.
 pub const SINGLE_FILE_KEY: &str = "advlens.model";
+/// Metadata key of the optional sample images (`samples.json`) in the single-file form.
+pub const SINGLE_FILE_SAMPLES_KEY: &str = "advlens.samples";
 
 /// Caps that keep a hostile file from exhausting memory.
 pub mod limits {
@@ -102,9 +104,40 @@ impl Bundle {
         self.weights_bytes(Some(HashMap::from([(SINGLE_FILE_KEY.to_string(), spec)])))
     }
 
+    /// The single-file form with the bundle's sample images (`samples.json`'s bytes) in it too:
+    /// one file that the explorer opens with something to show.
+    pub fn to_single_file_with_samples(&self, samples_json: &[u8]) -> Result<Vec<u8>> {
+        crate::model::SampleSet::from_json(samples_json)?;
+        let spec = serde_json::to_string(&self.spec).map_err(|source| Error::SpecJson { version: FORMAT_VERSION, source })?;
+        let samples = String::from_utf8(samples_json.to_vec()).map_err(|e| Error::Graph(format!("{} is not UTF-8: {e}", crate::model::SAMPLES_FILE)))?;
+        self.weights_bytes(Some(HashMap::from([(SINGLE_FILE_KEY.to_string(), spec), (SINGLE_FILE_SAMPLES_KEY.to_string(), samples)])))
+    }
+
+    /// The description inside a single file, parsed and checked but not built: what a reader
+    /// with limits of its own looks at before committing memory to the weights.
+    pub fn single_file_spec(bytes: &[u8]) -> Result<ModelSpec> {
+        let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| match e {
+            safetensors::SafeTensorError::MetadataIncompleteBuffer => Error::Truncated,
+            e => Error::Weights(format!("not a safetensors file ({e})")),
+        })?;
+        let spec = metadata.metadata().as_ref().and_then(|m| m.get(SINGLE_FILE_KEY)).ok_or_else(|| {
+            Error::Weights(format!("no `{SINGLE_FILE_KEY}` entry in the safetensors metadata: this is a plain weights file, load it with its {SPEC_FILE}"))
+        })?;
+        parse_spec(spec.as_bytes())
+    }
+
+    /// The sample images of a single-file bundle, when it holds some (`samples.json`'s bytes).
+    pub fn single_file_samples(bytes: &[u8]) -> Result<Option<Vec<u8>>> {
+        let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights(e.to_string()))?;
+        Ok(metadata.metadata().as_ref().and_then(|m| m.get(SINGLE_FILE_SAMPLES_KEY)).map(|s| s.as_bytes().to_vec()))
+    }
+
     /// Reads the single-file form written by [`Bundle::to_single_file`].
     pub fn from_single_file(bytes: &[u8]) -> Result<Self> {
-        let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights(e.to_string()))?;
+        let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| match e {
+            safetensors::SafeTensorError::MetadataIncompleteBuffer => Error::Truncated,
+            e => Error::Weights(e.to_string()),
+        })?;
         let spec = metadata.metadata().as_ref().and_then(|m| m.get(SINGLE_FILE_KEY)).ok_or_else(|| {
             Error::Weights(format!(
                 "no `{SINGLE_FILE_KEY}` entry in the safetensors metadata: this is a plain weights file, load it with its {SPEC_FILE}"

@@ -125,6 +125,16 @@ pub struct Provenance {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+impl Provenance {
+    /// The budget to attack this model at: its training epsilon, else the one it was evaluated
+    /// at (the `@eps` of its robust-accuracy entries, e.g. `pgd20@0.1`). The explorer's and
+    /// `advlens perturb`'s default.
+    pub fn attack_epsilon(&self) -> Option<f64> {
+        let evaluated = self.robust_accuracy.keys().filter_map(|k| k.split_once('@')?.1.parse::<f64>().ok()).find(|e| *e > 0.0 && *e <= 1.0);
+        self.epsilon.or(evaluated)
+    }
+}
+
 impl Op {
     /// The names and shapes of the weight tensors this op needs.
     pub fn weight_shapes(&self, node: &str) -> Vec<(String, Vec<usize>)> {

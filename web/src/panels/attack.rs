@@ -11,12 +11,14 @@ use wasm_bindgen::JsCast;
 
 use advlens_shared::attack::{AttackSpec, Norm};
 
-use crate::attack_params::{describe, AttackChoice, AttackParams, MAX_STEPS};
+use advlens_shared::attack::AttackChoice;
+
+use crate::attack_params::{AttackParams, MAX_STEPS};
 use crate::config::{ATTACK_STEPS, LARGE_PX, TOP_CLASSES};
 use crate::dom::{bar, canvas, nav_link, El};
 use crate::draw::{l2, linf, perturbation_rgba, to_bytes, to_rgba, top_classes};
 use crate::protocol::AttackRow;
-use crate::state::ImageKind;
+use crate::state::{base64url_encode, ImageKind};
 
 /// What the attack panel shows besides a finished attack.
 #[derive(Clone, Debug, PartialEq)]
@@ -124,14 +126,12 @@ pub fn read_form(classes: usize) -> Result<AttackParams, Vec<String>> {
 }
 
 fn result(scene: &Scene, clean: &[f32], row: &AttackRow, request: &AttackSpec) -> El {
-    let epsilon = request.epsilon;
     let model = scene.model;
     let shape = model.info.input_shape();
     let label = scene.label();
     let before = argmax(&row.clean_probabilities);
     let after = argmax(&row.probabilities);
     let change = linf(&row.pixels, clean);
-    let scale = LARGE_PX / 2.0 / shape[2] as f64;
     let says = format!("{} ({:.1}%)", model.class_name(after), 100.0 * row.probabilities[after]);
     let verdict = match (row.success, row.target) {
         (true, _) => {
@@ -141,10 +141,7 @@ fn result(scene: &Scene, clean: &[f32], row: &AttackRow, request: &AttackSpec) -
         (false, Some(t)) => format!("The attack failed: the model resisted and says {says}, not “{}”.", model.class_name(t)),
         (false, None) => format!("The attack failed: the model resisted and still says {says}."),
     };
-    let how = format!("Attack: {}.", describe(request, |c| model.class_name(c)));
-    let figure = |rgba: Vec<u8>, caption: &str| {
-        El::new("figure").child(canvas(&rgba, shape[2], shape[1], scale, caption)).add("figcaption", "", caption)
-    };
+    let how = format!("Attack: {}.", request.describe(|c| model.class_name(c)));
     let probs = |title: &str, p: &[f32]| {
         El::new("div").class("bars").add("h4", "", title).children(top_classes(p, TOP_CLASSES).into_iter().map(|(c, v)| bar(&model.class_name(c), v, &format!("{:.1}%", 100.0 * v), if Some(c) == label { "truth" } else { "" })))
     };
@@ -173,15 +170,81 @@ fn result(scene: &Scene, clean: &[f32], row: &AttackRow, request: &AttackSpec) -
         .attr("data-steps", &row.losses.len().to_string())
         .add("p", if row.success { "verdict success" } else { "verdict resisted" }, &verdict)
         .add("p", "note", &how)
-        .child(
-            El::new("div")
-                .class("triptych")
-                .child(figure(to_rgba(&to_bytes(clean), shape), "real image"))
-                .child(figure(perturbation_rgba(&row.pixels, clean, shape, epsilon), &format!("the change, enlarged (grey = none; largest {change:.3})")))
-                .child(figure(to_rgba(&to_bytes(&row.pixels), shape), "adversarial image")),
-        )
+        .child(El::new("div").class("triptych").child(figure(to_rgba(&to_bytes(clean), shape), shape, "real image")).child(El::new("div").id("step-view").class("step-view").children(step_view(scene, clean, row, request))))
+        .child(slider(scene, row))
         .child(El::new("div").class("before-after").child(probs("before", &row.clean_probabilities)).child(probs("after", &row.probabilities)))
         .child(El::new("p").child(look))
+}
+
+fn figure(rgba: Vec<u8>, shape: [usize; 3], caption: &str) -> El {
+    let scale = LARGE_PX / 2.0 / shape[2] as f64;
+    El::new("figure").child(canvas(&rgba, shape[2], shape[1], scale, caption)).add("figcaption", "", caption)
+}
+
+/// The part of the result that follows the step slider: the change and the image after the
+/// shown step, with the model's answer there.
+fn step_view(scene: &Scene, clean: &[f32], row: &AttackRow, request: &AttackSpec) -> [El; 3] {
+    let shape = scene.model.info.input_shape();
+    let total = row.steps.len().max(1);
+    let step = if scene.state.image == ImageKind::Adversarial { scene.state.step.unwrap_or(total) } else { total };
+    let image = row.image_at(Some(step));
+    let change = linf(image, clean);
+    let probabilities = if scene.state.image == ImageKind::Adversarial { &scene.look.probabilities } else { &row.probabilities };
+    let says = argmax(probabilities);
+    let when = if total == 1 { "after the attack".to_string() } else { format!("after step {step} of {total}") };
+    let line = format!("{when}: the model says {} ({:.1}%)", scene.model.class_name(says), 100.0 * probabilities[says]);
+    [
+        figure(perturbation_rgba(image, clean, shape, request.epsilon), shape, &format!("the change {when}, enlarged (grey = none; largest {change:.3})")),
+        figure(to_rgba(&to_bytes(image), shape), shape, &format!("adversarial image {when}")),
+        El::new("p")
+            .id("step-says")
+            .class("step-says")
+            .attr("data-step", &step.to_string())
+            .attr("data-predicted", &says.to_string())
+            .attr("data-linf", &change.to_string())
+            // The exact image (base64url f32), for tests and embedding pages.
+            .attr("data-pixels", &base64url_encode(&image.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()))
+            .text(&line),
+    ]
+}
+
+/// Scrubs through the attack's steps: the views above and below follow.
+fn slider(scene: &Scene, row: &AttackRow) -> El {
+    let total = row.steps.len();
+    if total < 2 {
+        return El::new("div").attr("hidden", "");
+    }
+    let step = if scene.state.image == ImageKind::Adversarial { scene.state.step.unwrap_or(total) } else { total };
+    El::new("div")
+        .class("field step-field")
+        .child(El::new("label").attr("for", "attack-step").text(&format!("Scrub through the attack's {total} steps (the network, the neurons and the images follow)")))
+        .child(
+            El::new("input")
+                .id("attack-step")
+                .attr("type", "range")
+                .attr("min", "1")
+                .attr("max", &total.to_string())
+                .attr("value", &step.to_string())
+                .attr("data-param", "step")
+                .attr("data-key", "attack-step")
+                .attr("data-attack", &scene.state.attack_key())
+                .attr("aria-valuetext", &format!("step {step} of {total}")),
+        )
+}
+
+/// While the step slider is in use, the panel is patched instead of redrawn (a redrawn slider
+/// would drop the drag): only the step's images and the model's answer change. `false` when the
+/// slider shown is for another attack, which needs the whole panel.
+pub fn show_step(scene: &Scene, clean: &[f32]) -> bool {
+    let (Some(row), Ok(slider), Ok(view)) = (scene.attack, crate::dom::by_id("attack-step"), crate::dom::by_id("step-view")) else { return false };
+    if slider.get_attribute("data-attack").as_deref() != Some(&scene.state.attack_key()) || scene.state.image != ImageKind::Adversarial {
+        return false;
+    }
+    let request = scene.state.attack.resolve(scene.model.epsilon(), ATTACK_STEPS);
+    crate::dom::replace_children(&view, step_view(scene, clean, row, &request));
+    let total = row.steps.len();
+    let _ = slider.set_attribute("aria-valuetext", &format!("step {} of {total}", scene.state.step.unwrap_or(total)));
+    true
 }
 
 /// Marks the panel busy at once, before the worker answers: the button is disabled so that

@@ -9,6 +9,10 @@ pub fn card(model: &LoadedModel) -> Element {
     let spec = &model.info.spec;
     let p = &spec.provenance;
     let mut facts: Vec<(String, String)> = vec![("model".into(), format!("{} ({})", model.entry.title, spec.name))];
+    if let Some(url) = &model.entry.file {
+        let from = if url.starts_with("blob:") { "a file from your disk (it stays in your browser)".to_string() } else { url.clone() };
+        facts.push(("opened from".into(), from));
+    }
     if let Some(d) = &p.dataset {
         facts.push(("trained on".into(), d.clone()));
     }

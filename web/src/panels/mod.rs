@@ -46,9 +46,7 @@ impl LoadedModel {
     /// The attack budget: the model's training epsilon, else the one it was evaluated at (the
     /// `@eps` of its robust-accuracy entries, e.g. `pgd20@0.1`), else the default.
     pub fn epsilon(&self) -> f32 {
-        let p = &self.info.spec.provenance;
-        let evaluated = p.robust_accuracy.keys().filter_map(|k| k.split_once('@')?.1.parse::<f64>().ok()).find(|e| *e > 0.0 && *e <= 1.0);
-        p.epsilon.or(evaluated).map_or(crate::config::DEFAULT_EPSILON, |e| e as f32)
+        self.info.spec.provenance.attack_epsilon().map_or(crate::config::DEFAULT_EPSILON, |e| e as f32)
     }
 
     /// The image `state` shows (before any attack), CHW bytes: the visitor's own, a generated
@@ -57,7 +55,11 @@ impl LoadedModel {
         match (&state.pixels, state.concept) {
             (Some(p), _) => p.as_slice().into(),
             (None, Some(n)) => crate::concept_view::generate(self.info.input_shape()[1], n).pixels.into(),
-            (None, None) => self.samples.samples[state.sample].pixels.as_slice().into(),
+            (None, None) => match self.samples.samples.get(state.sample) {
+                Some(s) => s.pixels.as_slice().into(),
+                // A model file without sample images: a black image until the visitor draws one.
+                None => vec![0; self.info.input_shape().iter().product()].into(),
+            },
         }
     }
 
@@ -88,7 +90,7 @@ impl LoadedModel {
         match (&state.pixels, state.concept) {
             (Some(_), _) => None,
             (None, Some(n)) => self.concept_class(crate::concept_view::generate(self.info.input_shape()[1], n).class),
-            (None, None) => Some(self.samples.samples[state.sample].label),
+            (None, None) => self.samples.samples.get(state.sample).map(|s| s.label),
         }
     }
 }

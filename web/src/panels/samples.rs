@@ -12,6 +12,9 @@ use crate::state::PageState;
 
 pub fn gallery(model: &LoadedModel, state: &PageState) -> Element {
     let shape = model.samples.shape;
+    if model.samples.samples.is_empty() {
+        return El::new("p").class("note").attr("id", "no-samples").text("This model file holds no sample images: draw or upload one below (until then the model looks at a black image).").into();
+    }
     let list = El::new("ul").class("gallery");
     let items = model.samples.samples.iter().zip(&model.probabilities).enumerate().map(|(k, (sample, probs))| {
         let predicted = argmax(probs);

@@ -1,9 +1,10 @@
 //! "Why this prediction?": the neurons of one layer with the largest effect on the explained
 //! class — the exact drop of its score when the neuron is silenced, and gradient x activation —
 //! each linked to its neuron view. The layer and the class are choices (explain the true class
-//! to see what spoke against it).
+//! to see what spoke against it). On an adversarial image, the same neurons aligned before and
+//! after the attack: which gained influence on the class, which lost it.
 
-use advlens_shared::analysis::trace::Influence;
+use advlens_shared::analysis::trace::{shifts, Influence};
 use web_sys::Element;
 
 use super::Scene;
@@ -11,9 +12,12 @@ use crate::atlas::AtlasState;
 use crate::config::{CHANNEL_PX, TOP_NEURONS};
 use crate::dom::{canvas, nav_link, El};
 use crate::draw::{heat_rgba, plane_max};
+use crate::state::ImageKind;
 
 /// The controls and, once traced, the list; `trace` is `None` while it is being computed.
-pub fn why(scene: &Scene, trace: Option<&[Influence]>) -> Element {
+/// `before` is the real image's trace for the same layer and class, when the views show the
+/// adversarial image (`None` while it is being computed).
+pub fn why(scene: &Scene, trace: Option<&[Influence]>, before: Option<&[Influence]>) -> Element {
     let model = scene.model;
     let predicted = scene.predicted();
     let layer_select = El::new("select").id("why-layer").attr("data-param", "layer").children(model.layers.iter().map(|(name, [c, _, _])| {
@@ -93,5 +97,41 @@ pub fn why(scene: &Scene, trace: Option<&[Influence]>) -> Element {
             .child(El::new("span").class("track").child(El::new("span").class("fill").attr("style", &format!("width:{width:.1}%"))))
             .add("span", "detail", &detail)
     }));
-    body.attr("data-state", "done").child(list).into()
+    let body = body.attr("data-state", "done").child(list);
+    match scene.state.image {
+        ImageKind::Adversarial => body.child(aligned(scene, before, trace)).into(),
+        ImageKind::Real => body.into(),
+    }
+}
+
+/// The neurons whose influence on the class changed most between the real and the adversarial
+/// image, each with both numbers.
+fn aligned(scene: &Scene, before: Option<&[Influence]>, after: &[Influence]) -> El {
+    let class_name = scene.model.class_name(scene.class);
+    let section = El::new("div")
+        .class("aligned")
+        .add("h3", "", "Before and after the attack")
+        .add("p", "explain", &format!("The same neurons on the real image and on the adversarial one: how much each pushes towards “{class_name}” (its score's drop when silenced). Gained: the attack made it speak for “{class_name}”; lost: it speaks less."));
+    let Some(before) = before else {
+        return section.attr("data-state", "running").add("p", "pending", "Tracing the real image…");
+    };
+    let head = El::new("tr").children(["neuron", "real image", "adversarial image", "change"].map(|h| El::new("th").attr("scope", "col").text(h)));
+    let rows = shifts(before, after).into_iter().take(TOP_NEURONS * 2).map(|s| {
+        let (word, class) = match s.change() {
+            d if d > 0.0 => ("gained", "gained"),
+            d if d < 0.0 => ("lost", "lost"),
+            _ => ("same", ""),
+        };
+        let link = nav_link(&scene.href(|st| st.neuron = Some(s.channel))).attr("data-key", &format!("shift-{}-{}", scene.layer, s.channel)).text(&format!("{} [{}]", scene.layer, s.channel));
+        El::new("tr")
+            .class("shift")
+            .attr("data-channel", &s.channel.to_string())
+            .attr("data-before", &s.before.to_string())
+            .attr("data-after", &s.after.to_string())
+            .child(El::new("th").attr("scope", "row").child(link))
+            .child(El::new("td").text(&format!("{:.2}", s.before)))
+            .child(El::new("td").text(&format!("{:.2}", s.after)))
+            .child(El::new("td").class(class).text(&format!("{:+.2} {word}", s.change())))
+    });
+    section.attr("data-state", "done").child(El::new("table").class("shifts").child(El::new("thead").child(head)).child(El::new("tbody").children(rows)))
 }
