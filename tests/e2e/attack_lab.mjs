@@ -51,7 +51,7 @@ export async function attackLab(page, base, tag, epsilon, bundle) {
     outcomes[name] = o;
     const cli = perturb(bundle, args);
     if (cli) {
-      distances.push(`${name} ${compare(tag, name, page, { ...(await shown(page)) }, cli).toExponential(1)}`);
+      distances.push(`${name} ${compare(tag, name, await shown(page), cli).toExponential(1)}`);
       if (String(cli.success) !== o.success) fail(`${tag} ${name}: the page says success ${o.success}, advlens perturb ${cli.success}`);
     }
   }
@@ -89,7 +89,7 @@ export async function scrub(page, base, tag, epsilon, bundle, layer) {
   const full = perturb(bundle, ['--attack', 'pgd', '--epsilon', `${epsilon}`, '--steps', '10', '--seed', '3']);
   if (full) {
     const cut = perturb(bundle, ['--attack', 'pgd', '--epsilon', `${epsilon}`, '--steps', '4', '--step-size', `${full.spec.step_size}`, '--seed', '3']);
-    compare(tag, 'step 4 of 10', page, step, cut);
+    compare(tag, "step 4 of 10", step, cut);
   }
   // A reload shows the same step (the URL is the state).
   await page.reload();

@@ -365,7 +365,10 @@ const catalog = JSON.parse(fs.readFileSync(path.join(dist, 'models', 'index.json
 const server = await serve(dist, PREFIX);
 const base = `http://127.0.0.1:${server.address().port}${PREFIX}`;
 try {
+  // ADVLENS_E2E_ONLY=id,id runs only those models (while developing; the suite runs all).
+  const only = process.env.ADVLENS_E2E_ONLY?.split(',');
   for (const [k, entry] of catalog.entries()) {
+    if (only && !only.includes(entry.id)) continue;
     const dir = path.join(dist, 'models', entry.id);
     const samples = JSON.parse(fs.readFileSync(path.join(dir, 'samples.json'), 'utf8'));
     const spec = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));

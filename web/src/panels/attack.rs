@@ -172,7 +172,7 @@ fn result(scene: &Scene, clean: &[f32], row: &AttackRow, request: &AttackSpec) -
         .add("p", "note", &how)
         .child(El::new("div").class("triptych").child(figure(to_rgba(&to_bytes(clean), shape), shape, "real image")).child(El::new("div").id("step-view").class("step-view").children(step_view(scene, clean, row, request))))
         .child(slider(scene, row))
-        .child(El::new("div").class("before-after").child(probs("before", &row.clean_probabilities)).child(probs("after", &row.probabilities)))
+        .child(El::new("div").class("before-after").child(probs("before", &row.clean_probabilities)).child(probs(&format!("after all {} steps", row.steps.len().max(1)), &row.probabilities)))
         .child(El::new("p").child(look))
 }
 
