@@ -18,6 +18,7 @@ import { TIMEOUT, browser, close_to, fail, influences, query, settled } from './
 import { attackLab, scrub } from './attack_lab.mjs';
 import { ownModels } from './own_model.mjs';
 import { share } from './share.mjs';
+import { compareModels } from './compare.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.resolve(process.argv[2] ?? 'dist');
@@ -410,6 +411,11 @@ try {
       });
       await phone(base, `[${entry.id} phone]`);
       await course(base, '[course page]');
+    }
+    // The paper's comparison, standard vs consistent, on both engines.
+    const partner = { 'fashion-standard': 'fashion-consistent' }[entry.id];
+    if (partner && catalog.some((e) => e.id === partner)) {
+      for (const mode of ['webgpu', 'cpu']) await compareModels(base, mode, { dist, a: entry.id, b: partner, other: catalog[0].id, epsilon, artifacts });
     }
   }
 } finally {

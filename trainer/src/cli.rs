@@ -501,6 +501,9 @@ pub struct PerturbArgs {
     /// With --json: also the image after every step.
     #[arg(long)]
     pub every_step: bool,
+    /// Bundles that only judge the adversarial image (transfer): their predictions on it.
+    #[arg(long, value_delimiter = ',', value_name = "DIR,...")]
+    pub held_out: Vec<PathBuf>,
     /// Write the adversarial image here (PNG, 8 bits: rounded).
     #[arg(long, value_name = "FILE")]
     pub png: Option<PathBuf>,

@@ -357,7 +357,7 @@ fn last_feature_relu(spec: &advlens_shared::model::ModelSpec) -> Result<String> 
 }
 
 fn trace_command(a: cli::TraceArgs) -> Result<()> {
-    use advlens_shared::model::{Bundle, SampleSet, SAMPLES_FILE};
+    use advlens_shared::model::Bundle;
     let bundle = std::sync::Arc::new(Bundle::load(&a.model).with_context(|| format!("loading bundle {}", a.model.display()))?);
     let spec = bundle.spec().clone();
     let (image, _) = advlens_trainer::perturb::one_image(&a.model, &bundle, a.input.image.as_deref(), a.input.sample)?;
@@ -423,9 +423,18 @@ fn perturb_command(a: cli::PerturbArgs, quiet: bool) -> Result<()> {
     if let Some(l) = a.label.filter(|&l| l >= classes) {
         anyhow::bail!("--label {l}: the model has {classes} classes (numbered from 0)");
     }
+    let mut held_out = Vec::new();
+    for dir in &a.held_out {
+        let other = advlens_shared::model::Bundle::load(dir).with_context(|| format!("loading held-out bundle {}", dir.display()))?;
+        if other.input_shape() != bundle.input_shape() || other.classes() != bundle.classes() {
+            anyhow::bail!("--held-out {}: it takes {:?} images of classes {:?}, the attacked model {:?} of {:?}", dir.display(), other.input_shape(), other.classes(), bundle.input_shape(), bundle.classes());
+        }
+        held_out.push((dir.display().to_string(), advlens_shared::Engine::cpu(Arc::new(other))));
+    }
     let engine = advlens_shared::Engine::cpu(bundle.clone());
     let bar = train::progress_bar(spec.steps as u64, quiet, "perturb");
-    let result = perturb::perturb(&engine, &image, a.label.or(sample_label), &spec, a.every_step, &bar)?;
+    let mut result = perturb::perturb(&engine, &image, a.label.or(sample_label), &spec, a.every_step, &bar)?;
+    perturb::transfer(&mut result, &held_out)?;
     if a.json {
         println!("{}", serde_json::to_string(&result)?);
     } else {

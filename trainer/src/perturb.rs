@@ -87,6 +87,35 @@ pub struct Perturbed {
     /// With `every_step`: the image after each step.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Vec<f32>>,
+    /// Held-out models' predictions on the adversarial image (the attack transferred).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transfer: Vec<Transfer>,
+}
+
+/// A held-out model's prediction on the adversarial image.
+#[derive(Debug, Serialize)]
+pub struct Transfer {
+    pub model: String,
+    pub probabilities: Vec<f32>,
+    pub predicted: usize,
+    /// Untargeted: it no longer predicts the label; targeted: it predicts the target.
+    pub fooled: bool,
+}
+
+/// Each held-out engine's prediction on `p`'s adversarial image.
+pub fn transfer(p: &mut Perturbed, held_out: &[(String, Engine)]) -> Result<()> {
+    for (name, engine) in held_out {
+        let shape = engine.bundle().input_shape();
+        let image = Tensor::new(vec![1, shape[0], shape[1], shape[2]], p.image.clone())?;
+        let probabilities = softmax(pollster::block_on(engine.forward(&image))?.row(0));
+        let predicted = argmax(&probabilities);
+        let fooled = match p.target {
+            Some(t) => predicted == t,
+            None => predicted != p.label,
+        };
+        p.transfer.push(Transfer { model: name.clone(), probabilities, predicted, fooled });
+    }
+    Ok(())
 }
 
 /// Attacks `image` on `engine`, away from `label` (default: the predicted class) or towards the
@@ -118,6 +147,7 @@ pub fn perturb(engine: &Engine, image: &Tensor, label: Option<usize>, spec: &Att
         losses: outcome.losses,
         image: outcome.image.into_data(),
         steps,
+        transfer: Vec::new(),
     })
 }
 
@@ -126,7 +156,7 @@ pub fn describe(p: &Perturbed, classes: &[String]) -> String {
     let name = |c: usize| classes.get(c).cloned().unwrap_or_else(|| format!("class {c}"));
     let before = argmax(&p.clean_probabilities);
     let verdict = if p.success { "succeeded" } else { "failed: the model resisted" };
-    format!(
+    let mut text = format!(
         "{}\nbefore: {} ({:.1}%), true class {}\nafter:  {} ({:.1}%)\nthe attack {verdict}\n",
         p.attack,
         name(before),
@@ -134,7 +164,12 @@ pub fn describe(p: &Perturbed, classes: &[String]) -> String {
         name(p.label),
         name(p.predicted),
         100.0 * p.probabilities[p.predicted],
-    )
+    );
+    for t in &p.transfer {
+        let how = if t.fooled { "fooled too: the attack transfers" } else { "not fooled" };
+        text += &format!("{}: {} ({:.1}%), {how}\n", t.model, name(t.predicted), 100.0 * t.probabilities[t.predicted]);
+    }
+    text
 }
 
 /// Writes the image (`[C, H, W]` values in [0, 1]) as an 8-bit PNG.

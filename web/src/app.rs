@@ -5,9 +5,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use advlens_shared::analysis::metrics::class_similarity;
 use advlens_shared::analysis::trace::Influence;
-use advlens_shared::model::{SampleSet, SAMPLES_FILE};
 use advlens_shared::tensor::argmax;
 use futures_util::future::FutureExt;
 use wasm_bindgen::prelude::*;
@@ -22,7 +20,7 @@ use crate::fetch;
 use crate::memo::{Clear, Memo};
 use crate::panels::attack::AttackStatus;
 use crate::panels::{self, LoadedModel, Scene};
-use crate::protocol::{AttackRow, EnginePref, Look, ModelSource, Reply, Request};
+use crate::protocol::{AttackRow, EnginePref, Look, Reply, Request};
 use crate::state::{ImageKind, PageState};
 
 /// How a navigation touches the browser history.
@@ -55,6 +53,8 @@ pub struct App {
     own_file: RefCell<Option<CatalogEntry>>,
     /// Bumped by every picked file, so that a second file with the same name loads again.
     files_picked: Cell<u32>,
+    /// The model compared with this one (`?compare=`), in its own worker.
+    comparison: crate::compare::Comparison,
 }
 
 /// Shows `text` in the status line (a live region); `state` is loading, working, ready, error
@@ -109,6 +109,7 @@ async fn run() -> Result<(), AppError> {
         attack_error: RefCell::new(None),
         own_file: RefCell::new(None),
         files_picked: Cell::new(0),
+        comparison: Default::default(),
     });
     if let Ok(limits) = by_id("own-limits") {
         limits.set_text_content(Some(&crate::own_model::limits_text()));
@@ -132,6 +133,12 @@ impl App {
         self.generation.set(generation);
         let (mut state, mut notes) = PageState::parse(query);
         let entry = self.entry(&mut state, &mut notes);
+        if let Some(id) = state.compare.clone() {
+            if id == entry.id || !self.catalog.iter().any(|e| e.id == id) {
+                notes.push(format!("?compare={id} is not another model of this page: comparing with none"));
+                state.compare = None;
+            }
+        }
         let engine = state.engine.unwrap_or(EnginePref::Auto);
         self.show_models(&entry);
         let loaded = self.model.borrow().clone().filter(|m| m.entry.id == entry.id && self.engine.get() == engine);
@@ -253,46 +260,7 @@ impl App {
             memo.clear_all();
         }
         *self.attack_error.borrow_mut() = None;
-        let base = entry.base();
-        // The worker's own base URL is a blob: URL, so it gets absolute ones.
-        let page = document().base_uri()?.unwrap_or_default();
-        let absolute = |url: &str| web_sys::Url::new_with_base(url, &page).map(|u| u.href()).unwrap_or_else(|_| url.to_string());
-        let source = match &entry.file {
-            Some(url) => ModelSource::File(absolute(url)),
-            None => ModelSource::Folder(absolute(&base)),
-        };
-        let load = Request::Load { source, engine };
-        // A folder's samples download while the worker loads the model; a file carries its own.
-        let samples_url = format!("{base}/{SAMPLES_FILE}");
-        let folder = entry.file.is_none();
-        let fetch_samples = async move { if folder { Some(fetch::bytes(&samples_url).await) } else { None } };
-        let ask = self.compute.ask(load.clone(), |r| if let Reply::Loaded(i) = r { Ok(i) } else { Err(r) });
-        let (info, samples) = futures_util::future::join(ask, fetch_samples).await;
-        let mut info = info.map_err(AppError::Model)?;
-        let samples = match (info.samples.take(), samples) {
-            (_, Some(bytes)) => {
-                let set = SampleSet::from_json(&bytes?)?;
-                if set.samples.is_empty() {
-                    return Err(AppError::Data(format!("{base}/{SAMPLES_FILE} has no images")));
-                }
-                set
-            }
-            (Some(set), None) => set,
-            (None, None) => SampleSet { dataset: String::new(), split: String::new(), shape: info.input_shape(), samples: Vec::new() },
-        };
-        if samples.shape != info.input_shape() {
-            return Err(AppError::Data(format!("the sample images are {:?} but the model takes {:?}", samples.shape, info.input_shape())));
-        }
-        let n = samples.samples.len();
-        let pixels: Vec<f32> = samples.samples.iter().flat_map(|s| s.pixels.iter().map(|&p| f32::from(p) / 255.0)).collect();
-        let probabilities = if n == 0 {
-            Vec::new()
-        } else {
-            self.compute.ask(Request::Classify { pixels, n }, |r| if let Reply::Classified(p) = r { Ok(p) } else { Err(r) }).await.map_err(AppError::Model)?
-        };
-        let layers = info.feature_layers();
-        let similarity = class_similarity(&info.spec.classes, &info.spec.hierarchy);
-        let model = Rc::new(LoadedModel { entry: entry.clone(), load, info, samples, probabilities, layers, similarity });
+        let model = Rc::new(crate::open::open(&self.compute, entry, engine).await?);
         engine_badge(&model, &self.compute);
         if let Ok(card) = by_id("model-card-body") {
             replace_children(&card, [panels::card::card(&model)]);
@@ -406,8 +374,51 @@ impl App {
                 redraw(Some(&real))?;
             }
         }
+        self.render_compare(model, &state, &image, &clean, attack.clone(), generation).await?;
         set_status("ready", &ready_text(model, &state));
         Ok(())
+    }
+
+    /// The comparison panel: the chooser, and both models on the shown image when one is chosen.
+    async fn render_compare(&self, model: &Rc<LoadedModel>, state: &PageState, image: &[f32], clean: &[f32], attack: Option<Rc<AttackRow>>, generation: u64) -> Result<(), AppError> {
+        use panels::compare::CompareState;
+        let look = self.looks.ready(&(state.view_key(), state.image));
+        let atlas = AtlasState::None;
+        let draw = |shown: CompareState| -> Result<(), AppError> {
+            let Some(look) = &look else { return Ok(()) };
+            let layer = model.layers.last().map(|(n, _)| n.clone()).unwrap_or_default();
+            let scene = Scene { state, model, image, look, real_look: None, layer: &layer, class: 0, atlas: &atlas, attack: attack.as_deref() };
+            by_id("compare-body").map(|e| replace_children(&e, [panels::compare::compare(&scene, &self.catalog, shown)]))
+        };
+        let Some(id) = state.compare.clone() else { return draw(CompareState::None) };
+        let Some(entry) = self.catalog.iter().find(|e| e.id == id) else { return draw(CompareState::None) };
+        set_status("working", &format!("Comparing with “{}”…", entry.title));
+        let other = match self.comparison.model(entry, state.engine.unwrap_or(EnginePref::Auto)).await {
+            Ok(m) => m,
+            Err(e) => return draw(CompareState::Problem(format!("“{}” could not be opened: {e}", entry.title))),
+        };
+        if !self.current(generation) {
+            return Ok(());
+        }
+        if let Some(why) = crate::compare::incompatible(model, &other) {
+            return draw(CompareState::Problem(format!("These two models cannot look at the same images: {why}.")));
+        }
+        draw(CompareState::Running(&other))?;
+        let adversarial = state.image == ImageKind::Adversarial;
+        let ask = crate::compare::Ask {
+            pixels: image.to_vec(),
+            clean: clean.to_vec(),
+            label: model.label(state),
+            spec: adversarial.then(|| state.attack.resolve(model.epsilon(), ATTACK_STEPS)),
+            main_attack: if adversarial { attack.clone() } else { None },
+        };
+        let key = format!("{} {} {}", model.entry.id, other.entry.id, state.view_key());
+        match self.comparison.sides(key, (self.compute.clone(), model.clone()), other.clone(), Rc::new(ask)).await {
+            Ok(sides) if self.current(generation) => draw(CompareState::Done(&other, &sides.0, &sides.1)),
+            Ok(_) => Ok(()),
+            Err(e) if self.current(generation) => draw(CompareState::Problem(format!("The comparison could not be computed: {e}"))),
+            Err(_) => Ok(()),
+        }
     }
 
     /// The trace of `pixels` keyed by (view, kind, layer, class), computed once.

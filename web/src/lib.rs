@@ -6,6 +6,7 @@
 //! - [`app`]: URL state, navigation and what to compute when; [`state`]: the URL's values;
 //!   [`listen`]: the page's delegated listeners; [`memo`]: results computed once
 //! - [`client`] / [`worker`] / [`lab`]: the worker, its messages ([`protocol`]) and the model
+//! - [`compare`]: a second model beside the first, in its own worker
 //! - [`own_model`]: a visitor's model file and the page's limits
 //! - [`panels`]: the views, each building its DOM from results; [`draw`]: pure pixel functions;
 //!   [`dom`]: element helpers; [`atlas`]: neuron atlases; [`config`]: every constant
@@ -15,6 +16,7 @@ mod app;
 mod atlas;
 mod attack_params;
 mod client;
+mod compare;
 mod concept_view;
 mod config;
 mod dom;
@@ -24,6 +26,7 @@ mod fetch;
 mod lab;
 mod listen;
 mod memo;
+mod open;
 mod own_image;
 mod own_model;
 mod panels;

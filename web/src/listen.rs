@@ -98,6 +98,7 @@ pub fn listen(app: &Rc<App>) -> Result<(), AppError> {
                     state.neuron = None; // channel numbers belong to a layer
                 }
                 "class" => state.class = value.parse().ok(),
+                "compare" => state.compare = Some(value).filter(|v| !v.is_empty()),
                 _ => return,
             }
             let app = app.clone();

@@ -43,6 +43,8 @@ pub struct PageState {
     pub attack: AttackParams,
     /// With the adversarial image: show it after this many of the attack's steps (default: all).
     pub step: Option<usize>,
+    /// A second model shown beside this one (`?compare=<model id>`).
+    pub compare: Option<String>,
 }
 
 /// The views a page can embed alone (`?embed=`).
@@ -52,10 +54,11 @@ pub enum Embed {
     Why,
     Neuron,
     Attack,
+    Compare,
 }
 
 impl Embed {
-    pub const ALL: [Embed; 4] = [Embed::Network, Embed::Why, Embed::Neuron, Embed::Attack];
+    pub const ALL: [Embed; 5] = [Embed::Network, Embed::Why, Embed::Neuron, Embed::Attack, Embed::Compare];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -63,6 +66,7 @@ impl Embed {
             Embed::Why => "why",
             Embed::Neuron => "neuron",
             Embed::Attack => "attack",
+            Embed::Compare => "compare",
         }
     }
 
@@ -73,6 +77,7 @@ impl Embed {
             Embed::Why => "why this prediction",
             Embed::Neuron => "one neuron up close",
             Embed::Attack => "attack the image",
+            Embed::Compare => "two models compared",
         }
     }
 
@@ -83,6 +88,7 @@ impl Embed {
             Embed::Why => 760,
             Embed::Neuron => 720,
             Embed::Attack => 900,
+            Embed::Compare => 820,
         }
     }
 }
@@ -117,6 +123,7 @@ impl PageState {
             match key {
                 "model" if !value.is_empty() => state.model = Some(value.clone()),
                 "bundle" if !value.is_empty() => state.bundle = Some(value.clone()),
+                "compare" if !value.is_empty() => state.compare = Some(value.clone()),
                 "sample" => state.sample = number("sample", &mut problems).unwrap_or(0),
                 "concept" => match value.trim().parse::<u64>() {
                     Ok(n) => state.concept = Some(n),
@@ -137,7 +144,7 @@ impl PageState {
                 },
                 "embed" => match Embed::ALL.into_iter().find(|e| e.as_str() == value) {
                     Some(e) => state.embed = Some(e),
-                    None => problems.push(format!("?embed={value} is unknown (use network, why, neuron or attack): showing the whole page")),
+                    None => problems.push(format!("?embed={value} is unknown (use network, why, neuron, attack or compare): showing the whole page")),
                 },
                 "engine" => match value.as_str() {
                     "cpu" => state.engine = Some(EnginePref::Cpu),
@@ -181,6 +188,9 @@ impl PageState {
         parts.extend(self.attack.query_parts());
         if let Some(k) = self.step {
             parts.push(format!("step={k}"));
+        }
+        if let Some(c) = &self.compare {
+            parts.push(format!("compare={}", percent_encode(c)));
         }
         if let Some(e) = self.embed {
             parts.push(format!("embed={}", e.as_str()));

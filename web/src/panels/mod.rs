@@ -5,6 +5,7 @@
 
 pub mod attack;
 pub mod card;
+pub mod compare;
 pub mod network;
 pub mod neuron;
 pub mod samples;

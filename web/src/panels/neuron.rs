@@ -107,7 +107,7 @@ fn atlas_view(model: &LoadedModel, atlas: &Atlas, row: usize) -> El {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn strip(model: &LoadedModel, side: usize, meta: &advlens_shared::analysis::atlas::AtlasMeta, sheet: &HtmlImageElement, row: usize, entries: &[AtlasEntry], kind: &str, title: &str) -> El {
+pub(super) fn strip(model: &LoadedModel, side: usize, meta: &advlens_shared::analysis::atlas::AtlasMeta, sheet: &HtmlImageElement, row: usize, entries: &[AtlasEntry], kind: &str, title: &str) -> El {
     let figures = entries.iter().enumerate().take(ATLAS_PATCHES).map(|(k, e)| {
         let (x, y) = meta.cell_origin(row, k);
         let caption = match e.target {
