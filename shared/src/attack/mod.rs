@@ -92,11 +92,14 @@ pub async fn attack(engine: &Engine, image: &Tensor, label: usize, spec: &Attack
     attack_observed(engine, image, label, spec, &mut |_, _, _, _| {}).await
 }
 
+/// Called after each step of an attack: `(step, steps, loss, image)`.
+pub type StepObserver<'a> = dyn FnMut(usize, usize, f32, &[f32]) + 'a;
+
 /// [`attack`], calling `observe(step, steps, loss, image)` after each step (steps counted from
 /// 1): the loss at the image the step started from, and the image it reached. The images of an
 /// attack's first k steps are those of the same attack with `steps = k` (the step size is given,
 /// not derived): the explorer scrubs through them.
-pub async fn attack_observed(engine: &Engine, image: &Tensor, label: usize, spec: &AttackSpec, observe: &mut dyn FnMut(usize, usize, f32, &[f32])) -> Result<AttackOutcome> {
+pub async fn attack_observed(engine: &Engine, image: &Tensor, label: usize, spec: &AttackSpec, observe: &mut StepObserver) -> Result<AttackOutcome> {
     check_image(image)?;
     let clean_probs = softmax(engine.forward(image).await?.row(0));
     let target = match spec.kind {

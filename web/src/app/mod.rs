@@ -13,7 +13,7 @@ use wasm_bindgen::JsCast;
 
 use crate::atlas::{Atlas, AtlasState};
 use crate::client::Compute;
-use crate::config::{CatalogEntry, ATTACK_STEPS, CATALOG_URL, OWN_FILE_ID};
+use crate::config::{CatalogEntry, ATTACK_STEPS, CATALOG_URL};
 use crate::dom::{by_id, document, replace_children, El};
 use crate::error::AppError;
 use crate::fetch;
@@ -22,6 +22,10 @@ use crate::panels::attack::AttackStatus;
 use crate::panels::{self, LoadedModel, Scene};
 use crate::protocol::{AttackRow, EnginePref, Look, Reply, Request};
 use crate::state::{ImageKind, PageState};
+
+mod images;
+mod models;
+mod side_by_side;
 
 /// How a navigation touches the browser history.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -70,7 +74,7 @@ pub fn set_status(state: &str, text: &str) {
 }
 
 /// Shows what was wrong with the URL (and what the page did instead), or nothing.
-fn show_notices(notes: &[String]) {
+pub(crate) fn show_notices(notes: &[String]) {
     if let Ok(box_) = by_id("notices") {
         replace_children(&box_, notes.iter().map(|n| El::new("p").text(&format!("Note: {n}."))));
         let _ = box_.toggle_attribute_with_force("hidden", notes.is_empty());
@@ -186,70 +190,6 @@ impl App {
                 set_status("error", &format!("{e}. Pick another image or model, or reload the page."));
             }
         }
-    }
-
-    /// The model `state` names — `?bundle=URL`, the visitor's picked file, or a bundled one —
-    /// with `state.model` / `state.bundle` made to match it; what could not be found becomes a note.
-    fn entry(&self, state: &mut PageState, notes: &mut Vec<String>) -> CatalogEntry {
-        let first = &self.catalog[0];
-        if let Some(url) = &state.bundle {
-            state.model = None;
-            return CatalogEntry::own(format!("url:{url}"), crate::own_model::title_of(url), url.clone());
-        }
-        let entry = match state.model.as_deref() {
-            None => first.clone(),
-            Some(OWN_FILE_ID) => self.own_file.borrow().clone().unwrap_or_else(|| {
-                notes.push(format!("a model file opened from your disk is not kept when the page reloads: open it again below (showing “{}”)", first.title));
-                first.clone()
-            }),
-            Some(id) => self.catalog.iter().find(|e| e.id == id).cloned().unwrap_or_else(|| {
-                let ids: Vec<&str> = self.catalog.iter().map(|e| e.id.as_str()).collect();
-                notes.push(format!("there is no model `{id}` here (the models: {}): showing “{}”", ids.join(", "), first.title));
-                first.clone()
-            }),
-        };
-        state.model = Some(if entry.file.is_some() { OWN_FILE_ID.to_string() } else { entry.id.clone() });
-        entry
-    }
-
-    /// The model list shows the bundled models and the visitor's, with `entry` selected.
-    fn show_models(&self, entry: &CatalogEntry) {
-        let Ok(select) = by_id("model") else { return };
-        let own = entry.file.as_ref().map(|_| El::new("option").attr("value", if entry.id.starts_with("url:") { &entry.id } else { OWN_FILE_ID }).text(&format!("Your model: {}", entry.title)));
-        replace_children(&select, self.catalog.iter().map(|e| El::new("option").attr("value", &e.id).text(&e.title)).chain(own));
-        if let Some(select) = select.dyn_ref::<web_sys::HtmlSelectElement>() {
-            select.set_value(if entry.file.is_some() && !entry.id.starts_with("url:") { OWN_FILE_ID } else { &entry.id });
-        }
-    }
-
-    /// Opens a model file the visitor picked or dropped.
-    pub async fn open_model_file(self: &Rc<Self>, file: web_sys::File) {
-        if file.size() > crate::own_model::MAX_BYTES as f64 {
-            show_notices(&[format!("“{}” is {:.0} MB: the page opens model files of {}", file.name(), file.size() / 1e6, crate::own_model::limits_text())]);
-            return;
-        }
-        let Ok(url) = web_sys::Url::create_object_url_with_blob(&file) else {
-            show_notices(&["the browser could not read the file".to_string()]);
-            return;
-        };
-        if let Some(old) = self.own_file.borrow().as_ref().and_then(|e| e.file.clone()) {
-            let _ = web_sys::Url::revoke_object_url(&old);
-        }
-        self.files_picked.set(self.files_picked.get() + 1);
-        *self.own_file.borrow_mut() = Some(CatalogEntry::own(format!("{OWN_FILE_ID}-{}", self.files_picked.get()), file.name(), url));
-        let next = PageState { model: Some(OWN_FILE_ID.into()), engine: self.state.borrow().engine, ..Default::default() };
-        self.navigate(&next.to_query(), Nav::Push).await;
-    }
-
-    /// Opens the single-file bundle at a URL the visitor typed (`?bundle=`).
-    pub async fn open_model_url(self: &Rc<Self>, url: String) {
-        let url = url.trim().to_string();
-        if url.is_empty() {
-            show_notices(&["type the address of a model file first".to_string()]);
-            return;
-        }
-        let next = PageState { bundle: Some(url), engine: self.state.borrow().engine, ..Default::default() };
-        self.navigate(&next.to_query(), Nav::Push).await;
     }
 
     /// Loads a model in the worker with its samples, and draws what depends only on it.
@@ -379,48 +319,6 @@ impl App {
         Ok(())
     }
 
-    /// The comparison panel: the chooser, and both models on the shown image when one is chosen.
-    async fn render_compare(&self, model: &Rc<LoadedModel>, state: &PageState, image: &[f32], clean: &[f32], attack: Option<Rc<AttackRow>>, generation: u64) -> Result<(), AppError> {
-        use panels::compare::CompareState;
-        let look = self.looks.ready(&(state.view_key(), state.image));
-        let atlas = AtlasState::None;
-        let draw = |shown: CompareState| -> Result<(), AppError> {
-            let Some(look) = &look else { return Ok(()) };
-            let layer = model.layers.last().map(|(n, _)| n.clone()).unwrap_or_default();
-            let scene = Scene { state, model, image, look, real_look: None, layer: &layer, class: 0, atlas: &atlas, attack: attack.as_deref() };
-            by_id("compare-body").map(|e| replace_children(&e, [panels::compare::compare(&scene, &self.catalog, shown)]))
-        };
-        let Some(id) = state.compare.clone() else { return draw(CompareState::None) };
-        let Some(entry) = self.catalog.iter().find(|e| e.id == id) else { return draw(CompareState::None) };
-        set_status("working", &format!("Comparing with “{}”…", entry.title));
-        let other = match self.comparison.model(entry, state.engine.unwrap_or(EnginePref::Auto)).await {
-            Ok(m) => m,
-            Err(e) => return draw(CompareState::Problem(format!("“{}” could not be opened: {e}", entry.title))),
-        };
-        if !self.current(generation) {
-            return Ok(());
-        }
-        if let Some(why) = crate::compare::incompatible(model, &other) {
-            return draw(CompareState::Problem(format!("These two models cannot look at the same images: {why}.")));
-        }
-        draw(CompareState::Running(&other))?;
-        let adversarial = state.image == ImageKind::Adversarial;
-        let ask = crate::compare::Ask {
-            pixels: image.to_vec(),
-            clean: clean.to_vec(),
-            label: model.label(state),
-            spec: adversarial.then(|| state.attack.resolve(model.epsilon(), ATTACK_STEPS)),
-            main_attack: if adversarial { attack.clone() } else { None },
-        };
-        let key = format!("{} {} {}", model.entry.id, other.entry.id, state.view_key());
-        match self.comparison.sides(key, (self.compute.clone(), model.clone()), other.clone(), Rc::new(ask)).await {
-            Ok(sides) if self.current(generation) => draw(CompareState::Done(&other, &sides.0, &sides.1)),
-            Ok(_) => Ok(()),
-            Err(e) if self.current(generation) => draw(CompareState::Problem(format!("The comparison could not be computed: {e}"))),
-            Err(_) => Ok(()),
-        }
-    }
-
     /// The trace of `pixels` keyed by (view, kind, layer, class), computed once.
     async fn trace(&self, key: (String, ImageKind, String, usize), pixels: Vec<f32>) -> Result<Rc<Vec<Influence>>, AppError> {
         let (compute, layer, class) = (self.compute.clone(), key.2.clone(), key.3);
@@ -531,49 +429,6 @@ impl App {
                     let current = self.state.borrow().to_query();
                     self.navigate(&current, Nav::Replace).await;
                 }
-            }
-        }
-    }
-}
-
-impl App {
-    /// Shows the visitor's own image (drawn or uploaded): its bytes go into the URL.
-    pub async fn show_own_image(self: &Rc<Self>, pixels: Vec<u8>) {
-        let mut next = self.state.borrow().clone();
-        next.pixels = Some(pixels);
-        next.concept = None;
-        next.image = ImageKind::Real;
-        next.class = None;
-        self.navigate(&next.to_query(), Nav::Push).await;
-    }
-
-    /// The side of the loaded model's input images.
-    pub fn input_side(&self) -> Option<usize> {
-        self.model.borrow().as_ref().map(|m| m.info.input_shape()[1])
-    }
-
-    /// A fresh concept-world image, generated in the page.
-    pub async fn show_new_concept(self: &Rc<Self>) {
-        let mut next = self.state.borrow().clone();
-        next.pixels = None;
-        next.concept = Some((js_sys::Math::random() * 1e6) as u64);
-        next.image = ImageKind::Real;
-        next.class = None;
-        self.navigate(&next.to_query(), Nav::Push).await;
-    }
-
-    /// An uploaded file: checked, decoded, scaled and shown — or a message saying why not.
-    pub async fn upload(self: &Rc<Self>, file: web_sys::File) {
-        let Some(model) = self.model.borrow().clone() else { return };
-        set_status("working", &format!("Reading {}…", file.name()));
-        match crate::own_image::upload(file, model.info.input_shape()).await {
-            Ok((pixels, what)) => {
-                self.show_own_image(pixels).await;
-                show_notices(&[format!("your image: {what}")]);
-            }
-            Err(e) => {
-                show_notices(&[format!("{e}; the page still shows the previous image")]);
-                set_status("ready", &format!("The upload was not used: {e}"));
             }
         }
     }

@@ -1,0 +1,78 @@
+//! Which model the page shows: a bundled one, the visitor's picked file, or `?bundle=URL` —
+//! chosen from the URL, listed in the model menu, and opened from the page's controls.
+
+use std::rc::Rc;
+
+use wasm_bindgen::JsCast;
+
+use super::{show_notices, App, Nav};
+use crate::config::{CatalogEntry, OWN_FILE_ID};
+use crate::dom::{by_id, replace_children, El};
+use crate::state::PageState;
+
+impl App {
+    /// The model `state` names — `?bundle=URL`, the visitor's picked file, or a bundled one —
+    /// with `state.model` / `state.bundle` made to match it; what could not be found becomes a note.
+    pub(super) fn entry(&self, state: &mut PageState, notes: &mut Vec<String>) -> CatalogEntry {
+        let first = &self.catalog[0];
+        if let Some(url) = &state.bundle {
+            state.model = None;
+            return CatalogEntry::own(format!("url:{url}"), crate::own_model::title_of(url), url.clone());
+        }
+        let entry = match state.model.as_deref() {
+            None => first.clone(),
+            Some(OWN_FILE_ID) => self.own_file.borrow().clone().unwrap_or_else(|| {
+                notes.push(format!("a model file opened from your disk is not kept when the page reloads: open it again below (showing “{}”)", first.title));
+                first.clone()
+            }),
+            Some(id) => self.catalog.iter().find(|e| e.id == id).cloned().unwrap_or_else(|| {
+                let ids: Vec<&str> = self.catalog.iter().map(|e| e.id.as_str()).collect();
+                notes.push(format!("there is no model `{id}` here (the models: {}): showing “{}”", ids.join(", "), first.title));
+                first.clone()
+            }),
+        };
+        state.model = Some(if entry.file.is_some() { OWN_FILE_ID.to_string() } else { entry.id.clone() });
+        entry
+    }
+
+    /// The model list shows the bundled models and the visitor's, with `entry` selected.
+    pub(super) fn show_models(&self, entry: &CatalogEntry) {
+        let Ok(select) = by_id("model") else { return };
+        let own = entry.file.as_ref().map(|_| El::new("option").attr("value", if entry.id.starts_with("url:") { &entry.id } else { OWN_FILE_ID }).text(&format!("Your model: {}", entry.title)));
+        replace_children(&select, self.catalog.iter().map(|e| El::new("option").attr("value", &e.id).text(&e.title)).chain(own));
+        if let Some(select) = select.dyn_ref::<web_sys::HtmlSelectElement>() {
+            select.set_value(if entry.file.is_some() && !entry.id.starts_with("url:") { OWN_FILE_ID } else { &entry.id });
+        }
+    }
+
+    /// Opens a model file the visitor picked or dropped.
+    pub async fn open_model_file(self: &Rc<Self>, file: web_sys::File) {
+        if file.size() > crate::own_model::MAX_BYTES as f64 {
+            show_notices(&[format!("“{}” is {:.0} MB: the page opens model files of {}", file.name(), file.size() / 1e6, crate::own_model::limits_text())]);
+            return;
+        }
+        let Ok(url) = web_sys::Url::create_object_url_with_blob(&file) else {
+            show_notices(&["the browser could not read the file".to_string()]);
+            return;
+        };
+        if let Some(old) = self.own_file.borrow().as_ref().and_then(|e| e.file.clone()) {
+            let _ = web_sys::Url::revoke_object_url(&old);
+        }
+        self.files_picked.set(self.files_picked.get() + 1);
+        *self.own_file.borrow_mut() = Some(CatalogEntry::own(format!("{OWN_FILE_ID}-{}", self.files_picked.get()), file.name(), url));
+        let next = PageState { model: Some(OWN_FILE_ID.into()), engine: self.state.borrow().engine, ..Default::default() };
+        self.navigate(&next.to_query(), Nav::Push).await;
+    }
+
+    /// Opens the single-file bundle at a URL the visitor typed (`?bundle=`).
+    pub async fn open_model_url(self: &Rc<Self>, url: String) {
+        let url = url.trim().to_string();
+        if url.is_empty() {
+            show_notices(&["type the address of a model file first".to_string()]);
+            return;
+        }
+        let next = PageState { bundle: Some(url), engine: self.state.borrow().engine, ..Default::default() };
+        self.navigate(&next.to_query(), Nav::Push).await;
+    }
+
+}

@@ -1,0 +1,58 @@
+//! Drawing the comparison panel: the compared model opened in its own worker, checked against
+//! the explored one, and both run on the shown image (`crate::compare` computes, the panel draws).
+
+use std::rc::Rc;
+
+use super::{set_status, App};
+use crate::atlas::AtlasState;
+use crate::config::ATTACK_STEPS;
+use crate::dom::{by_id, replace_children};
+use crate::error::AppError;
+use crate::panels::{self, LoadedModel, Scene};
+use crate::protocol::{AttackRow, EnginePref};
+use crate::state::{ImageKind, PageState};
+
+impl App {
+    /// The comparison panel: the chooser, and both models on the shown image when one is chosen.
+    pub(super) async fn render_compare(&self, model: &Rc<LoadedModel>, state: &PageState, image: &[f32], clean: &[f32], attack: Option<Rc<AttackRow>>, generation: u64) -> Result<(), AppError> {
+        use panels::compare::CompareState;
+        let look = self.looks.ready(&(state.view_key(), state.image));
+        let atlas = AtlasState::None;
+        let draw = |shown: CompareState| -> Result<(), AppError> {
+            let Some(look) = &look else { return Ok(()) };
+            let layer = model.layers.last().map(|(n, _)| n.clone()).unwrap_or_default();
+            let scene = Scene { state, model, image, look, real_look: None, layer: &layer, class: 0, atlas: &atlas, attack: attack.as_deref() };
+            by_id("compare-body").map(|e| replace_children(&e, [panels::compare::compare(&scene, &self.catalog, shown)]))
+        };
+        let Some(id) = state.compare.clone() else { return draw(CompareState::None) };
+        let Some(entry) = self.catalog.iter().find(|e| e.id == id) else { return draw(CompareState::None) };
+        set_status("working", &format!("Comparing with “{}”…", entry.title));
+        let other = match self.comparison.model(entry, state.engine.unwrap_or(EnginePref::Auto)).await {
+            Ok(m) => m,
+            Err(e) => return draw(CompareState::Problem(format!("“{}” could not be opened: {e}", entry.title))),
+        };
+        if !self.current(generation) {
+            return Ok(());
+        }
+        if let Some(why) = crate::compare::incompatible(model, &other) {
+            return draw(CompareState::Problem(format!("These two models cannot look at the same images: {why}.")));
+        }
+        draw(CompareState::Running(&other))?;
+        let adversarial = state.image == ImageKind::Adversarial;
+        let ask = crate::compare::Ask {
+            pixels: image.to_vec(),
+            clean: clean.to_vec(),
+            label: model.label(state),
+            spec: adversarial.then(|| state.attack.resolve(model.epsilon(), ATTACK_STEPS)),
+            main_attack: if adversarial { attack.clone() } else { None },
+        };
+        let key = format!("{} {} {}", model.entry.id, other.entry.id, state.view_key());
+        match self.comparison.sides(key, (self.compute.clone(), model.clone()), other.clone(), Rc::new(ask)).await {
+            Ok(sides) if self.current(generation) => draw(CompareState::Done(&other, &sides.0, &sides.1)),
+            Ok(_) => Ok(()),
+            Err(e) if self.current(generation) => draw(CompareState::Problem(format!("The comparison could not be computed: {e}"))),
+            Err(_) => Ok(()),
+        }
+    }
+
+}
