@@ -99,7 +99,7 @@ pub type StepObserver<'a> = dyn FnMut(usize, usize, f32, &[f32]) + 'a;
 /// 1): the loss at the image the step started from, and the image it reached. The images of an
 /// attack's first k steps are those of the same attack with `steps = k` (the step size is given,
 /// not derived): the explorer scrubs through them.
-pub async fn attack_observed(engine: &Engine, image: &Tensor, label: usize, spec: &AttackSpec, observe: &mut StepObserver) -> Result<AttackOutcome> {
+pub async fn attack_observed(engine: &Engine, image: &Tensor, label: usize, spec: &AttackSpec, observe: &mut StepObserver<'_>) -> Result<AttackOutcome> {
     check_image(image)?;
     let clean_probs = softmax(engine.forward(image).await?.row(0));
     let target = match spec.kind {
