@@ -91,3 +91,35 @@ fn gpu_forward_equals_cpu_forward() {
         assert!(pollster::block_on(gpu.forward(&random_images(&mut rng, [1, c, h + 1, w]))).is_err());
     }
 }
+
+/// A lost device (destroyed here) makes every later call an `Error::Gpu` — never a panic, which
+/// is what lets the explorer move to the CPU engine in the middle of an attack.
+#[test]
+fn a_lost_device_is_an_error_not_a_panic() {
+    let context = match pollster::block_on(gpu::request_device()) {
+        Ok(d) => d,
+        Err(e) if std::env::var("ADVLENS_REQUIRE_GPU").as_deref() != Ok("1") => {
+            eprintln!("SKIPPED a_lost_device_is_an_error_not_a_panic: {e} (set ADVLENS_REQUIRE_GPU=1 to fail instead)");
+            return;
+        }
+        Err(e) => panic!("ADVLENS_REQUIRE_GPU=1 but {e}"),
+    };
+    let mut rng = Rng::new(fresh_seed());
+    let (_, spec) = reference_cases().remove(0);
+    let bundle = Arc::new(random_bundle(&mut rng, spec));
+    let [c, h, w] = bundle.input_shape();
+    let gpu = pollster::block_on(gpu::GpuEngine::with_context(bundle, context)).unwrap();
+    let x = random_images(&mut rng, [1, c, h, w]);
+    assert!(pollster::block_on(gpu.forward(&x)).is_ok());
+    gpu.destroy_device();
+    for _ in 0..2 {
+        match pollster::block_on(gpu.forward(&x)) {
+            Err(advlens_shared::Error::Gpu(_)) => {}
+            other => panic!("a forward pass on a destroyed device gave {other:?}"),
+        }
+        match pollster::block_on(gpu.gradient(&x, &Objective::CrossEntropy { target: 0 }, &[])) {
+            Err(advlens_shared::Error::Gpu(_)) => {}
+            other => panic!("a gradient on a destroyed device gave {:?}", other.map(|g| g.values)),
+        }
+    }
+}

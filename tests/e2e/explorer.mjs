@@ -19,6 +19,7 @@ import { attackLab, scrub } from './attack_lab.mjs';
 import { ownModels } from './own_model.mjs';
 import { share } from './share.mjs';
 import { compareModels } from './compare.mjs';
+import { deviceLoss } from './device_loss.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.resolve(process.argv[2] ?? 'dist');
@@ -411,6 +412,7 @@ try {
       });
       await phone(base, `[${entry.id} phone]`);
       await course(base, '[course page]');
+      await deviceLoss(base, { dist, model: entry.id, artifacts });
     }
     // The paper's comparison, standard vs consistent, on both engines.
     const partner = { 'fashion-standard': 'fashion-consistent' }[entry.id];

@@ -38,7 +38,12 @@ struct Inner {
     transport: RefCell<Option<Transport>>,
     /// Set when the worker died: every later request fails with it.
     broken: RefCell<Option<String>>,
+    /// Told when the worker moves to another engine (a lost GPU device).
+    on_engine_change: RefCell<Option<OnEngineChange>>,
 }
+
+/// Called with the new engine (`cpu`), its description and why it changed.
+pub type OnEngineChange = Rc<dyn Fn(&str, &str, &str)>;
 
 impl Inner {
     fn deliver(&self, message: WorkerMessage) {
@@ -54,6 +59,12 @@ impl Inner {
                 let report = self.progress.borrow().get(&id).cloned();
                 if let Some(report) = report {
                     report(done, total);
+                }
+            }
+            WorkerMessage::EngineChanged { engine, description, reason } => {
+                let listener = self.on_engine_change.borrow().clone();
+                if let Some(listener) = listener {
+                    listener(&engine, &description, &reason);
                 }
             }
             WorkerMessage::Panicked(why) => self.break_with(format!("the compute worker hit a bug and stopped ({why}); reload the page")),
@@ -92,6 +103,7 @@ impl Compute {
             progress: RefCell::new(HashMap::new()),
             transport: RefCell::new(None),
             broken: RefCell::new(None),
+            on_engine_change: RefCell::new(None),
         });
         match start_worker(&inner).await {
             Ok(worker) => {
@@ -149,6 +161,11 @@ impl Compute {
     pub async fn ask_with_progress<T>(&self, request: Request, on_progress: Option<OnProgress>, pick: fn(Reply) -> Result<T, Reply>) -> Result<T, String> {
         let reply = self.request_with_progress(request, on_progress).await?;
         pick(reply).map_err(|other| format!("unexpected answer from the worker: {other:?}"))
+    }
+
+    /// Calls `listener` whenever the worker moves to another engine.
+    pub fn on_engine_change(&self, listener: OnEngineChange) {
+        *self.inner.on_engine_change.borrow_mut() = Some(listener);
     }
 
     /// Whether [`Compute::restart`] can stop a running computation (only a worker can be).

@@ -12,6 +12,8 @@ pub enum AppError {
     Data(String),
     /// The model could not be loaded or run.
     Model(String),
+    /// The GPU failed (a lost device, out of memory): the CPU engine can take over.
+    Gpu(String),
 }
 
 impl std::fmt::Display for AppError {
@@ -20,7 +22,7 @@ impl std::fmt::Display for AppError {
             AppError::Browser(m) => write!(f, "browser error: {m}"),
             AppError::Fetch { url, problem } => write!(f, "cannot load {url}: {problem}"),
             AppError::Data(m) => write!(f, "bad data: {m}"),
-            AppError::Model(m) => write!(f, "{m}"),
+            AppError::Model(m) | AppError::Gpu(m) => write!(f, "{m}"),
         }
     }
 }
@@ -33,6 +35,9 @@ impl From<JsValue> for AppError {
 
 impl From<advlens_shared::Error> for AppError {
     fn from(e: advlens_shared::Error) -> Self {
-        AppError::Model(e.to_string())
+        match e {
+            advlens_shared::Error::Gpu(_) => AppError::Gpu(e.to_string()),
+            e => AppError::Model(e.to_string()),
+        }
     }
 }

@@ -17,13 +17,33 @@ use crate::protocol::{AttackRow, EnginePref, LayerMaps, Look, ModelInfo, ModelSo
 #[derive(Default)]
 pub struct Lab {
     engine: Option<Engine>,
+    /// Set when the GPU failed and the CPU engine took over: why, until the page is told.
+    changed: Option<String>,
+    /// A test fault: destroy the GPU device when the next attack reaches this step.
+    lose_device_at: Option<usize>,
 }
 
 impl Lab {
     /// Answers one request; errors are sentences for people. Long requests (attacks) report
-    /// their steps through `progress(done, total)`.
+    /// their steps through `progress(done, total)`. When the GPU fails (a lost device), the
+    /// request runs again from the start on the CPU engine, which stays; see [`Lab::take_change`].
     pub async fn handle(&mut self, request: Request, progress: &mut dyn FnMut(usize, usize)) -> Result<Reply, String> {
-        self.try_handle(request, progress).await.map_err(|e| e.to_string())
+        match self.try_handle(request.clone(), progress).await {
+            Err(AppError::Gpu(why)) if self.engine.as_ref().is_some_and(|e| e.kind().as_str() == "webgpu") => {
+                let bundle = Arc::new(self.engine.as_ref().map(|e| e.bundle().clone()).ok_or("no model is loaded")?);
+                self.engine = Some(Engine::cpu(bundle));
+                self.changed = Some(why);
+                self.try_handle(request, progress).await.map_err(|e| e.to_string())
+            }
+            result => result.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// After a request that moved to the CPU engine: the engine, its description and why.
+    pub fn take_change(&mut self) -> Option<(String, String, String)> {
+        let why = self.changed.take()?;
+        let engine = self.engine.as_ref()?;
+        Some((engine.kind().as_str().to_string(), engine.describe(), why))
     }
 
     async fn try_handle(&mut self, request: Request, progress: &mut dyn FnMut(usize, usize)) -> Result<Reply, AppError> {
@@ -36,6 +56,11 @@ impl Lab {
         let engine = self.engine.as_ref().ok_or_else(|| AppError::Model("no model is loaded".into()))?;
         match request {
             Request::Load { .. } => unreachable!("handled above"),
+            Request::SimulateDeviceLoss { at_step } => {
+                let armed = engine.kind().as_str() == "webgpu";
+                self.lose_device_at = armed.then_some(at_step);
+                Ok(Reply::DeviceLost(armed))
+            }
             Request::Classify { pixels, n } => {
                 let logits = engine.forward(&images(engine, pixels, n)?).await?;
                 Ok(Reply::Classified((0..n).map(|i| softmax(logits.row(i))).collect()))
@@ -70,9 +95,13 @@ impl Lab {
                     None => advlens_shared::tensor::argmax(engine.forward(&image).await?.row(0)),
                 };
                 let mut steps = Vec::with_capacity(spec.steps);
+                let lose_at = self.lose_device_at.take();
                 let outcome = attack_observed(engine, &image, label, &spec, &mut |done, total, _, x| {
                     steps.push(x.to_vec());
                     progress(done, total);
+                    if lose_at == Some(done) {
+                        engine.simulate_device_loss();
+                    }
                 })
                 .await?;
                 Ok(Reply::Attacked(AttackRow {

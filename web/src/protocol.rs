@@ -46,6 +46,9 @@ pub enum Request {
     /// An attack on one image, away from its true class `label` (from the predicted class when
     /// the true one is unknown) or towards the attack's target.
     Attack { pixels: Pixels, label: Option<usize>, attack: AttackSpec },
+    /// Arm a fault for tests (the page's hook `simulateDeviceLoss(step)`): the next attack
+    /// destroys the GPU device after `at_step` steps, as a lost GPU would.
+    SimulateDeviceLoss { at_step: usize },
 }
 
 /// The worker's answer to one request.
@@ -56,6 +59,8 @@ pub enum Reply {
     Looked(Look),
     Traced(Vec<Influence>),
     Attacked(AttackRow),
+    /// `SimulateDeviceLoss`: whether it is armed (there is a GPU device to lose).
+    DeviceLost(bool),
 }
 
 /// The loaded model as the page needs it for drawing (the weights stay in the worker).
@@ -185,6 +190,9 @@ pub enum WorkerMessage {
     Done { id: u32, result: Result<Reply, String> },
     /// Request `id` (an attack) has done `done` of its `total` steps.
     Progress { id: u32, done: usize, total: usize },
+    /// The GPU failed during a request; the worker answers it, and all later ones, on the CPU
+    /// engine. Sent before that request's `Done`.
+    EngineChanged { engine: String, description: String, reason: String },
     /// The worker hit a bug and cannot go on.
     Panicked(String),
 }

@@ -57,6 +57,9 @@ pub async fn serve(mut requests: UnboundedReceiver<String>, post: impl Fn(Worker
         match serde_json::from_str::<Envelope>(&text) {
             Ok(Envelope { id, request }) => {
                 let result = lab.handle(request, &mut |done, total| post(WorkerMessage::Progress { id, done, total })).await;
+                if let Some((engine, description, reason)) = lab.take_change() {
+                    post(WorkerMessage::EngineChanged { engine, description, reason });
+                }
                 post(WorkerMessage::Done { id, result });
             }
             Err(e) => web_sys::console::error_1(&format!("the compute worker got a malformed request: {e}").into()),

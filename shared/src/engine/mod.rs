@@ -102,6 +102,19 @@ impl Engine {
     }
 
     /// The bundle this engine runs.
+    /// Simulates a lost GPU device (see [`gpu::GpuEngine::destroy_device`]); `false` on the
+    /// CPU engine, which has no device to lose.
+    pub fn simulate_device_loss(&self) -> bool {
+        match self {
+            Engine::Cpu(_) => false,
+            #[cfg(feature = "webgpu")]
+            Engine::WebGpu(g) => {
+                g.destroy_device();
+                true
+            }
+        }
+    }
+
     pub fn bundle(&self) -> &Bundle {
         match self {
             Engine::Cpu(e) => e.bundle(),

@@ -59,6 +59,8 @@ pub struct App {
     files_picked: Cell<u32>,
     /// The model compared with this one (`?compare=`), in its own worker.
     comparison: crate::compare::Comparison,
+    /// Why the worker moved to the CPU engine, for the next navigation's notes.
+    engine_note: RefCell<Option<String>>,
 }
 
 /// Shows `text` in the status line (a live region); `state` is loading, working, ready, error
@@ -79,6 +81,20 @@ pub(crate) fn show_notices(notes: &[String]) {
         replace_children(&box_, notes.iter().map(|n| El::new("p").text(&format!("Note: {n}."))));
         let _ = box_.toggle_attribute_with_force("hidden", notes.is_empty());
     }
+}
+
+thread_local! {
+    /// The page's worker, for [`simulate_device_loss`].
+    static DEVICE_LOSS_HOOK: RefCell<Option<Compute>> = const { RefCell::new(None) };
+}
+
+/// A test hook (`window.wasmBindings.simulateDeviceLoss(step)`): the next attack destroys the
+/// worker's GPU device after `step` steps, as a lost GPU would. Resolves to whether it is armed
+/// (false on the CPU engine).
+#[wasm_bindgen(js_name = simulateDeviceLoss)]
+pub async fn simulate_device_loss(step: usize) -> bool {
+    let Some(compute) = DEVICE_LOSS_HOOK.with(|hook| hook.borrow().clone()) else { return false };
+    matches!(compute.request(Request::SimulateDeviceLoss { at_step: step }).await, Ok(Reply::DeviceLost(true)))
 }
 
 /// Starts the explorer in this page.
@@ -114,10 +130,25 @@ async fn run() -> Result<(), AppError> {
         own_file: RefCell::new(None),
         files_picked: Cell::new(0),
         comparison: Default::default(),
+        engine_note: RefCell::new(None),
     });
     if let Ok(limits) = by_id("own-limits") {
         limits.set_text_content(Some(&crate::own_model::limits_text()));
     }
+    let weak = Rc::downgrade(&app);
+    app.compute.on_engine_change(Rc::new(move |engine, description, reason| {
+        if let Ok(badge) = by_id("engine") {
+            let _ = badge.set_attribute("data-engine", engine);
+            badge.set_text_content(Some(&format!("Running on {description} — the GPU failed ({reason}), so the CPU engine took over")));
+        }
+        let note = format!("the GPU failed ({reason}): the page now computes on the CPU engine, and what you asked for was computed again there");
+        show_notices(std::slice::from_ref(&note));
+        // Shown again by the navigation that follows (which replaces the notes).
+        if let Some(app) = weak.upgrade() {
+            *app.engine_note.borrow_mut() = Some(note);
+        }
+    }));
+    DEVICE_LOSS_HOOK.with(|hook| *hook.borrow_mut() = Some(app.compute.clone()));
     crate::listen::listen(&app)?;
     crate::own_image::listen_for_drawing()?;
     let query = web_sys::window().ok_or_else(|| AppError::Browser("no window".into()))?.location().search()?;
@@ -136,6 +167,7 @@ impl App {
         let generation = self.generation.get() + 1;
         self.generation.set(generation);
         let (mut state, mut notes) = PageState::parse(query);
+        notes.extend(self.engine_note.borrow_mut().take());
         let entry = self.entry(&mut state, &mut notes);
         if let Some(id) = state.compare.clone() {
             if id == entry.id || !self.catalog.iter().any(|e| e.id == id) {

@@ -15,6 +15,7 @@ impl GpuEngine {
     /// The gradient of `objective` with respect to the input image and to the activations of the
     /// nodes in `wrt`; equal to [`crate::engine::cpu::CpuEngine::gradient`] up to rounding.
     pub async fn gradient(&self, input: &Tensor, objective: &Objective, wrt: &[&str]) -> Result<Gradient> {
+        self.alive()?;
         let bundle = &*self.bundle;
         let spec = bundle.spec();
         let batch = check_input(bundle, input)?;

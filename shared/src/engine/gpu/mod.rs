@@ -50,6 +50,7 @@ pub struct GpuEngine {
     weights: HashMap<String, wgpu::Buffer>,
     /// `[mean.., std..]` of the input normalisation.
     stats: wgpu::Buffer,
+    lost: DeviceLost,
 }
 
 impl std::fmt::Debug for GpuEngine {
@@ -67,7 +68,12 @@ pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub adapter: wgpu::AdapterInfo,
+    /// Set (with the reason) when the device is lost; shared by every engine on it.
+    pub lost: DeviceLost,
 }
+
+/// Why the device was lost, once it was.
+pub type DeviceLost = Arc<std::sync::Mutex<Option<String>>>;
 
 /// Finds the default adapter and opens a device on it.
 pub async fn request_device() -> Result<GpuContext> {
@@ -96,7 +102,12 @@ pub async fn request_device() -> Result<GpuContext> {
         })
         .await
         .map_err(|e| Error::NoGpuAdapter(format!("adapter `{}` refused a device: {e}", info.name)))?;
-    Ok(GpuContext { device, queue, adapter: info })
+    let lost = DeviceLost::default();
+    let flag = lost.clone();
+    device.set_device_lost_callback(move |reason, message| {
+        *flag.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{message} ({reason:?})"));
+    });
+    Ok(GpuContext { device, queue, adapter: info, lost })
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -115,7 +126,7 @@ impl GpuEngine {
 
     /// Uploads the model to an open device.
     pub async fn with_context(bundle: Arc<Bundle>, context: GpuContext) -> Result<Self> {
-        let GpuContext { device, queue, adapter } = context;
+        let GpuContext { device, queue, adapter, lost } = context;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut pipelines = HashMap::new();
         for (entry, source) in KERNELS {
@@ -155,7 +166,23 @@ impl GpuEngine {
         if let Some(e) = scope.pop().await {
             return Err(Error::Gpu(format!("setting up the model failed: {e}")));
         }
-        Ok(Self { bundle, device, queue, adapter, pipelines, weights, stats })
+        Ok(Self { bundle, device, queue, adapter, pipelines, weights, stats, lost })
+    }
+
+    /// Destroys the device, as a driver reset or a lost GPU would: every later call fails with
+    /// [`Error::Gpu`]. For tests of what a caller does then (the explorer moves to the CPU engine).
+    pub fn destroy_device(&self) {
+        *self.lost.lock().unwrap_or_else(|e| e.into_inner()) = Some("destroyed by the caller".into());
+        self.device.destroy();
+    }
+
+    /// `Error::Gpu` once the device is lost: checked before each call, because some of wgpu's
+    /// calls panic on a lost device instead of failing.
+    pub(crate) fn alive(&self) -> Result<()> {
+        match self.lost.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(why) => Err(Error::Gpu(format!("the GPU device was lost ({why})"))),
+            None => Ok(()),
+        }
     }
 
     /// The adapter the engine runs on (name, backend, whether it is a software fallback).
@@ -169,6 +196,7 @@ impl GpuEngine {
 
     /// Class logits `[N, classes]` for images `[N, C, H, W]` in [0, 1].
     pub async fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        self.alive()?;
         let batch = check_input(&self.bundle, input)?;
         let scopes = self.error_scopes();
         let mut encoder = self.device.create_command_encoder(&Default::default());
@@ -183,6 +211,7 @@ impl GpuEngine {
     /// The outputs of the nodes in `names` (`"input"`: the normalised input), with the channels
     /// of `ablation` zeroed; only the requested activations are copied back.
     pub async fn forward_all(&self, input: &Tensor, names: &[&str], ablation: &Ablation) -> Result<HashMap<String, Tensor>> {
+        self.alive()?;
         let bundle = &*self.bundle;
         let batch = check_input(bundle, input)?;
         ablation.validate(bundle)?;
@@ -391,17 +420,19 @@ impl GpuEngine {
 
     /// Validation and out-of-memory error scopes around one call.
     pub(crate) fn error_scopes(&self) -> ErrorScopes {
-        ErrorScopes {
-            validation: self.device.push_error_scope(wgpu::ErrorFilter::Validation),
-            oom: self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory),
-        }
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        ErrorScopes { oom, validation }
     }
 }
 
 /// The error scopes of one call; [`ErrorScopes::check`] turns what they caught into an [`Error`].
+/// Fields drop in declaration order, and wgpu requires scopes to pop in reverse order of
+/// pushing: `oom` (pushed last) must come first, or a call that fails before `check` (a lost
+/// device) panics in wgpu instead of returning its error.
 pub(crate) struct ErrorScopes {
-    validation: wgpu::ErrorScopeGuard,
     oom: wgpu::ErrorScopeGuard,
+    validation: wgpu::ErrorScopeGuard,
 }
 
 impl ErrorScopes {
