@@ -38,6 +38,8 @@ export async function attackLab(page, base, tag, epsilon, bundle) {
       (o) => Number(o.l2) <= 2 + 1e-4 && Number(o.steps) === 20],
     ['fgsm', `attack=fgsm&eps=${epsilon}`, ['--attack', 'fgsm', '--epsilon', `${epsilon}`],
       (o) => Number(o.steps) === 1 && Number(o.linf) <= epsilon + 1e-4],
+    ['pgd with a step size', `eps=${epsilon}&steps=5&stepsize=0.01&seed=8`, ['--attack', 'pgd', '--epsilon', `${epsilon}`, '--steps', '5', '--step-size', '0.01', '--seed', '8'],
+      (o) => Number(o.steps) === 5 && Number(o.linf) <= epsilon + 1e-4],
     ['least-likely', `attack=least-likely&eps=${epsilon}&steps=10`, ['--attack', 'least-likely', '--epsilon', `${epsilon}`, '--steps', '10'],
       (o) => o.target !== '' && Number(o.linf) <= epsilon + 1e-4],
   ];

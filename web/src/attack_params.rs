@@ -1,4 +1,4 @@
-//! The page's attacks, as the URL states them (`attack=&eps=&steps=&target=&seed=&step=`),
+//! The page's attacks, as the URL states them (`attack=&eps=&steps=&target=&seed=&stepsize=`),
 //! resolved by `advlens_shared::attack::AttackChoice` into the `AttackSpec` the worker runs —
 //! the rules `advlens perturb` follows too.
 
@@ -14,6 +14,8 @@ pub struct AttackParams {
     pub target: Option<usize>,
     /// Seed of a random start in the ball (none: start at the image).
     pub seed: Option<u64>,
+    /// Step size (none: the attack's usual one for its budget and steps).
+    pub step_size: Option<f32>,
 }
 
 /// The most steps a page attack may take.
@@ -40,6 +42,10 @@ impl AttackParams {
             "target" => match value.parse::<usize>() {
                 Ok(t) => self.target = Some(t),
                 _ => return bad("a class number"),
+            },
+            "stepsize" => match value.parse::<f32>() {
+                Ok(s) if s > 0.0 && s.is_finite() => self.step_size = Some(s),
+                _ => return bad("a positive step size"),
             },
             "seed" => match value.parse::<u64>() {
                 Ok(s) => self.seed = Some(s),
@@ -68,13 +74,20 @@ impl AttackParams {
         if let Some(s) = self.seed {
             parts.push(format!("seed={s}"));
         }
+        if let Some(s) = self.step_size {
+            parts.push(format!("stepsize={s}"));
+        }
         parts
     }
 
     /// Every number decided, as the worker runs it: `default_epsilon` and `default_steps` where
     /// the URL is silent, the rest by [`AttackChoice::spec`].
     pub fn resolve(&self, default_epsilon: f32, default_steps: usize) -> AttackSpec {
-        self.choice.spec(self.epsilon.unwrap_or(default_epsilon), self.steps.unwrap_or(default_steps), self.target, self.seed)
+        let mut spec = self.choice.spec(self.epsilon.unwrap_or(default_epsilon), self.steps.unwrap_or(default_steps), self.target, self.seed);
+        if let Some(s) = self.step_size {
+            spec.step_size = s;
+        }
+        spec
     }
 }
 
@@ -85,12 +98,12 @@ mod tests {
     #[test]
     fn url_values_round_trip_and_bad_ones_are_named() {
         let mut p = AttackParams::default();
-        for (k, v) in [("attack", "mi-fgsm"), ("eps", "0.1"), ("steps", "20"), ("target", "3"), ("seed", "7")] {
+        for (k, v) in [("attack", "mi-fgsm"), ("eps", "0.1"), ("steps", "20"), ("target", "3"), ("seed", "7"), ("stepsize", "0.02")] {
             assert_eq!(p.read(k, v), Ok(true));
         }
-        assert_eq!(p.query_parts(), ["attack=mi-fgsm", "eps=0.1", "steps=20", "target=3", "seed=7"]);
+        assert_eq!(p.query_parts(), ["attack=mi-fgsm", "eps=0.1", "steps=20", "target=3", "seed=7", "stepsize=0.02"]);
         assert_eq!(p.read("model", "x"), Ok(false));
-        for (k, v) in [("attack", "cw"), ("eps", "-1"), ("eps", "NaN"), ("steps", "0"), ("steps", "1000"), ("target", "x"), ("seed", "-2")] {
+        for (k, v) in [("attack", "cw"), ("eps", "-1"), ("eps", "NaN"), ("steps", "0"), ("steps", "1000"), ("target", "x"), ("seed", "-2"), ("stepsize", "0"), ("stepsize", "inf")] {
             assert!(p.read(k, v).unwrap_err().contains(&format!("?{k}={v}")), "{k}={v}");
         }
         assert_eq!(AttackParams::default().query_parts(), Vec::<String>::new());
@@ -99,7 +112,9 @@ mod tests {
     #[test]
     fn resolving_fills_in_the_models_defaults() {
         assert_eq!(AttackParams::default().resolve(0.2, 10), AttackSpec::pgd(0.2, 10), "the page's default is shared's PGD");
-        let given = AttackParams { choice: AttackChoice::MiFgsm, epsilon: Some(0.05), steps: Some(20), target: Some(4), seed: Some(9) };
+        let given = AttackParams { choice: AttackChoice::MiFgsm, epsilon: Some(0.05), steps: Some(20), target: Some(4), seed: Some(9), step_size: None };
         assert_eq!(given.resolve(0.2, 10), AttackChoice::MiFgsm.spec(0.05, 20, Some(4), Some(9)));
+        let stepped = AttackParams { step_size: Some(0.01), ..given };
+        assert_eq!(stepped.resolve(0.2, 10), AttackSpec { step_size: 0.01, ..AttackChoice::MiFgsm.spec(0.05, 20, Some(4), Some(9)) });
     }
 }

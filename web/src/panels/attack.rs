@@ -62,6 +62,7 @@ const ATTACK_EPS: &str = "attack-eps";
 const ATTACK_STEPS_ID: &str = "attack-steps";
 const ATTACK_TARGET: &str = "attack-target";
 const ATTACK_SEED: &str = "attack-seed";
+const ATTACK_STEP_SIZE: &str = "attack-step-size";
 
 /// The attack's controls, showing the attack of the URL with its defaults filled in.
 fn form(scene: &Scene, request: &AttackSpec) -> El {
@@ -89,6 +90,7 @@ fn form(scene: &Scene, request: &AttackSpec) -> El {
         .child(field(ATTACK_STEPS_ID, &format!("steps (1 to {MAX_STEPS})"), number("1", request.steps.to_string())))
         .child(field(ATTACK_TARGET, "target class", targets))
         .child(field(ATTACK_SEED, "random start: seed (empty: none)", number("0", params.seed.map_or(String::new(), |s| s.to_string()))))
+        .child(field(ATTACK_STEP_SIZE, &format!("step size (empty: the usual {})", params.choice.step_size(request.epsilon, request.steps)), number("0", params.step_size.map_or(String::new(), |s| s.to_string()))))
 }
 
 /// The attack the controls describe, or what is wrong with them.
@@ -106,7 +108,7 @@ pub fn read_form(classes: usize) -> Result<AttackParams, Vec<String>> {
     };
     let mut params = AttackParams::default();
     let mut problems = Vec::new();
-    for (key, id) in [("attack", ATTACK_KIND), ("eps", ATTACK_EPS), ("steps", ATTACK_STEPS_ID), ("target", ATTACK_TARGET), ("seed", ATTACK_SEED)] {
+    for (key, id) in [("attack", ATTACK_KIND), ("eps", ATTACK_EPS), ("steps", ATTACK_STEPS_ID), ("target", ATTACK_TARGET), ("seed", ATTACK_SEED), ("stepsize", ATTACK_STEP_SIZE)] {
         let v = value(id);
         if v.trim().is_empty() {
             continue;
