@@ -113,3 +113,26 @@ export async function scrub(page, base, tag, epsilon, bundle, layer) {
   const gained = rows.filter((r) => r.after > r.before).length;
   console.log(`${tag} step slider: step 4 of 10 shown, in the URL and equal to advlens perturb; ${rows.length} neurons aligned (${gained} gained, ${rows.length - gained} lost) for class ${explained}`);
 }
+
+// A triple click and more clicks while an attack runs, then a model switch mid-attack: no panic,
+// the attack stops, the new model shows without an error from the old attack, and attacks work.
+export async function rapidClicks(page, base, tag, otherModel) {
+  await page.goto(`${base}?sample=5&steps=200`);
+  await settled(page);
+  await page.click('#attack-button', { clickCount: 3 });
+  await page.click('#attack-button', { force: true, timeout: 2000 }).catch(() => {});
+  await page.waitForFunction(() => /step [1-9]\d* of 200/.test(document.querySelector('#attack-progress-text')?.textContent ?? ''), null, { timeout: 120_000 });
+  const t0 = Date.now();
+  await page.selectOption('#model', otherModel);
+  await page.waitForFunction((m) => new URL(location.href).searchParams.get('model') === m, otherModel);
+  await settled(page);
+  const switched = Date.now() - t0;
+  const state = await page.getAttribute('#attack-result', 'data-state');
+  if (state !== 'idle') fail(`${tag} after a model switch mid-attack the attack panel is "${state}": ${await page.textContent('#attack-result')}`);
+  if (await page.$eval('#attack-button', (b) => b.disabled)) fail(`${tag} the attack button stays disabled after a model switch`);
+  await page.fill('#attack-steps', '3');
+  await page.click('#attack-button');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('image') === 'adversarial', null, { timeout: 120_000 });
+  await settled(page);
+  console.log(`${tag} triple click and a model switch during a 200-step attack: ${otherModel} shown ${switched} ms after the switch, no error, the next attack runs`);
+}

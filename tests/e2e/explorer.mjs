@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, close } from './serve.mjs';
 import { TIMEOUT, browser, close_to, fail, influences, query, settled } from './common.mjs';
-import { attackLab, scrub } from './attack_lab.mjs';
+import { attackLab, rapidClicks, scrub } from './attack_lab.mjs';
 import { ownModels } from './own_model.mjs';
 import { share } from './share.mjs';
 import { compareModels } from './compare.mjs';
@@ -394,6 +394,7 @@ try {
       await ownImages(page, base, tag);
       await keyboard(page, base, tag, layers, expected.length);
       await cancelAttack(page, base, tag);
+      await rapidClicks(page, base, tag, catalog[1].id);
       await share(page, base, tag);
       await ownModels(page, base, tag, { dist, expected });
     };

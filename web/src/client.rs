@@ -174,9 +174,9 @@ impl Compute {
     }
 
     /// Stops whatever the worker computes by replacing it with a fresh one that first answers
-    /// `reload` (the model again); only then do the requests that were waiting fail with `why`,
-    /// so that whatever the page asks next finds the model loaded.
-    pub async fn restart(&self, why: &str, reload: Request) -> Result<(), String> {
+    /// `reload` (the model again, if any); only then do the requests that were waiting fail with
+    /// `why`, so that whatever the page asks next finds the model loaded.
+    pub async fn restart(&self, why: &str, reload: Option<Request>) -> Result<(), String> {
         if !self.can_cancel() {
             return Err("computations on the main thread cannot be stopped".into());
         }
@@ -188,7 +188,10 @@ impl Compute {
         let restarted = match start_worker(&self.inner).await {
             Ok(worker) => {
                 *self.inner.transport.borrow_mut() = Some(Transport::Worker(worker));
-                self.request(reload).await.map(|_| ())
+                match reload {
+                    Some(r) => self.request(r).await.map(|_| ()),
+                    None => Ok(()),
+                }
             }
             Err(e) => Err(e),
         };

@@ -232,6 +232,10 @@ impl App {
             memo.clear_all();
         }
         *self.attack_error.borrow_mut() = None;
+        // An attack still running on the previous model would hold the worker: stop it.
+        if self.attack_running.get() && self.compute.can_cancel() {
+            self.compute.restart("the model was changed", None).await.map_err(AppError::Model)?;
+        }
         let model = Rc::new(crate::open::open(&self.compute, entry, engine).await?);
         engine_badge(&model, &self.compute);
         if let Ok(card) = by_id("model-card-body") {
@@ -423,7 +427,7 @@ impl App {
         }
         let Some(model) = self.model.borrow().clone() else { return };
         set_status("working", "Stopping the attack…");
-        if let Err(e) = self.compute.restart("the attack was cancelled", model.load.clone()).await {
+        if let Err(e) = self.compute.restart("the attack was cancelled", Some(model.load.clone())).await {
             set_status("error", &format!("The attack could not be stopped: {e}"));
         }
     }
@@ -455,12 +459,12 @@ impl App {
                 self.navigate(&state.to_query(), Nav::Push).await;
             }
             Ok(_) => {}
+            // An attack on a model or image no longer shown (the visitor moved on) says nothing.
+            Err(_) if !still_here => {}
             Err(e) => {
                 *self.attack_error.borrow_mut() = Some(e);
-                if still_here {
-                    let current = self.state.borrow().to_query();
-                    self.navigate(&current, Nav::Replace).await;
-                }
+                let current = self.state.borrow().to_query();
+                self.navigate(&current, Nav::Replace).await;
             }
         }
     }
