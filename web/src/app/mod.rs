@@ -235,6 +235,7 @@ impl App {
         // An attack still running on the previous model would hold the worker: stop it.
         if self.attack_running.get() && self.compute.can_cancel() {
             self.compute.restart("the model was changed", None).await.map_err(AppError::Model)?;
+            self.attack_running.set(false);
         }
         let model = Rc::new(crate::open::open(&self.compute, entry, engine).await?);
         engine_badge(&model, &self.compute);
