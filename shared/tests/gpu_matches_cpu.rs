@@ -9,16 +9,22 @@ use std::sync::Arc;
 use advlens_shared::engine::{cpu::CpuEngine, gpu, Ablation, Objective};
 use advlens_shared::testing::{fresh_seed, max_rel_diff, max_scaled_diff, random_bundle, random_images, reference_cases, Rng};
 
-#[test]
-fn gpu_forward_equals_cpu_forward() {
-    let context = match pollster::block_on(gpu::request_device()) {
-        Ok(d) => d,
+/// A device on the default adapter; without one, `None` after saying that `test` skipped (a
+/// failure instead with ADVLENS_REQUIRE_GPU=1).
+fn device_or_skip(test: &str) -> Option<gpu::GpuContext> {
+    match pollster::block_on(gpu::request_device()) {
+        Ok(d) => Some(d),
         Err(e) if std::env::var("ADVLENS_REQUIRE_GPU").as_deref() != Ok("1") => {
-            eprintln!("SKIPPED gpu_forward_equals_cpu_forward: {e} (set ADVLENS_REQUIRE_GPU=1 to fail instead)");
-            return;
+            eprintln!("SKIPPED {test}: {e} (set ADVLENS_REQUIRE_GPU=1 to fail instead)");
+            None
         }
         Err(e) => panic!("ADVLENS_REQUIRE_GPU=1 but {e}"),
-    };
+    }
+}
+
+#[test]
+fn gpu_forward_equals_cpu_forward() {
+    let Some(context) = device_or_skip("gpu_forward_equals_cpu_forward") else { return };
     let info = &context.adapter;
     eprintln!("adapter: {} ({:?}, {:?})", info.name, info.backend, info.device_type);
     let seed = fresh_seed();
@@ -96,14 +102,7 @@ fn gpu_forward_equals_cpu_forward() {
 /// is what lets the explorer move to the CPU engine in the middle of an attack.
 #[test]
 fn a_lost_device_is_an_error_not_a_panic() {
-    let context = match pollster::block_on(gpu::request_device()) {
-        Ok(d) => d,
-        Err(e) if std::env::var("ADVLENS_REQUIRE_GPU").as_deref() != Ok("1") => {
-            eprintln!("SKIPPED a_lost_device_is_an_error_not_a_panic: {e} (set ADVLENS_REQUIRE_GPU=1 to fail instead)");
-            return;
-        }
-        Err(e) => panic!("ADVLENS_REQUIRE_GPU=1 but {e}"),
-    };
+    let Some(context) = device_or_skip("a_lost_device_is_an_error_not_a_panic") else { return };
     let mut rng = Rng::new(fresh_seed());
     let (_, spec) = reference_cases().remove(0);
     let bundle = Arc::new(random_bundle(&mut rng, spec));

@@ -33,7 +33,9 @@ const parts = {
 const payload = Object.fromEntries(Object.entries(parts).map(([k, files]) => [k, files.reduce((s, f) => s + gz(f), 0)]));
 const total = Object.values(payload).reduce((a, b) => a + b, 0);
 
-async function measure(base, mode) {
+// A fresh browser profile (WebGPU on with mode "webgpu") whose pages record their longest
+// main-thread task in window.__longest.
+async function launch(mode) {
   const args = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
   if (mode === 'webgpu') args.push('--enable-unsafe-webgpu');
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'advlens-budget-'));
@@ -41,11 +43,18 @@ async function measure(base, mode) {
   await context.addInitScript(() => {
     window.__longest = 0;
     new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__longest = Math.max(window.__longest, e.duration); }).observe({ type: 'longtask', buffered: true });
+  });
+  const close = async () => { await context.close(); fs.rmSync(profile, { recursive: true, force: true }); };
+  return { context, page: context.pages()[0] ?? await context.newPage(), close };
+}
+
+async function measure(base, mode) {
+  const { context, page, close } = await launch(mode);
+  await context.addInitScript(() => {
     new MutationObserver((_, obs) => {
       if (document.querySelector('#gallery .sample[data-predicted]')) { window.__predicted = performance.now(); obs.disconnect(); }
     }).observe(document, { subtree: true, childList: true });
   });
-  const page = context.pages()[0] ?? await context.newPage();
   const ready = () => page.waitForSelector('#status[data-state="ready"]', { timeout: 120_000 });
   try {
     await page.goto(base, { waitUntil: 'load' });
@@ -63,22 +72,13 @@ async function measure(base, mode) {
     const attack = await page.evaluate(() => window.__longest);
     return { firstPrediction: t.predicted - t.load, longestLoad: t.longest, longestNeuron: neuron, longestAttack: attack };
   } finally {
-    await context.close();
-    fs.rmSync(profile, { recursive: true, force: true });
+    await close();
   }
 }
 
 // Time per attack step: the page's progress reports of a PGD-20, first to last.
 async function attackSteps(base, mode, model) {
-  const args = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-dev-shm-usage'];
-  if (mode === 'webgpu') args.push('--enable-unsafe-webgpu');
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'advlens-budget-'));
-  const context = await chromium.launchPersistentContext(profile, { executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args });
-  await context.addInitScript(() => {
-    window.__longest = 0;
-    new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__longest = Math.max(window.__longest, e.duration); }).observe({ type: 'longtask', buffered: true });
-  });
-  const page = context.pages()[0] ?? await context.newPage();
+  const { page, close } = await launch(mode);
   try {
     await page.goto(`${base}?model=${model}&steps=20`, { waitUntil: 'load' });
     await page.waitForSelector('#status[data-state="ready"]', { timeout: 120_000 });
@@ -96,8 +96,7 @@ async function attackSteps(base, mode, model) {
     const first = steps.find((s) => s[0] === 1), last = steps.find((s) => s[0] === 20);
     return { perStep: first && last ? (last[1] - first[1]) / 19 : NaN, seen: steps.length, longest };
   } finally {
-    await context.close();
-    fs.rmSync(profile, { recursive: true, force: true });
+    await close();
   }
 }
 

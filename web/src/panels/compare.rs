@@ -9,7 +9,7 @@ use advlens_shared::tensor::argmax;
 use web_sys::Element;
 
 use super::neuron::strip;
-use super::{a, LoadedModel, Scene};
+use super::{LoadedModel, Scene};
 use crate::atlas::AtlasState;
 use crate::compare::Side;
 use crate::config::CatalogEntry;
@@ -120,7 +120,7 @@ fn column(scene: &Scene, model: &LoadedModel, side: &Side, explored: bool) -> El
                 let stats = &at.meta.neurons[row].stats;
                 let chance = consistency_chance(&model.similarity, at.meta.top_k);
                 item.attr("data-consis-real", &stats.consis_real.to_string())
-                    .add("p", "note", &format!("consistency {:.2} on real images, {:.2} on adversarial ones (chance {chance:.2}); its top real images are mostly {}", stats.consis_real, stats.consis_adv_source, a(&model.class_name(stats.real_class))))
+                    .add("p", "note", &format!("consistency {:.2} on real images, {:.2} on adversarial ones (chance {chance:.2}); its top real images are mostly “{}”", stats.consis_real, stats.consis_adv_source, model.class_name(stats.real_class)))
                     .child(strip(model, at.meta.patch, &at.meta, &at.real, row, &at.meta.neurons[row].real, "real", "top real images"))
                     .child(strip(model, at.meta.patch, &at.meta, &at.adversarial, row, &at.meta.neurons[row].adversarial, "adversarial", "top adversarial images"))
             }
