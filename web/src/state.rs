@@ -142,9 +142,10 @@ impl PageState {
                     "adversarial" => state.image = ImageKind::Adversarial,
                     other => problems.push(format!("?image={other} is unknown (use real or adversarial): showing the real image")),
                 },
-                "embed" => match Embed::ALL.into_iter().find(|e| e.as_str() == value) {
+                // `trace` is another name of "why this prediction?" (the CLI's word for it).
+                "embed" => match Embed::ALL.into_iter().find(|e| e.as_str() == value || (value == "trace" && *e == Embed::Why)) {
                     Some(e) => state.embed = Some(e),
-                    None => problems.push(format!("?embed={value} is unknown (use network, why, neuron, attack or compare): showing the whole page")),
+                    None => problems.push(format!("?embed={value} is unknown (use network, why or trace, neuron, attack or compare): showing the whole page")),
                 },
                 "engine" => match value.as_str() {
                     "cpu" => state.engine = Some(EnginePref::Cpu),
@@ -369,6 +370,7 @@ mod tests {
         let (s, problems) = PageState::parse("?model=mnist-pgd&sample=3&layer=relu1&neuron=5&class=7&image=adversarial&engine=cpu&embed=why");
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(s.embed, Some(Embed::Why));
+        assert_eq!(PageState::parse("?embed=trace").0.embed, Some(Embed::Why), "the CLI's word works too");
         assert_eq!(s.model.as_deref(), Some("mnist-pgd"));
         assert_eq!((s.sample, s.layer.as_deref(), s.neuron, s.class), (3, Some("relu1"), Some(5), Some(7)));
         assert_eq!((s.image, s.engine), (ImageKind::Adversarial, Some(EnginePref::Cpu)));
