@@ -185,7 +185,13 @@ async function checkAgainstCli(page, base, model, tag, layer) {
       fail(`${tag} influence ${i}: page ${JSON.stringify(s)}, advlens trace ${JSON.stringify(c)}`);
     }
   });
-  console.log(`${tag} ${shown.length} influences equal advlens trace --json to 1e-4`);
+  // Every neuron of the layer in the network view: its peak activation on this image equals the
+  // CLI's (the network view's maps are computed by the page's engine, the CLI's natively).
+  const peaks = await page.$$eval(`#network a.channel[data-layer="${layer}"]`, (cs) => cs.map((c) => [Number(c.dataset.channel), Number(c.dataset.max)]));
+  const cliPeak = Object.fromEntries(cli.influences.map((c) => [c.channel, c.activation]));
+  const off = peaks.filter(([k, v]) => !close_to(v, cliPeak[k]));
+  if (peaks.length !== cli.influences.length || off.length) fail(`${tag} network view peaks of ${layer} differ from advlens trace for ${off.length} of ${peaks.length} neurons: ${JSON.stringify(off.slice(0, 3))}`);
+  console.log(`${tag} ${shown.length} influences and the ${peaks.length} neurons' peak activations of ${layer} equal advlens trace --json to 1e-4`);
 }
 
 // Bad input never leads to a dead end: each is a message, and the page works.
