@@ -224,6 +224,20 @@ impl ModeArgs {
         let norm = Norm::parse(&self.norm)?;
         let step_size = self.step_size.unwrap_or(step);
         let steps = self.attack_steps.unwrap_or(steps);
+        // Each value is named by its own flag: a NaN lambda used to surface as a NaN loss that
+        // blamed --lr.
+        if !(step_size.is_finite() && step_size > 0.0) {
+            bail!("--step-size must be a positive number, got {step_size}");
+        }
+        if steps == 0 {
+            bail!("--attack-steps must be at least 1");
+        }
+        if !(self.lambda.is_finite() && self.lambda >= 0.0) {
+            bail!("--lambda must be a number >= 0, got {}", self.lambda);
+        }
+        if !(self.beta.is_finite() && self.beta >= 0.0) {
+            bail!("--beta must be a number >= 0, got {}", self.beta);
+        }
         let pgd = Attack { kind: AttackKind::Pgd, norm, epsilon, step_size, steps, random_start: true };
         Ok(match self.mode.as_str() {
             "standard" => Mode::Standard,
@@ -279,6 +293,15 @@ impl TrainArgs {
         if !(self.epsilon_warmup >= 0.0 && self.epsilon_warmup.is_finite()) {
             bail!("--epsilon-warmup must be a number of epochs >= 0, got {}", self.epsilon_warmup);
         }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            bail!("--lr must be a positive number, got {}", self.lr);
+        }
+        if self.batch_size == 0 {
+            bail!("--batch-size must be at least 1");
+        }
+        if self.epochs == 0 {
+            bail!("--epochs must be at least 1 (with --resume: the total number of epochs)");
+        }
         Ok(TrainConfig {
             name: self.name.unwrap_or_else(|| format!("{}-{}-{}", kind.name(), self.arch, mode.name())),
             dataset: kind.name().into(),
@@ -287,7 +310,7 @@ impl TrainArgs {
             arch: self.arch,
             mode,
             epochs: self.epochs,
-            batch_size: self.batch_size.max(1),
+            batch_size: self.batch_size,
             learning_rate: self.lr,
             lr_schedule: match self.lr_schedule.as_str() {
                 "constant" | "cosine" => self.lr_schedule,

@@ -360,6 +360,9 @@ fn trace_command(a: cli::TraceArgs) -> Result<()> {
     use advlens_shared::model::Bundle;
     let bundle = std::sync::Arc::new(Bundle::load(&a.model).with_context(|| format!("loading bundle {}", a.model.display()))?);
     let spec = bundle.spec().clone();
+    if let Some(c) = a.class.filter(|&c| c >= spec.classes.len()) {
+        anyhow::bail!("--class {c}: the model has {} classes (numbered from 0)", spec.classes.len());
+    }
     let (image, _) = advlens_trainer::perturb::one_image(&a.model, &bundle, a.input.image.as_deref(), a.input.sample)?;
     let analysis = match &a.analysis {
         Some(dir) => {

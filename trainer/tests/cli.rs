@@ -508,6 +508,8 @@ fn trace_json_ranks_every_neuron_of_the_layer_as_the_text_does() {
     let text = String::from_utf8_lossy(&text.stdout);
     let first: u64 = text.lines().nth(2).and_then(|l| l.split_whitespace().next()).and_then(|c| c.parse().ok()).expect("a neuron line");
     assert_eq!(Some(first), v["influences"][0]["channel"].as_u64(), "{text}");
+    assert_user_error(&advlens(&["trace", "--model", model, "--sample", "0", "--class", "42"]), &["--class 42", "10 classes"]);
+    assert_user_error(&advlens(&["trace", "--model", model, "--image", "/no/such.png"]), &["/no/such.png", "no such file"]);
 }
 
 #[test]
@@ -560,4 +562,28 @@ fn pack_writes_one_file_that_opens_as_the_same_bundle_with_its_samples() {
     let samples = Bundle::single_file_samples(&bytes).unwrap().expect("the samples travel in the file");
     assert_eq!(SampleSet::from_json(&samples).unwrap(), SampleSet::from_json(&std::fs::read(model.join(SAMPLES_FILE)).unwrap()).unwrap());
     assert_user_error(&advlens(&["pack", "--model", dir.path().to_str().unwrap(), "--out", file.to_str().unwrap()]), &["loading bundle"]);
+}
+
+#[test]
+fn train_names_each_bad_training_value_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out = out.to_str().unwrap();
+    // (flags, words the one error line must hold)
+    let cases: [(&[&str], &[&str]); 9] = [
+        (&["--mode", "consistent", "--lambda", "NaN"], &["--lambda", "NaN"]),
+        (&["--mode", "consistent", "--lambda=-1"], &["--lambda"]),
+        (&["--mode", "trades", "--beta=-2"], &["--beta"]),
+        (&["--mode", "pgd", "--step-size=-0.1"], &["--step-size"]),
+        (&["--mode", "pgd", "--attack-steps", "0"], &["--attack-steps"]),
+        (&["--lr=-1"], &["--lr"]),
+        (&["--lr", "inf"], &["--lr"]),
+        (&["--batch-size", "0"], &["--batch-size"]),
+        (&["--epochs", "0"], &["--epochs"]),
+    ];
+    for (flags, words) in cases {
+        let args = [&["train", "--data", "/no/such/data", "--out", out, "--device", "cpu"][..], flags].concat();
+        assert_user_error(&advlens(&args), words);
+        assert!(!Path::new(out).exists(), "{flags:?} wrote {out}");
+    }
 }
