@@ -30,7 +30,7 @@ pub struct Side {
     pub class: usize,
     /// The most influential neurons of `layer` for `class`.
     pub top: Vec<Influence>,
-    pub atlas: AtlasState,
+    pub atlas: Rc<AtlasState>,
     /// On the adversarial view: this model attacked with the same settings.
     pub own_attack: Option<Rc<AttackRow>>,
 }
@@ -40,18 +40,17 @@ pub struct Side {
 pub struct Comparison {
     compute: RefCell<Option<Compute>>,
     model: RefCell<Option<(Rc<LoadedModel>, EnginePref)>>,
-    sides: RefCell<Option<Rc<Memo<String, (Side, Side)>>>>,
+    sides: RefCell<Option<Rc<Memo<String, Side>>>>,
 }
 
-/// What the compared sides are computed from.
+/// What the compared model's side is computed from.
 pub struct Ask {
     /// The shown image (real, or adversarial at its step) and the real one.
     pub pixels: Vec<f32>,
     pub clean: Vec<f32>,
     pub label: Option<usize>,
-    /// The attack, on the adversarial view; `main_attack` is its result on the explored model.
+    /// The attack, on the adversarial view (run on the compared model too).
     pub spec: Option<AttackSpec>,
-    pub main_attack: Option<Rc<AttackRow>>,
 }
 
 impl Comparison {
@@ -78,20 +77,18 @@ impl Comparison {
         Ok(model)
     }
 
-    /// Both sides of the view named `key`, computed once: `main` on `main_compute`, the compared
-    /// model on its own worker, one after the other.
-    pub async fn sides(&self, key: String, main: (Compute, Rc<LoadedModel>), other: Rc<LoadedModel>, ask: Rc<Ask>) -> Result<Rc<(Side, Side)>, AppError> {
+    /// The compared model's side of the view named `key`, computed once in its worker (the
+    /// explored model's side comes from the page's own results).
+    pub async fn side(&self, key: String, other: Rc<LoadedModel>, ask: Ask) -> Result<Rc<Side>, AppError> {
         let memo = self.sides.borrow().clone().ok_or_else(|| AppError::Model("no model to compare with is loaded".into()))?;
         let compute = self.compute.borrow().clone().ok_or_else(|| AppError::Model("the comparison's worker has not started".into()))?;
         let make = move || {
             async move {
-                let a = side(&main.0, &main.1, &ask, ask.main_attack.clone()).await.map_err(|e| e.to_string())?;
                 let own = match &ask.spec {
-                    Some(spec) => Some(attack(&compute, &ask, spec.clone()).await.map_err(|e| e.to_string())?),
+                    Some(spec) => Some(attack(&compute, &ask, spec.clone()).await?),
                     None => None,
                 };
-                let b = side(&compute, &other, &ask, own).await.map_err(|e| e.to_string())?;
-                Ok(Rc::new((a, b)))
+                compute_side(&compute, &other, &ask, own).await.map(Rc::new).map_err(|e| e.to_string())
             }
             .boxed_local()
         };
@@ -104,8 +101,8 @@ async fn attack(compute: &Compute, ask: &Ask, spec: AttackSpec) -> Result<Rc<Att
     compute.ask(request, |r| if let Reply::Attacked(a) = r { Ok(a) } else { Err(r) }).await.map(Rc::new)
 }
 
-/// One model's prediction on the shown image, its top neurons there, and their atlas.
-async fn side(compute: &Compute, model: &LoadedModel, ask: &Ask, own_attack: Option<Rc<AttackRow>>) -> Result<Side, AppError> {
+/// The compared model's prediction on the shown image, its top neurons there, and their atlas.
+async fn compute_side(compute: &Compute, model: &LoadedModel, ask: &Ask, own_attack: Option<Rc<AttackRow>>) -> Result<Side, AppError> {
     let probabilities = compute
         .ask(Request::Classify { pixels: ask.pixels.clone(), n: 1 }, |r| if let Reply::Classified(p) = r { Ok(p) } else { Err(r) })
         .await
@@ -127,6 +124,7 @@ async fn side(compute: &Compute, model: &LoadedModel, ask: &Ask, own_attack: Opt
     } else {
         AtlasState::None
     };
+    let atlas = Rc::new(atlas);
     Ok(Side { probabilities, layer, class, top, atlas, own_attack })
 }
 

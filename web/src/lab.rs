@@ -7,6 +7,7 @@ use advlens_shared::analysis::trace::trace;
 use advlens_shared::attack::attack_observed;
 use advlens_shared::model::{Bundle, SPEC_FILE, WEIGHTS_FILE};
 use advlens_shared::tensor::softmax;
+use advlens_shared::engine::EngineKind;
 use advlens_shared::{Engine, Tensor};
 
 use crate::error::AppError;
@@ -28,15 +29,21 @@ impl Lab {
     /// their steps through `progress(done, total)`. When the GPU fails (a lost device), the
     /// request runs again from the start on the CPU engine, which stays; see [`Lab::take_change`].
     pub async fn handle(&mut self, request: Request, progress: &mut dyn FnMut(usize, usize)) -> Result<Reply, String> {
-        match self.try_handle(request.clone(), progress).await {
-            Err(AppError::Gpu(why)) if self.engine.as_ref().is_some_and(|e| e.kind().as_str() == "webgpu") => {
+        // Only a request on the GPU may need a second run: only it is kept.
+        let retry = self.on_gpu().then(|| request.clone());
+        match (self.try_handle(request, progress).await, retry) {
+            (Err(AppError::Gpu(why)), Some(request)) => {
                 let bundle = Arc::new(self.engine.as_ref().map(|e| e.bundle().clone()).ok_or("no model is loaded")?);
                 self.engine = Some(Engine::cpu(bundle));
                 self.changed = Some(why);
                 self.try_handle(request, progress).await.map_err(|e| e.to_string())
             }
-            result => result.map_err(|e| e.to_string()),
+            (result, _) => result.map_err(|e| e.to_string()),
         }
+    }
+
+    fn on_gpu(&self) -> bool {
+        self.engine.as_ref().is_some_and(|e| e.kind() == EngineKind::WebGpu)
     }
 
     /// After a request that moved to the CPU engine: the engine, its description and why.
@@ -57,7 +64,7 @@ impl Lab {
         match request {
             Request::Load { .. } => unreachable!("handled above"),
             Request::SimulateDeviceLoss { at_step } => {
-                let armed = engine.kind().as_str() == "webgpu";
+                let armed = engine.kind() == EngineKind::WebGpu;
                 self.lose_device_at = armed.then_some(at_step);
                 Ok(Reply::DeviceLost(armed))
             }

@@ -3,7 +3,10 @@
 
 use std::rc::Rc;
 
+use advlens_shared::tensor::argmax;
+
 use super::{set_status, App};
+use crate::compare::Side;
 use crate::atlas::AtlasState;
 use crate::config::ATTACK_STEPS;
 use crate::dom::{by_id, replace_children};
@@ -38,21 +41,27 @@ impl App {
             return draw(CompareState::Problem(format!("These two models cannot look at the same images: {why}.")));
         }
         draw(CompareState::Running(&other))?;
+        // The explored model's side from the page's own results: its prediction (the look), the
+        // trace of its last layer for that prediction and that layer's atlas, computed once.
+        let Some(look) = &look else { return Ok(()) };
+        let layer = model.layers.last().map(|(n, _)| n.clone()).ok_or_else(|| AppError::Model("the model has no layer of neurons to show".into()))?;
+        let class = argmax(&look.probabilities);
+        let mut top = (*self.trace((state.view_key(), state.image, layer.clone(), class), image.to_vec()).await?).clone();
+        top.truncate(crate::compare::COMPARE_NEURONS);
+        let explored = Side { probabilities: look.probabilities.clone(), layer: layer.clone(), class, top, atlas: self.atlas(model, &layer).await, own_attack: attack.clone() };
         let adversarial = state.image == ImageKind::Adversarial;
         let ask = crate::compare::Ask {
             pixels: image.to_vec(),
             clean: clean.to_vec(),
             label: model.label(state),
             spec: adversarial.then(|| state.attack.resolve(model.epsilon(), ATTACK_STEPS)),
-            main_attack: if adversarial { attack.clone() } else { None },
         };
         let key = format!("{} {} {}", model.entry.id, other.entry.id, state.view_key());
-        match self.comparison.sides(key, (self.compute.clone(), model.clone()), other.clone(), Rc::new(ask)).await {
-            Ok(sides) if self.current(generation) => draw(CompareState::Done(&other, &sides.0, &sides.1)),
+        match self.comparison.side(key, other.clone(), ask).await {
+            Ok(side) if self.current(generation) => draw(CompareState::Done(&other, &explored, &side)),
             Ok(_) => Ok(()),
             Err(e) if self.current(generation) => draw(CompareState::Problem(format!("The comparison could not be computed: {e}"))),
             Err(_) => Ok(()),
         }
     }
-
 }

@@ -108,7 +108,7 @@ fn column(scene: &Scene, model: &LoadedModel, side: &Side, explored: bool) -> El
     }));
     let heading = El::new("h3").text(&model.entry.title);
     let heading = if explored { heading } else { heading.child(El::new("small").text(" ").child(open.attr("data-key", "compare-swap").text("explore this one ⇄"))) };
-    let atlas = match &side.atlas {
+    let atlas = match &*side.atlas {
         AtlasState::Loaded(at) => Some(at),
         _ => None,
     };
