@@ -34,6 +34,10 @@ pub enum Error {
     NoGpuAdapter(String),
     #[error("the GPU device failed: {0}; use the CPU engine")]
     Gpu(String),
+    #[error("atlas.json: {0}; rerun `advlens analyze --atlas` to write it again")]
+    Atlas(String),
+    #[error("samples.json: {0}; export the model again to rewrite it")]
+    Samples(String),
     #[error("concept world: {0}")]
     Concepts(String),
     #[error("cannot read or write `{path}`: {source}")]

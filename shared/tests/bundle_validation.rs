@@ -79,6 +79,22 @@ fn rejects_unknown_ops_instead_of_skipping_them() {
 }
 
 #[test]
+fn rejects_unknown_node_fields_naming_node_and_field() {
+    // A grouped or dilated convolution read as a plain one would run and give wrong results.
+    for (node, field, value) in [(0, "groups", 16), (0, "dilation", 2), (1, "inplace", 1), (2, "ceil_mode", 1)] {
+        let m = message(with_json(|v| v["nodes"][node][field] = value.into()));
+        let name = valid_node_name(node);
+        assert!(m.contains(&format!("node `{name}`")) && m.contains(&format!("`{field}`")), "{m}");
+    }
+}
+
+fn valid_node_name(i: usize) -> String {
+    let (json, _) = valid();
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    v["nodes"][i]["name"].as_str().unwrap().to_string()
+}
+
+#[test]
 fn rejects_dangling_inputs_duplicates_and_bad_output() {
     assert!(message(with_json(|v| v["nodes"][2]["inputs"][0] = "nowhere".into())).contains("`nowhere`"));
     // A node reading a later node is a cycle or a forward reference: both are refused.
@@ -140,8 +156,17 @@ fn rejects_missing_extra_misshapen_and_non_finite_weights() {
 fn rejects_garbage_and_truncated_weight_files() {
     let (json, weights) = valid();
     assert!(matches!(Bundle::from_bytes(&json, b"garbage"), Err(Error::Weights(_))));
-    assert!(matches!(Bundle::from_bytes(&json, &weights[..weights.len() / 2]), Err(Error::Weights(_))));
+    assert!(matches!(Bundle::from_bytes(&json, &weights[..weights.len() / 2]), Err(Error::Weights(_) | Error::Tensor { .. })));
     assert!(matches!(Bundle::from_bytes(&json, &[]), Err(Error::Weights(_))));
+    // Cut inside the data: the message names the first tensor whose bytes are missing.
+    let header = 8 + u64::from_le_bytes(weights[..8].try_into().unwrap()) as usize;
+    let m = Bundle::from_bytes(&json, &weights[..header + 40]).unwrap_err().to_string();
+    assert!(m.starts_with("tensor `") && m.contains("past the end"), "{m}");
+    // Bytes after the last tensor.
+    let mut longer = weights.clone();
+    longer.extend([0u8; 12]);
+    let m = Bundle::from_bytes(&json, &longer).unwrap_err().to_string();
+    assert!(m.contains("12 bytes follow the last tensor"), "{m}");
 }
 
 #[test]

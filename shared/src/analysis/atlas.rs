@@ -72,7 +72,66 @@ pub struct AtlasMeta {
     pub neurons: Vec<AtlasNeuron>,
 }
 
+/// Caps on what an `atlas.json` may describe, so that a hostile file cannot make a reader
+/// compute absurd sheet sizes or allocate without bound.
+pub mod limits {
+    /// Largest patch side in pixels.
+    pub const MAX_PATCH: usize = 1024;
+    /// Most patches per neuron.
+    pub const MAX_TOP_K: usize = 1000;
+    /// Most neurons (sheet rows).
+    pub const MAX_NEURONS: usize = 100_000;
+    /// Largest sheet side in pixels (browsers refuse larger images).
+    pub const MAX_SHEET_SIDE: usize = 32_767;
+}
+
 impl AtlasMeta {
+    /// Parses and checks `atlas.json`: sizes within [`limits`], every class index within the
+    /// class list, every neuron once, at most `top_k` patches per neuron. `classes`, when
+    /// given, is the model's class count, which the atlas must match.
+    pub fn from_json(bytes: &[u8], classes: Option<usize>) -> crate::Result<Self> {
+        let bad = |why: String| crate::Error::Atlas(why);
+        let meta: AtlasMeta = serde_json::from_slice(bytes).map_err(|e| bad(format!("not a valid atlas description: {e}")))?;
+        if let Some(n) = classes.filter(|&n| n != meta.classes.len()) {
+            return Err(bad(format!("it lists {} classes, the model has {n}: it was made for another model", meta.classes.len())));
+        }
+        if meta.patch == 0 || meta.patch > limits::MAX_PATCH || meta.top_k == 0 || meta.top_k > limits::MAX_TOP_K || meta.neurons.len() > limits::MAX_NEURONS {
+            return Err(bad(format!(
+                "implausible sizes: patch {} (1 to {}), top_k {} (1 to {}), {} neurons (at most {})",
+                meta.patch,
+                limits::MAX_PATCH,
+                meta.top_k,
+                limits::MAX_TOP_K,
+                meta.neurons.len(),
+                limits::MAX_NEURONS
+            )));
+        }
+        let cell = meta.patch + GAP;
+        let (w, h) = (meta.top_k.checked_mul(cell), meta.neurons.len().checked_mul(cell));
+        if !matches!((w, h), (Some(w), Some(h)) if w <= limits::MAX_SHEET_SIDE && h <= limits::MAX_SHEET_SIDE) {
+            return Err(bad(format!("its sprite sheets would exceed {} pixels a side", limits::MAX_SHEET_SIDE)));
+        }
+        for name in meta.classes.iter().chain([&meta.model, &meta.layer]) {
+            crate::model::check_printable("name", name).map_err(|_| bad(format!("name {name:?} contains control characters")))?;
+        }
+        let class_ok = |c: usize| c < meta.classes.len();
+        let mut seen = std::collections::HashSet::new();
+        for n in &meta.neurons {
+            let ch = n.stats.channel;
+            if !seen.insert(ch) {
+                return Err(bad(format!("neuron {ch} is listed twice")));
+            }
+            if n.real.len() > meta.top_k || n.adversarial.len() > meta.top_k {
+                return Err(bad(format!("neuron {ch} has more than top_k = {} patches", meta.top_k)));
+            }
+            let entries = n.real.iter().chain(&n.adversarial);
+            if !class_ok(n.stats.real_class) || entries.clone().any(|e| !class_ok(e.label) || e.target.is_some_and(|t| !class_ok(t))) {
+                return Err(bad(format!("neuron {ch} refers to a class beyond the {} listed", meta.classes.len())));
+            }
+        }
+        Ok(meta)
+    }
+
     /// The sheet row of `channel`, if the atlas has that neuron.
     pub fn row_of(&self, channel: usize) -> Option<usize> {
         self.neurons.iter().position(|n| n.stats.channel == channel)

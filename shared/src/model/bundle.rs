@@ -34,6 +34,9 @@ pub mod limits {
     pub const MAX_WEIGHTS: usize = 1 << 28;
     /// Most classes.
     pub const MAX_CLASSES: usize = 100_000;
+    /// Largest weight magnitude. Trained weights stay far below it; finite values near f32's
+    /// maximum (3e38) overflow to infinity in the first layer and made predictions "NaN%".
+    pub const MAX_ABS_WEIGHT: f32 = 1e15;
 }
 
 /// A model that passed validation.
@@ -109,7 +112,7 @@ impl Bundle {
     pub fn to_single_file_with_samples(&self, samples_json: &[u8]) -> Result<Vec<u8>> {
         crate::model::SampleSet::from_json(samples_json)?;
         let spec = serde_json::to_string(&self.spec).map_err(|source| Error::SpecJson { version: FORMAT_VERSION, source })?;
-        let samples = String::from_utf8(samples_json.to_vec()).map_err(|e| Error::Graph(format!("{} is not UTF-8: {e}", crate::model::SAMPLES_FILE)))?;
+        let samples = String::from_utf8(samples_json.to_vec()).map_err(|e| Error::Samples(format!("not UTF-8: {e}")))?;
         self.weights_bytes(Some(HashMap::from([(SINGLE_FILE_KEY.to_string(), spec), (SINGLE_FILE_SAMPLES_KEY.to_string(), samples)])))
     }
 
@@ -218,7 +221,7 @@ pub fn parse_spec(bytes: &[u8]) -> Result<ModelSpec> {
 
 /// Parses `weights.safetensors` into f32 tensors; every tensor must be F32 and finite.
 pub fn parse_weights(bytes: &[u8]) -> Result<HashMap<String, Tensor>> {
-    let file = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(e.to_string()))?;
+    let file = SafeTensors::deserialize(bytes).map_err(|e| weights_error(bytes, e))?;
     let mut out = HashMap::new();
     let mut total = 0usize;
     for (name, view) in file.tensors() {
@@ -241,6 +244,60 @@ pub fn parse_weights(bytes: &[u8]) -> Result<HashMap<String, Tensor>> {
         out.insert(name, tensor);
     }
     Ok(out)
+}
+
+/// Why `bytes` are not a safetensors file, naming the tensor at fault when there is one:
+/// the `safetensors` crate reports data past the end of the file, or a tensor whose byte range
+/// disagrees with its shape, without saying which tensor.
+fn weights_error(bytes: &[u8], e: safetensors::SafeTensorError) -> Error {
+    use safetensors::SafeTensorError as E;
+    if !matches!(e, E::MetadataIncompleteBuffer | E::TensorInvalidInfo) {
+        return Error::Weights(e.to_string());
+    }
+    #[derive(serde::Deserialize)]
+    struct Info {
+        dtype: String,
+        shape: Vec<usize>,
+        data_offsets: (usize, usize),
+    }
+    let Some(header_len) = bytes.get(..8).and_then(|n| usize::try_from(u64::from_le_bytes(n.try_into().ok()?)).ok()) else {
+        return Error::Weights(e.to_string());
+    };
+    let header = bytes
+        .get(8..8usize.saturating_add(header_len))
+        .and_then(|h| serde_json::from_slice::<HashMap<String, serde_json::Value>>(h).ok());
+    let Some(header) = header else { return Error::Weights(e.to_string()) };
+    let data_len = bytes.len() - 8 - header_len;
+    let mut infos: Vec<(String, Info)> =
+        header.into_iter().filter(|(k, _)| k != "__metadata__").filter_map(|(k, v)| Some((k, serde_json::from_value(v).ok()?))).collect();
+    infos.sort_by_key(|(_, i)| i.data_offsets);
+    for (name, info) in &infos {
+        let (start, end) = info.data_offsets;
+        if end > data_len {
+            return Error::Tensor {
+                name: name.clone(),
+                problem: format!("its data (bytes {start}..{end}) runs past the end of the file's {data_len} data bytes: the file is cut off or damaged; copy or export it again"),
+            };
+        }
+        let bytes_per = match info.dtype.as_str() {
+            "F64" | "I64" | "U64" => 8,
+            "F32" | "I32" | "U32" => 4,
+            "F16" | "BF16" | "I16" | "U16" => 2,
+            _ => 1,
+        };
+        let needed = info.shape.iter().try_fold(bytes_per, |a: usize, &d| a.checked_mul(d));
+        if needed != end.checked_sub(start) {
+            return Error::Tensor {
+                name: name.clone(),
+                problem: format!("its byte range {start}..{end} does not hold a {} tensor of shape {:?}: the file is damaged", info.dtype, info.shape),
+            };
+        }
+    }
+    let used = infos.iter().map(|(_, i)| i.data_offsets.1).max().unwrap_or(0);
+    if used < data_len {
+        return Error::Weights(format!("{} bytes follow the last tensor: the file is damaged or two files were joined", data_len - used));
+    }
+    Error::Weights(e.to_string())
 }
 
 /// Validates a graph without weights (names, order, op parameters, caps, hierarchy) and returns
@@ -282,6 +339,14 @@ fn check_graph(spec: &ModelSpec) -> Result<HashMap<String, Vec<usize>>> {
     }
     if spec.nodes.len() > limits::MAX_NODES {
         return Err(Error::TooLarge(format!("{} nodes (at most {})", spec.nodes.len(), limits::MAX_NODES)));
+    }
+    for (what, text) in [("model name", &spec.name), ("output", &spec.output)]
+        .into_iter()
+        .chain(spec.classes.iter().map(|c| ("class name", c)))
+        .chain(spec.nodes.iter().map(|n| ("node name", &n.name)))
+        .chain(spec.hierarchy.iter().flat_map(|(k, v)| [("hierarchy entry", k), ("hierarchy entry", v)]))
+    {
+        check_printable(what, text)?;
     }
     if spec.classes.is_empty() || spec.classes.len() > limits::MAX_CLASSES {
         return Err(Error::Graph(format!("{} classes (need 1 to {})", spec.classes.len(), limits::MAX_CLASSES)));
@@ -365,6 +430,15 @@ fn check_hierarchy(spec: &ModelSpec) -> Result<()> {
                 None => break,
             }
         }
+    }
+    Ok(())
+}
+
+/// Names are shown in terminals and pages: a newline or an ANSI escape in a class name would
+/// fake lines of output, so names with control characters are refused (shown escaped).
+pub fn check_printable(what: &str, text: &str) -> Result<()> {
+    if text.chars().any(char::is_control) {
+        return Err(Error::Graph(format!("{what} {text:?} contains control characters (newlines, escapes): rename it")));
     }
     Ok(())
 }
@@ -455,6 +529,12 @@ fn check_weights(spec: &ModelSpec, weights: &HashMap<String, Tensor>) -> Result<
                 Some(t) => {
                     if let Some(i) = t.data().iter().position(|v| !v.is_finite()) {
                         return Err(Error::Tensor { name, problem: format!("value at index {i} is not finite") });
+                    }
+                    if let Some(i) = t.data().iter().position(|v| v.abs() > limits::MAX_ABS_WEIGHT) {
+                        return Err(Error::Tensor {
+                            name,
+                            problem: format!("value {:e} at index {i} is beyond ±{:e}: it would overflow float32 in the forward pass", t.data()[i], limits::MAX_ABS_WEIGHT),
+                        });
                     }
                     if name.ends_with(".running_var") && t.data().iter().any(|&v| v < 0.0) {
                         return Err(Error::Tensor { name, problem: "a variance is negative".into() });

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::bundle::limits;
 use crate::{Error, Result, Tensor};
 
 /// File name of the sample set inside a bundle directory.
@@ -40,16 +41,18 @@ pub struct Reference {
 
 impl SampleSet {
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let set: SampleSet = serde_json::from_slice(bytes)
-            .map_err(|e| Error::Graph(format!("{SAMPLES_FILE} is not a valid sample set: {e}")))?;
-        let len = set.shape.iter().product::<usize>();
+        let set: SampleSet = serde_json::from_slice(bytes).map_err(|e| Error::Samples(format!("not a valid sample set: {e}")))?;
+        let [c, h, w] = set.shape;
+        let len = c.checked_mul(h).and_then(|n| n.checked_mul(w));
+        let len = match len {
+            Some(n) if c > 0 && c <= limits::MAX_CHANNELS && h > 0 && h <= limits::MAX_SIDE && w > 0 && w <= limits::MAX_SIDE => n,
+            _ => return Err(Error::Samples(format!("implausible image shape {:?}", set.shape))),
+        };
         if let Some(s) = set.samples.iter().find(|s| s.pixels.len() != len) {
-            return Err(Error::Graph(format!(
-                "{SAMPLES_FILE}: sample {} has {} pixels, shape {:?} needs {len}",
-                s.index,
-                s.pixels.len(),
-                set.shape
-            )));
+            return Err(Error::Samples(format!("sample {} has {} pixels, shape {:?} needs {len}", s.index, s.pixels.len(), set.shape)));
+        }
+        if let Some(s) = set.samples.iter().find(|s| s.reference.probabilities.is_empty() || s.label >= s.reference.probabilities.len() || s.reference.predicted >= s.reference.probabilities.len()) {
+            return Err(Error::Samples(format!("sample {}: its label or predicted class is not one of its {} probabilities", s.index, s.reference.probabilities.len())));
         }
         Ok(set)
     }

@@ -53,7 +53,12 @@ pub struct InputSpec {
 }
 
 /// One layer of the graph.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Reading is strict: a field the op does not have (`"groups": 16`, `"dilation": 2`) is an error
+/// naming the node and the field, because running the model without it would give wrong
+/// results silently. (`#[serde(flatten)]` cannot deny unknown fields itself, hence the manual
+/// `Deserialize` below.)
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Node {
     /// Unique name; the weights of the node are `<name>.weight` and `<name>.bias`.
     pub name: String,
@@ -63,9 +68,9 @@ pub struct Node {
     pub op: Op,
 }
 
-/// The operation of a node. Unknown operations are a load error, never skipped.
+/// The operation of a node. Unknown operations and unknown fields are load errors, never skipped.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     /// 2-D convolution, `[N,Cin,H,W] -> [N,Cout,H',W']` with `H' = (H + 2p - k) / s + 1`;
     /// weight `[Cout,Cin,k,k]`, bias `[Cout]`.
@@ -95,6 +100,30 @@ pub enum Op {
     GlobalAvgPool,
     /// Elementwise sum of two inputs of the same shape (residual connections).
     Add,
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        #[derive(Deserialize)]
+        struct Fields {
+            name: String,
+            inputs: Vec<String>,
+            #[serde(flatten)]
+            op: serde_json::Map<String, serde_json::Value>,
+        }
+        let fields = Fields::deserialize(deserializer)?;
+        let hint = "advlens reads only the fields listed in docs/bundle-format.md; a model that needs more cannot run here";
+        let given: Vec<String> = fields.op.keys().cloned().collect();
+        let op = Op::deserialize(serde_json::Value::Object(fields.op)).map_err(|e| D::Error::custom(format!("node `{}`: {e} ({hint})", fields.name)))?;
+        // Unit variants (`relu`, `flatten`, ...) ignore extra fields even with deny_unknown_fields:
+        // what the op writes back is exactly what it reads.
+        let known = serde_json::to_value(&op).map_err(D::Error::custom)?;
+        if let Some(extra) = given.iter().find(|k| known.get(k.as_str()).is_none()) {
+            return Err(D::Error::custom(format!("node `{}`: unknown field `{extra}` for op `{}` ({hint})", fields.name, op.kind())));
+        }
+        Ok(Node { name: fields.name, inputs: fields.inputs, op })
+    }
 }
 
 /// Where a model came from. Free-form fields are allowed under `extra`.
