@@ -3,6 +3,11 @@
 //! A checkpoint is one safetensors file holding the network (`net/<name>`), the optimizer's
 //! moments (`adam.m/<name>`, `adam.v/<name>`) and, in its metadata, the loop position
 //! ([`TrainState`]): everything a resumed run needs, replaced in one atomic rename.
+//!
+//! The metadata also holds the run's identity (`advlens.run_id`, the id in its `config.json`)
+//! and a SHA-256 over the state and every tensor (`advlens.checksum`): a bit-flipped file, a
+//! hand-edited step counter or a checkpoint copied in from another run is refused on resume,
+//! never continued silently.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -17,6 +22,35 @@ use crate::net::Net;
 use crate::optim::Adam;
 
 const STATE_KEY: &str = "advlens.train_state";
+const RUN_ID_KEY: &str = "advlens.run_id";
+const CHECKSUM_KEY: &str = "advlens.checksum";
+
+/// A fresh run id: 16 hex digits from the clock, the process id and the address space layout.
+pub fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let local = 0u8;
+    let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 32) ^ (&local as *const u8 as u64).rotate_left(17);
+    format!("{:016x}", crate::data::batches::SplitMix::derive(mixed, 0, 0).next_u64())
+}
+
+/// SHA-256 over the state JSON and every tensor (name, shape, bytes) in name order, in hex.
+fn checksum(state_json: &str, run_id: &str, entries: &mut [(String, Vec<usize>, Vec<u8>)]) -> String {
+    use sha2::{Digest, Sha256};
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut h = Sha256::new();
+    h.update(run_id.as_bytes());
+    h.update([0]);
+    h.update(state_json.as_bytes());
+    for (name, shape, bytes) in entries.iter() {
+        h.update([0]);
+        h.update(name.as_bytes());
+        for d in shape {
+            h.update((*d as u64).to_le_bytes());
+        }
+        h.update(bytes);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Files of a run directory.
 pub struct RunDir {
@@ -91,8 +125,8 @@ fn tensor_bytes(t: &Tensor) -> Result<(Vec<usize>, Vec<u8>)> {
     Ok((shape, data.iter().flat_map(|v| v.to_le_bytes()).collect()))
 }
 
-/// Saves network, optimizer and loop state to `path` atomically.
-pub fn save(path: &Path, net: &Net, adam: &Adam, state: &TrainState) -> Result<()> {
+/// Saves network, optimizer and loop state of run `run_id` to `path` atomically.
+pub fn save(path: &Path, run_id: &str, net: &Net, adam: &Adam, state: &TrainState) -> Result<()> {
     let mut entries: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, t) in net.tensors() {
         let (shape, bytes) = tensor_bytes(t)?;
@@ -104,12 +138,13 @@ pub fn save(path: &Path, net: &Net, adam: &Adam, state: &TrainState) -> Result<(
             entries.push((format!("{prefix}/{name}"), shape, bytes));
         }
     }
+    let state_json = serde_json::to_string(&(state, adam.t))?;
+    let sum = checksum(&state_json, run_id, &mut entries);
     let views = entries
         .iter()
         .map(|(name, shape, bytes)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
         .collect::<Result<Vec<_>>>()?;
-    let mut metadata = HashMap::new();
-    metadata.insert(STATE_KEY.to_string(), serde_json::to_string(&(state, adam.t))?);
+    let metadata = HashMap::from([(STATE_KEY.to_string(), state_json), (RUN_ID_KEY.to_string(), run_id.to_string()), (CHECKSUM_KEY.to_string(), sum)]);
     let bytes = safetensors::serialize(views, Some(metadata))?;
     write_atomic(path, |tmp| std::fs::write(tmp, &bytes).with_context(|| format!("writing checkpoint {}", tmp.display())))
 }
@@ -119,30 +154,47 @@ pub struct Checkpoint {
     tensors: HashMap<String, Tensor>,
     pub state: TrainState,
     pub adam_t: u64,
+    /// The id of the run that wrote it (none in checkpoints older than run ids).
+    pub run_id: Option<String>,
 }
 
 impl Checkpoint {
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
         let (_, meta) = SafeTensors::read_metadata(&bytes).with_context(|| format!("{} is not a safetensors file", path.display()))?;
-        let state_json = meta
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(STATE_KEY))
+        let metadata = meta.metadata().clone().unwrap_or_default();
+        let state_json = metadata
+            .get(STATE_KEY)
             .with_context(|| format!("{} has no training state: it was not written by `advlens train`", path.display()))?;
         let (state, adam_t): (TrainState, u64) =
             serde_json::from_str(state_json).with_context(|| format!("reading the training state of {}", path.display()))?;
+        let run_id = metadata.get(RUN_ID_KEY).cloned();
         let file = SafeTensors::deserialize(&bytes).with_context(|| format!("reading tensors of {}", path.display()))?;
         let mut tensors = HashMap::new();
+        let mut entries = Vec::new();
         for (name, view) in file.tensors() {
             if view.dtype() != Dtype::F32 {
                 bail!("{}: tensor `{name}` is {:?}, expected F32", path.display(), view.dtype());
             }
             let data: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+                bail!("{}: tensor `{name}` holds {} at index {i}: the weights diverged or the file is damaged", path.display(), data[i]);
+            }
             let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-            tensors.insert(name, Tensor::from_slice(&data).view(shape.as_slice()));
+            tensors.insert(name.clone(), Tensor::from_slice(&data).view(shape.as_slice()));
+            entries.push((name, view.shape().to_vec(), view.data().to_vec()));
         }
-        Ok(Self { tensors, state, adam_t })
+        // Checkpoints written before checksums have none: they are read as they are.
+        if let Some(expected) = metadata.get(CHECKSUM_KEY) {
+            if checksum(state_json, run_id.as_deref().unwrap_or(""), &mut entries) != *expected {
+                bail!(
+                    "{} is damaged: its checksum does not match its contents (a bit flipped, or it was edited after it was written); \
+                     resume from an intact copy, or start the run again",
+                    path.display()
+                );
+            }
+        }
+        Ok(Self { tensors, state, adam_t, run_id })
     }
 
     /// Copies the network tensors into `net`.

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use advlens_trainer::attack::{Attack, AttackKind, Norm};
 use advlens_trainer::data::DatasetKind;
 use advlens_trainer::mode::Mode;
-use advlens_trainer::{arch, export::ExportConfig, train::TrainConfig};
-use anyhow::{bail, Result};
+use advlens_trainer::{arch, export::ExportConfig, params, train::TrainConfig};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 /// Train CNNs on libtorch and export them as advlens model bundles.
@@ -120,9 +120,9 @@ pub struct DataArgs {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Dataset folder (see `advlens data list`).
-    #[arg(long, env = "ADVLENS_DATA", value_name = "DIR")]
-    pub data: PathBuf,
+    /// Dataset folder (see `advlens data list`). With --resume: only when the data moved.
+    #[arg(long, env = "ADVLENS_DATA", value_name = "DIR", required_unless_present = "resume")]
+    pub data: Option<PathBuf>,
     /// mnist, fashion-mnist, cifar10, or folder (train/<class>/ + test/<class>/ images, e.g.
     /// from `advlens data concepts`).
     #[arg(long, default_value = "mnist")]
@@ -217,27 +217,12 @@ pub struct ModeArgs {
 impl ModeArgs {
     pub fn into_mode(self, kind: DatasetKind, arch: &str) -> Result<Mode> {
         let (eps, step, steps) = attack_defaults(kind);
-        let epsilon = self.epsilon.unwrap_or(eps);
-        if !(epsilon > 0.0 && epsilon <= 1.0) {
-            bail!("--epsilon must be in (0, 1] (pixels are on the [0,1] scale), got {epsilon}");
-        }
         let norm = Norm::parse(&self.norm)?;
-        let step_size = self.step_size.unwrap_or(step);
-        let steps = self.attack_steps.unwrap_or(steps);
-        // Each value is named by its own flag: a NaN lambda used to surface as a NaN loss that
-        // blamed --lr.
-        if !(step_size.is_finite() && step_size > 0.0) {
-            bail!("--step-size must be a positive number, got {step_size}");
-        }
-        if steps == 0 {
-            bail!("--attack-steps must be at least 1");
-        }
-        if !(self.lambda.is_finite() && self.lambda >= 0.0) {
-            bail!("--lambda must be a number >= 0, got {}", self.lambda);
-        }
-        if !(self.beta.is_finite() && self.beta >= 0.0) {
-            bail!("--beta must be a number >= 0, got {}", self.beta);
-        }
+        let epsilon = params::budget("--epsilon", self.epsilon.unwrap_or(eps), norm)?;
+        let step_size = params::positive("--step-size", self.step_size.unwrap_or(step))?;
+        let steps = params::count("--attack-steps", self.attack_steps.unwrap_or(steps))?;
+        params::non_negative("--lambda", self.lambda)?;
+        params::non_negative("--beta", self.beta)?;
         let pgd = Attack { kind: AttackKind::Pgd, norm, epsilon, step_size, steps, random_start: true };
         Ok(match self.mode.as_str() {
             "standard" => Mode::Standard,
@@ -287,25 +272,20 @@ impl TrainArgs {
             Some("off") => false,
             Some(other) => bail!("--augment takes on or off, not `{other}`"),
         };
-        if !(0.0..1.0).contains(&self.val_fraction) {
-            bail!("--val-fraction must be in [0, 1), got {}", self.val_fraction);
-        }
-        if !(self.epsilon_warmup >= 0.0 && self.epsilon_warmup.is_finite()) {
-            bail!("--epsilon-warmup must be a number of epochs >= 0, got {}", self.epsilon_warmup);
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            bail!("--lr must be a positive number, got {}", self.lr);
-        }
-        if self.batch_size == 0 {
-            bail!("--batch-size must be at least 1");
-        }
-        if self.epochs == 0 {
-            bail!("--epochs must be at least 1 (with --resume: the total number of epochs)");
+        params::fraction("--val-fraction", self.val_fraction)?;
+        params::non_negative("--epsilon-warmup", self.epsilon_warmup)?;
+        params::positive("--lr", self.lr)?;
+        params::count("--batch-size", self.batch_size)?;
+        params::count("--epochs", self.epochs)?;
+        if let Some(limit) = self.limit {
+            params::count("--limit", limit)?;
         }
         Ok(TrainConfig {
             name: self.name.unwrap_or_else(|| format!("{}-{}-{}", kind.name(), self.arch, mode.name())),
             dataset: kind.name().into(),
-            data_dir: self.data,
+            // Absolute, so that a resumed run finds the data from any working directory.
+            data_dir: std::path::absolute(self.data.context("--data is required")?)?,
+            run_id: advlens_trainer::checkpoint::new_run_id(),
             width: self.width.unwrap_or_else(|| arch::default_width(&self.arch)),
             arch: self.arch,
             mode,
@@ -613,8 +593,58 @@ pub struct ExportArgs {
     pub device: DeviceArgs,
 }
 
+impl EvalArgs {
+    /// Checks the numbers before any model or data is read.
+    pub fn check(&self) -> Result<()> {
+        if let Some(e) = self.epsilon {
+            params::budget("--epsilon", e, Norm::parse(&self.norm)?)?;
+        }
+        params::count("--restarts", self.restarts)?;
+        params::count("--batch-size", self.batch_size)?;
+        if let Some(limit) = self.limit {
+            params::count("--limit", limit)?;
+        }
+        Ok(())
+    }
+}
+
+impl AttackArgs {
+    /// Checks the numbers before any model or data is read.
+    pub fn check(&self) -> Result<()> {
+        if let Some(e) = self.epsilon {
+            params::epsilon("--epsilon", e)?;
+        }
+        params::count("--steps", self.steps)?;
+        params::positive("--lr", self.lr)?;
+        params::non_negative("--lambda", self.lambda)?;
+        params::count("--batch-size", self.batch_size)?;
+        params::count("--limit", self.limit)?;
+        Ok(())
+    }
+}
+
+impl AnalyzeArgs {
+    /// Checks the numbers before any model or data is read.
+    pub fn check(&self) -> Result<()> {
+        params::count("--limit", self.limit)?;
+        params::count("--top-k", self.top_k)?;
+        params::count("--trace-top", self.trace_top)?;
+        Ok(())
+    }
+}
+
+impl ReproduceArgs {
+    /// Checks the numbers before any work starts.
+    pub fn check(&self) -> Result<()> {
+        params::count("--threads", self.threads)?;
+        params::count("--jobs", self.jobs)?;
+        Ok(())
+    }
+}
+
 impl ExportArgs {
     pub fn into_config(self) -> Result<ExportConfig> {
+        params::count("--samples", self.samples)?;
         let device = crate::device::select(&self.device.device, self.device.threads)?;
         Ok(ExportConfig { run_dir: self.run, data_dir: self.data, samples: self.samples, checkpoint: self.checkpoint, out_dir: self.out, device })
     }

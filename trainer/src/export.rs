@@ -9,7 +9,7 @@ use tch::{nn, Device, Kind};
 
 use crate::checkpoint::{Checkpoint, RunDir};
 use crate::eval::EvalReport;
-use crate::data::{Dataset, DatasetKind, Split};
+use crate::data::{Dataset, Split};
 use crate::net::{images_tensor, Net};
 
 /// What `advlens export` does.
@@ -96,8 +96,7 @@ pub fn export(config: &ExportConfig) -> Result<ExportSummary> {
     let mut summary = ExportSummary { test_accuracy: None, samples: 0 };
     let mut samples = None;
     if let Some(dir) = &config.data_dir {
-        let dataset = spec.provenance.dataset.clone().unwrap_or_else(|| "mnist".into());
-        let test = Dataset::load(DatasetKind::parse(&dataset)?, dir, Split::Test)?;
+        let test = Dataset::load_for(&spec, dir, Split::Test)?;
         let predicted = predictions(on_device.as_ref().map_or(&net, |(_, n)| n), &test, config.device)?;
         let correct = predicted.iter().zip(&test.labels).filter(|(&p, &l)| p == i64::from(l)).count();
         let acc = correct as f64 / test.len().max(1) as f64;
@@ -106,13 +105,53 @@ pub fn export(config: &ExportConfig) -> Result<ExportSummary> {
         samples = Some(sample_set(&net, &test, config.samples, &predicted)?);
     }
     let bundle = to_bundle(&net, spec)?;
-    bundle.save(&config.out_dir).with_context(|| format!("writing bundle to {}", config.out_dir.display()))?;
-    if let Some(set) = samples {
-        summary.samples = set.samples.len();
-        let path = config.out_dir.join(SAMPLES_FILE);
-        std::fs::write(&path, serde_json::to_string(&set)? + "\n").with_context(|| format!("writing {}", path.display()))?;
-    }
+    replace_dir(&config.out_dir, |dir| {
+        bundle.save(dir).with_context(|| format!("writing bundle to {}", dir.display()))?;
+        if let Some(set) = &samples {
+            let path = dir.join(SAMPLES_FILE);
+            std::fs::write(&path, serde_json::to_string(set)? + "\n").with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    })?;
+    summary.samples = samples.map_or(0, |s| s.samples.len());
     Ok(summary)
+}
+
+/// Writes a bundle folder as a whole: `write` fills a fresh sibling folder, which then takes
+/// `out`'s place. Nothing of an earlier bundle in `out` survives (its `atlas/` described the
+/// old model's neurons), and a failure leaves the earlier bundle as it was. A non-empty `out`
+/// that is not a bundle is refused rather than replaced.
+pub fn replace_dir(out: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    use advlens_shared::model::SPEC_FILE;
+    let name = out.file_name().and_then(|n| n.to_str()).with_context(|| format!("--out {} does not name a folder", out.display()))?;
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if out.exists() {
+        let empty = std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))?.next().is_none();
+        if !empty && !out.join(SPEC_FILE).is_file() {
+            anyhow::bail!("{} exists and is not a model bundle (no {SPEC_FILE}): export into a new or empty folder", out.display());
+        }
+    }
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    let fresh = parent.join(format!(".{name}.new-{}", std::process::id()));
+    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&fresh);
+    std::fs::create_dir(&fresh).with_context(|| format!("creating {}", fresh.display()))?;
+    if let Err(e) = write(&fresh) {
+        let _ = std::fs::remove_dir_all(&fresh);
+        return Err(e);
+    }
+    if out.exists() {
+        std::fs::rename(out, &old).with_context(|| format!("moving the earlier bundle {} aside", out.display()))?;
+    }
+    if let Err(e) = std::fs::rename(&fresh, out) {
+        let _ = std::fs::rename(&old, out);
+        return Err(e).with_context(|| format!("moving the new bundle into {}", out.display()));
+    }
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
 }
 
 /// The class `net` predicts for every image of `split`, one pass in batches of 1000.
@@ -181,6 +220,29 @@ fn today_utc() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn replacing_a_bundle_folder_leaves_nothing_of_the_old_one_and_refuses_other_folders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("bundle");
+        std::fs::create_dir_all(out.join("atlas/relu2")).unwrap();
+        std::fs::write(out.join("model.json"), "old").unwrap();
+        std::fs::write(out.join("atlas/relu2/atlas.json"), "old").unwrap();
+        super::replace_dir(&out, |d| Ok(std::fs::write(d.join("model.json"), "new")?)).unwrap();
+        assert_eq!(std::fs::read_to_string(out.join("model.json")).unwrap(), "new");
+        assert!(!out.join("atlas").exists(), "the old atlas must go");
+        // A failed write keeps the earlier bundle and leaves no temporary folder.
+        assert!(super::replace_dir(&out, |_| anyhow::bail!("disk full")).is_err());
+        assert_eq!(std::fs::read_to_string(out.join("model.json")).unwrap(), "new");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+        // A folder that is not a bundle is never replaced.
+        let home = tmp.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        std::fs::write(home.join("thesis.tex"), "precious").unwrap();
+        let m = super::replace_dir(&home, |_| Ok(())).unwrap_err().to_string();
+        assert!(m.contains("not a model bundle"), "{m}");
+        assert!(home.join("thesis.tex").exists());
+    }
+
     #[test]
     fn today_is_a_plausible_date() {
         let d = super::today_utc();

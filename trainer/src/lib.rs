@@ -18,6 +18,7 @@ pub mod export;
 pub mod mode;
 pub mod net;
 pub mod optim;
+pub mod params;
 pub mod perturb;
 pub mod plot;
 pub mod reproduce;

@@ -17,10 +17,29 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_line(&err));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line. A cause whose text its parent already shows (many
+/// errors print their source in their own message) is left out instead of said twice, and
+/// line breaks inside messages (libtorch's) are flattened so that the first line says it all.
+fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || line.contains(text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text);
+    }
+    line.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ")
 }
 
 fn run(args: cli::Cli) -> Result<ExitCode> {
@@ -44,6 +63,12 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
                     .with_context(|| format!("reading {}: --resume needs the --out of an earlier `advlens train`", path.display()))?;
                 let mut config: train::TrainConfig = serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
                 config.epochs = config.epochs.max(a.epochs);
+                // The run continues where it is now (it may have been moved or copied), and
+                // reads the data from where it is now when --data says so.
+                config.out_dir = a.out.clone();
+                if let Some(data) = a.data {
+                    config.data_dir = data;
+                }
                 config
             } else {
                 a.into_config()?
@@ -57,6 +82,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
             eprintln!("run written to {}; export it with `advlens export --run {}`", config.out_dir.display(), config.out_dir.display());
         }
         cli::Command::Eval(a) => {
+            a.check()?;
             let device = device::select(&a.device.device, a.device.threads)?;
             eprintln!("device: {}", device::describe(device, a.device.threads));
             let (_vs, net) = match (&a.run, &a.bundle) {
@@ -75,7 +101,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
                 .filter(|n| !n.is_empty())
                 .map(|n| Ok((n.clone(), eval::named_attack(n, norm, epsilon)?)))
                 .collect::<Result<Vec<_>>>()?;
-            let test = Dataset::load(kind, &a.data, Split::Test)?;
+            let test = Dataset::load_for(&spec, &a.data, Split::Test)?;
             let bar = train::progress_bar(0, args.quiet, "eval");
             let rows = eval::evaluate(&net, &test, &attacks, a.restarts, a.limit, a.batch_size, device, &bar)?;
             bar.finish_and_clear();
@@ -100,8 +126,14 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
                 std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
             }
         }
-        cli::Command::Attack(a) => attack_command(a, args.quiet)?,
-        cli::Command::Analyze(a) => analyze_command(a)?,
+        cli::Command::Attack(a) => {
+            a.check()?;
+            attack_command(a, args.quiet)?
+        }
+        cli::Command::Analyze(a) => {
+            a.check()?;
+            analyze_command(a)?
+        }
         cli::Command::Trace(a) => trace_command(a)?,
         cli::Command::Perturb(a) => perturb_command(a, args.quiet)?,
         cli::Command::Pack(a) => {
@@ -117,6 +149,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
             println!("wrote {} ({} bytes)", a.out.display(), bytes.len());
         }
         cli::Command::Reproduce(a) => {
+            a.check()?;
             DatasetKind::parse(&a.dataset)?;
             let report = advlens_trainer::reproduce::reproduce(&a.preset, &a.dataset, &a.data, &a.out, a.threads, a.jobs)?;
             println!("report written to {}", report.display());
@@ -221,7 +254,7 @@ fn attack_command(a: cli::AttackArgs, quiet: bool) -> Result<()> {
         "test" => Split::Test,
         other => anyhow::bail!("unknown split `{other}`: use train or test"),
     };
-    let data = Dataset::load(kind, &a.data, split)?;
+    let data = Dataset::load_for(&first, &a.data, split)?;
     let n = a.limit.min(data.len());
     let per = data.shape.iter().product::<usize>();
     let labels: Vec<usize> = data.labels[..n].iter().map(|&l| l as usize).collect();
@@ -300,7 +333,10 @@ fn analyze_command(a: cli::AnalyzeArgs) -> Result<()> {
     let (adv_images, meta) = advlens_trainer::adversarial_set::load(&a.adv)?;
     let kind = DatasetKind::parse(&meta.dataset)?;
     let split = if meta.split == "train" { Split::Train } else { Split::Test };
-    let data = Dataset::load(kind, &a.data, split)?;
+    if spec.provenance.dataset.as_deref().is_some_and(|d| DatasetKind::parse(d).ok() != Some(kind)) {
+        anyhow::bail!("{} was made from {}, the model was trained on {}: pass matching --model and --adv", a.adv.display(), meta.dataset, spec.provenance.dataset.as_deref().unwrap_or("an unknown dataset"));
+    }
+    let data = Dataset::load_for(&spec, &a.data, split)?;
     if meta.indices.iter().enumerate().any(|(k, &i)| k != i) {
         anyhow::bail!("{}: the adversarial set must cover the first images of its split in order", a.adv.display());
     }
@@ -390,7 +426,7 @@ fn trace_command(a: cli::TraceArgs) -> Result<()> {
         .find(|d| d.join("atlas.json").exists());
     let atlas = match atlas_dir {
         Some(dir) => {
-            let sheets = advlens_trainer::trace::AtlasSheets::load(&dir)?;
+            let sheets = advlens_trainer::trace::AtlasSheets::load(&dir, spec.classes.len())?;
             if sheets.meta.layer == layer {
                 Some(sheets)
             } else {

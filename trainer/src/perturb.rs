@@ -50,20 +50,15 @@ impl Request {
     pub fn resolve(&self, bundle: &Bundle) -> Result<AttackSpec> {
         let classes = bundle.classes().len();
         let epsilon = self.epsilon.unwrap_or_else(|| bundle.spec().provenance.attack_epsilon().map_or(advlens_shared::attack::DEFAULT_EPSILON, |e| e as f32));
-        if !(epsilon.is_finite() && epsilon > 0.0) {
-            bail!("--epsilon must be a positive number, got {epsilon}");
-        }
-        if self.steps == 0 {
-            bail!("--steps must be at least 1");
-        }
+        let norm = if self.choice == AttackChoice::PgdL2 { crate::attack::Norm::L2 } else { crate::attack::Norm::Linf };
+        crate::params::budget("--epsilon", f64::from(epsilon), norm)?;
+        crate::params::count("--steps", self.steps)?;
         if let Some(t) = self.target.filter(|&t| t >= classes) {
             bail!("--target {t}: the model has {classes} classes (numbered from 0)");
         }
         let mut spec = self.choice.spec(epsilon, self.steps, self.target, self.seed);
         if let Some(s) = self.step_size {
-            if !(s.is_finite() && s > 0.0) {
-                bail!("--step-size must be a positive number, got {s}");
-            }
+            crate::params::positive("--step-size", f64::from(s))?;
             spec.step_size = s;
         }
         Ok(spec)

@@ -24,13 +24,13 @@ pub struct AtlasSheets {
 impl AtlasSheets {
     /// Loads `dir/atlas.json`, `dir/real.png` and `dir/adversarial.png` and checks that the
     /// sheets have the size the JSON implies.
-    pub fn load(dir: &Path) -> Result<AtlasSheets> {
+    pub fn load(dir: &Path, classes: usize) -> Result<AtlasSheets> {
         let json = dir.join("atlas.json");
-        let meta: AtlasMeta = serde_json::from_slice(&std::fs::read(&json).with_context(|| format!("reading {}", json.display()))?)
-            .with_context(|| format!("parsing {}", json.display()))?;
+        let bytes = std::fs::read(&json).with_context(|| format!("reading {}", json.display()))?;
+        let meta = AtlasMeta::from_json(&bytes, Some(classes)).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
         let sheet = |name: &str| -> Result<image::RgbImage> {
             let path = dir.join(name);
-            let img = image::open(&path).with_context(|| format!("reading {}", path.display()))?.to_rgb8();
+            let img = crate::data::folder::open_image(&path)?.to_rgb8();
             let (w, h) = meta.sheet_size();
             if (img.width() as usize, img.height() as usize) != (w, h) {
                 anyhow::bail!("{} is {}x{} but atlas.json describes a {w}x{h} sheet: rerun `advlens analyze --atlas`", path.display(), img.width(), img.height());

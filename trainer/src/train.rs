@@ -54,7 +54,13 @@ pub struct TrainConfig {
     /// Epochs over which adversarial modes grow epsilon from 0 (0: full epsilon from the start).
     #[serde(default)]
     pub epsilon_warmup: f64,
+    /// Where the run was created. `--resume --out DIR` continues the run in DIR, wherever it
+    /// was created: a copied or moved run continues where it now is, never at this path.
     pub out_dir: PathBuf,
+    /// The run's identity, also written into each of its checkpoints: a checkpoint from
+    /// another run is refused on resume. Empty in runs made before ids existed.
+    #[serde(default)]
+    pub run_id: String,
 }
 
 fn constant_schedule() -> String {
@@ -110,6 +116,12 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
     let kind = DatasetKind::parse(&config.dataset)?;
     let train = Arc::new(Dataset::load(kind, &config.data_dir, Split::Train)?);
     let test = Dataset::load(kind, &config.data_dir, Split::Test)?;
+    if train.classes.len() < 2 {
+        bail!("{} has {} class ({:?}): a classifier needs at least 2", config.data_dir.display(), train.classes.len(), train.classes);
+    }
+    // The test split is read by the model built for the training split: refuse a mismatch now,
+    // not after an epoch of training.
+    test.check_fits(&config.data_dir, &config.name, train.shape, &train.classes)?;
     let (mean, std) = if kind == DatasetKind::Folder { train.channel_stats() } else { kind.normalization() };
     let [c, h, w] = train.shape;
     let input = InputSpec { channels: c, height: h, width: w, mean, std };
@@ -126,6 +138,18 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
     if !resume && run.last().exists() {
         bail!("{} already holds a run: continue it with `advlens train --resume --out {0}`, or pick another --out", run.root.display());
     }
+    let resumed = if resume { Some(Checkpoint::read(&run.last())?) } else { None };
+    if let Some(ckpt) = &resumed {
+        match ckpt.run_id.as_deref() {
+            Some(id) if !config.run_id.is_empty() && id != config.run_id => bail!(
+                "{} was written by run {id}, but {} belongs to run {}: the files of two runs were mixed; copy the whole run directory, not single files",
+                run.last().display(),
+                run.config().display(),
+                config.run_id
+            ),
+            _ => {}
+        }
+    }
     std::fs::create_dir_all(&run.root).with_context(|| format!("creating run directory {}", run.root.display()))?;
     write_atomic_json(&run.config(), config)?;
     write_atomic_json(&run.model(), &spec)?;
@@ -136,8 +160,7 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
     config.mode.check(&net)?;
     let mut adam = Adam::new(&net, config.learning_rate);
     let mut state = TrainState::default();
-    if resume {
-        let ckpt = Checkpoint::read(&run.last())?;
+    if let Some(ckpt) = resumed {
         ckpt.load_net(&net)?;
         ckpt.load_adam(&mut adam)?;
         state = ckpt.state;
@@ -187,7 +210,7 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
         for (k, batch) in plan.spawn(train.clone(), epoch, first_step).into_iter().enumerate() {
             if stop.load(Ordering::Relaxed) {
                 state.seconds = seconds_before + start.elapsed().as_secs_f64();
-                checkpoint::save(&run.last(), &net, &adam, &state)?;
+                checkpoint::save(&run.last(), &config.run_id, &net, &adam, &state)?;
                 summary.interrupted = true;
                 bar.abandon_with_message("interrupted: checkpoint saved, continue with --resume");
                 return Ok(summary);
@@ -224,7 +247,7 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
             }
             if config.checkpoint_every > 0 && state.global_step % config.checkpoint_every as u64 == 0 && state.step < steps {
                 state.seconds = seconds_before + start.elapsed().as_secs_f64();
-                checkpoint::save(&run.last(), &net, &adam, &state)?;
+                checkpoint::save(&run.last(), &config.run_id, &net, &adam, &state)?;
             }
         }
         let seconds = seconds_before + start.elapsed().as_secs_f64();
@@ -259,9 +282,9 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
             ..TrainState::default()
         };
         if improved {
-            checkpoint::save(&run.best(), &net, &adam, &state)?;
+            checkpoint::save(&run.best(), &config.run_id, &net, &adam, &state)?;
         }
-        checkpoint::save(&run.last(), &net, &adam, &state)?;
+        checkpoint::save(&run.last(), &config.run_id, &net, &adam, &state)?;
         writeln!(metrics, "{}", serde_json::to_string(&line)?).with_context(|| format!("writing {}", run.metrics().display()))?;
         let history = read_metrics(&run)?;
         plot::training_curves(&history, &run.curves()).with_context(|| format!("drawing {}", run.curves().display()))?;

@@ -9,6 +9,30 @@ use std::path::{Path, PathBuf};
 
 use super::DataError;
 
+/// Largest side a folder dataset is trained at (its first image's side). The explorer opens
+/// models up to 512x512; a 5000x5000 first image once made every image of the folder that big.
+pub const MAX_DATASET_SIDE: usize = 512;
+/// Most pixels (width x height) of any image this command decodes: 64 Mpx, e.g. 8192x8192.
+pub const MAX_DECODED_PIXELS: u64 = 64 << 20;
+
+/// Opens an image after checking its size in the header, decoding with a memory cap: a
+/// hostile or huge file is refused with its size, never decoded at any cost.
+pub fn open_image(path: &Path) -> Result<image::DynamicImage, DataError> {
+    let corrupt = |problem: String| DataError::Corrupt { path: path.to_owned(), problem };
+    let (w, h) = image::image_dimensions(path).map_err(|e| corrupt(format!("cannot decode image: {e}")))?;
+    if u64::from(w) * u64::from(h) > MAX_DECODED_PIXELS {
+        return Err(corrupt(format!("the image is {w}x{h}: more than {} megapixels, refused; resize it first", MAX_DECODED_PIXELS >> 20)));
+    }
+    let mut reader = image::ImageReader::open(path)
+        .map_err(|source| DataError::Io { path: path.to_owned(), source })?
+        .with_guessed_format()
+        .map_err(|source| DataError::Io { path: path.to_owned(), source })?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODED_PIXELS * 8);
+    reader.limits(limits);
+    reader.decode().map_err(|e| corrupt(format!("cannot decode image: {e}")))
+}
+
 /// The class folders of `dir`, sorted by name.
 pub fn class_folders(dir: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
     let entries = std::fs::read_dir(dir).map_err(|source| DataError::Io { path: dir.to_owned(), source })?;
@@ -16,7 +40,13 @@ pub fn class_folders(dir: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
     for entry in entries {
         let entry = entry.map_err(|source| DataError::Io { path: dir.to_owned(), source })?;
         if entry.path().is_dir() {
-            classes.push((entry.file_name().to_string_lossy().into_owned(), entry.path()));
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Class names are printed and end up in bundles: a newline or escape in one would
+            // fake lines of output, so such a folder is refused, its name shown escaped.
+            if name.chars().any(char::is_control) {
+                return Err(DataError::Corrupt { path: dir.to_owned(), problem: format!("class folder {name:?} has control characters in its name: rename it") });
+            }
+            classes.push((name, entry.path()));
         }
     }
     classes.sort();
@@ -70,7 +100,15 @@ pub fn first_image_side(dir: &Path) -> Result<usize, DataError> {
     let (_, folder) = &classes[0];
     let files = image_files(folder)?;
     let first = files.first().ok_or_else(|| DataError::Corrupt { path: folder.clone(), problem: "no PNG or JPEG images".into() })?;
-    let (w, _) = image::image_dimensions(first).map_err(|e| DataError::Corrupt { path: first.clone(), problem: format!("cannot decode: {e}") })?;
+    let (w, h) = image::image_dimensions(first).map_err(|e| DataError::Corrupt { path: first.clone(), problem: format!("cannot decode: {e}") })?;
+    if w as usize > MAX_DATASET_SIDE || h as usize > MAX_DATASET_SIDE {
+        return Err(DataError::Corrupt {
+            path: first.clone(),
+            problem: format!(
+                "the first image is {w}x{h}, and a folder dataset is trained at its first image's size, at most {MAX_DATASET_SIDE} pixels a side: resize the images (32x32 or 64x64 train quickly)"
+            ),
+        });
+    }
     Ok(w as usize)
 }
 
@@ -95,7 +133,7 @@ pub fn load(dir: &Path, channels: usize, side: usize) -> Result<(Vec<String>, Ve
 
 /// One image as CHW bytes of `channels x side x side`, after the resize policy above.
 pub fn decode(path: &Path, channels: usize, side: usize) -> Result<Vec<u8>, DataError> {
-    let image = image::open(path).map_err(|e| DataError::Corrupt { path: path.to_owned(), problem: format!("cannot decode image: {e}") })?;
+    let image = open_image(path)?;
     let rgb = image.to_rgb8();
     let rgb = if rgb.width() as usize == side && rgb.height() as usize == side {
         rgb

@@ -13,6 +13,7 @@ pub mod report;
 
 use std::path::{Path, PathBuf};
 
+use advlens_shared::model::ModelSpec;
 use thiserror::Error;
 
 /// Why a dataset could not be loaded. Each names the file and the problem.
@@ -30,6 +31,10 @@ pub enum DataError {
     },
     #[error("`{}` is corrupt: {problem}", path.display())]
     Corrupt { path: PathBuf, problem: String },
+    #[error("the data in `{}` does not fit model `{model}`: {problem}; pass the --data it was trained on", dir.display())]
+    DoesNotFit { dir: PathBuf, model: String, problem: String },
+    #[error("model `{0}` does not say which dataset it was trained on (provenance.dataset in model.json)")]
+    NoDataset(String),
     #[error("unknown dataset `{0}`: known datasets are mnist, fashion-mnist, cifar10 and folder (any train/<class>/ + test/<class>/ image folder, e.g. the concept world)")]
     UnknownDataset(String),
 }
@@ -160,6 +165,31 @@ impl Dataset {
         let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
         let std = sq.iter().zip(&mean).map(|(q, m)| ((q / n - m * m).max(1e-6)).sqrt() as f32).collect();
         (mean.iter().map(|&m| m as f32).collect(), std)
+    }
+
+    /// The split of `dir` that the model described by `spec` reads (its `provenance.dataset`),
+    /// checked by [`Dataset::check_fits`] before any work starts.
+    pub fn load_for(spec: &ModelSpec, dir: &Path, split: Split) -> Result<Self, DataError> {
+        let name = spec.provenance.dataset.as_deref().ok_or_else(|| DataError::NoDataset(spec.name.clone()))?;
+        let data = Self::load(DatasetKind::parse(name)?, dir, split)?;
+        data.check_fits(dir, &spec.name, [spec.input.channels, spec.input.height, spec.input.width], &spec.classes)?;
+        Ok(data)
+    }
+
+    /// Whether a model taking `[channels, height, width]` images and predicting `classes` can
+    /// read this split: the same image shape, the same class names in the same order. Without
+    /// this check a 32x32 set fed to a 28x28 model panicked inside libtorch, and a folder with
+    /// other classes was scored against the wrong names.
+    pub fn check_fits(&self, dir: &Path, model: &str, shape: [usize; 3], classes: &[String]) -> Result<(), DataError> {
+        let fail = |problem: String| Err(DataError::DoesNotFit { dir: dir.to_owned(), model: model.to_owned(), problem });
+        let [c, h, w] = self.shape;
+        if self.shape != shape {
+            return fail(format!("its images are {c}x{h}x{w} (channels x height x width), the model takes {}x{}x{}", shape[0], shape[1], shape[2]));
+        }
+        if self.classes != classes {
+            return fail(format!("its classes are {:?}, the model's are {:?}", self.classes, classes));
+        }
+        Ok(())
     }
 
     /// Loads one split of dataset `kind` from `dir`.
