@@ -3,6 +3,11 @@
 ADVLENS_CACHE="${ADVLENS_CACHE:-$HOME/.cache/advlens}"
 TORCH_VERSION=2.11.0
 TORCH_VENV="$ADVLENS_CACHE/torch-$TORCH_VERSION"
+# For the ONNX import tests (trainer/tests/onnx_import.rs): torchvision to match torch.
+TORCHVISION_VERSION=0.26.0
+ONNX_VERSION=1.23.2
+ONNXSCRIPT_VERSION=0.7.2
+ONNXRUNTIME_VERSION=1.32.0
 TRUNK_VERSION=0.21.14
 # Must equal the `wasm-bindgen` pin in Cargo.toml.
 WASM_BINDGEN_VERSION=0.2.130

@@ -38,6 +38,8 @@ pub enum Error {
     Atlas(String),
     #[error("samples.json: {0}; export the model again to rewrite it")]
     Samples(String),
+    #[error("ONNX import: {0}")]
+    Onnx(String),
     #[error("concept world: {0}")]
     Concepts(String),
     #[error("cannot read or write `{path}`: {source}")]

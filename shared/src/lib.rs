@@ -28,7 +28,8 @@
 //!
 //! Modules follow the pipeline: [`model`] (format, loading = validating) -> [`engine`]
 //! (CPU reference and WGSL kernels; forward, gradients, ablation); [`concepts`] generates the
-//! concept world, images with per-pixel concept labels.
+//! concept world, images with per-pixel concept labels; [`onnx`] imports models other tools
+//! exported.
 
 pub mod analysis;
 pub mod attack;
@@ -36,6 +37,7 @@ pub mod concepts;
 pub mod engine;
 mod error;
 pub mod model;
+pub mod onnx;
 pub mod rng;
 pub mod tensor;
 pub mod testing;

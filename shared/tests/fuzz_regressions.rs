@@ -75,6 +75,21 @@ fn hostile_atlas_and_sample_sizes_are_errors_not_overflows() {
     assert!(m.starts_with("samples.json: implausible image shape"), "{m}");
 }
 
+#[test]
+fn onnx_corpus_imports_or_fails_cleanly() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut imported = 0;
+    for dir in ["fuzz/corpus/onnx_import", "tests/fuzz_regressions_onnx"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+        for entry in entries {
+            let Ok(data) = std::fs::read(entry.unwrap().path()) else { continue };
+            imported += usize::from(advlens_shared::onnx::import(&data, &Default::default()).is_ok());
+        }
+    }
+    // The seeds are small models from both of PyTorch's exporters: they must import.
+    assert!(imported >= 2, "only {imported} corpus models imported");
+}
+
 /// Release builds check arithmetic overflow as debug builds do, so that a size read from a
 /// file can never wrap around silently in release only (`overflow-checks` in Cargo.toml's
 /// release profile). The explicit checks above make such sizes errors in both.

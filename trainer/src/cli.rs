@@ -41,6 +41,9 @@ pub enum Command {
     /// Attack one image with the shared engine — the explorer's attacks, with its names, defaults
     /// and seeds: the page's `?attack=&eps=&steps=&target=&seed=` gives the same image.
     Perturb(PerturbArgs),
+    /// Turn an ONNX model (exported by PyTorch, Keras, timm, ...) into a model bundle that every
+    /// command and the explorer read. Unsupported ops are named with the node that uses them.
+    Import(ImportArgs),
     /// Write a bundle folder as one file (its sample images included): what the explorer's
     /// "open your own model" takes.
     Pack(PackArgs),
@@ -510,6 +513,35 @@ pub struct PerturbArgs {
     /// Write the adversarial image here (PNG, 8 bits: rounded).
     #[arg(long, value_name = "FILE")]
     pub png: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The .onnx file (weights inside it, not in a separate .data file).
+    #[arg(value_name = "FILE")]
+    pub onnx: PathBuf,
+    /// Bundle folder to write (replaced as a whole if it holds a bundle).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// A text file with one class name per line, in the order of the model's outputs
+    /// (default: class 0, class 1, ...).
+    #[arg(long, value_name = "FILE")]
+    pub classes: Option<PathBuf>,
+    /// Per-channel mean that turns [0, 1] pixels into the model's input, comma-separated
+    /// (torchvision / timm ImageNet models: 0.485,0.456,0.406). A normalisation inside the
+    /// graph is folded in as well.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub mean: Vec<f32>,
+    /// Per-channel std, comma-separated (ImageNet: 0.229,0.224,0.225).
+    #[arg(long, value_delimiter = ',')]
+    pub std: Vec<f32>,
+    /// The dataset the model was trained on (mnist, fashion-mnist, cifar10, folder): recorded so
+    /// that eval, attack and analyze find its data.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Model name (default: the file name without .onnx).
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]

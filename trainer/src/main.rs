@@ -136,6 +136,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
         }
         cli::Command::Trace(a) => trace_command(a)?,
         cli::Command::Perturb(a) => perturb_command(a, args.quiet)?,
+        cli::Command::Import(a) => import_command(a)?,
         cli::Command::Pack(a) => {
             use advlens_shared::model::{Bundle, SAMPLES_FILE};
             let bundle = Bundle::load(&a.model).with_context(|| format!("loading bundle {}", a.model.display()))?;
@@ -483,5 +484,48 @@ fn perturb_command(a: cli::PerturbArgs, quiet: bool) -> Result<()> {
         perturb::png(&result.image, bundle.input_shape(), png)?;
         println!("wrote {}", png.display());
     }
+    Ok(())
+}
+
+fn import_command(a: cli::ImportArgs) -> Result<()> {
+    use advlens_shared::onnx::{import, ImportOptions, MAX_FILE_BYTES};
+    let size = std::fs::metadata(&a.onnx).with_context(|| format!("reading {}", a.onnx.display()))?.len();
+    if size > MAX_FILE_BYTES as u64 {
+        anyhow::bail!("{} has {size} bytes, more than the {MAX_FILE_BYTES} an imported model may have", a.onnx.display());
+    }
+    let bytes = std::fs::read(&a.onnx).with_context(|| format!("reading {}", a.onnx.display()))?;
+    let classes = match &a.classes {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Some(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect::<Vec<_>>())
+        }
+        None => None,
+    };
+    if let Some(d) = &a.dataset {
+        DatasetKind::parse(d)?;
+    }
+    let name = a.name.clone().unwrap_or_else(|| a.onnx.file_stem().map_or("imported".into(), |s| s.to_string_lossy().into_owned()));
+    let options = ImportOptions {
+        name,
+        classes,
+        mean: (!a.mean.is_empty()).then(|| a.mean.clone()),
+        std: (!a.std.is_empty()).then(|| a.std.clone()),
+        dataset: a.dataset.clone(),
+    };
+    let bundle = import(&bytes, &options).with_context(|| format!("importing {}", a.onnx.display()))?;
+    export::replace_dir(&a.out, |dir| Ok(bundle.save(dir)?))?;
+    let spec = bundle.spec();
+    let params: usize = bundle.weights().values().map(|t| t.data().len()).sum();
+    println!(
+        "bundle written to {}: {} layers, {params} weights, input {}x{}x{} (mean {:?}, std {:?}), {} classes",
+        a.out.display(),
+        spec.nodes.len(),
+        spec.input.channels,
+        spec.input.height,
+        spec.input.width,
+        spec.input.mean,
+        spec.input.std,
+        spec.classes.len()
+    );
     Ok(())
 }

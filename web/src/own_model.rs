@@ -1,5 +1,5 @@
-//! A visitor's own model: a single-file bundle (`advlens pack`) picked from the disk or named by
-//! `?bundle=URL`. Checked against the page's limits before it is built, loaded in the worker
+//! A visitor's own model: a single-file bundle (`advlens pack`) or an ONNX file (imported by
+//! `shared::onnx`, pixels fed as [0, 1] values) picked from the disk or named by `?bundle=URL`. Checked against the page's limits before it is built, loaded in the worker
 //! like the bundled models, and shown with its model card; its sample images travel inside the
 //! file (without them the visitor draws or uploads an image).
 
@@ -41,6 +41,9 @@ pub fn open(bytes: &[u8]) -> Result<(Bundle, Option<SampleSet>), AppError> {
     if bytes.len() as u64 > MAX_BYTES {
         return Err(AppError::Model(format!("the file is {} MB; the page opens models of {}", bytes.len() / 1_000_000, limits_text())));
     }
+    if !looks_like_safetensors(bytes) {
+        return open_onnx(bytes);
+    }
     let spec = single_file_spec(bytes)?;
     check_limits(&spec).map_err(|why| AppError::Model(format!("the page cannot open this model: {why}")))?;
     let bundle = Bundle::from_single_file(bytes)?;
@@ -55,6 +58,25 @@ pub fn open(bytes: &[u8]) -> Result<(Bundle, Option<SampleSet>), AppError> {
         None => None,
     };
     Ok((bundle, samples))
+}
+
+/// A safetensors file starts with the length of its JSON header, then the header's `{`.
+fn looks_like_safetensors(bytes: &[u8]) -> bool {
+    bytes.get(8) == Some(&b'{')
+}
+
+/// An ONNX model, imported as `advlens import` does without options: pixels in [0, 1] (plus
+/// any normalisation inside the graph), classes numbered. It brings no sample images.
+fn open_onnx(bytes: &[u8]) -> Result<(Bundle, Option<SampleSet>), AppError> {
+    let options = advlens_shared::onnx::ImportOptions { name: "onnx-model".into(), ..Default::default() };
+    let bundle = advlens_shared::onnx::import(bytes, &options).map_err(|e| match e {
+        advlens_shared::Error::Onnx(why) if why.starts_with("not an ONNX model file") => AppError::Model(
+            "this is neither an advlens model file (write one with `advlens pack --model DIR --out FILE`) nor an ONNX model".into(),
+        ),
+        other => AppError::Model(format!("this ONNX model cannot be opened: {other}; `advlens import` then `advlens pack` give a file with class names, normalisation and sample images")),
+    })?;
+    check_limits(bundle.spec()).map_err(|why| AppError::Model(format!("the page cannot open this model: {why}")))?;
+    Ok((bundle, None))
 }
 
 /// The description stored in a single file, parsed (and checked) but not yet built.

@@ -456,7 +456,7 @@ fn window_out(size: usize, kernel: usize, stride: usize, padding: usize) -> Opti
     Some((padded - kernel) / stride + 1)
 }
 
-fn infer_shape(name: &str, op: &Op, input: &[usize]) -> Result<Vec<usize>> {
+pub(crate) fn infer_shape(name: &str, op: &Op, input: &[usize]) -> Result<Vec<usize>> {
     let bad = |why: String| Error::Graph(format!("node `{name}` ({}): {why}", op.kind()));
     let chw = || match *input {
         [c, h, w] => Ok((c, h, w)),

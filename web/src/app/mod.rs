@@ -187,7 +187,7 @@ impl App {
                     *self.own_file.borrow_mut() = None;
                     let back = PageState { model: Some(self.catalog[0].id.clone()), engine: state.engine, ..Default::default() };
                     Box::pin(self.navigate(&back.to_query(), Nav::Replace)).await;
-                    notes.push(format!("“{}” could not be opened: {e}. The page opens single-file bundles ({}); showing “{}” instead", entry.title, crate::own_model::limits_text(), self.catalog[0].title));
+                    notes.push(format!("“{}” could not be opened: {e}. The page opens single-file bundles and ONNX files ({}); showing “{}” instead", entry.title, crate::own_model::limits_text(), self.catalog[0].title));
                     show_notices(&notes);
                     return;
                 }

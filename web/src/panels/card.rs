@@ -13,6 +13,10 @@ pub fn card(model: &LoadedModel) -> Element {
         let from = if url.starts_with("blob:") { "a file from your disk (it stays in your browser)".to_string() } else { url.clone() };
         facts.push(("opened from".into(), from));
     }
+    if let Some(onnx) = p.extra.get("imported_from").filter(|v| v["format"] == "onnx") {
+        let producer = onnx["producer"].as_str().filter(|s| !s.is_empty()).unwrap_or("an unknown tool");
+        facts.push(("imported from".into(), format!("ONNX (opset {}, written by {producer}); pixels go in as values from 0 to 1", onnx["opset"])));
+    }
     if let Some(d) = &p.dataset {
         facts.push(("trained on".into(), d.clone()));
     }

@@ -1,0 +1,102 @@
+"""Writes ONNX models and their reference outputs for trainer/tests/onnx_import.rs.
+
+    python tests/onnx/export_models.py OUT_DIR [SPEC_JSON ...]
+
+For each model: OUT_DIR/<name>.onnx and OUT_DIR/<name>.json holding the raw input batch (pixels
+in [0, 1], NCHW), the mean and std that turn it into the ONNX input, onnxruntime's logits, and
+PyTorch's gradient of the summed logit of class 3 with respect to the raw input. Models:
+
+- every SPEC_JSON (a bundle graph, e.g. the project's architectures): built in PyTorch by
+  tests/bench/train_step.py's Graph, normalisation inside, exported by both exporters;
+- torchvision resnet18 and alexnet-like vgg11_bn (random weights, no download) at 32 px;
+- mobilenet_v2 at 32 px (grouped convolutions and Clip: the importer must refuse it clearly).
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import torch
+import torchvision
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+from train_step import Graph  # noqa: E402
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+class Normalised(torch.nn.Module):
+    """`model` applied to (x - mean) / std: the function of raw pixels the bundle computes."""
+
+    def __init__(self, model, mean, std):
+        super().__init__()
+        self.model = model
+        c = len(mean)
+        self.register_buffer("mean", torch.tensor(mean).view(1, c, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, c, 1, 1))
+
+    def forward(self, x):
+        return self.model((x - self.mean) / self.std)
+
+
+def write(out, name, model, shape, mean, std, dynamo):
+    torch.manual_seed(1)
+    model = model.eval()
+    x = torch.rand(2, *shape)
+    onnx_input = ((x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)).contiguous()
+    path = os.path.join(out, name + ".onnx")
+    # One self-contained file: the dynamo exporter otherwise writes the weights beside it.
+    kwargs = {"dynamo": dynamo, "external_data": False}
+    if not dynamo:
+        kwargs["opset_version"] = 17
+    torch.onnx.export(model, (onnx_input[:1],), path, input_names=["image"], output_names=["logits"],
+                      dynamic_axes=None if dynamo else {"image": {0: "batch"}, "logits": {0: "batch"}}, **kwargs)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    logits = np.concatenate([session.run(None, {session.get_inputs()[0].name: onnx_input[i:i + 1].numpy()})[0] for i in range(2)])
+    raw = x.clone().requires_grad_(True)
+    torch_logits = Normalised(model, mean, std)(raw)
+    torch_logits[:, 3].sum().backward()
+    with open(os.path.join(out, name + ".json"), "w") as f:
+        json.dump({
+            "shape": list(x.shape),
+            "input": x.flatten().tolist(),
+            "mean": mean,
+            "std": std,
+            "logits": logits.flatten().tolist(),
+            "torch_logits": torch_logits.detach().flatten().tolist(),
+            "gradient": raw.grad.flatten().tolist(),
+        }, f)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(0)
+    for spec_path in sys.argv[2:]:
+        with open(spec_path) as f:
+            spec = json.load(f)
+        graph = Graph(spec)
+        for p in graph.parameters():
+            # Random weights of a trained model's size, batch-norm statistics included.
+            torch.nn.init.normal_(p, std=0.1)
+        for m in graph.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+        inp = spec["input"]
+        shape = (inp["channels"], inp["height"], inp["width"])
+        c = inp["channels"]
+        # The graph normalises inside: the ONNX input is the raw image.
+        for dynamo in (False, True):
+            write(out, f"{spec['name']}-{'dynamo' if dynamo else 'torchscript'}", graph, shape, [0.0] * c, [1.0] * c, dynamo)
+    resnet = torchvision.models.resnet18(weights=None, num_classes=10)
+    write(out, "resnet18-32-torchscript", resnet, (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, False)
+    write(out, "resnet18-32-dynamo", resnet, (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, True)
+    write(out, "mobilenet_v2-32", torchvision.models.mobilenet_v2(weights=None, num_classes=10), (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, False)
+
+
+if __name__ == "__main__":
+    main()

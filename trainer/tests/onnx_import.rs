@@ -1,0 +1,121 @@
+//! `advlens import` against the tools that wrote the models: PyTorch builds them (the project's
+//! four architectures, torchvision's resnet18), both of its ONNX exporters write them,
+//! onnxruntime runs them; the imported bundle must give onnxruntime's logits and PyTorch's
+//! input gradients on the shared CPU engine, to 1e-4 of their largest value. Models the importer
+//! cannot map must be refused naming the op and the node.
+//!
+//! Needs the torch venv with onnx, onnxscript, onnxruntime and torchvision
+//! (`scripts/setup.sh all` installs them); it fails, not skips, without them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use advlens_shared::engine::cpu::CpuEngine;
+use advlens_shared::engine::Objective;
+use advlens_shared::model::{Bundle, InputSpec};
+use advlens_shared::Tensor;
+
+fn python() -> PathBuf {
+    std::env::var_os("VIRTUAL_ENV").map_or_else(|| PathBuf::from("python3"), |v| Path::new(&v).join("bin/python"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn advlens(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_advlens")).args(args).arg("--quiet").output().expect("run advlens")
+}
+
+#[derive(serde::Deserialize)]
+struct Reference {
+    shape: Vec<usize>,
+    input: Vec<f32>,
+    mean: Vec<f32>,
+    std: Vec<f32>,
+    logits: Vec<f32>,
+    gradient: Vec<f32>,
+}
+
+/// Largest difference relative to the largest reference value.
+fn relative_error(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    got.iter().zip(want).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale
+}
+
+fn join(v: &[f32]) -> String {
+    v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")
+}
+
+#[test]
+fn imported_models_match_onnxruntime_and_pytorch() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The project's architectures, narrow so that the test stays quick.
+    let mut specs = Vec::new();
+    for (arch, channels, side) in [("small-cnn", 1, 28), ("alexnet", 3, 32), ("vgg", 3, 32), ("resnet", 3, 32)] {
+        let input = InputSpec { channels, height: side, width: side, mean: vec![0.4; channels], std: vec![0.25; channels] };
+        let classes = (0..10).map(|k| format!("c{k}")).collect();
+        let spec = advlens_trainer::arch::build(arch, arch, input, classes, 4).unwrap();
+        let path = tmp.path().join(format!("{arch}.json"));
+        std::fs::write(&path, serde_json::to_vec(&spec).unwrap()).unwrap();
+        specs.push(path);
+    }
+    let out = tmp.path().join("onnx");
+    let status = Command::new(python())
+        .arg(repo().join("tests/onnx/export_models.py"))
+        .arg(&out)
+        .args(&specs)
+        .status()
+        .expect("run python: is the torch venv active (scripts/env.sh torch_env)?");
+    assert!(status.success(), "tests/onnx/export_models.py failed: run scripts/setup.sh all for torch, onnx, onnxruntime, torchvision");
+
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if path.extension().is_none_or(|e| e != "onnx") || name.starts_with("mobilenet") {
+            continue;
+        }
+        let reference: Reference = serde_json::from_slice(&std::fs::read(out.join(format!("{name}.json"))).unwrap()).unwrap();
+        let bundle_dir = tmp.path().join("bundles").join(&name);
+        let o = advlens(&["import", path.to_str().unwrap(), "--out", bundle_dir.to_str().unwrap(), "--mean", &join(&reference.mean), "--std", &join(&reference.std)]);
+        assert!(o.status.success(), "import {name}: {}", String::from_utf8_lossy(&o.stderr));
+        let bundle = Arc::new(Bundle::load(&bundle_dir).unwrap());
+        let engine = CpuEngine::new(bundle);
+        let x = Tensor::new(reference.shape.clone(), reference.input.clone()).unwrap();
+        let logits = engine.forward(&x).unwrap();
+        let e = relative_error(logits.data(), &reference.logits);
+        assert!(e < 1e-4, "{name}: logits differ from onnxruntime's by {e} (relative)");
+        let g = engine.gradient(&x, &Objective::Logit { class: 3 }, &[]).unwrap();
+        let eg = relative_error(g.input.data(), &reference.gradient);
+        assert!(eg < 1e-4, "{name}: input gradient differs from PyTorch's by {eg} (relative)");
+        checked.push(format!("{name} (logits {e:.1e}, gradient {eg:.1e})"));
+    }
+    checked.sort();
+    eprintln!("matched: {}", checked.join(", "));
+    // 4 architectures x 2 exporters + resnet18 x 2.
+    assert_eq!(checked.len(), 10, "{checked:?}");
+
+    // mobilenet_v2: ReLU6 (Clip) and depthwise convolutions are not mapped yet.
+    let bundle_dir = tmp.path().join("bundles/mobilenet");
+    let o = advlens(&["import", out.join("mobilenet_v2-32.onnx").to_str().unwrap(), "--out", bundle_dir.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: importing") && stderr.contains("node `") && stderr.contains("Clip") && stderr.contains("supported: Conv"), "{stderr}");
+    assert!(!bundle_dir.exists(), "a failed import wrote {}", bundle_dir.display());
+}
+
+#[test]
+fn files_that_are_not_importable_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let junk = tmp.path().join("junk.onnx");
+    std::fs::write(&junk, b"\xff\xff\xff\xff not protobuf").unwrap();
+    let o = advlens(&["import", junk.to_str().unwrap(), "--out", tmp.path().join("b").to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("junk.onnx") && stderr.contains("not an ONNX model file"), "{stderr}");
+    let o = advlens(&["import", tmp.path().join("none.onnx").to_str().unwrap(), "--out", tmp.path().join("b").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("none.onnx"));
+}
