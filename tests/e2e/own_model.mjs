@@ -1,11 +1,12 @@
 // A visitor's own model: a single-file bundle picked from the disk or given by ?bundle=URL
-// opens with its samples (predictions equal libtorch's); a truncated file, NaN weights, a
+// opens with its samples, an ONNX file opens imported (predictions equal libtorch's); a truncated file, NaN weights, a
 // 100000 x 100000 input, a file that is no bundle and a host without CORS each get a clear
 // message, and the page goes on with a bundled model.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { fail, settled } from './common.mjs';
 import { serve, close } from './serve.mjs';
 
@@ -22,6 +23,21 @@ function singleFile(dir, change = (spec) => spec) {
   const size = Buffer.alloc(8);
   size.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
   return Buffer.concat([size, Buffer.from(json), weights.subarray(8 + n)]);
+}
+
+const bundleSide = (dir) => JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8')).input.width;
+
+// A black grey-scale PNG of `side` x `side`.
+function blackPng(side) {
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4); crc.writeUInt32BE(zlib.crc32(Buffer.concat([Buffer.from(type, 'latin1'), data])) >>> 0);
+    return Buffer.concat([len, Buffer.from(type, 'latin1'), data, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(side, 0); ihdr.writeUInt32BE(side, 4); ihdr[8] = 8; ihdr[9] = 0;
+  const raw = Buffer.alloc(side * (side + 1));
+  return Buffer.concat([Buffer.from('\x89PNG\r\n\x1a\n', 'latin1'), chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
 }
 
 async function pick(page, file) {
@@ -72,6 +88,35 @@ export async function ownModels(page, base, tag, { dist, expected }) {
       await settled(page);
       if (await page.inputValue('#model') !== catalog[0].id) fail(`${tag} after ${name} the page shows model ${await page.inputValue('#model')}`);
     }
+
+    // An ONNX file (mnist-small exported by PyTorch, tests/onnx/bundle_to_onnx.py): imported in
+    // the page, shown with where it came from; it holds no samples, so the page says how to
+    // give it an image, and it predicts and is attacked like any model.
+    const onnx = new URL('./fixtures/mnist-small.onnx', import.meta.url).pathname;
+    await pick(page, onnx);
+    await page.waitForFunction(() => document.querySelector('#model')?.value === 'your-file', null, { timeout: 60_000 })
+      .catch(async () => fail(`${tag} an ONNX file did not open: "${await page.textContent('#notices')}"`));
+    await settled(page);
+    const onnxCard = await page.textContent('#model-card-body');
+    if (!/imported from\s*ONNX \(opset 17/.test(onnxCard)) fail(`${tag} the card of an ONNX model: ${onnxCard.slice(0, 300)}`);
+    if (!(await page.$('#no-samples'))) fail(`${tag} an ONNX model without samples does not say how to give it an image`);
+    const onnxVerdict = await page.textContent('#network .verdict');
+    const said = /^The model says class (\d+) \(([\d.]+)%\)/.exec(onnxVerdict);
+    if (!said) fail(`${tag} an ONNX model's verdict: "${onnxVerdict}"`);
+    if (said && process.env.ADVLENS_BIN) {
+      // The same image (black) through the bundle the ONNX file was made from, by the CLI.
+      const black = path.join(dir, 'black.png');
+      const source = path.join(dist, 'models', 'mnist-small');
+      fs.writeFileSync(black, blackPng(bundleSide(source)));
+      const t = JSON.parse(execFileSync(process.env.ADVLENS_BIN, ['trace', '--model', source, '--image', black, '--json'], { encoding: 'utf8' }));
+      if (t.predicted !== Number(said[1]) || Math.abs(100 * t.probability - Number(said[2])) > 0.051) {
+        fail(`${tag} the ONNX model says class ${said[1]} (${said[2]}%), the bundle it came from ${t.predicted} (${(100 * t.probability).toFixed(1)}%)`);
+      }
+    }
+    await page.click('#attack-button');
+    await page.waitForSelector('.attack-outcome', { timeout: 120_000 });
+    await settled(page);
+    console.log(`${tag} an ONNX file opens (card: imported from ONNX), predicts "${onnxVerdict}" as advlens trace does with the bundle it was made from, and is attacked`);
 
     // ?bundle=URL: from a host that allows it, and from one that does not.
     const allowed = `http://127.0.0.1:${withCors.address().port}/mine.advlens.safetensors`;

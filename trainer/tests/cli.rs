@@ -587,3 +587,14 @@ fn train_names_each_bad_training_value_before_any_work() {
         assert!(!Path::new(out).exists(), "{flags:?} wrote {out}");
     }
 }
+
+/// `advlens ... | head` ends quietly: no panic when the reader goes away.
+#[test]
+fn output_into_a_closed_pipe_is_no_panic() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_advlens")).args(["data", "list"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take()); // the reader closes at once
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked") && out.status.code() != Some(101), "{stderr}");
+}
