@@ -32,16 +32,9 @@ impl Atlas {
     pub async fn fetch(base: &str, layer: &str, classes: usize) -> Result<Atlas, AppError> {
         let dir = format!("{base}/{ATLAS_DIR}/{layer}");
         let json = fetch::bytes(&format!("{dir}/atlas.json")).await?;
-        let meta: AtlasMeta = serde_json::from_slice(&json).map_err(|e| AppError::Data(format!("{dir}/atlas.json: {e}")))?;
+        let meta = AtlasMeta::from_json(&json, Some(classes)).map_err(|e| AppError::Data(format!("{dir}/{e}")))?;
         if meta.layer != layer {
             return Err(AppError::Data(format!("{dir}/atlas.json describes layer `{}`, not `{layer}`", meta.layer)));
-        }
-        if meta.classes.len() != classes {
-            return Err(AppError::Data(format!("{dir}/atlas.json has {} classes, the model {classes}", meta.classes.len())));
-        }
-        // A hostile or broken atlas must not make the page compute absurd sheet sizes.
-        if meta.patch == 0 || meta.patch > 4096 || meta.top_k > 1000 || meta.neurons.len() > 100_000 {
-            return Err(AppError::Data(format!("{dir}/atlas.json: implausible sizes (patch {}, top-k {}, {} neurons)", meta.patch, meta.top_k, meta.neurons.len())));
         }
         let (w, h) = meta.sheet_size();
         let real = decode(&format!("{dir}/real.png"), w, h).await?;
