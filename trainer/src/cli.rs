@@ -549,7 +549,9 @@ pub struct PackArgs {
     /// Model bundle folder (model.json, weights.safetensors, optional samples.json).
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
-    /// The single file to write (by convention `<name>.advlens.safetensors`).
+    /// The single file to write (by convention `<name>.advlens.safetensors`); a name ending in
+    /// `.onnx` writes the model as ONNX instead (opset 17, class names in its metadata), for
+    /// onnxruntime, netron and other tools.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 }
@@ -619,6 +621,9 @@ pub struct ExportArgs {
     /// Bundle directory to write.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Also write the bundle as an ONNX file (opset 17) here.
+    #[arg(long, value_name = "FILE")]
+    pub onnx: Option<PathBuf>,
     /// Where the test-set accuracy pass runs (the samples' reference outputs are always
     /// computed on the CPU, where the shared engines are compared with them).
     #[command(flatten)]

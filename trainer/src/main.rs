@@ -147,6 +147,12 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
         cli::Command::Pack(a) => {
             use advlens_shared::model::{Bundle, SAMPLES_FILE};
             let bundle = Bundle::load(&a.model).with_context(|| format!("loading bundle {}", a.model.display()))?;
+            if a.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
+                let bytes = advlens_shared::onnx::export(&bundle)?;
+                std::fs::write(&a.out, &bytes).with_context(|| format!("writing {}", a.out.display()))?;
+                println!("wrote {} (ONNX, opset {}, {} bytes)", a.out.display(), advlens_shared::onnx::EXPORT_OPSET, bytes.len());
+                return Ok(ExitCode::SUCCESS);
+            }
             let samples = a.model.join(SAMPLES_FILE);
             let bytes = match std::fs::read(&samples) {
                 Ok(json) => bundle.to_single_file_with_samples(&json).with_context(|| format!("checking {}", samples.display()))?,
@@ -183,8 +189,14 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string(&times)?);
         }
         cli::Command::Export(a) => {
+            let onnx = a.onnx.clone();
             let config = a.into_config()?;
             let summary = export::export(&config)?;
+            if let Some(path) = &onnx {
+                let bundle = advlens_shared::model::Bundle::load(&config.out_dir)?;
+                std::fs::write(path, advlens_shared::onnx::export(&bundle)?).with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("wrote {} (ONNX, opset {})", path.display(), advlens_shared::onnx::EXPORT_OPSET);
+            }
             match summary.test_accuracy {
                 Some(acc) => println!(
                     "bundle written to {} (test accuracy {:.2}%, {} sample images)",

@@ -2,7 +2,8 @@
 //! four architectures, torchvision's resnet18), both of its ONNX exporters write them,
 //! onnxruntime runs them; the imported bundle must give onnxruntime's logits and PyTorch's
 //! input gradients on the shared CPU engine, to 1e-4 of their largest value. Models the importer
-//! cannot map must be refused naming the op and the node.
+//! cannot map must be refused naming the op and the node. Each imported bundle, written back as
+//! ONNX by `advlens pack --out X.onnx`, must run in onnxruntime with the engine's logits.
 //!
 //! Needs the torch venv with onnx, onnxscript, onnxruntime and torchvision
 //! (`scripts/setup.sh all` installs them); it fails, not skips, without them.
@@ -91,7 +92,17 @@ fn imported_models_match_onnxruntime_and_pytorch() {
         let g = engine.gradient(&x, &Objective::Logit { class: 3 }, &[]).unwrap();
         let eg = relative_error(g.input.data(), &reference.gradient);
         assert!(eg < 1e-4, "{name}: input gradient differs from PyTorch's by {eg} (relative)");
-        checked.push(format!("{name} (logits {e:.1e}, gradient {eg:.1e})"));
+        // And back out: the bundle written as ONNX by advlens runs in onnxruntime on the raw
+        // pixels (its normalisation inside) with the engine's logits.
+        let exported = tmp.path().join("bundles").join(format!("{name}.onnx"));
+        let o = advlens(&["pack", "--model", bundle_dir.to_str().unwrap(), "--out", exported.to_str().unwrap()]);
+        assert!(o.status.success(), "pack {name} as ONNX: {}", String::from_utf8_lossy(&o.stderr));
+        let ort = Command::new(python()).arg(repo().join("tests/onnx/run_ort.py")).arg(&exported).arg(out.join(format!("{name}.json"))).output().unwrap();
+        assert!(ort.status.success(), "onnxruntime on advlens's export of {name}: {}", String::from_utf8_lossy(&ort.stderr));
+        let ort_logits: Vec<f32> = serde_json::from_slice(&ort.stdout).unwrap();
+        let ee = relative_error(&ort_logits, logits.data());
+        assert!(ee < 1e-4, "{name}: onnxruntime on the exported file differs from the engine by {ee}");
+        checked.push(format!("{name} (logits {e:.1e}, gradient {eg:.1e}, exported {ee:.1e})"));
     }
     checked.sort();
     eprintln!("matched: {}", checked.join(", "));

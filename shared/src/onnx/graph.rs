@@ -69,12 +69,20 @@ pub(super) fn translate(graph: &GraphProto, model: &ModelProto, opset: i64, opti
         [k] => *k,
         other => return Err(err(format!("the output has per-image shape {other:?}; a classifier gives [classes]"))),
     };
-    let classes = match &options.classes {
-        Some(names) if names.len() != classes_count => {
+    // Class names: given, else those an advlens export stored in the metadata, else numbers.
+    let stored = model
+        .metadata_props
+        .iter()
+        .find(|p| p.key == super::CLASSES_KEY)
+        .and_then(|p| serde_json::from_str::<Vec<String>>(&p.value).ok())
+        .filter(|names| names.len() == classes_count);
+    let classes = match (&options.classes, stored) {
+        (Some(names), _) if names.len() != classes_count => {
             return Err(err(format!("{} class names were given, the model has {classes_count} outputs", names.len())))
         }
-        Some(names) => names.clone(),
-        None => (0..classes_count).map(|k| format!("class {k}")).collect(),
+        (Some(names), _) => names.clone(),
+        (None, Some(names)) => names,
+        (None, None) => (0..classes_count).map(|k| format!("class {k}")).collect(),
     };
     let mut provenance = Provenance { dataset: options.dataset.clone(), ..Default::default() };
     let producer = format!("{} {}", model.producer_name, model.producer_version).trim().to_string();

@@ -7,7 +7,8 @@
 //! input's mean and std, `MatMul` + `Add` becomes a linear layer, `Flatten` and `Reshape` to
 //! `[N, features]` become a flatten, `ReduceMean` over H and W a global average pool. What
 //! cannot be mapped is an error naming the node, its op and what is supported — never a
-//! silent skip. See [`SUPPORTED_OPS`].
+//! silent skip. See [`SUPPORTED_OPS`]. [`export`] writes a bundle as ONNX (opset 17); importing
+//! that file gives the same tensors.
 //!
 //! ```no_run
 //! let bytes = std::fs::read("resnet18.onnx")?;
@@ -16,8 +17,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod export;
 mod graph;
 pub mod proto;
+
+pub use export::{export, CLASSES_KEY, EXPORT_OPSET};
 
 use prost::Message;
 

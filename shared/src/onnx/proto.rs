@@ -89,6 +89,16 @@ pub struct AttributeProto {
     /// Set when the attribute refers to a function's attribute (only inside functions).
     #[prost(string, tag = "21")]
     pub ref_attr_name: String,
+    /// `AttributeProto.AttributeType`; readers such as onnxruntime require it.
+    #[prost(int32, tag = "20")]
+    pub r#type: i32,
+}
+
+/// `AttributeProto.AttributeType` values the writer uses.
+pub mod attribute_type {
+    pub const FLOAT: i32 = 1;
+    pub const INT: i32 = 2;
+    pub const INTS: i32 = 7;
 }
 
 /// `TensorProto.DataType` values the importer reads.

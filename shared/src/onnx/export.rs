@@ -1,0 +1,119 @@
+//! Bundle to ONNX: every bundle layer as the ONNX op that computes it (opset 17), the input's
+//! mean and std as a leading `Sub` / `Div`, the class names in the model's metadata. What
+//! [`super::import`] reads back gives the same tensors; onnxruntime runs it with the engines'
+//! outputs (trainer/tests/onnx_import.rs).
+
+use prost::Message;
+
+use super::proto::{
+    attribute_type, data_type, AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
+    TensorShapeProto, TensorTypeProto, TypeProto, ValueInfoProto,
+};
+use crate::model::{Bundle, Op, INPUT_NAME};
+use crate::Result;
+
+/// The opset the writer targets.
+pub const EXPORT_OPSET: i64 = 17;
+/// Metadata key holding the class names (a JSON list), read back by the importer.
+pub const CLASSES_KEY: &str = "advlens.classes";
+
+fn ints(name: &str, values: &[usize]) -> AttributeProto {
+    AttributeProto { name: name.into(), ints: values.iter().map(|&v| v as i64).collect(), r#type: attribute_type::INTS, ..Default::default() }
+}
+
+fn int(name: &str, value: i64) -> AttributeProto {
+    AttributeProto { name: name.into(), i: value, r#type: attribute_type::INT, ..Default::default() }
+}
+
+fn float(name: &str, value: f32) -> AttributeProto {
+    AttributeProto { name: name.into(), f: value, r#type: attribute_type::FLOAT, ..Default::default() }
+}
+
+fn tensor(name: &str, dims: &[usize], values: &[f32]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: data_type::FLOAT,
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+fn node(name: &str, op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+    NodeProto { name: name.into(), op_type: op.into(), input: inputs.iter().map(|s| s.to_string()).collect(), output: vec![output.into()], attribute, ..Default::default() }
+}
+
+/// A float tensor value with a symbolic batch axis followed by `dims`.
+fn value(name: &str, dims: &[usize]) -> ValueInfoProto {
+    let mut dim = vec![Dimension { dim_value: None, dim_param: Some("batch".into()) }];
+    dim.extend(dims.iter().map(|&d| Dimension { dim_value: Some(d as i64), dim_param: None }));
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto { tensor_type: Some(TensorTypeProto { elem_type: data_type::FLOAT, shape: Some(TensorShapeProto { dim }) }) }),
+    }
+}
+
+/// The bundle as the bytes of an ONNX model.
+pub fn export(bundle: &Bundle) -> Result<Vec<u8>> {
+    let spec = bundle.spec();
+    let [c, h, w] = bundle.input_shape();
+    let mut graph = GraphProto { name: spec.name.clone(), ..Default::default() };
+    let normalised = spec.input.mean.iter().any(|&m| m != 0.0) || spec.input.std.iter().any(|&s| s != 1.0);
+    let image = if normalised { "image" } else { INPUT_NAME };
+    graph.input.push(value(image, &[c, h, w]));
+    if normalised {
+        graph.initializer.push(tensor("input.mean", &[1, c, 1, 1], &spec.input.mean));
+        graph.initializer.push(tensor("input.std", &[1, c, 1, 1], &spec.input.std));
+        graph.node.push(node("input_sub", "Sub", &["image", "input.mean"], "input.centred", vec![]));
+        graph.node.push(node("input_div", "Div", &["input.centred", "input.std"], INPUT_NAME, vec![]));
+    }
+    for n in &spec.nodes {
+        let x: Vec<&str> = n.inputs.iter().map(String::as_str).collect();
+        let name = n.name.as_str();
+        let param = |leaf: &str| format!("{name}.{leaf}");
+        for (weight, shape) in n.op.weight_shapes(name) {
+            graph.initializer.push(tensor(&weight, &shape, bundle.weight(&weight).data()));
+        }
+        let window = |kernel: usize, stride: usize, padding: usize| vec![ints("kernel_shape", &[kernel, kernel]), ints("strides", &[stride, stride]), ints("pads", &[padding; 4])];
+        match n.op {
+            Op::Conv2d { kernel, stride, padding, .. } => {
+                let mut attrs = window(kernel, stride, padding);
+                attrs.extend([ints("dilations", &[1, 1]), int("group", 1)]);
+                graph.node.push(node(name, "Conv", &[x[0], &param("weight"), &param("bias")], name, attrs));
+            }
+            Op::Relu => graph.node.push(node(name, "Relu", &x, name, vec![])),
+            Op::MaxPool2d { kernel, stride, padding } => graph.node.push(node(name, "MaxPool", &x, name, window(kernel, stride, padding))),
+            Op::AvgPool2d { kernel, stride, padding } => {
+                let mut attrs = window(kernel, stride, padding);
+                attrs.push(int("count_include_pad", 1));
+                graph.node.push(node(name, "AveragePool", &x, name, attrs));
+            }
+            Op::GlobalAvgPool => {
+                // ONNX keeps the 1x1 spatial axes; the bundle's layer drops them.
+                let pooled = format!("{name}.pooled");
+                graph.node.push(node(name, "GlobalAveragePool", &x, &pooled, vec![]));
+                graph.node.push(node(&format!("{name}_flatten"), "Flatten", &[&pooled], name, vec![int("axis", 1)]));
+            }
+            Op::Flatten => graph.node.push(node(name, "Flatten", &x, name, vec![int("axis", 1)])),
+            Op::Linear { .. } => graph.node.push(node(name, "Gemm", &[x[0], &param("weight"), &param("bias")], name, vec![int("transB", 1)])),
+            Op::BatchNorm2d { eps, .. } => {
+                let inputs = [x[0], &param("weight"), &param("bias"), &param("running_mean"), &param("running_var")];
+                graph.node.push(node(name, "BatchNormalization", &inputs, name, vec![float("epsilon", eps)]));
+            }
+            Op::Add => graph.node.push(node(name, "Add", &x, name, vec![])),
+            Op::Dropout => graph.node.push(node(name, "Identity", &x, name, vec![])),
+        }
+    }
+    graph.output.push(value(&spec.output, &[spec.classes.len()]));
+    let classes = serde_json::to_string(&spec.classes).map_err(|e| crate::Error::Onnx(e.to_string()))?;
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: EXPORT_OPSET }],
+        producer_name: "advlens".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        graph: Some(graph),
+        metadata_props: vec![StringStringEntryProto { key: CLASSES_KEY.into(), value: classes }],
+        functions: vec![],
+    };
+    Ok(model.encode_to_vec())
+}
