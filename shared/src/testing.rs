@@ -138,6 +138,10 @@ pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
             ),
         ),
         ("residual block (a DAG with add)", residual_spec()),
+        (
+            "clip (ReLU6-like, bounds 0 and 0.5) after a conv",
+            chain_spec([2, 9, 9], vec![conv(2, 4, 3, 1, 1), Op::Clip { min: 0.0, max: 0.5 }, pool(2, 2, 0), Op::Flatten, linear(4 * 4 * 4, 3)], 3),
+        ),
     ]
 }
 

@@ -55,6 +55,8 @@ class Graph(torch.nn.Module):
                 y = F.relu(a)
             elif op == "flatten":
                 y = a.flatten(1)
+            elif op == "clip":
+                y = F.hardtanh(a, node["min"], node["max"])
             elif op == "global_avg_pool":
                 y = a.mean(dim=(2, 3))
             elif op == "add":

@@ -92,6 +92,9 @@ impl Net {
                 ),
                 Op::Linear { .. } => x.linear(p("weight"), Some(p("bias"))),
                 Op::Relu => x.relu(),
+                // Clamp passes the gradient at the bounds themselves too; the engines (and
+                // PyTorch's ReLU6) do not: a difference only for inputs exactly on a bound.
+                Op::Clip { min, max } => x.clamp(f64::from(min), f64::from(max)),
                 Op::Add => x + &acts[&node.inputs[1]],
                 Op::Flatten => x.flatten(1, -1),
                 // p = 0.5 as in AlexNet; identity at inference, like the shared engines.

@@ -507,6 +507,12 @@ pub(crate) fn infer_shape(name: &str, op: &Op, input: &[usize]) -> Result<Vec<us
             let (c, _, _) = chw()?;
             Ok(vec![c])
         }
+        Op::Clip { min, max } => {
+            if !(min.is_finite() && max.is_finite() && min < max) {
+                return Err(bad(format!("min {min} must be below max {max}, both finite")));
+            }
+            Ok(input.to_vec())
+        }
         Op::Relu | Op::Dropout | Op::Add => Ok(input.to_vec()),
     }
 }

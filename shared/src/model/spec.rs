@@ -100,6 +100,9 @@ pub enum Op {
     GlobalAvgPool,
     /// Elementwise sum of two inputs of the same shape (residual connections).
     Add,
+    /// `min(max(x, min), max)`: ReLU6 is `min` 0, `max` 6 (MobileNet). The gradient passes where
+    /// `min < x < max`, as in PyTorch's hardtanh.
+    Clip { min: f32, max: f32 },
 }
 
 impl<'de> Deserialize<'de> for Node {
@@ -180,7 +183,7 @@ impl Op {
                 .iter()
                 .map(|leaf| (format!("{node}.{leaf}"), vec![channels]))
                 .collect(),
-            Op::Relu | Op::MaxPool2d { .. } | Op::AvgPool2d { .. } | Op::GlobalAvgPool | Op::Flatten | Op::Dropout | Op::Add => {
+            Op::Relu | Op::Clip { .. } | Op::MaxPool2d { .. } | Op::AvgPool2d { .. } | Op::GlobalAvgPool | Op::Flatten | Op::Dropout | Op::Add => {
                 vec![]
             }
         }
@@ -199,6 +202,7 @@ impl Op {
             Op::AvgPool2d { .. } => "avg_pool2d",
             Op::GlobalAvgPool => "global_avg_pool",
             Op::Add => "add",
+            Op::Clip { .. } => "clip",
         }
     }
 

@@ -102,6 +102,12 @@ pub fn export(bundle: &Bundle) -> Result<Vec<u8>> {
             }
             Op::Add => graph.node.push(node(name, "Add", &x, name, vec![])),
             Op::Dropout => graph.node.push(node(name, "Identity", &x, name, vec![])),
+            Op::Clip { min, max } => {
+                // Opset 11 and later take the bounds as scalar inputs.
+                graph.initializer.push(tensor(&param("min"), &[], &[min]));
+                graph.initializer.push(tensor(&param("max"), &[], &[max]));
+                graph.node.push(node(name, "Clip", &[x[0], &param("min"), &param("max")], name, vec![]));
+            }
         }
     }
     graph.output.push(value(&spec.output, &[spec.classes.len()]));

@@ -207,6 +207,7 @@ impl Translator {
             }
             "Conv" => self.conv(index, node),
             "Relu" => self.layer(index, node, Op::Relu, vec![]),
+            "Clip" => self.clip(index, node),
             "MaxPool" | "AveragePool" => self.pool(index, node),
             "GlobalAveragePool" => self.layer(index, node, Op::GlobalAvgPool, vec![]),
             "ReduceMean" => self.reduce_mean(index, node, opset),
@@ -220,7 +221,7 @@ impl Translator {
             other => Err(err(format!(
                 "op `{other}` is not supported{}; supported: {}",
                 match other {
-                    "Clip" | "LeakyRelu" | "Sigmoid" | "HardSwish" | "Concat" | "Pad" | "ConvTranspose" => " yet (planned)",
+                    "LeakyRelu" | "Sigmoid" | "HardSwish" | "Concat" | "Pad" | "ConvTranspose" => " yet (planned)",
                     _ => "",
                 },
                 SUPPORTED_OPS.join(", ")
@@ -318,6 +319,25 @@ impl Translator {
         };
         self.consts.insert(out, c);
         Ok(())
+    }
+
+    /// `Clip(x, min, max)` with constant bounds (opset 11+); a clip with only a lower bound
+    /// of 0 is a ReLU.
+    fn clip(&mut self, index: usize, node: &NodeProto) -> Result<()> {
+        let bound = |k: usize| -> Result<Option<f32>> {
+            match node.input.get(k).filter(|b| !b.is_empty()) {
+                Some(name) => match self.floats(name)?.1.as_slice() {
+                    [v] => Ok(Some(*v)),
+                    other => Err(err(format!("its bound `{name}` has {} values, not one", other.len()))),
+                },
+                None => Ok(None),
+            }
+        };
+        match (bound(1)?, bound(2)?) {
+            (Some(min), Some(max)) => self.layer(index, node, Op::Clip { min, max }, vec![]),
+            (Some(min), None) if min == 0.0 => self.layer(index, node, Op::Relu, vec![]),
+            (min, max) => Err(err(format!("a clip to [{min:?}, {max:?}] is supported only with both bounds (or a lower bound of 0)"))),
+        }
     }
 
     fn conv(&mut self, index: usize, node: &NodeProto) -> Result<()> {

@@ -30,7 +30,7 @@ use crate::{Error, Result};
 
 /// The ONNX ops the importer reads (the standard domain, opsets 11 to 21).
 pub const SUPPORTED_OPS: &[&str] = &[
-    "Conv", "Relu", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "BatchNormalization", "Flatten",
+    "Conv", "Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "BatchNormalization", "Flatten",
     "Reshape", "Gemm", "MatMul", "Add", "Sub", "Div", "Mul", "Dropout", "Identity", "Constant",
 ];
 

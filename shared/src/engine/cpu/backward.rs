@@ -43,6 +43,11 @@ pub fn relu_backward(x: &[f32], d_y: &[f32]) -> Vec<f32> {
     x.iter().zip(d_y).map(|(&v, &g)| if v > 0.0 { g } else { 0.0 }).collect()
 }
 
+/// Through a clip: `d_x = lo < x < hi ? d_y : 0` (PyTorch's hardtanh backward).
+pub fn clip_backward(x: &[f32], d_y: &[f32], lo: f32, hi: f32) -> Vec<f32> {
+    x.iter().zip(d_y).map(|(&v, &g)| if v > lo && v < hi { g } else { 0.0 }).collect()
+}
+
 /// Through max pooling: each window's gradient goes to its maximum — the first one in
 /// row-major order on ties, as libtorch does (ties are common after a ReLU).
 pub fn max_pool2d_backward(x: &[f32], d_y: &[f32], g: Window) -> Vec<f32> {

@@ -119,6 +119,11 @@ pub fn relu_forward(x: &[f32]) -> Vec<f32> {
     x.iter().map(|&v| v.max(0.0)).collect()
 }
 
+/// `y = min(max(x, lo), hi)`.
+pub fn clip_forward(x: &[f32], lo: f32, hi: f32) -> Vec<f32> {
+    x.iter().map(|&v| v.max(lo).min(hi)).collect()
+}
+
 /// `y[n,c,i,j] = max_{u,v} x[n,c, i*s+u-p, j*s+v-p]`, padding never wins.
 pub fn max_pool2d_forward(x: &[f32], g: Window) -> Vec<f32> {
     let (k, oh, ow) = (g.kernel, g.out_height, g.out_width);

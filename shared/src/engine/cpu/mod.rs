@@ -107,6 +107,7 @@ impl CpuEngine {
                 layers::linear_forward(x, tensor("weight"), tensor("bias"), batch, in_features, out_features)
             }
             Op::Relu => layers::relu_forward(x),
+            Op::Clip { min, max } => layers::clip_forward(x, min, max),
             Op::Add => layers::add_forward(x, acts[&node.inputs[1]].data()),
             Op::Flatten | Op::Dropout => x.to_vec(),
         }
@@ -180,6 +181,7 @@ impl CpuEngine {
             }
             Op::Linear { in_features, out_features } => backward::linear_backward(d_y, tensor("weight"), batch, in_features, out_features),
             Op::Relu => backward::relu_backward(x, d_y),
+            Op::Clip { min, max } => backward::clip_backward(x, d_y, min, max),
             Op::Add => return vec![(source, d_y.to_vec()), (node.inputs[1].as_str(), d_y.to_vec())],
             Op::Flatten | Op::Dropout => d_y.to_vec(),
         };

@@ -142,6 +142,9 @@ impl GpuEngine {
             Op::Relu => {
                 self.dispatch(encoder, "relu_backward", &[(0, d_y), (1, x), (3, &d_x)], &[len as u32, 0, 0, 0], len);
             }
+            Op::Clip { min, max } => {
+                self.dispatch(encoder, "clip_backward", &[(0, d_y), (1, x), (3, &d_x)], &[len as u32, min.to_bits(), max.to_bits(), 0], len);
+            }
             Op::Add => return vec![(source, d_y.clone()), (node.inputs[1].as_str(), d_y.clone())],
             Op::Flatten | Op::Dropout => return vec![(source, d_y.clone())],
         }

@@ -18,10 +18,11 @@ use crate::model::{Bundle, Op};
 use crate::{Error, Result, Tensor};
 
 /// The WGSL source of every kernel, by entry point (the tests validate each with naga).
-pub const KERNELS: [(&str, &str); 16] = [
+pub const KERNELS: [(&str, &str); 18] = [
     ("normalize_forward", include_str!("kernels/normalize.wgsl")),
     ("conv2d_forward", include_str!("kernels/conv2d.wgsl")),
     ("relu_forward", include_str!("kernels/relu.wgsl")),
+    ("clip_forward", include_str!("kernels/clip.wgsl")),
     ("max_pool2d_forward", include_str!("kernels/max_pool2d.wgsl")),
     ("linear_forward", include_str!("kernels/linear.wgsl")),
     ("avg_pool2d_forward", include_str!("kernels/avg_pool2d.wgsl")),
@@ -33,6 +34,7 @@ pub const KERNELS: [(&str, &str); 16] = [
     ("avg_pool2d_backward", include_str!("kernels/pool2d_backward.wgsl")),
     ("linear_backward", include_str!("kernels/linear_backward.wgsl")),
     ("relu_backward", include_str!("kernels/elementwise_backward.wgsl")),
+    ("clip_backward", include_str!("kernels/clip.wgsl")),
     ("channel_scale", include_str!("kernels/elementwise_backward.wgsl")),
     ("global_avg_pool_backward", include_str!("kernels/elementwise_backward.wgsl")),
 ];
@@ -317,6 +319,12 @@ impl GpuEngine {
                 Op::Relu => {
                     let y = self.output_buffer(&node.name, len);
                     self.dispatch(encoder, "relu_forward", &[(0, x), (3, &y)], &[len as u32, 0, 0, 0], len);
+                    y
+                }
+                Op::Clip { min, max } => {
+                    let y = self.output_buffer(&node.name, len);
+                    // The clip kernels read x through binding 1 (binding 0 is the gradient).
+                    self.dispatch(encoder, "clip_forward", &[(1, x), (3, &y)], &[len as u32, min.to_bits(), max.to_bits(), 0], len);
                     y
                 }
                 // Same data, same layout: share the buffer.
