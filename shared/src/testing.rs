@@ -93,7 +93,7 @@ pub fn chain_spec(input: [usize; 3], ops: Vec<Op>, classes: usize) -> ModelSpec 
 /// The architectures every engine is checked on: each layer type with strides, paddings,
 /// odd sizes and several channels.
 pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
-    let conv = |cin, cout, k, s, p| Op::Conv2d { in_channels: cin, out_channels: cout, kernel: k, stride: s, padding: p };
+    let conv = |cin, cout, k, s, p| Op::Conv2d { in_channels: cin, out_channels: cout, kernel: k, stride: s, padding: p, groups: 1 };
     let pool = |k, s, p| Op::MaxPool2d { kernel: k, stride: s, padding: p };
     let linear = |i, o| Op::Linear { in_features: i, out_features: o };
     vec![
@@ -139,6 +139,20 @@ pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
         ),
         ("residual block (a DAG with add)", residual_spec()),
         (
+            "grouped (2 groups) and depthwise convolutions",
+            chain_spec(
+                [4, 10, 10],
+                vec![
+                    Op::Conv2d { in_channels: 4, out_channels: 6, kernel: 3, stride: 1, padding: 1, groups: 2 },
+                    Op::Relu,
+                    Op::Conv2d { in_channels: 6, out_channels: 6, kernel: 3, stride: 2, padding: 1, groups: 6 },
+                    Op::Flatten,
+                    linear(6 * 5 * 5, 3),
+                ],
+                3,
+            ),
+        ),
+        (
             "clip (ReLU6-like, bounds 0 and 0.5) after a conv",
             chain_spec([2, 9, 9], vec![conv(2, 4, 3, 1, 1), Op::Clip { min: 0.0, max: 0.5 }, pool(2, 2, 0), Op::Flatten, linear(4 * 4 * 4, 3)], 3),
         ),
@@ -147,7 +161,7 @@ pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
 
 /// conv-bn-relu, then a residual block `relu(x + bn(conv(x)))`, pooling and a linear head.
 pub fn residual_spec() -> ModelSpec {
-    let conv = |cin, cout| Op::Conv2d { in_channels: cin, out_channels: cout, kernel: 3, stride: 1, padding: 1 };
+    let conv = |cin, cout| Op::Conv2d { in_channels: cin, out_channels: cout, kernel: 3, stride: 1, padding: 1, groups: 1 };
     let node = |name: &str, inputs: &[&str], op| Node { name: name.into(), inputs: inputs.iter().map(|s| s.to_string()).collect(), op };
     let mut spec = chain_spec([3, 16, 16], vec![Op::Relu], 5);
     spec.nodes = vec![

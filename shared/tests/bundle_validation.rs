@@ -81,11 +81,18 @@ fn rejects_unknown_ops_instead_of_skipping_them() {
 #[test]
 fn rejects_unknown_node_fields_naming_node_and_field() {
     // A grouped or dilated convolution read as a plain one would run and give wrong results.
-    for (node, field, value) in [(0, "groups", 16), (0, "dilation", 2), (1, "inplace", 1), (2, "ceil_mode", 1)] {
+    for (node, field, value) in [(0, "padding_mode", 1), (0, "dilation", 2), (1, "inplace", 1), (2, "ceil_mode", 1)] {
         let m = message(with_json(|v| v["nodes"][node][field] = value.into()));
         let name = valid_node_name(node);
         assert!(m.contains(&format!("node `{name}`")) && m.contains(&format!("`{field}`")), "{m}");
     }
+}
+
+#[test]
+fn groups_must_divide_both_channel_counts() {
+    // conv2d0 maps 1 channel to 8: 2 groups cannot split one input channel.
+    let m = message(with_json(|v| v["nodes"][0]["groups"] = 2.into()));
+    assert!(m.contains("node `conv2d0`") && m.contains("groups 2 must divide in_channels 1"), "{m}");
 }
 
 fn valid_node_name(i: usize) -> String {

@@ -19,19 +19,19 @@ fn window(batch: usize, c: usize, h: usize, w: usize, k: usize, s: usize, p: usi
 #[test]
 fn conv2d_with_padding_matches_hand_computation() {
     // x = [[1,2],[3,4]], 3x3 kernel of ones, padding 1: each output sums its 3x3 neighbourhood.
-    let y = conv2d_forward(&[1., 2., 3., 4.], &[1.0; 9], &[0.5], window(1, 1, 2, 2, 3, 1, 1), 1);
+    let y = conv2d_forward(&[1., 2., 3., 4.], &[1.0; 9], &[0.5], window(1, 1, 2, 2, 3, 1, 1), 1, 1);
     assert_eq!(y, vec![10.5, 10.5, 10.5, 10.5]);
     // A centre-only kernel is the identity; stride 2 picks every other pixel.
     let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
     let mut k = [0.0; 9];
     k[4] = 1.0;
-    assert_eq!(conv2d_forward(&x, &k, &[0.0], window(1, 1, 4, 4, 3, 2, 1), 1), vec![0., 2., 8., 10.]);
+    assert_eq!(conv2d_forward(&x, &k, &[0.0], window(1, 1, 4, 4, 3, 2, 1), 1, 1), vec![0., 2., 8., 10.]);
 }
 
 #[test]
 fn conv2d_sums_over_input_channels() {
     // Two channels, 1x1 kernel weights [2, -1]: y = 2 x0 - x1 + 1.
-    let y = conv2d_forward(&[1., 2., 10., 20.], &[2.0, -1.0], &[1.0], window(1, 2, 1, 2, 1, 1, 0), 1);
+    let y = conv2d_forward(&[1., 2., 10., 20.], &[2.0, -1.0], &[1.0], window(1, 2, 1, 2, 1, 1, 0), 1, 1);
     assert_eq!(y, vec![2. - 10. + 1., 4. - 20. + 1.]);
 }
 

@@ -24,7 +24,7 @@ class Graph(torch.nn.Module):
         for node in spec["nodes"]:
             op, name = node["op"], node["name"]
             if op == "conv2d":
-                layer = torch.nn.Conv2d(node["in_channels"], node["out_channels"], node["kernel"], node["stride"], node["padding"])
+                layer = torch.nn.Conv2d(node["in_channels"], node["out_channels"], node["kernel"], node["stride"], node["padding"], groups=node.get("groups", 1))
             elif op == "linear":
                 layer = torch.nn.Linear(node["in_features"], node["out_features"])
             elif op == "batch_norm2d":

@@ -9,7 +9,8 @@ PyTorch's gradient of the summed logit of class 3 with respect to the raw input.
 - every SPEC_JSON (a bundle graph, e.g. the project's architectures): built in PyTorch by
   tests/bench/train_step.py's Graph, normalisation inside, exported by both exporters;
 - torchvision resnet18 and alexnet-like vgg11_bn (random weights, no download) at 32 px;
-- mobilenet_v2 at 32 px (grouped convolutions and Clip: the importer must refuse it clearly).
+- mobilenet_v2 at 32 px (depthwise convolutions, ReLU6 as Clip);
+- a small network with a Sigmoid, which the importer must refuse naming the node and the op.
 """
 import json
 import os
@@ -71,6 +72,21 @@ def write(out, name, model, shape, mean, std, dynamo):
     print(f"wrote {path}", file=sys.stderr)
 
 
+def calibrated(model, shape, mean, std):
+    """`model` with its batch-norm statistics measured on random images: with the default
+    running statistics of a fresh network, deep ones (mobilenet_v2) shrink their activations to
+    ~1e-10 and a comparison of outputs would compare nothing."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # a plain average over the calibration batches
+    model.train()
+    with torch.no_grad():
+        for _ in range(4):
+            Normalised(model, mean, std)(torch.rand(16, *shape))
+    return model.eval()
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -92,10 +108,13 @@ def main():
         # The graph normalises inside: the ONNX input is the raw image.
         for dynamo in (False, True):
             write(out, f"{spec['name']}-{'dynamo' if dynamo else 'torchscript'}", graph, shape, [0.0] * c, [1.0] * c, dynamo)
-    resnet = torchvision.models.resnet18(weights=None, num_classes=10)
+    resnet = calibrated(torchvision.models.resnet18(weights=None, num_classes=10), (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD)
     write(out, "resnet18-32-torchscript", resnet, (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, False)
     write(out, "resnet18-32-dynamo", resnet, (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, True)
-    write(out, "mobilenet_v2-32", torchvision.models.mobilenet_v2(weights=None, num_classes=10), (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, False)
+    mobilenet = calibrated(torchvision.models.mobilenet_v2(weights=None, num_classes=10), (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD)
+    write(out, "mobilenet_v2-32-torchscript", mobilenet, (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, False)
+    sigmoid = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Sigmoid(), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 4))
+    write(out, "refused-sigmoid", sigmoid, (3, 8, 8), [0.0] * 3, [1.0] * 3, False)
 
 
 if __name__ == "__main__":

@@ -67,9 +67,9 @@ impl Net {
             let x = &acts[&node.inputs[0]];
             let p = |leaf: &str| &self.params[&format!("{}.{leaf}", node.name)];
             let y = match node.op {
-                Op::Conv2d { stride, padding, .. } => {
+                Op::Conv2d { stride, padding, groups, .. } => {
                     let (s, pad) = (stride as i64, padding as i64);
-                    x.conv2d(p("weight"), Some(p("bias")), [s, s], [pad, pad], [1, 1], 1)
+                    x.conv2d(p("weight"), Some(p("bias")), [s, s], [pad, pad], [1, 1], groups as i64)
                 }
                 Op::MaxPool2d { kernel, stride, padding } => {
                     let (k, s, pad) = (kernel as i64, stride as i64, padding as i64);

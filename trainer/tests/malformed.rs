@@ -83,7 +83,7 @@ const CASES: &[Case] = &[
     case("export samples 0", "export --run {fx}/run --samples 0 --out OUT", &["--samples must be at least 1"]),
     case("export a folder that is no run", "export --run {fx}/d28 --out OUT", &["model.json", "advlens train"]),
     // Bundles.
-    case("bundle with grouped conv", "trace --model {fx}/groups --sample 0", &["groups", "node `"]),
+    case("bundle with impossible groups", "trace --model {fx}/groups --sample 0", &["groups 16 must divide", "node `"]),
     case("bundle with dilated conv", "trace --model {fx}/dilation --sample 0", &["dilation", "node `"]),
     case("bundle weights cut", "trace --model {fx}/cut --sample 0", &["tensor `", "past the end"]),
     case("bundle weights NaN", "trace --model {fx}/nanweights --sample 0", &["tensor `", "not finite"]),

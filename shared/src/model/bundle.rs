@@ -463,13 +463,16 @@ pub(crate) fn infer_shape(name: &str, op: &Op, input: &[usize]) -> Result<Vec<us
         _ => Err(bad(format!("needs a [C,H,W] input, got {input:?}"))),
     };
     match *op {
-        Op::Conv2d { in_channels, out_channels, kernel, stride, padding } => {
+        Op::Conv2d { in_channels, out_channels, kernel, stride, padding, groups } => {
             let (c, h, w) = chw()?;
             if c != in_channels {
                 return Err(bad(format!("in_channels is {in_channels} but its input has {c} channels")));
             }
             if out_channels == 0 {
                 return Err(bad("out_channels must be positive".into()));
+            }
+            if groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 {
+                return Err(bad(format!("groups {groups} must divide in_channels {in_channels} and out_channels {out_channels}")));
             }
             let out = |s| window_out(s, kernel, stride, padding);
             match (out(h), out(w)) {

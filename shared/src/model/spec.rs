@@ -74,12 +74,18 @@ pub struct Node {
 pub enum Op {
     /// 2-D convolution, `[N,Cin,H,W] -> [N,Cout,H',W']` with `H' = (H + 2p - k) / s + 1`;
     /// weight `[Cout,Cin,k,k]`, bias `[Cout]`.
+    ///
+    /// With `groups` > 1 the channels split into that many groups, each output channel reading
+    /// only its group's inputs: weight `[Cout, Cin / groups, k, k]`; `groups` = `Cin` = `Cout` is
+    /// a depthwise convolution (MobileNet). Written only when it is not 1.
     Conv2d {
         in_channels: usize,
         out_channels: usize,
         kernel: usize,
         stride: usize,
         padding: usize,
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        groups: usize,
     },
     /// `max(x, 0)`.
     Relu,
@@ -105,6 +111,14 @@ pub enum Op {
     Clip { min: f32, max: f32 },
 }
 
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
+}
+
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
@@ -119,10 +133,10 @@ impl<'de> Deserialize<'de> for Node {
         let hint = "advlens reads only the fields listed in docs/bundle-format.md; a model that needs more cannot run here";
         let given: Vec<String> = fields.op.keys().cloned().collect();
         let op = Op::deserialize(serde_json::Value::Object(fields.op)).map_err(|e| D::Error::custom(format!("node `{}`: {e} ({hint})", fields.name)))?;
-        // Unit variants (`relu`, `flatten`, ...) ignore extra fields even with deny_unknown_fields:
-        // what the op writes back is exactly what it reads.
-        let known = serde_json::to_value(&op).map_err(D::Error::custom)?;
-        if let Some(extra) = given.iter().find(|k| known.get(k.as_str()).is_none()) {
+        // Unit variants (`relu`, `flatten`, ...) ignore extra fields even with deny_unknown_fields
+        // (struct variants refuse them themselves): such an op reads nothing but `op`.
+        let fieldless = serde_json::to_value(&op).map_err(D::Error::custom)?.as_object().is_some_and(|o| o.len() == 1);
+        if let Some(extra) = given.iter().find(|k| fieldless && k.as_str() != "op") {
             return Err(D::Error::custom(format!("node `{}`: unknown field `{extra}` for op `{}` ({hint})", fields.name, op.kind())));
         }
         Ok(Node { name: fields.name, inputs: fields.inputs, op })
@@ -171,8 +185,8 @@ impl Op {
     /// The names and shapes of the weight tensors this op needs.
     pub fn weight_shapes(&self, node: &str) -> Vec<(String, Vec<usize>)> {
         match *self {
-            Op::Conv2d { in_channels, out_channels, kernel, .. } => vec![
-                (format!("{node}.weight"), vec![out_channels, in_channels, kernel, kernel]),
+            Op::Conv2d { in_channels, out_channels, kernel, groups, .. } => vec![
+                (format!("{node}.weight"), vec![out_channels, in_channels / groups.max(1), kernel, kernel]),
                 (format!("{node}.bias"), vec![out_channels]),
             ],
             Op::Linear { in_features, out_features } => vec![

@@ -76,9 +76,9 @@ pub fn export(bundle: &Bundle) -> Result<Vec<u8>> {
         }
         let window = |kernel: usize, stride: usize, padding: usize| vec![ints("kernel_shape", &[kernel, kernel]), ints("strides", &[stride, stride]), ints("pads", &[padding; 4])];
         match n.op {
-            Op::Conv2d { kernel, stride, padding, .. } => {
+            Op::Conv2d { kernel, stride, padding, groups, .. } => {
                 let mut attrs = window(kernel, stride, padding);
-                attrs.extend([ints("dilations", &[1, 1]), int("group", 1)]);
+                attrs.extend([ints("dilations", &[1, 1]), int("group", groups as i64)]);
                 graph.node.push(node(name, "Conv", &[x[0], &param("weight"), &param("bias")], name, attrs));
             }
             Op::Relu => graph.node.push(node(name, "Relu", &x, name, vec![])),

@@ -342,9 +342,6 @@ impl Translator {
 
     fn conv(&mut self, index: usize, node: &NodeProto) -> Result<()> {
         let group = attr_i(node, "group", 1);
-        if group != 1 {
-            return Err(err(format!("grouped or depthwise convolution (group = {group}) is not supported yet")));
-        }
         if square(node, "dilations", 1)? != 1 {
             return Err(err("dilated convolution is not supported".into()));
         }
@@ -361,7 +358,8 @@ impl Translator {
             Some(b) => self.floats(b)?.1,
             None => vec![0.0; co],
         };
-        let op = Op::Conv2d { in_channels: ci, out_channels: co, kernel: kh, stride: square(node, "strides", 1)?, padding: square(node, "pads", 0)? };
+        let groups = usize::try_from(group).map_err(|_| err(format!("group {group} is not positive")))?;
+        let op = Op::Conv2d { in_channels: ci * groups, out_channels: co, kernel: kh, stride: square(node, "strides", 1)?, padding: square(node, "pads", 0)?, groups };
         let weights = vec![("weight", Tensor::new(dims.clone(), w)?), ("bias", Tensor::new(vec![co], bias)?)];
         self.layer(index, node, op, weights)
     }

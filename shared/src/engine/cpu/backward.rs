@@ -19,21 +19,27 @@ pub fn normalize_backward(d_y: &[f32], batch: usize, std: &[f32], plane: usize) 
 
 /// Through a convolution: `d_x[n,c,r,s] = sum_{o,u,v: r = i*st+u-p, s = j*st+v-p} w[o,c,u,v] d_y[n,o,i,j]`,
 /// computed as `d_cols[t] = sum_o w[o,t] d_y[o]` followed by `col2im` (the transpose of the forward).
-pub fn conv2d_backward(d_y: &[f32], w: &[f32], g: Window, out_channels: usize) -> Vec<f32> {
+pub fn conv2d_backward(d_y: &[f32], w: &[f32], g: Window, out_channels: usize, groups: usize) -> Vec<f32> {
     let pixels = g.out_height * g.out_width;
-    let taps = g.in_channels * g.kernel * g.kernel;
-    let image = g.in_channels * g.height * g.width;
+    // One group at a time, as in the forward pass: its outputs reach only its inputs.
+    let group = Window { in_channels: g.in_channels / groups, ..g };
+    let (plane, per_group_out) = (g.height * g.width, out_channels / groups);
+    let taps = group.in_channels * g.kernel * g.kernel;
+    let image = g.in_channels * plane;
     let mut d_x = vec![0.0; g.batch * image];
     let mut d_cols = vec![0.0; taps * pixels];
     for n in 0..g.batch {
-        d_cols.fill(0.0);
-        for o in 0..out_channels {
-            let d_out = &d_y[(n * out_channels + o) * pixels..][..pixels];
-            for (t, &wv) in w[o * taps..][..taps].iter().enumerate() {
-                layers::axpy(&mut d_cols[t * pixels..][..pixels], wv, d_out);
+        for grp in 0..groups {
+            d_cols.fill(0.0);
+            for o in grp * per_group_out..(grp + 1) * per_group_out {
+                let d_out = &d_y[(n * out_channels + o) * pixels..][..pixels];
+                for (t, &wv) in w[o * taps..][..taps].iter().enumerate() {
+                    layers::axpy(&mut d_cols[t * pixels..][..pixels], wv, d_out);
+                }
             }
+            let first = n * image + grp * group.in_channels * plane;
+            layers::col2im(&d_cols, group, &mut d_x[first..][..group.in_channels * plane]);
         }
-        layers::col2im(&d_cols, g, &mut d_x[n * image..][..image]);
     }
     d_x
 }

@@ -35,18 +35,27 @@ pub struct Window {
 /// Per image the input is unrolled into columns (`im2col`: one row per tap `(c,u,v)`, one
 /// column per output pixel), and each output channel accumulates `w * row` over the taps: long
 /// contiguous rows that the compiler vectorises. The sum runs in tap order, as in the WGSL kernel.
-pub fn conv2d_forward(x: &[f32], w: &[f32], b: &[f32], g: Window, out_channels: usize) -> Vec<f32> {
+///
+/// With `groups` > 1, output channel `o` reads only the input channels of its group
+/// (`c` runs over the `Cin / groups` channels from `(o / (Cout / groups)) * Cin / groups`).
+pub fn conv2d_forward(x: &[f32], w: &[f32], b: &[f32], g: Window, out_channels: usize, groups: usize) -> Vec<f32> {
     let pixels = g.out_height * g.out_width;
-    let taps = g.in_channels * g.kernel * g.kernel;
+    // One group at a time: a window over its input channels only.
+    let group = Window { in_channels: g.in_channels / groups, ..g };
+    let (plane, per_group_out) = (g.height * g.width, out_channels / groups);
+    let taps = group.in_channels * g.kernel * g.kernel;
     let mut y = vec![0.0; g.batch * out_channels * pixels];
     let mut cols = vec![0.0; taps * pixels];
     for n in 0..g.batch {
-        im2col(&x[n * g.in_channels * g.height * g.width..][..g.in_channels * g.height * g.width], g, &mut cols);
-        for o in 0..out_channels {
-            let out = &mut y[(n * out_channels + o) * pixels..][..pixels];
-            out.fill(b[o]);
-            for (t, &wv) in w[o * taps..][..taps].iter().enumerate() {
-                axpy(out, wv, &cols[t * pixels..][..pixels]);
+        for grp in 0..groups {
+            let first = (n * g.in_channels + grp * group.in_channels) * plane;
+            im2col(&x[first..][..group.in_channels * plane], group, &mut cols);
+            for o in grp * per_group_out..(grp + 1) * per_group_out {
+                let out = &mut y[(n * out_channels + o) * pixels..][..pixels];
+                out.fill(b[o]);
+                for (t, &wv) in w[o * taps..][..taps].iter().enumerate() {
+                    axpy(out, wv, &cols[t * pixels..][..pixels]);
+                }
             }
         }
     }

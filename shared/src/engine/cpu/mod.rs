@@ -87,9 +87,9 @@ impl CpuEngine {
         let out_shape = bundle.shape_of(&node.name).expect("validated");
         let tensor = |leaf: &str| bundle.weight(&format!("{}.{leaf}", node.name)).data();
         match node.op {
-            Op::Conv2d { out_channels, kernel, stride, padding, .. } => {
+            Op::Conv2d { out_channels, kernel, stride, padding, groups, .. } => {
                 let g = window(batch, in_shape, out_shape, kernel, stride, padding);
-                layers::conv2d_forward(x, tensor("weight"), tensor("bias"), g, out_channels)
+                layers::conv2d_forward(x, tensor("weight"), tensor("bias"), g, out_channels, groups)
             }
             Op::MaxPool2d { kernel, stride, padding } => {
                 layers::max_pool2d_forward(x, window(batch, in_shape, out_shape, kernel, stride, padding))
@@ -164,8 +164,8 @@ impl CpuEngine {
         let out_shape = bundle.shape_of(&node.name).expect("validated");
         let tensor = |leaf: &str| bundle.weight(&format!("{}.{leaf}", node.name)).data();
         let d_x = match node.op {
-            Op::Conv2d { out_channels, kernel, stride, padding, .. } => {
-                backward::conv2d_backward(d_y, tensor("weight"), window(batch, in_shape, out_shape, kernel, stride, padding), out_channels)
+            Op::Conv2d { out_channels, kernel, stride, padding, groups, .. } => {
+                backward::conv2d_backward(d_y, tensor("weight"), window(batch, in_shape, out_shape, kernel, stride, padding), out_channels, groups)
             }
             Op::MaxPool2d { kernel, stride, padding } => {
                 backward::max_pool2d_backward(x, d_y, window(batch, in_shape, out_shape, kernel, stride, padding))

@@ -113,9 +113,9 @@ impl GpuEngine {
         let tensor = |leaf: &str| &self.weights[&format!("{}.{leaf}", node.name)];
         let d_x = self.output_buffer("gradient", len);
         match node.op {
-            Op::Conv2d { out_channels, kernel, stride, padding, .. } => {
+            Op::Conv2d { out_channels, kernel, stride, padding, groups, .. } => {
                 let g = window(batch, in_shape, out_shape, kernel, stride, padding);
-                let params = [g.batch, g.in_channels, g.height, g.width, out_channels, g.out_height, g.out_width, kernel, stride, padding, 0, 0];
+                let params = [g.batch, g.in_channels, g.height, g.width, out_channels, g.out_height, g.out_width, kernel, stride, padding, groups, 0];
                 self.dispatch(encoder, "conv2d_backward", &[(0, d_y), (1, tensor("weight")), (3, &d_x)], &params.map(|v| v as u32), len);
             }
             Op::MaxPool2d { kernel, stride, padding } | Op::AvgPool2d { kernel, stride, padding } => {

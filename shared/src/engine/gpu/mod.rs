@@ -269,10 +269,10 @@ impl GpuEngine {
             let x = &acts[&node.inputs[0]];
             let weight = |suffix: &str| &self.weights[&format!("{}.{suffix}", node.name)];
             let y = match node.op {
-                Op::Conv2d { out_channels, kernel, stride, padding, .. } => {
+                Op::Conv2d { out_channels, kernel, stride, padding, groups, .. } => {
                     let g = window(batch, in_shape, out_shape, kernel, stride, padding);
                     let y = self.output_buffer(&node.name, len);
-                    let params = [g.batch, g.in_channels, g.height, g.width, out_channels, g.out_height, g.out_width, kernel, stride, padding, 0, 0];
+                    let params = [g.batch, g.in_channels, g.height, g.width, out_channels, g.out_height, g.out_width, kernel, stride, padding, groups, 0];
                     let params = params.map(|v| v as u32);
                     self.dispatch(encoder, "conv2d_forward", &[(0, x), (1, weight("weight")), (2, weight("bias")), (3, &y)], &params, len);
                     y
