@@ -482,7 +482,8 @@ pub(crate) fn infer_shape(name: &str, op: &Op, input: &[usize]) -> Result<Vec<us
         }
         Op::MaxPool2d { kernel, stride, padding } | Op::AvgPool2d { kernel, stride, padding } => {
             let (c, h, w) = chw()?;
-            if padding * 2 > kernel {
+            // `padding * 2 > kernel`, without overflowing on a hostile padding.
+            if padding > kernel / 2 {
                 return Err(bad(format!("padding {padding} is more than half the kernel {kernel}")));
             }
             let out = |s| window_out(s, kernel, stride, padding);

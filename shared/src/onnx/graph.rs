@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::proto::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
 use super::{ImportOptions, SUPPORTED_OPS};
-use crate::model::{infer_shape, InputSpec, ModelSpec, Node, Op, Provenance, FORMAT_NAME, FORMAT_VERSION, INPUT_NAME};
+use crate::model::{infer_shape, limits, InputSpec, ModelSpec, Node, Op, Provenance, FORMAT_NAME, FORMAT_VERSION, INPUT_NAME};
 use crate::{Error, Result, Tensor};
 
 /// A constant's dims and values.
@@ -119,6 +119,9 @@ fn model_input(graph: &GraphProto, consts: &HashMap<String, Const>) -> Result<(S
     }
     let fixed = |k: usize| dims[k].dim_value.filter(|&v| v > 0).and_then(|v| usize::try_from(v).ok());
     match (fixed(1), fixed(2), fixed(3)) {
+        (Some(c), Some(h), Some(w)) if c > limits::MAX_CHANNELS || h > limits::MAX_SIDE || w > limits::MAX_SIDE => {
+            Err(Error::TooLarge(format!("input `{}` is {c}x{h}x{w}: more than {} channels or {} pixels a side", input.name, limits::MAX_CHANNELS, limits::MAX_SIDE)))
+        }
         (Some(c), Some(h), Some(w)) => Ok((input.name.clone(), [c, h, w])),
         _ => Err(err(format!(
             "input `{}` has a dynamic channel count or spatial size ({}): re-export with a fixed input size (e.g. torch.onnx.export with a 1x3x224x224 example and no dynamic_axes on H and W)",
@@ -146,6 +149,16 @@ fn node_label(node: &NodeProto, index: usize) -> String {
     } else {
         node.name.clone()
     }
+}
+
+/// Input `k` of `node`, or an error saying it is missing.
+fn input(node: &NodeProto, k: usize) -> Result<&str> {
+    node.input.get(k).map(String::as_str).filter(|s| !s.is_empty()).ok_or_else(|| err(format!("input {k} is missing")))
+}
+
+/// The first output of `node`.
+fn output(node: &NodeProto) -> Result<&str> {
+    node.output.first().map(String::as_str).ok_or_else(|| err("it has no output".into()))
 }
 
 fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
@@ -240,6 +253,9 @@ impl Translator {
 
     fn floats(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         let c = self.consts.get(name).ok_or_else(|| err(format!("input `{name}` must be a constant (an initialiser), but the graph computes it")))?;
+        if c.dims.contains(&0) {
+            return Err(err(format!("constant `{name}` has an empty dimension {:?}", c.dims)));
+        }
         let values = c.floats.clone().ok_or_else(|| err(format!("constant `{name}` is not float")))?;
         Ok((c.dims.clone(), values))
     }
@@ -359,7 +375,8 @@ impl Translator {
             None => vec![0.0; co],
         };
         let groups = usize::try_from(group).map_err(|_| err(format!("group {group} is not positive")))?;
-        let op = Op::Conv2d { in_channels: ci * groups, out_channels: co, kernel: kh, stride: square(node, "strides", 1)?, padding: square(node, "pads", 0)?, groups };
+        let in_channels = ci.checked_mul(groups).ok_or_else(|| err(format!("group {groups} is implausible")))?;
+        let op = Op::Conv2d { in_channels, out_channels: co, kernel: kh, stride: square(node, "strides", 1)?, padding: square(node, "pads", 0)?, groups };
         let weights = vec![("weight", Tensor::new(dims.clone(), w)?), ("bias", Tensor::new(vec![co], bias)?)];
         self.layer(index, node, op, weights)
     }
@@ -416,7 +433,7 @@ impl Translator {
         if !to_features {
             return Err(err("only a flatten to [N, features] (axis 1) is supported".into()));
         }
-        let x = self.act(&node.input[0])?;
+        let x = self.act(input(node, 0)?)?;
         if self.shapes[&x].len() == 1 {
             // Already [features] per image (e.g. after a global average pool).
             return self.alias(node);
@@ -428,7 +445,7 @@ impl Translator {
         let x = self.act(node.input.first().ok_or_else(|| err("it has no input".into()))?)?;
         let target = self.ints(node.input.get(1).ok_or_else(|| err("it has no shape".into()))?)?;
         let per_image = &self.shapes[&x];
-        let features = per_image.iter().product::<usize>() as i64;
+        let features = per_image.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).and_then(|f| i64::try_from(f).ok()).ok_or_else(|| err("the input is too large".into()))?;
         let flat = match target[..] {
             [n, f] => (n == 0 || n == 1 || n == -1) && (f == -1 || f == features) && !(n == -1 && f == -1),
             _ => false,
@@ -448,7 +465,7 @@ impl Translator {
             return Err(err("transA = 1 is not supported".into()));
         }
         let (alpha, beta) = (attr_f(node, "alpha", 1.0), attr_f(node, "beta", 1.0));
-        let (dims, b) = self.floats(&node.input[1])?;
+        let (dims, b) = self.floats(input(node, 1)?)?;
         let [r, c] = dims[..] else { return Err(err(format!("weight dims {dims:?} are not a matrix"))) };
         // The bundle's linear weight is [out, in].
         let (out, inp, mut weight) = if attr_i(node, "transB", 0) == 1 { (r, c, b) } else { (c, r, transpose(&b, r, c)) };
@@ -462,13 +479,13 @@ impl Translator {
     }
 
     fn matmul(&mut self, index: usize, node: &NodeProto) -> Result<()> {
-        let (dims, b) = self.floats(&node.input[1])?;
+        let (dims, b) = self.floats(input(node, 1)?)?;
         let [inp, out] = dims[..] else { return Err(err(format!("a MatMul by {dims:?} is supported only with a constant matrix"))) };
         let op = Op::Linear { in_features: inp, out_features: out };
-        let x = self.act(&node.input[0])?;
+        let x = self.act(input(node, 0)?)?;
         let weights = vec![("weight", Tensor::new(vec![out, inp], transpose(&b, inp, out))?), ("bias", Tensor::new(vec![out], vec![0.0; out])?)];
         let name = self.push(index, node, op, vec![x], weights)?;
-        if self.uses.get(&node.output[0]).copied() == Some(1) {
+        if self.uses.get(output(node)?).copied() == Some(1) {
             self.open_bias.insert(name);
         }
         Ok(())
@@ -502,7 +519,7 @@ impl Translator {
             let key = format!("{x}.bias");
             let out = self.weights[&key].data().len();
             self.weights.insert(key, Tensor::new(vec![out], broadcast(&k, out)?)?);
-            self.values.insert(node.output[0].clone(), x);
+            self.values.insert(output(node)?.to_string(), x);
             return Ok(());
         }
         Err(err(format!(
@@ -526,7 +543,7 @@ impl Translator {
         if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || self.mean.iter().any(|m| !m.is_finite()) {
             return Err(err("the input normalisation it implies has a non-positive or non-finite std".into()));
         }
-        self.values.insert(node.output[0].clone(), INPUT_NAME.to_string());
+        self.values.insert(output(node)?.to_string(), INPUT_NAME.to_string());
         Ok(())
     }
 }
