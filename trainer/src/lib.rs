@@ -22,5 +22,6 @@ pub mod params;
 pub mod perturb;
 pub mod plot;
 pub mod reproduce;
+pub mod study;
 pub mod trace;
 pub mod train;

@@ -91,6 +91,20 @@ pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
     }
 }
 
+/// The chance level of CS for a neuron whose top real images have class histogram `p`
+/// (summing to 1): its cosine with a class-uniform histogram u = 1/C, the histogram of
+/// adversarial images whose classes the neuron ignores,
+///
+///   cos(p, u) = (sum_i p_i / C) / (||p|| / sqrt(C)) = 1 / (sqrt(C) ||p||) = 1 / sqrt(C consis)
+///
+/// (consis with A the identity). A weakly selective neuron has a high chance level: 0.71 for
+/// C = 10 and consis 0.2, so its CS1 says little unless well above that.
+pub fn cosine_chance(p: &[f64]) -> f64 {
+    let c = p.len();
+    let uniform = vec![1.0 / c.max(1) as f64; c];
+    cosine(p, &uniform)
+}
+
 /// r = ||phi(x*) - mu_s|| / ||phi(x*) - mu_t||: above 1 when the adversarial representation
 /// lies nearer the target class's mean than the source class's.
 pub fn representation_ratio(phi_adv: &[f32], mu_source: &[f32], mu_target: &[f32]) -> f64 {
@@ -295,5 +309,24 @@ mod tests {
         assert_eq!(roc_auc(&[1.0, 2.0], &[3.0, 4.0]), 0.0);
         assert_eq!(roc_auc(&[1.0, 1.0], &[1.0, 1.0]), 0.5);
         assert!((roc_auc(&[2.0, 4.0], &[1.0, 3.0]) - 0.75).abs() < 1e-12);
+    }
+}
+
+#[cfg(test)]
+mod chance_tests {
+    use super::*;
+
+    #[test]
+    fn cs_chance_is_one_over_root_c_consis() {
+        // All top images of one class: consis 1, chance 1/sqrt(10).
+        let one = [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        assert!((cosine_chance(&one) - 1.0 / 10f64.sqrt()).abs() < 1e-12);
+        // Uniform: consis 1/C, chance 1.
+        assert!((cosine_chance(&[0.25; 4]) - 1.0).abs() < 1e-12);
+        // The example: 10 classes, consis 0.2 -> about 0.71.
+        let p = [0.4, 0.2, 0.2, 0.1, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0];
+        let consis: f64 = p.iter().map(|x| x * x).sum();
+        assert!((consis - 0.26).abs() < 1e-12);
+        assert!((cosine_chance(&p) - 1.0 / (10.0 * consis).sqrt()).abs() < 1e-12);
     }
 }
