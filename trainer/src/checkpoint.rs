@@ -25,18 +25,17 @@ const STATE_KEY: &str = "advlens.train_state";
 const RUN_ID_KEY: &str = "advlens.run_id";
 const CHECKSUM_KEY: &str = "advlens.checksum";
 
-/// A fresh run id: 16 hex digits from the clock, the process id and the address space layout.
+/// A fresh run id: 16 random hex digits (std's per-process random hash keys, seeded by the OS).
 pub fn new_run_id() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let local = 0u8;
-    let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 32) ^ (&local as *const u8 as u64).rotate_left(17);
-    format!("{:016x}", crate::data::batches::SplitMix::derive(mixed, 0, 0).next_u64())
+    use std::hash::{BuildHasher, Hasher};
+    format!("{:016x}", std::collections::hash_map::RandomState::new().build_hasher().finish())
 }
 
 /// SHA-256 over the state JSON and every tensor (name, shape, bytes) in name order, in hex.
-fn checksum(state_json: &str, run_id: &str, entries: &mut [(String, Vec<usize>, Vec<u8>)]) -> String {
+/// The tensors are borrowed: a large checkpoint is hashed without a copy.
+fn checksum(state_json: &str, run_id: &str, entries: &mut [(&str, &[usize], &[u8])]) -> String {
     use sha2::{Digest, Sha256};
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.sort_by(|a, b| a.0.cmp(b.0));
     let mut h = Sha256::new();
     h.update(run_id.as_bytes());
     h.update([0]);
@@ -44,7 +43,7 @@ fn checksum(state_json: &str, run_id: &str, entries: &mut [(String, Vec<usize>, 
     for (name, shape, bytes) in entries.iter() {
         h.update([0]);
         h.update(name.as_bytes());
-        for d in shape {
+        for d in shape.iter() {
             h.update((*d as u64).to_le_bytes());
         }
         h.update(bytes);
@@ -139,7 +138,8 @@ pub fn save(path: &Path, run_id: &str, net: &Net, adam: &Adam, state: &TrainStat
         }
     }
     let state_json = serde_json::to_string(&(state, adam.t))?;
-    let sum = checksum(&state_json, run_id, &mut entries);
+    let mut borrowed: Vec<(&str, &[usize], &[u8])> = entries.iter().map(|(n, s, b)| (n.as_str(), s.as_slice(), b.as_slice())).collect();
+    let sum = checksum(&state_json, run_id, &mut borrowed);
     let views = entries
         .iter()
         .map(|(name, shape, bytes)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
@@ -171,8 +171,8 @@ impl Checkpoint {
         let run_id = metadata.get(RUN_ID_KEY).cloned();
         let file = SafeTensors::deserialize(&bytes).with_context(|| format!("reading tensors of {}", path.display()))?;
         let mut tensors = HashMap::new();
-        let mut entries = Vec::new();
-        for (name, view) in file.tensors() {
+        let views = file.tensors();
+        for (name, view) in &views {
             if view.dtype() != Dtype::F32 {
                 bail!("{}: tensor `{name}` is {:?}, expected F32", path.display(), view.dtype());
             }
@@ -182,10 +182,10 @@ impl Checkpoint {
             }
             let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
             tensors.insert(name.clone(), Tensor::from_slice(&data).view(shape.as_slice()));
-            entries.push((name, view.shape().to_vec(), view.data().to_vec()));
         }
         // Checkpoints written before checksums have none: they are read as they are.
         if let Some(expected) = metadata.get(CHECKSUM_KEY) {
+            let mut entries: Vec<(&str, &[usize], &[u8])> = views.iter().map(|(n, v)| (n.as_str(), v.shape(), v.data())).collect();
             if checksum(state_json, run_id.as_deref().unwrap_or(""), &mut entries) != *expected {
                 bail!(
                     "{} is damaged: its checksum does not match its contents (a bit flipped, or it was edited after it was written); \
