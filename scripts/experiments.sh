@@ -60,6 +60,11 @@ if [ "$preset" = quick ]; then
     run fashion-trades fashion-mnist "$fashion" "$ev --attacks fgsm,pgd20,pgd100" -- --arch small-cnn --epochs $E --mode trades --attack-steps 7 --step-size 0.025
     run fashion-consistent fashion-mnist "$fashion" "$ev --attacks fgsm,pgd20,pgd100" -- --arch small-cnn --epochs $E --mode consistent --attack pgd --attack-steps 7 --step-size 0.025
     run cifar10-standard cifar10 "$(cifar_dir)" "$ev --attacks fgsm,pgd20" -- --arch resnet --epochs 6 --mode standard
+    # The explorer's CIFAR-10 pair (scripts/make-web-models.sh): longer, cosine-decayed runs that
+    # still fit a CPU afternoon (one thread each, run side by side). The consistent one uses a
+    # 3-step PGD (3/255 steps reach the 8/255 ball) and a one-epoch epsilon warm-up.
+    run cifar10-resnet-standard cifar10 "$(cifar_dir)" "$ev --attacks fgsm,pgd20" -- --arch resnet --epochs 24 --batch-size 128 --lr 2e-3 --lr-schedule cosine --mode standard
+    run cifar10-resnet-consistent cifar10 "$(cifar_dir)" "$ev --attacks fgsm,pgd20" -- --arch resnet --epochs 10 --batch-size 128 --lr 2e-3 --lr-schedule cosine --mode consistent --attack pgd --attack-steps 3 --step-size 0.0117647 --epsilon-warmup 1
     run mnist-vgg mnist "$mnist" "$ev --attacks fgsm,pgd20 --epsilon 0.3" -- --arch vgg --width 16 --epochs 3 --mode standard
     run mnist-vgg-cosine mnist "$mnist" "$ev --attacks fgsm,pgd20 --epsilon 0.3" -- --arch vgg --width 16 --epochs 3 --lr 2e-3 --lr-schedule cosine --mode standard
     run concepts-standard folder "$(concepts_dir)" "$ev --attacks fgsm,pgd20 --epsilon 0.0313725" -- --arch small-cnn --width 32 --epochs 8 --mode standard

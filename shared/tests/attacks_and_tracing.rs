@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use advlens_shared::analysis::trace::trace;
-use advlens_shared::attack::{attack, attack_observed, AttackChoice, ensemble_attack, AttackKind, AttackSpec, EnsembleSpec, Norm};
+use advlens_shared::attack::{attack, attack_observed, ensemble_attack, ensemble_observed, AttackChoice, AttackKind, AttackSpec, EnsembleSpec, Norm};
 use advlens_shared::engine::{Ablation, Engine};
 use advlens_shared::testing::{fresh_seed, random_bundle, random_images, reference_cases, Rng};
 use advlens_shared::tensor::softmax;
@@ -100,6 +100,26 @@ fn ensemble_attack_lowers_its_loss_and_respects_its_box() {
             assert!((p - out.target_probs[i]).abs() < 1e-5);
         }
     }
+    // As one of the page's attacks: equal weights, the spec's step size as Adam's rate, its
+    // epsilon as the box, the first model's view of the result; untargeted, it aims at the
+    // class the first model finds least likely.
+    let spec = AttackChoice::Ensemble.spec(0.05, 12, Some(2), None);
+    let plain = EnsembleSpec { target: 2, weights: vec![1.0; 3], lambda: 0.0, steps: 12, learning_rate: spec.step_size, box_epsilon: Some(0.05) };
+    let reference = pollster::block_on(ensemble_attack(&refs, &x, &plain)).unwrap();
+    let mut seen = Vec::new();
+    let out = pollster::block_on(ensemble_observed(&refs, &x, 0, &spec, &mut |k, n, loss, _| seen.push((k, n, loss)))).unwrap();
+    assert_eq!(out.image.data(), reference.image.data());
+    assert_eq!(seen, (1..=12).map(|k| (k, 12, reference.losses[k - 1])).collect::<Vec<_>>());
+    assert_eq!((out.target, out.success), (Some(2), reference.success[0]));
+    assert_eq!(out.probs, softmax(pollster::block_on(refs[0].forward(&out.image)).unwrap().row(0)));
+    let clean = softmax(pollster::block_on(refs[0].forward(&x)).unwrap().row(0));
+    let least = (0..clean.len()).fold(0, |b, i| if clean[i] < clean[b] { i } else { b });
+    let untargeted = pollster::block_on(ensemble_observed(&refs, &x, 0, &AttackSpec { target: None, ..spec.clone() }, &mut |_, _, _, _| {})).unwrap();
+    assert_eq!(untargeted.target, Some(least));
+    // On one engine, `attack` runs it as an ensemble of one.
+    let alone = pollster::block_on(attack(refs[0], &x, 0, &spec)).unwrap();
+    let one = EnsembleSpec { weights: vec![1.0], ..plain };
+    assert_eq!(alone.image.data(), pollster::block_on(ensemble_attack(&refs[..1], &x, &one)).unwrap().image.data());
 }
 
 /// Downstream of a ReLU layer, max pooling + linear is positively homogeneous in each channel,

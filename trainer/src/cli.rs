@@ -479,23 +479,29 @@ pub struct PerturbArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub input: OneImageArgs,
-    /// pgd, pgd-l2, fgsm, least-likely or mi-fgsm.
+    /// pgd, pgd-l2, fgsm, least-likely, mi-fgsm or ensemble (the paper's: Adam on --model and
+    /// the --with models at once, aimed at --target, else at --model's least likely class).
     #[arg(long, default_value = "pgd")]
     pub attack: String,
-    /// Budget (L-inf: per pixel on the [0,1] scale; pgd-l2: the L2 norm of the change). Default:
-    /// the model's training epsilon, else the one it was evaluated at, else 0.2.
+    /// With --attack ensemble: bundles attacked together with --model (same input and classes).
+    #[arg(long = "with", value_delimiter = ',', value_name = "DIR,...")]
+    pub with: Vec<PathBuf>,
+    /// Budget (L-inf: per pixel on the [0,1] scale; pgd-l2: the L2 norm of the change; ensemble:
+    /// the L-inf box). Default: the model's training epsilon, else the one it was evaluated at, else 0.2.
     #[arg(long)]
     pub epsilon: Option<f32>,
     #[arg(long, default_value_t = advlens_shared::attack::DEFAULT_STEPS)]
     pub steps: usize,
-    /// Step size (default: 2.5 epsilon / steps; mi-fgsm epsilon / steps; fgsm epsilon). Give it
-    /// to reproduce the first steps of a longer attack: step k of N is --steps k with N's step size.
+    /// Step size (default: 2.5 epsilon / steps; mi-fgsm epsilon / steps; fgsm epsilon; ensemble:
+    /// Adam's learning rate, 0.01). Give it to reproduce the first steps of a longer attack: step
+    /// k of N is --steps k with N's step size.
     #[arg(long)]
     pub step_size: Option<f32>,
-    /// Aim at this class (pgd, pgd-l2, mi-fgsm).
+    /// Aim at this class (pgd, pgd-l2, mi-fgsm, ensemble).
     #[arg(long)]
     pub target: Option<usize>,
-    /// Start at a random point of the ball drawn with this seed (default: at the image).
+    /// Start at a random point of the ball drawn with this seed (default: at the image; not for
+    /// ensemble).
     #[arg(long)]
     pub seed: Option<u64>,
     /// The true class (default: the sample's label, else the predicted class).

@@ -482,18 +482,24 @@ fn perturb_command(a: cli::PerturbArgs, quiet: bool) -> Result<()> {
     if let Some(l) = a.label.filter(|&l| l >= classes) {
         anyhow::bail!("--label {l}: the model has {classes} classes (numbered from 0)");
     }
-    let mut held_out = Vec::new();
-    for dir in &a.held_out {
-        let other = advlens_shared::model::Bundle::load(dir).with_context(|| format!("loading held-out bundle {}", dir.display()))?;
-        if other.input_shape() != bundle.input_shape() || other.classes() != bundle.classes() {
-            anyhow::bail!("--held-out {}: it takes {:?} images of classes {:?}, the attacked model {:?} of {:?}", dir.display(), other.input_shape(), other.classes(), bundle.input_shape(), bundle.classes());
-        }
-        held_out.push((dir.display().to_string(), advlens_shared::Engine::cpu(Arc::new(other))));
+    if !a.with.is_empty() && choice != AttackChoice::Ensemble {
+        anyhow::bail!("--with names the models of an ensemble attack: add --attack ensemble");
     }
+    let open_like = |flag: &str, dir: &std::path::Path| -> Result<(String, advlens_shared::Engine)> {
+        let other = advlens_shared::model::Bundle::load(dir).with_context(|| format!("loading {flag} bundle {}", dir.display()))?;
+        if other.input_shape() != bundle.input_shape() || other.classes() != bundle.classes() {
+            anyhow::bail!("{flag} {}: it takes {:?} images of classes {:?}, the attacked model {:?} of {:?}", dir.display(), other.input_shape(), other.classes(), bundle.input_shape(), bundle.classes());
+        }
+        Ok((dir.display().to_string(), advlens_shared::Engine::cpu(Arc::new(other))))
+    };
+    let held_out = a.held_out.iter().map(|d| open_like("--held-out", d)).collect::<Result<Vec<_>>>()?;
+    let members = a.with.iter().map(|d| open_like("--with", d)).collect::<Result<Vec<_>>>()?;
     let engine = advlens_shared::Engine::cpu(bundle.clone());
     let bar = train::progress_bar(spec.steps as u64, quiet, "perturb");
-    let mut result = perturb::perturb(&engine, &image, a.label.or(sample_label), &spec, a.every_step, &bar)?;
-    perturb::transfer(&mut result, &held_out)?;
+    let with: Vec<&advlens_shared::Engine> = members.iter().map(|(_, e)| e).collect();
+    let mut result = perturb::perturb(&engine, &with, &image, a.label.or(sample_label), &spec, a.every_step, &bar)?;
+    result.ensemble = perturb::judge(&result, &members)?;
+    result.transfer = perturb::judge(&result, &held_out)?;
     if a.json {
         println!("{}", serde_json::to_string(&result)?);
     } else {

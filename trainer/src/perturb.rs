@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use advlens_shared::attack::{attack_observed, AttackChoice, AttackSpec};
+use advlens_shared::attack::{attack_observed, ensemble_observed, AttackChoice, AttackKind, AttackSpec};
 use advlens_shared::engine::Engine;
 use advlens_shared::model::{Bundle, SampleSet, SAMPLES_FILE};
 use advlens_shared::tensor::{argmax, softmax};
@@ -82,12 +82,15 @@ pub struct Perturbed {
     /// With `every_step`: the image after each step.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Vec<f32>>,
+    /// The ensemble attack's other models (`--with`): their predictions on the adversarial image.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ensemble: Vec<Transfer>,
     /// Held-out models' predictions on the adversarial image (the attack transferred).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub transfer: Vec<Transfer>,
 }
 
-/// A held-out model's prediction on the adversarial image.
+/// Another model's prediction on the adversarial image (held out, or in the ensemble).
 #[derive(Debug, Serialize)]
 pub struct Transfer {
     pub model: String,
@@ -97,9 +100,10 @@ pub struct Transfer {
     pub fooled: bool,
 }
 
-/// Each held-out engine's prediction on `p`'s adversarial image.
-pub fn transfer(p: &mut Perturbed, held_out: &[(String, Engine)]) -> Result<()> {
-    for (name, engine) in held_out {
+/// Each named engine's prediction on `p`'s adversarial image.
+pub fn judge(p: &Perturbed, engines: &[(String, Engine)]) -> Result<Vec<Transfer>> {
+    let mut out = Vec::with_capacity(engines.len());
+    for (name, engine) in engines {
         let shape = engine.bundle().input_shape();
         let image = Tensor::new(vec![1, shape[0], shape[1], shape[2]], p.image.clone())?;
         let probabilities = softmax(pollster::block_on(engine.forward(&image))?.row(0));
@@ -108,26 +112,34 @@ pub fn transfer(p: &mut Perturbed, held_out: &[(String, Engine)]) -> Result<()> 
             Some(t) => predicted == t,
             None => predicted != p.label,
         };
-        p.transfer.push(Transfer { model: name.clone(), probabilities, predicted, fooled });
+        out.push(Transfer { model: name.clone(), probabilities, predicted, fooled });
     }
-    Ok(())
+    Ok(out)
 }
 
-/// Attacks `image` on `engine`, away from `label` (default: the predicted class) or towards the
-/// spec's target, showing the steps on `bar`.
-pub fn perturb(engine: &Engine, image: &Tensor, label: Option<usize>, spec: &AttackSpec, every_step: bool, bar: &indicatif::ProgressBar) -> Result<Perturbed> {
+/// Attacks `image` on `engine` (with the models `with`, for the ensemble attack), away from
+/// `label` (default: the predicted class) or towards the spec's target, showing the steps on `bar`.
+pub fn perturb(engine: &Engine, with: &[&Engine], image: &Tensor, label: Option<usize>, spec: &AttackSpec, every_step: bool, bar: &indicatif::ProgressBar) -> Result<Perturbed> {
     let label = match label {
         Some(l) => l,
         None => argmax(softmax(pollster::block_on(engine.forward(image))?.row(0)).as_slice()),
     };
     let mut steps = Vec::new();
-    let outcome = pollster::block_on(attack_observed(engine, image, label, spec, &mut |done, total, _, x| {
+    let mut observe = |done: usize, total: usize, _: f32, x: &[f32]| {
         if every_step {
             steps.push(x.to_vec());
         }
         bar.set_length(total as u64);
         bar.set_position(done as u64);
-    }))?;
+    };
+    let outcome = match spec.kind {
+        AttackKind::Ensemble { .. } => {
+            let models: Vec<&Engine> = std::iter::once(engine).chain(with.iter().copied()).collect();
+            pollster::block_on(ensemble_observed(&models, image, label, spec, &mut observe))?
+        }
+        _ if !with.is_empty() => bail!("only the ensemble attack runs on several models"),
+        _ => pollster::block_on(attack_observed(engine, image, label, spec, &mut observe))?,
+    };
     bar.finish_and_clear();
     let classes = engine.bundle().classes().to_vec();
     Ok(Perturbed {
@@ -142,6 +154,7 @@ pub fn perturb(engine: &Engine, image: &Tensor, label: Option<usize>, spec: &Att
         losses: outcome.losses,
         image: outcome.image.into_data(),
         steps,
+        ensemble: Vec::new(),
         transfer: Vec::new(),
     })
 }
@@ -160,6 +173,10 @@ pub fn describe(p: &Perturbed, classes: &[String]) -> String {
         name(p.predicted),
         100.0 * p.probabilities[p.predicted],
     );
+    for t in &p.ensemble {
+        let how = if t.fooled { "fooled too" } else { "not fooled" };
+        text += &format!("in the ensemble, {}: {} ({:.1}%), {how}\n", t.model, name(t.predicted), 100.0 * t.probabilities[t.predicted]);
+    }
     for t in &p.transfer {
         let how = if t.fooled { "fooled too: the attack transfers" } else { "not fooled" };
         text += &format!("{}: {} ({:.1}%), {how}\n", t.model, name(t.predicted), 100.0 * t.probabilities[t.predicted]);

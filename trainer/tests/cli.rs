@@ -550,6 +550,42 @@ fn perturb_attacks_as_the_explorer_and_its_steps_are_shorter_attacks() {
 }
 
 #[test]
+fn perturb_runs_the_papers_ensemble_attack_over_the_with_models() {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/assets/models");
+    let (small, pgd, concepts) = (models.join("mnist-small"), models.join("mnist-pgd"), models.join("concepts-standard"));
+    let (small, pgd, concepts) = (small.to_str().unwrap(), pgd.to_str().unwrap(), concepts.to_str().unwrap());
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = advlens(&[&["perturb", "--model", small, "--sample", "2", "--json", "--attack", "ensemble", "--epsilon", "0.3", "--steps", "30", "--target", "4"], args].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("perturb --json prints JSON")
+    };
+    let floats = |v: &serde_json::Value| -> Vec<f64> { v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+    // The PGD-trained model attacked together with the standard one, or only shown the image
+    // made on the standard one (transfer).
+    let together = json(&["--with", pgd]);
+    let alone = json(&["--held-out", pgd]);
+    assert_eq!(together["spec"]["step_size"].as_f64().map(|r| r as f32), Some(advlens_shared::attack::ENSEMBLE_LEARNING_RATE));
+    assert_eq!((together["target"].as_u64(), together["ensemble"][0]["model"].as_str()), (Some(4), Some(pgd)));
+    assert!(together.get("transfer").is_none() && alone.get("ensemble").is_none());
+    let set = SampleSet::from_json(&std::fs::read(Path::new(small).join(SAMPLES_FILE)).unwrap()).unwrap();
+    let clean: Vec<f64> = set.samples[2].pixels.iter().map(|&p| f64::from(p) / 255.0).collect();
+    for v in [&together, &alone] {
+        assert!(floats(&v["image"]).iter().zip(&clean).all(|(a, b)| (a - b).abs() <= 0.3 + 1e-6 && (0.0..=1.0).contains(a)), "inside the box");
+        let losses = floats(&v["losses"]);
+        assert_eq!(losses.len(), 30);
+        assert!(losses[29] < losses[0], "Adam lowers the ensemble loss: {losses:?}");
+    }
+    assert_ne!(floats(&together["image"]), floats(&alone["image"]), "the second model changes the attack");
+    let p_together = floats(&together["ensemble"][0]["probabilities"])[4];
+    let p_alone = floats(&alone["transfer"][0]["probabilities"])[4];
+    assert!(p_together > p_alone, "attacking the PGD model too raises its probability of the target: {p_together} vs {p_alone}");
+    // Mistakes are named.
+    let run = |args: &[&str]| advlens(&[&["perturb", "--model", small, "--sample", "2"], args].concat());
+    assert_user_error(&run(&["--with", pgd]), &["--with", "--attack ensemble"]);
+    assert_user_error(&run(&["--attack", "ensemble", "--with", concepts]), &["--with", "concepts-standard"]);
+}
+
+#[test]
 fn pack_writes_one_file_that_opens_as_the_same_bundle_with_its_samples() {
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/assets/models/mnist-small");
     let dir = tempfile::tempdir().unwrap();

@@ -1,9 +1,9 @@
-//! The attacks by name — `pgd`, `pgd-l2`, `fgsm`, `least-likely`, `mi-fgsm` — and the one set of
+//! The attacks by name — `pgd`, `pgd-l2`, `fgsm`, `least-likely`, `mi-fgsm`, `ensemble` — and the one set of
 //! rules that turns a name, a budget and a number of steps into an [`AttackSpec`]. The explorer's
 //! URLs and `advlens perturb` both go through here, so a page and a command given the same
 //! name, numbers and seed run the same attack.
 
-use super::{AttackKind, AttackSpec, Norm};
+use super::{AttackKind, AttackSpec, Norm, ENSEMBLE_LEARNING_RATE};
 
 /// Steps of an attack when none are given.
 pub const DEFAULT_STEPS: usize = 10;
@@ -24,10 +24,14 @@ pub enum AttackChoice {
     LeastLikely,
     /// Momentum iterative FGSM (Dong et al. 2018), the attack that transfers best between models.
     MiFgsm,
+    /// The paper's ensemble-optimisation attack (Liu et al. 2017): Adam on several models at
+    /// once, aimed at a class; what it makes is then shown to models left out of the ensemble.
+    Ensemble,
 }
 
 impl AttackChoice {
-    pub const ALL: [AttackChoice; 5] = [AttackChoice::Pgd, AttackChoice::PgdL2, AttackChoice::Fgsm, AttackChoice::LeastLikely, AttackChoice::MiFgsm];
+    pub const ALL: [AttackChoice; 6] =
+        [AttackChoice::Pgd, AttackChoice::PgdL2, AttackChoice::Fgsm, AttackChoice::LeastLikely, AttackChoice::MiFgsm, AttackChoice::Ensemble];
 
     /// Its name in URLs and on the command line.
     pub fn as_str(self) -> &'static str {
@@ -37,6 +41,7 @@ impl AttackChoice {
             AttackChoice::Fgsm => "fgsm",
             AttackChoice::LeastLikely => "least-likely",
             AttackChoice::MiFgsm => "mi-fgsm",
+            AttackChoice::Ensemble => "ensemble",
         }
     }
 
@@ -48,6 +53,7 @@ impl AttackChoice {
             AttackChoice::Fgsm => "FGSM (one step)",
             AttackChoice::LeastLikely => "least-likely class (towards the least likely class)",
             AttackChoice::MiFgsm => "MI-FGSM (with momentum)",
+            AttackChoice::Ensemble => "ensemble (the paper's: several models at once, aimed at a class)",
         }
     }
 
@@ -55,7 +61,7 @@ impl AttackChoice {
         AttackChoice::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
-    /// The names, for messages: "pgd, pgd-l2, fgsm, least-likely, mi-fgsm".
+    /// The names, for messages: "pgd, pgd-l2, fgsm, least-likely, mi-fgsm, ensemble".
     pub fn names() -> String {
         AttackChoice::ALL.map(AttackChoice::as_str).join(", ")
     }
@@ -70,17 +76,21 @@ impl AttackChoice {
 
     /// The usual step size for `steps` steps within `epsilon`: 2.5 epsilon / steps for PGD and
     /// least-likely (Madry et al.'s rule, enough to cross the ball and come back), epsilon / steps
-    /// for MI-FGSM (Dong et al.), epsilon for FGSM.
+    /// for MI-FGSM (Dong et al.), epsilon for FGSM; the ensemble attack's is Adam's learning
+    /// rate, [`ENSEMBLE_LEARNING_RATE`] whatever the budget.
     pub fn step_size(self, epsilon: f32, steps: usize) -> f32 {
         match self {
             AttackChoice::Fgsm => epsilon,
+            AttackChoice::Ensemble => ENSEMBLE_LEARNING_RATE,
             AttackChoice::MiFgsm => epsilon / steps.max(1) as f32,
             _ => 2.5 * epsilon / steps.max(1) as f32,
         }
     }
 
     /// Every number decided: FGSM takes one step; a target only for the attacks that take one
-    /// (least-likely picks its own); `seed` starts at a random point of the ball.
+    /// (least-likely picks its own); `seed` starts at a random point of the ball (not for the
+    /// ensemble attack, which always starts at the image; its distance penalty is 0, as in
+    /// `advlens attack`).
     pub fn spec(self, epsilon: f32, steps: usize, target: Option<usize>, seed: Option<u64>) -> AttackSpec {
         let steps = if self == AttackChoice::Fgsm { 1 } else { steps };
         let kind = match self {
@@ -88,9 +98,11 @@ impl AttackChoice {
             AttackChoice::Fgsm => AttackKind::Fgsm,
             AttackChoice::LeastLikely => AttackKind::LeastLikely,
             AttackChoice::MiFgsm => AttackKind::MiFgsm { decay: 1.0 },
+            AttackChoice::Ensemble => AttackKind::Ensemble { lambda: 0.0 },
         };
         let target = if self == AttackChoice::LeastLikely { None } else { target };
-        AttackSpec { kind, norm: self.norm(), epsilon, step_size: self.step_size(epsilon, steps), steps, target, random_start: seed }
+        let random_start = if self == AttackChoice::Ensemble { None } else { seed };
+        AttackSpec { kind, norm: self.norm(), epsilon, step_size: self.step_size(epsilon, steps), steps, target, random_start }
     }
 
     /// The name of an attack of this library.
@@ -101,6 +113,7 @@ impl AttackChoice {
             (AttackKind::Fgsm, _) => AttackChoice::Fgsm,
             (AttackKind::LeastLikely, _) => AttackChoice::LeastLikely,
             (AttackKind::MiFgsm { .. }, _) => AttackChoice::MiFgsm,
+            (AttackKind::Ensemble { .. }, _) => AttackChoice::Ensemble,
         }
     }
 }
@@ -139,5 +152,7 @@ mod tests {
         let mi = AttackChoice::MiFgsm.spec(0.2, 10, Some(4), None);
         assert!((mi.step_size - 0.02).abs() < 1e-7);
         assert_eq!(mi.describe(|c| format!("#{c}")), "10 steps of MI-FGSM (with momentum) with ε = 0.2, aimed at “#4”");
+        let ens = AttackChoice::Ensemble.spec(0.1, 30, None, Some(5));
+        assert_eq!((ens.kind, ens.step_size, ens.random_start), (AttackKind::Ensemble { lambda: 0.0 }, ENSEMBLE_LEARNING_RATE, None), "Adam's rate, no random start");
     }
 }

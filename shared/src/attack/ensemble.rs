@@ -1,10 +1,13 @@
 //! The paper's ensemble-optimisation attack (Liu et al. 2017) on one image, against several
 //! engines at once.
 
-use super::{check_image, project, Norm};
+use super::{argmin, check_image, project, AttackKind, AttackOutcome, AttackSpec, Norm, StepObserver};
 use crate::engine::{Engine, Objective};
-use crate::tensor::argmax;
+use crate::tensor::{argmax, softmax};
 use crate::{Error, Result, Tensor};
+
+/// Adam's learning rate (pixel units) when none is given: `advlens attack`'s and the page's.
+pub const ENSEMBLE_LEARNING_RATE: f32 = 0.01;
 
 /// The paper's ensemble-optimisation attack (Liu et al. 2017) on one image: Adam on
 /// `-log(sum_i w_i softmax_i(x*)[target]) + lambda * mean((x* - x)^2)`, x* kept in [0, 1] and,
@@ -55,6 +58,33 @@ async fn ensemble_loss(models: &[&Engine], w: &[f32], x: &Tensor, x0: &[f32], sp
 
 /// Runs the ensemble attack on `image` against `models`.
 pub async fn ensemble_attack(models: &[&Engine], image: &Tensor, spec: &EnsembleSpec) -> Result<EnsembleOutcome> {
+    run(models, image, spec, &mut |_, _, _, _| {}).await
+}
+
+/// The ensemble attack as one of the page's attacks ([`AttackKind::Ensemble`]): `spec`'s steps,
+/// step size (Adam's learning rate) and epsilon (the L-inf box) against `models` weighted
+/// equally, aimed at `spec.target` or else at the class `models[0]` finds least likely. The
+/// outcome's probabilities and success are `models[0]`'s; `observe` sees every step, and the
+/// first k steps are those of the same attack with `steps = k` (Adam does not look ahead).
+pub async fn ensemble_observed(models: &[&Engine], image: &Tensor, _label: usize, spec: &AttackSpec, observe: &mut StepObserver<'_>) -> Result<AttackOutcome> {
+    let AttackKind::Ensemble { lambda } = spec.kind else {
+        return Err(Error::InputShape { expected: "the ensemble attack".into(), found: format!("{:?}", spec.kind) });
+    };
+    if spec.norm != Norm::Linf {
+        return Err(Error::InputShape { expected: "an L-inf box for the ensemble attack".into(), found: format!("{:?}", spec.norm) });
+    }
+    let first = models.first().ok_or_else(|| Error::InputShape { expected: "at least one model".into(), found: "none".into() })?;
+    check_image(image)?;
+    let clean_probs = softmax(first.forward(image).await?.row(0));
+    let target = spec.target.unwrap_or_else(|| argmin(&clean_probs));
+    let ensemble = EnsembleSpec { target, weights: vec![1.0; models.len()], lambda, steps: spec.steps, learning_rate: spec.step_size, box_epsilon: Some(spec.epsilon) };
+    let out = run(models, image, &ensemble, observe).await?;
+    let probs = softmax(first.forward(&out.image).await?.row(0));
+    let success = argmax(&probs) == target;
+    Ok(AttackOutcome { image: out.image, clean_probs, probs, target: Some(target), success, losses: out.losses[..spec.steps].to_vec() })
+}
+
+async fn run(models: &[&Engine], image: &Tensor, spec: &EnsembleSpec, observe: &mut StepObserver<'_>) -> Result<EnsembleOutcome> {
     check_image(image)?;
     if models.is_empty() || spec.weights.len() != models.len() {
         return Err(Error::InputShape { expected: format!("one weight per model ({})", models.len()), found: format!("{} weights", spec.weights.len()) });
@@ -80,6 +110,7 @@ pub async fn ensemble_attack(models: &[&Engine], image: &Tensor, spec: &Ensemble
             Some(e) => project(&x0, &mut x, Norm::Linf, e),
             None => x.iter_mut().for_each(|p| *p = p.clamp(0.0, 1.0)),
         }
+        observe(t, spec.steps, loss, &x);
     }
     let adv = Tensor::new(image.shape().to_vec(), x)?;
     let (loss, _, target_probs) = ensemble_loss(models, &w, &adv, &x0, spec).await?;

@@ -15,7 +15,7 @@ mod choice;
 mod ensemble;
 
 pub use choice::{AttackChoice, DEFAULT_EPSILON, DEFAULT_STEPS};
-pub use ensemble::{ensemble_attack, EnsembleOutcome, EnsembleSpec};
+pub use ensemble::{ensemble_attack, ensemble_observed, EnsembleOutcome, EnsembleSpec, ENSEMBLE_LEARNING_RATE};
 
 /// Which attack.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,6 +30,11 @@ pub enum AttackKind {
     /// Momentum iterative FGSM (Dong et al. 2018): steps along the sign of an accumulated,
     /// L1-normalised gradient; transfers better between models.
     MiFgsm { decay: f32 },
+    /// The paper's ensemble-optimisation attack (Liu et al. 2017): Adam, with the spec's step
+    /// size as its learning rate, on `-log(mean_i p_i(target)) + lambda * mean((x* - x)^2)`
+    /// over one or more models, kept in the epsilon box. Always aimed at a class: the given
+    /// target, else the class the first model finds least likely. No random start.
+    Ensemble { lambda: f32 },
 }
 
 /// The perturbation norm.
@@ -100,6 +105,9 @@ pub type StepObserver<'a> = dyn FnMut(usize, usize, f32, &[f32]) + 'a;
 /// attack's first k steps are those of the same attack with `steps = k` (the step size is given,
 /// not derived): the explorer scrubs through them.
 pub async fn attack_observed(engine: &Engine, image: &Tensor, label: usize, spec: &AttackSpec, observe: &mut StepObserver<'_>) -> Result<AttackOutcome> {
+    if let AttackKind::Ensemble { .. } = spec.kind {
+        return ensemble_observed(&[engine], image, label, spec, observe).await;
+    }
     check_image(image)?;
     let clean_probs = softmax(engine.forward(image).await?.row(0));
     let target = match spec.kind {
@@ -176,7 +184,7 @@ fn sign_of(v: f32) -> f32 {
     }
 }
 
-fn argmin(v: &[f32]) -> usize {
+pub(crate) fn argmin(v: &[f32]) -> usize {
     v.iter().enumerate().fold(0, |best, (i, x)| if *x < v[best] { i } else { best })
 }
 
