@@ -136,3 +136,53 @@ export async function rapidClicks(page, base, tag, otherModel) {
   await settled(page);
   console.log(`${tag} triple click and a model switch during a 200-step attack: ${otherModel} shown ${switched} ms after the switch, no error, the next attack runs`);
 }
+
+// The paper's ensemble attack across the page's models, against `advlens perturb --attack ensemble`
+// with `--with` (companion attacked together) and `--held-out` (companion held out). Adam makes
+// this attack chaotic where the gradient vanishes: natively, a 1e-6 change of one input pixel
+// moves its 30-step image by up to 0.2 in L-inf (its first step already by 0.01 — near-zero
+// gradient components take full-size first steps), while the losses and probabilities barely
+// move. So the images are compared by what they do: the same predictions and verdicts, and the
+// companion's probabilities within 1e-3; the image distance is reported, not judged.
+// Then the form: choosing the ensemble shows the models to tick, and a tick lands in the URL.
+export async function ensembleLab(page, base, tag, bundle, companion) {
+  const other = path.join(path.dirname(bundle), companion);
+  const common = 'attack=ensemble&eps=0.3&steps=30&target=4';
+  const args = ['--attack', 'ensemble', '--epsilon', '0.3', '--steps', '30', '--target', '4'];
+  const lines = [];
+  for (const [name, q, extra, list, attacked] of [
+    ['together', `${common}&with=${companion}`, ['--with', other], 'ensemble', 'true'],
+    ['held out', common, ['--held-out', other], 'transfer', 'false'],
+  ]) {
+    await page.goto(`${base}?sample=2&image=adversarial&${q}`);
+    await settled(page);
+    const item = await page.$eval(`.companions li[data-id="${companion}"]`, (e) => ({ ...e.dataset })).catch(() => null);
+    if (!item) { fail(`${tag} ensemble ${name}: ${companion} is not listed under the result`); continue; }
+    if (item.attacked !== attacked) fail(`${tag} ensemble ${name}: ${companion} listed as attacked=${item.attacked}`);
+    const o = await page.$eval('.attack-outcome', (e) => ({ ...e.dataset }));
+    if (o.target !== '4' || Number(o.linf) > 0.3 + 1e-4 || Number(o.steps) !== 30) fail(`${tag} ensemble ${name}: ${JSON.stringify(o)}`);
+    const cli = perturb(bundle, [...args, ...extra]);
+    if (!cli) continue;
+    const mine = await shown(page);
+    const d = linf(f32s(mine.pixels), cli.image);
+    if (Number(mine.predicted) !== cli.predicted || o.success !== String(cli.success)) fail(`${tag} ensemble ${name}: the page predicts ${mine.predicted} (success ${o.success}), advlens perturb ${cli.predicted} (${cli.success})`);
+    const theirs = cli[list][0];
+    const probs = item.probabilities.split(',').map(Number);
+    const dp = linf(probs, theirs.probabilities);
+    if (dp > 1e-3) fail(`${tag} ensemble ${name}: ${companion}'s probabilities differ from advlens perturb's by ${dp}`);
+    if (item.fooled !== String(theirs.fooled)) fail(`${tag} ensemble ${name}: the page says ${companion} fooled=${item.fooled}, advlens perturb ${theirs.fooled}`);
+    lines.push(`${name}: image ${d.toExponential(1)}, ${companion} probabilities ${dp.toExponential(1)}, predicts ${item.predicted} (fooled ${item.fooled})`);
+  }
+  if (lines.length) console.log(`${tag} ensemble attack vs advlens perturb: ${lines.join('; ')}`);
+  // The form: the models to tick appear with the ensemble attack, and a tick lands in the URL.
+  await page.goto(`${base}?sample=2`);
+  await settled(page);
+  if (await page.isVisible('#attack-with')) fail(`${tag} the ensemble's models show for PGD`);
+  await page.selectOption('#attack-kind', 'ensemble');
+  await page.check(`#attack-with-${companion}`);
+  await page.fill('#attack-steps', '5');
+  await page.click('#attack-button');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('image') === 'adversarial', null, { timeout: 120_000 });
+  await settled(page);
+  if (query(page).get('with') !== companion || query(page).get('attack') !== 'ensemble') fail(`${tag} the ticked model is not in the URL: ${page.url()}`);
+}

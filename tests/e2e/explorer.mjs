@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, close } from './serve.mjs';
 import { TIMEOUT, browser, close_to, fail, influences, query, settled } from './common.mjs';
-import { attackLab, rapidClicks, scrub } from './attack_lab.mjs';
+import { attackLab, ensembleLab, rapidClicks, scrub } from './attack_lab.mjs';
 import { ownModels } from './own_model.mjs';
 import { share } from './share.mjs';
 import { compareModels } from './compare.mjs';
@@ -58,7 +58,7 @@ async function checkNeuronAtlas(page, tag, atlases, layer) {
   return view;
 }
 
-async function check(base, mode, model, { expected, epsilon, mustFool, atlases, layers, extras, withLab }) {
+async function check(base, mode, model, { expected, epsilon, mustFool, atlases, layers, extras, withLab, companion }) {
   const tag = `[${model} ${mode}]`;
   const { page, errors, done } = await browser(mode);
   const longest = {};
@@ -155,6 +155,7 @@ async function check(base, mode, model, { expected, epsilon, mustFool, atlases, 
     const bundle = path.join(dist, 'models', model);
     const lab = withLab ? await attackLab(page, base, tag, epsilon, bundle) : null;
     if (withLab) {
+      if (companion) await ensembleLab(page, base, tag, bundle, companion);
       await scrub(page, base, tag, epsilon, bundle, lastLayer);
       await page.screenshot({ path: path.join(artifacts, `attack-step-${model}-${mode}.png`), fullPage: true });
     }
@@ -394,7 +395,9 @@ try {
     // else 0.2; an undefended model must be fooled, an adversarially trained one may resist.
     const evaluated = Object.keys(spec.provenance?.robust_accuracy ?? {}).map((k) => Number(k.split('@')[1])).find((e) => e > 0 && e <= 1);
     const epsilon = spec.provenance?.epsilon ?? evaluated ?? 0.2;
-    const options = { expected, epsilon, mustFool: !spec.provenance?.epsilon, atlases, layers };
+    // Another model of the same data, for the ensemble attack.
+    const companion = catalog.find((e) => e.id !== entry.id && e.dataset && e.dataset === entry.dataset)?.id;
+    const options = { expected, epsilon, mustFool: !spec.provenance?.epsilon, atlases, layers, companion };
     const extras = async (page, base, tag) => {
       await badInputs(page, base, tag);
       await ownImages(page, base, tag);

@@ -16,6 +16,9 @@ pub struct AttackParams {
     pub seed: Option<u64>,
     /// Step size (none: the attack's usual one for its budget and steps).
     pub step_size: Option<f32>,
+    /// The ensemble attack: the page's other models attacked together with the explored one
+    /// (catalog ids; the models of the same data left out judge whether the image transfers).
+    pub with: Vec<String>,
 }
 
 /// The most steps a page attack may take.
@@ -51,6 +54,13 @@ impl AttackParams {
                 Ok(s) => self.seed = Some(s),
                 _ => return bad("a seed (a whole number)"),
             },
+            "with" => {
+                let ids: Vec<String> = value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+                if ids.iter().any(|id| !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')) {
+                    return bad("a list of model ids (letters, digits, - and _, separated by commas)");
+                }
+                self.with = ids;
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -77,6 +87,9 @@ impl AttackParams {
         if let Some(s) = self.step_size {
             parts.push(format!("stepsize={s}"));
         }
+        if self.choice == AttackChoice::Ensemble && !self.with.is_empty() {
+            parts.push(format!("with={}", self.with.join(",")));
+        }
         parts
     }
 
@@ -98,12 +111,14 @@ mod tests {
     #[test]
     fn url_values_round_trip_and_bad_ones_are_named() {
         let mut p = AttackParams::default();
-        for (k, v) in [("attack", "mi-fgsm"), ("eps", "0.1"), ("steps", "20"), ("target", "3"), ("seed", "7"), ("stepsize", "0.02")] {
+        for (k, v) in [("attack", "mi-fgsm"), ("eps", "0.1"), ("steps", "20"), ("target", "3"), ("seed", "7"), ("stepsize", "0.02"), ("with", "b-1, c_2,")] {
             assert_eq!(p.read(k, v), Ok(true));
         }
-        assert_eq!(p.query_parts(), ["attack=mi-fgsm", "eps=0.1", "steps=20", "target=3", "seed=7", "stepsize=0.02"]);
+        assert_eq!(p.query_parts(), ["attack=mi-fgsm", "eps=0.1", "steps=20", "target=3", "seed=7", "stepsize=0.02"], "the ensemble's models only for the ensemble");
+        let ensemble = AttackParams { choice: AttackChoice::Ensemble, ..p.clone() };
+        assert_eq!(ensemble.query_parts().last().map(String::as_str), Some("with=b-1,c_2"));
         assert_eq!(p.read("model", "x"), Ok(false));
-        for (k, v) in [("attack", "cw"), ("eps", "-1"), ("eps", "NaN"), ("steps", "0"), ("steps", "1000"), ("target", "x"), ("seed", "-2"), ("stepsize", "0"), ("stepsize", "inf")] {
+        for (k, v) in [("attack", "cw"), ("eps", "-1"), ("eps", "NaN"), ("steps", "0"), ("steps", "1000"), ("target", "x"), ("seed", "-2"), ("stepsize", "0"), ("stepsize", "inf"), ("with", "a/../b")] {
             assert!(p.read(k, v).unwrap_err().contains(&format!("?{k}={v}")), "{k}={v}");
         }
         assert_eq!(AttackParams::default().query_parts(), Vec::<String>::new());
@@ -112,7 +127,7 @@ mod tests {
     #[test]
     fn resolving_fills_in_the_models_defaults() {
         assert_eq!(AttackParams::default().resolve(0.2, 10), AttackSpec::pgd(0.2, 10), "the page's default is shared's PGD");
-        let given = AttackParams { choice: AttackChoice::MiFgsm, epsilon: Some(0.05), steps: Some(20), target: Some(4), seed: Some(9), step_size: None };
+        let given = AttackParams { choice: AttackChoice::MiFgsm, epsilon: Some(0.05), steps: Some(20), target: Some(4), seed: Some(9), step_size: None, with: Vec::new() };
         assert_eq!(given.resolve(0.2, 10), AttackChoice::MiFgsm.spec(0.05, 20, Some(4), Some(9)));
         let stepped = AttackParams { step_size: Some(0.01), ..given };
         assert_eq!(stepped.resolve(0.2, 10), AttackSpec { step_size: 0.01, ..AttackChoice::MiFgsm.spec(0.05, 20, Some(4), Some(9)) });

@@ -97,7 +97,7 @@ impl Comparison {
 }
 
 async fn attack(compute: &Compute, ask: &Ask, spec: AttackSpec) -> Result<Rc<AttackRow>, String> {
-    let request = Request::Attack { pixels: ask.clean.clone(), label: ask.label, attack: spec };
+    let request = Request::Attack { pixels: ask.clean.clone(), label: ask.label, attack: spec, companions: Vec::new() };
     compute.ask(request, |r| if let Reply::Attacked(a) = r { Ok(a) } else { Err(r) }).await.map(Rc::new)
 }
 

@@ -46,6 +46,10 @@ pub struct CatalogEntry {
     /// server may answer a missing file with the page itself rather than a 404).
     #[serde(default)]
     pub atlas: Vec<String>,
+    /// The data it was trained on (`mnist`, `cifar10`, …): models of one dataset take the same
+    /// images, so the ensemble attack may combine them.
+    #[serde(default)]
+    pub dataset: Option<String>,
     /// A visitor's own model: the URL of its single file (`?bundle=`, or a blob: URL for a
     /// picked file) instead of a folder under `models/`.
     #[serde(skip)]
@@ -59,7 +63,7 @@ impl CatalogEntry {
 
     /// A visitor's model file at `url`, shown as `title`.
     pub fn own(id: String, title: String, url: String) -> CatalogEntry {
-        CatalogEntry { id, title, atlas: Vec::new(), file: Some(url) }
+        CatalogEntry { id, title, atlas: Vec::new(), dataset: None, file: Some(url) }
     }
 }
 

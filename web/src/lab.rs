@@ -1,10 +1,11 @@
 //! The worker's side: one model on one engine, answering the page's [`Request`]s with
 //! `advlens_shared` — the same code the CLI runs (prediction, tracing, attacks).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use advlens_shared::analysis::trace::trace;
-use advlens_shared::attack::attack_observed;
+use advlens_shared::attack::{attack_observed, ensemble_observed, AttackKind};
 use advlens_shared::model::{Bundle, SPEC_FILE, WEIGHTS_FILE};
 use advlens_shared::tensor::softmax;
 use advlens_shared::engine::EngineKind;
@@ -12,7 +13,7 @@ use advlens_shared::{Engine, Tensor};
 
 use crate::error::AppError;
 use crate::fetch;
-use crate::protocol::{AttackRow, EnginePref, LayerMaps, Look, ModelInfo, ModelSource, Pixels, Reply, Request};
+use crate::protocol::{AttackRow, Companion, CompanionVerdict, EnginePref, LayerMaps, Look, ModelInfo, ModelSource, Pixels, Reply, Request};
 
 /// The loaded model, if any.
 #[derive(Default)]
@@ -22,6 +23,9 @@ pub struct Lab {
     changed: Option<String>,
     /// A test fault: destroy the GPU device when the next attack reaches this step.
     lose_device_at: Option<usize>,
+    /// The other models of ensemble attacks, by URL, on the CPU engine: these small models
+    /// cost less there than a GPU device each would.
+    companions: HashMap<String, Engine>,
 }
 
 impl Lab {
@@ -60,6 +64,9 @@ impl Lab {
             self.engine = Some(engine);
             return Ok(Reply::Loaded(info));
         }
+        if let Request::Attack { companions, .. } = &request {
+            self.open_companions(companions).await?;
+        }
         let engine = self.engine.as_ref().ok_or_else(|| AppError::Model("no model is loaded".into()))?;
         match request {
             Request::Load { .. } => unreachable!("handled above"),
@@ -92,7 +99,7 @@ impl Lab {
             Request::Trace { pixels, class, layer } => {
                 Ok(Reply::Traced(trace(engine, &images(engine, pixels, 1)?, class, &layer).await?))
             }
-            Request::Attack { pixels, label, attack: spec } => {
+            Request::Attack { pixels, label, attack: spec, companions } => {
                 if !(spec.epsilon.is_finite() && spec.epsilon > 0.0) || spec.steps == 0 || spec.steps > crate::attack_params::MAX_STEPS {
                     return Err(AppError::Model(format!("an attack needs epsilon > 0 and 1 to {} steps (got epsilon {}, {} steps)", crate::attack_params::MAX_STEPS, spec.epsilon, spec.steps)));
                 }
@@ -103,15 +110,29 @@ impl Lab {
                 };
                 let mut steps = Vec::with_capacity(spec.steps);
                 let lose_at = self.lose_device_at.take();
-                let outcome = attack_observed(engine, &image, label, &spec, &mut |done, total, _, x| {
+                let mut observe = |done: usize, total: usize, _: f32, x: &[f32]| {
                     steps.push(x.to_vec());
                     progress(done, total);
                     if lose_at == Some(done) {
                         engine.simulate_device_loss();
                     }
-                })
-                .await?;
+                };
+                let outcome = match spec.kind {
+                    AttackKind::Ensemble { .. } => {
+                        let attacked = companions.iter().filter(|c| c.attacked).map(|c| &self.companions[source_url(&c.source)]);
+                        let models: Vec<&Engine> = std::iter::once(engine).chain(attacked).collect();
+                        ensemble_observed(&models, &image, label, &spec, &mut observe).await?
+                    }
+                    _ if !companions.is_empty() => return Err(AppError::Model("only the ensemble attack runs on several models".into())),
+                    _ => attack_observed(engine, &image, label, &spec, &mut observe).await?,
+                };
+                let mut verdicts = Vec::with_capacity(companions.len());
+                for c in &companions {
+                    let probabilities = softmax(self.companions[source_url(&c.source)].forward(&outcome.image).await?.row(0));
+                    verdicts.push(CompanionVerdict { id: c.id.clone(), attacked: c.attacked, probabilities });
+                }
                 Ok(Reply::Attacked(AttackRow {
+                    companions: verdicts,
                     pixels: outcome.image.into_data(),
                     clean_probabilities: outcome.clean_probs,
                     probabilities: outcome.probs,
@@ -125,13 +146,40 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Opens each companion not opened before, checking that it takes the loaded model's images
+    /// and classes.
+    async fn open_companions(&mut self, companions: &[Companion]) -> Result<(), AppError> {
+        let Some(main) = self.engine.as_ref().map(|e| e.bundle().clone()) else { return Ok(()) };
+        for c in companions {
+            let url = source_url(&c.source);
+            if !self.companions.contains_key(url) {
+                let (bundle, _) = fetch_bundle(&c.source).await?;
+                self.companions.insert(url.to_string(), Engine::cpu(Arc::new(bundle)));
+            }
+            let other = self.companions[url].bundle();
+            if other.input_shape() != main.input_shape() || other.classes() != main.classes() {
+                return Err(AppError::Model(format!("“{}” takes {:?} images of other classes than this model's {:?}: it cannot join this attack", c.id, other.input_shape(), main.input_shape())));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn source_url(source: &ModelSource) -> &str {
+    match source {
+        ModelSource::Folder(u) | ModelSource::File(u) => u,
+    }
+}
+
 fn images(engine: &Engine, pixels: Pixels, n: usize) -> Result<Tensor, AppError> {
     let [c, h, w] = engine.bundle().input_shape();
     Ok(Tensor::new(vec![n, c, h, w], pixels)?)
 }
 
-async fn load(source: &ModelSource, pref: EnginePref) -> Result<(Engine, ModelInfo), AppError> {
-    let (bundle, samples) = match source {
+/// The bundle at `source`, validated, with the samples a single file carries.
+async fn fetch_bundle(source: &ModelSource) -> Result<(Bundle, Option<advlens_shared::model::SampleSet>), AppError> {
+    Ok(match source {
         ModelSource::Folder(base) => {
             let (spec_url, weights_url) = (format!("{base}/{SPEC_FILE}"), format!("{base}/{WEIGHTS_FILE}"));
             let (spec, weights) = futures_util::future::join(fetch::bytes(&spec_url), fetch::bytes(&weights_url)).await;
@@ -139,7 +187,11 @@ async fn load(source: &ModelSource, pref: EnginePref) -> Result<(Engine, ModelIn
             (Bundle::from_bytes(&spec, &weights).map_err(|e| AppError::Model(format!("{base}: {e}")))?, None)
         }
         ModelSource::File(url) => crate::own_model::open(&fetch::bytes_at_most(url, crate::own_model::MAX_BYTES).await?)?,
-    };
+    })
+}
+
+async fn load(source: &ModelSource, pref: EnginePref) -> Result<(Engine, ModelInfo), AppError> {
+    let (bundle, samples) = fetch_bundle(source).await?;
     let bundle = Arc::new(bundle);
     let (engine, fallback_reason) = match pref {
         EnginePref::Cpu => (Engine::cpu(bundle.clone()), Some("the CPU engine was asked for (?engine=cpu)".to_string())),

@@ -83,6 +83,10 @@ pub fn listen(app: &Rc<App>) -> Result<(), AppError> {
                 return;
             }
             let Some(select) = e.target().and_then(|t| t.dyn_into::<web_sys::HtmlSelectElement>().ok()) else { return };
+            if select.id() == "attack-kind" {
+                crate::panels::attack::show_kind_fields(&select.value());
+                return;
+            }
             let Some(param) = select.get_attribute("data-param") else { return };
             let mut state = app.state.borrow().clone();
             let value = select.value();

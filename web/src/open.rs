@@ -16,14 +16,7 @@ use crate::protocol::{EnginePref, ModelSource, Reply, Request};
 /// Loads `entry` on `compute`'s worker with the engine asked for.
 pub async fn open(compute: &Compute, entry: &CatalogEntry, engine: EnginePref) -> Result<LoadedModel, AppError> {
     let base = entry.base();
-    // The worker's own base URL is a blob: URL, so it gets absolute ones.
-    let page = document().base_uri()?.unwrap_or_default();
-    let absolute = |url: &str| web_sys::Url::new_with_base(url, &page).map(|u| u.href()).unwrap_or_else(|_| url.to_string());
-    let source = match &entry.file {
-        Some(url) => ModelSource::File(absolute(url)),
-        None => ModelSource::Folder(absolute(&base)),
-    };
-    let load = Request::Load { source, engine };
+    let load = Request::Load { source: source_of(entry)?, engine };
     // A folder's samples download while the worker loads the model; a file carries its own.
     let samples_url = format!("{base}/{SAMPLES_FILE}");
     let folder = entry.file.is_none();
@@ -55,4 +48,15 @@ pub async fn open(compute: &Compute, entry: &CatalogEntry, engine: EnginePref) -
     let layers = info.feature_layers();
     let similarity = class_similarity(&info.spec.classes, &info.spec.hierarchy);
     Ok(LoadedModel { entry: entry.clone(), load, info, samples, probabilities, layers, similarity })
+}
+
+/// Where the worker finds `entry`'s bundle: an absolute URL, since the worker's own base URL is
+/// a blob: URL.
+pub fn source_of(entry: &CatalogEntry) -> Result<ModelSource, AppError> {
+    let page = document().base_uri()?.unwrap_or_default();
+    let absolute = |url: &str| web_sys::Url::new_with_base(url, &page).map(|u| u.href()).unwrap_or_else(|_| url.to_string());
+    Ok(match &entry.file {
+        Some(url) => ModelSource::File(absolute(url)),
+        None => ModelSource::Folder(absolute(&entry.base())),
+    })
 }

@@ -29,6 +29,24 @@ pub enum ModelSource {
     File(String),
 }
 
+/// Another model of the page in an ensemble attack: attacked together with the loaded one, or
+/// held out to show whether the adversarial image transfers to a model the attack never saw.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Companion {
+    /// The catalog id, for the page.
+    pub id: String,
+    pub source: ModelSource,
+    pub attacked: bool,
+}
+
+/// A companion's answer on the adversarial image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompanionVerdict {
+    pub id: String,
+    pub attacked: bool,
+    pub probabilities: Vec<f32>,
+}
+
 /// One image, CHW values in [0, 1].
 pub type Pixels = Vec<f32>;
 
@@ -44,8 +62,15 @@ pub enum Request {
     /// Every channel of `layer`, ranked by its effect on the logit of `class` for one image.
     Trace { pixels: Pixels, class: usize, layer: String },
     /// An attack on one image, away from its true class `label` (from the predicted class when
-    /// the true one is unknown) or towards the attack's target.
-    Attack { pixels: Pixels, label: Option<usize>, attack: AttackSpec },
+    /// the true one is unknown) or towards the attack's target. The ensemble attack also runs
+    /// on the `companions` marked `attacked`; every companion judges the adversarial image.
+    Attack {
+        pixels: Pixels,
+        label: Option<usize>,
+        attack: AttackSpec,
+        #[serde(default)]
+        companions: Vec<Companion>,
+    },
     /// Arm a fault for tests (the page's hook `simulateDeviceLoss(step)`): the next attack
     /// destroys the GPU device after `at_step` steps, as a lost GPU would.
     SimulateDeviceLoss { at_step: usize },
@@ -141,6 +166,9 @@ pub struct AttackRow {
     /// wire as base64url little-endian f32 — exact, and a string JSON parses fast.
     #[serde(with = "f32_planes")]
     pub steps: Vec<Pixels>,
+    /// The ensemble attack's companions, each with its probabilities on the adversarial image.
+    #[serde(default)]
+    pub companions: Vec<CompanionVerdict>,
 }
 
 impl AttackRow {
@@ -203,7 +231,13 @@ mod tests {
 
     #[test]
     fn messages_survive_the_json_round_trip() {
-        let request = Envelope { id: 7, request: Request::Attack { pixels: vec![0.0, 0.5, 1.0], label: Some(3), attack: crate::attack_params::AttackParams::default().resolve(0.1, 10) } };
+        let request = Envelope { id: 7, request: Request::Attack {
+                pixels: vec![0.0, 0.5, 1.0],
+                label: Some(3),
+                attack: crate::attack_params::AttackParams::default().resolve(0.1, 10),
+                companions: vec![Companion { id: "b".into(), source: ModelSource::Folder("http://h/models/b".into()), attacked: true }],
+            },
+        };
         let back: Envelope = serde_json::from_str(&serde_json::to_string(&request).unwrap()).unwrap();
         assert_eq!(back, request);
         let done = WorkerMessage::Done { id: 7, result: Err("no model".into()) };
@@ -217,7 +251,16 @@ mod tests {
         assert_eq!(back, traced);
         // Attack steps travel bit-exact, odd values included.
         let odd = vec![0.1, -0.0, 1.0 / 3.0, f32::MIN_POSITIVE, 0.999_999_9];
-        let row = AttackRow { pixels: odd.clone(), clean_probabilities: vec![1.0], probabilities: vec![1.0], success: false, target: None, losses: vec![0.5], steps: vec![vec![0.25; 5], odd] };
+        let row = AttackRow {
+            pixels: odd.clone(),
+            clean_probabilities: vec![1.0],
+            probabilities: vec![1.0],
+            success: false,
+            target: None,
+            losses: vec![0.5],
+            steps: vec![vec![0.25; 5], odd],
+            companions: vec![CompanionVerdict { id: "b".into(), attacked: false, probabilities: vec![1.0] }],
+        };
         let back: AttackRow = serde_json::from_str(&serde_json::to_string(&row).unwrap()).unwrap();
         assert!(back.steps.iter().flatten().zip(row.steps.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()));
         assert_eq!((back.image_at(Some(1)), back.image_at(Some(2)), back.image_at(None), back.image_at(Some(3))), (&[0.25; 5][..], &row.steps[1][..], &row.pixels[..], &row.pixels[..]));

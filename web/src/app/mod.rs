@@ -6,6 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use advlens_shared::analysis::trace::Influence;
+use advlens_shared::attack::AttackKind;
 use advlens_shared::tensor::argmax;
 use futures_util::future::FutureExt;
 use wasm_bindgen::prelude::*;
@@ -20,7 +21,7 @@ use crate::fetch;
 use crate::memo::{Clear, Memo};
 use crate::panels::attack::AttackStatus;
 use crate::panels::{self, LoadedModel, Scene};
-use crate::protocol::{AttackRow, EnginePref, Look, Reply, Request};
+use crate::protocol::{AttackRow, Companion, EnginePref, Look, Reply, Request};
 use crate::state::{ImageKind, PageState};
 
 mod images;
@@ -303,7 +304,8 @@ impl App {
         } else {
             self.attack_error.borrow().clone().map_or(AttackStatus::Idle, AttackStatus::Failed)
         };
-        let scene = Scene { state: &state, model, image: &image, look: &look, real_look: real_look.as_deref(), layer: &layer, class, atlas: &atlas, attack: attack.as_deref() };
+        let companions = self.companions(model);
+        let scene = Scene { state: &state, model, image: &image, look: &look, real_look: real_look.as_deref(), layer: &layer, class, atlas: &atlas, attack: attack.as_deref(), companions: &companions };
         by_id("network-body").map(|e| replace_children(&e, [panels::network::network(&scene)]))?;
         // The trace of the shown image and, on an adversarial one, of the real image for the
         // same class: the neurons aligned before and after the attack.
@@ -401,9 +403,18 @@ impl App {
         if self.current(generation) {
             set_status("working", &format!("Attacking: {}…", attack.describe(|c| model.class_name(c))));
         }
+        let companions = match attack.kind {
+            AttackKind::Ensemble { .. } => self
+                .companions(model)
+                .iter()
+                .map(|e| Ok(Companion { id: e.id.clone(), source: crate::open::source_of(e)?, attacked: state.attack.with.contains(&e.id) }))
+                .collect::<Result<Vec<_>, AppError>>()
+                .map_err(|e| e.to_string())?,
+            _ => Vec::new(),
+        };
         let (compute, pixels, label) = (self.compute.clone(), model.pixels(state), model.label(state));
         self.attack_running.set(true);
-        let request = Request::Attack { pixels, label, attack };
+        let request = Request::Attack { pixels, label, attack, companions };
         let progress: crate::client::OnProgress = Rc::new(panels::attack::show_progress);
         let ask = async move { compute.ask_with_progress(request, Some(progress), |r| if let Reply::Attacked(a) = r { Ok(a) } else { Err(r) }).await.map(Rc::new) };
         let result = self.attacks.get(key, move || ask.boxed_local()).await;

@@ -8,6 +8,7 @@ use wasm_bindgen::JsCast;
 use super::{show_notices, App, Nav};
 use crate::config::{CatalogEntry, OWN_FILE_ID};
 use crate::dom::{by_id, replace_children, El};
+use crate::panels::LoadedModel;
 use crate::state::PageState;
 
 impl App {
@@ -33,6 +34,13 @@ impl App {
         };
         state.model = Some(if entry.file.is_some() { OWN_FILE_ID.to_string() } else { entry.id.clone() });
         entry
+    }
+
+    /// The catalog's other models trained on the same data as `model`: they take its images
+    /// and classes, so the ensemble attack may combine them (the rest judge its transfer).
+    pub(super) fn companions(&self, model: &LoadedModel) -> Vec<CatalogEntry> {
+        let Some(data) = &model.entry.dataset else { return Vec::new() };
+        self.catalog.iter().filter(|e| e.id != model.entry.id && e.dataset.as_ref() == Some(data)).cloned().collect()
     }
 
     /// The model list shows the bundled models and the visitor's, with `entry` selected.

@@ -24,7 +24,7 @@ impl App {
         let draw = |shown: CompareState| -> Result<(), AppError> {
             let Some(look) = &look else { return Ok(()) };
             let layer = model.layers.last().map(|(n, _)| n.clone()).unwrap_or_default();
-            let scene = Scene { state, model, image, look, real_look: None, layer: &layer, class: 0, atlas: &atlas, attack: attack.as_deref() };
+            let scene = Scene { state, model, image, look, real_look: None, layer: &layer, class: 0, atlas: &atlas, attack: attack.as_deref(), companions: &[] };
             by_id("compare-body").map(|e| replace_children(&e, [panels::compare::compare(&scene, &self.catalog, shown)]))
         };
         let Some(id) = state.compare.clone() else { return draw(CompareState::None) };

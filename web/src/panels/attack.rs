@@ -90,7 +90,56 @@ fn form(scene: &Scene, request: &AttackSpec) -> El {
         .child(field(ATTACK_STEPS_ID, &format!("steps (1 to {MAX_STEPS})"), number("1", request.steps.to_string())))
         .child(field(ATTACK_TARGET, "target class", targets))
         .child(field(ATTACK_SEED, "random start: seed (empty: none)", number("0", params.seed.map_or(String::new(), |s| s.to_string()))))
-        .child(field(ATTACK_STEP_SIZE, &format!("step size (empty: the usual {})", params.choice.step_size(request.epsilon, request.steps)), number("0", params.step_size.map_or(String::new(), |s| s.to_string()))))
+        .child(field(ATTACK_STEP_SIZE, &step_size_label(params.choice, request), number("0", params.step_size.map_or(String::new(), |s| s.to_string()))))
+        .child(ensemble_choice(scene))
+}
+
+fn step_size_label(choice: AttackChoice, request: &AttackSpec) -> String {
+    let usual = choice.step_size(request.epsilon, request.steps);
+    if choice == AttackChoice::Ensemble {
+        format!("step size: Adam's learning rate (empty: {usual})")
+    } else {
+        format!("step size (empty: the usual {usual})")
+    }
+}
+
+const ATTACK_WITH: &str = "attack-with";
+
+/// The ensemble attack's models: the page's other models of the same data, ticked to be
+/// attacked together with this one; the unticked ones are held out and judge transfer. Shown
+/// only while the ensemble attack is chosen ([`show_kind_fields`]).
+fn ensemble_choice(scene: &Scene) -> El {
+    let params = &scene.state.attack;
+    let explain = "The paper's ensemble attack changes the image so that several models at once see the target class (without one, the class this model finds least likely). Models left unticked never see the attack: if the image fools them too, it transfers — an attacker does not need the model itself.";
+    let set = El::new("fieldset").id(ATTACK_WITH).class("attack-with").child(El::new("legend").text("ensemble attack: attack these models together with this one")).add("p", "explain", explain);
+    let set = if scene.companions.is_empty() {
+        set.add("p", "note", "No other model of this page takes these images: the ensemble is this model alone.")
+    } else {
+        set.children(scene.companions.iter().map(|e| {
+            let id = format!("{ATTACK_WITH}-{}", e.id);
+            let input = El::new("input").attr("type", "checkbox").id(&id).attr("value", &e.id).attr("data-with", "");
+            let input = if params.with.contains(&e.id) { input.attr("checked", "") } else { input };
+            El::new("div").class("check").child(input).child(El::new("label").attr("for", &id).text(&e.title))
+        }))
+    };
+    let unknown: Vec<&str> = params.with.iter().filter(|id| !scene.companions.iter().any(|e| e.id == **id)).map(String::as_str).collect();
+    let set = if unknown.is_empty() {
+        set
+    } else {
+        set.add("p", "problem", &format!("Left out: {} — no model of this page that takes these images is called that.", unknown.join(", ")))
+    };
+    if params.choice == AttackChoice::Ensemble {
+        set
+    } else {
+        set.attr("hidden", "")
+    }
+}
+
+/// Shows the fields of the attack `kind` (the value of the attack menu) and hides the others.
+pub fn show_kind_fields(kind: &str) {
+    if let Ok(set) = crate::dom::by_id(ATTACK_WITH) {
+        let _ = set.toggle_attribute_with_force("hidden", kind != AttackChoice::Ensemble.as_str());
+    }
 }
 
 /// The attack the controls describe, or what is wrong with them.
@@ -119,6 +168,13 @@ pub fn read_form(classes: usize) -> Result<AttackParams, Vec<String>> {
     }
     if params.target.is_some_and(|t| t >= classes) {
         problems.push("the target class is not one of the model's".into());
+    }
+    if let Ok(boxes) = doc.query_selector_all("input[data-with]") {
+        params.with = (0..boxes.length())
+            .filter_map(|i| boxes.item(i)?.dyn_into::<web_sys::HtmlInputElement>().ok())
+            .filter(|b| b.checked())
+            .map(|b| b.value())
+            .collect();
     }
     if problems.is_empty() {
         Ok(params)
@@ -175,7 +231,45 @@ fn result(scene: &Scene, clean: &[f32], row: &AttackRow, request: &AttackSpec) -
         .child(El::new("div").class("triptych").child(figure(to_rgba(&to_bytes(clean), shape), shape, "real image")).child(El::new("div").id("step-view").class("step-view").children(step_view(scene, clean, row, request))))
         .child(slider(scene, row))
         .child(El::new("div").class("before-after").child(probs("before", &row.clean_probabilities)).child(probs(&format!("after all {} steps", row.steps.len().max(1)), &row.probabilities)))
+        .child(companions(scene, row))
         .child(El::new("p").child(look))
+}
+
+/// The ensemble attack's other models on the adversarial image: fooled or not, and whether the
+/// image transfers to the held-out ones.
+fn companions(scene: &Scene, row: &AttackRow) -> El {
+    if row.companions.is_empty() {
+        return El::new("div").attr("hidden", "");
+    }
+    let model = scene.model;
+    let label = scene.label().unwrap_or_else(|| argmax(&row.clean_probabilities));
+    let fooled = |p: &[f32]| match row.target {
+        Some(t) => argmax(p) == t,
+        None => argmax(p) != label,
+    };
+    let title = |id: &str| scene.companions.iter().find(|e| e.id == id).map_or_else(|| id.to_string(), |e| e.title.clone());
+    let items = row.companions.iter().map(|c| {
+        let says = argmax(&c.probabilities);
+        let role = if c.attacked { "attacked together" } else { "held out: never saw the attack" };
+        let verdict = if fooled(&c.probabilities) { "fooled" } else { "not fooled" };
+        let text = format!("“{}” ({role}) says {} ({:.1}%): {verdict}", title(&c.id), model.class_name(says), 100.0 * c.probabilities[says]);
+        El::new("li")
+            .attr("data-id", &c.id)
+            .attr("data-attacked", &c.attacked.to_string())
+            .attr("data-predicted", &says.to_string())
+            .attr("data-fooled", &fooled(&c.probabilities).to_string())
+            .attr("data-probabilities", &c.probabilities.iter().map(f32::to_string).collect::<Vec<_>>().join(","))
+            .text(&text)
+    });
+    let held: Vec<_> = row.companions.iter().filter(|c| !c.attacked).collect();
+    let transfer = match (held.len(), held.iter().filter(|c| fooled(&c.probabilities)).count()) {
+        (0, _) => "Every other model was attacked together with this one: none is left to show whether the image transfers.".to_string(),
+        (1, 0) => "It does not fool the held-out model: this image does not transfer.".to_string(),
+        (1, _) => "It fools the held-out model too, which never saw the attack: it transfers.".to_string(),
+        (n, 0) => format!("It fools none of the {n} held-out models: this image does not transfer."),
+        (n, k) => format!("It fools {k} of the {n} held-out models that never saw the attack: it transfers."),
+    };
+    El::new("div").class("companions").add("h4", "", "The other models on the adversarial image").child(El::new("ul").children(items)).add("p", "transfer", &transfer)
 }
 
 fn figure(rgba: Vec<u8>, shape: [usize; 3], caption: &str) -> El {

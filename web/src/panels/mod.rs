@@ -113,6 +113,8 @@ pub struct Scene<'a> {
     pub atlas: &'a AtlasState,
     /// The attack on this sample, once run.
     pub attack: Option<&'a AttackRow>,
+    /// The page's other models that take this model's images: the ensemble attack's choices.
+    pub companions: &'a [CatalogEntry],
 }
 
 impl Scene<'_> {
