@@ -334,6 +334,9 @@ pub struct EvalArgs {
     /// Random restarts of the PGD attacks.
     #[arg(long, default_value_t = 1)]
     pub restarts: usize,
+    /// Seed of the PGD attacks' random starts.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
     /// Evaluate the first N test images only.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -582,6 +585,14 @@ pub struct ReproduceArgs {
     /// attacks and analyses of different models are independent.
     #[arg(long, default_value_t = 2)]
     pub jobs: usize,
+    /// Seed of the first replicate (weights, batch order, augmentation, attacks); replicate r
+    /// uses seed + r.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Times to run the pipeline with different seeds (each in OUT/seed-<s>/ when more than
+    /// one); the verdicts' intervals then cover training noise too.
+    #[arg(long, default_value_t = 1)]
+    pub replicates: usize,
 }
 
 #[derive(Debug, Args)]
@@ -681,6 +692,7 @@ impl ReproduceArgs {
     pub fn check(&self) -> Result<()> {
         params::count("--threads", self.threads)?;
         params::count("--jobs", self.jobs)?;
+        params::count("--replicates", self.replicates)?;
         Ok(())
     }
 }

@@ -109,6 +109,8 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
                 .map(|n| Ok((n.clone(), eval::named_attack(n, norm, epsilon)?)))
                 .collect::<Result<Vec<_>>>()?;
             let test = Dataset::load_for(&spec, &a.data, Split::Test)?;
+            // The random starts draw from libtorch's global generator.
+            tch::manual_seed(a.seed as i64);
             let bar = train::progress_bar(0, args.quiet, "eval");
             let rows = eval::evaluate(&net, &test, &attacks, a.restarts, a.limit, a.batch_size, device, &bar)?;
             bar.finish_and_clear();
@@ -165,7 +167,8 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
         cli::Command::Reproduce(a) => {
             a.check()?;
             DatasetKind::parse(&a.dataset)?;
-            let report = advlens_trainer::reproduce::reproduce(&a.preset, &a.dataset, &a.data, &a.out, a.threads, a.jobs)?;
+            let replication = advlens_trainer::reproduce::Replication { seed: a.seed, replicates: a.replicates };
+            let report = advlens_trainer::reproduce::reproduce(&a.preset, &a.dataset, &a.data, &a.out, a.threads, a.jobs, replication)?;
             println!("report written to {}", report.display());
         }
         cli::Command::BenchStep(a) => {

@@ -243,17 +243,7 @@ fn s(v: impl ToString) -> String {
     v.to_string()
 }
 
-/// One trained model and what was measured on it.
-#[derive(Clone, Debug, Serialize)]
-pub struct ModelResult {
-    pub world: String,
-    pub arch: String,
-    pub mode: String,
-    pub clean_accuracy: f64,
-    pub robust_accuracy: BTreeMap<String, f64>,
-    pub attacked: bool,
-    pub analysis: AnalysisReport,
-}
+pub use crate::study::results::ModelResult;
 
 /// One world to reproduce on: a dataset, or the generated concept world.
 struct World {
@@ -265,6 +255,8 @@ struct World {
     limit: Option<usize>,
     /// Images per epoch x pixels: the scale of a training job's cost.
     scale: f64,
+    /// The replicate's seed: weights, batch order, augmentation, attack starts and targets.
+    seed: u64,
 }
 
 impl World {
@@ -297,7 +289,7 @@ fn training_jobs(p: &Preset, w: &World, out: &Path, threads: usize) -> Vec<Job> 
             let mut steps = Vec::new();
             let mut args = vec![s("train"), s("--dataset"), s(&w.dataset), s("--data"), data_s.clone(), s("--arch"), s(arch), s("--width"), s(width)];
             args.extend([s("--mode"), s(mode), s("--attack-steps"), s(p.attack_steps), s("--epochs"), s(w.epochs), s("--name"), name.clone()]);
-            args.extend([s("--out"), run.display().to_string()]);
+            args.extend([s("--out"), run.display().to_string(), s("--seed"), s(w.seed)]);
             // Few attack steps must still reach the edge of the ball: step = 2.5 eps / steps;
             // epsilon grows over the first quarter of the run so short runs do not collapse.
             let eps = training_epsilon(&w.dataset);
@@ -317,7 +309,7 @@ fn training_jobs(p: &Preset, w: &World, out: &Path, threads: usize) -> Vec<Job> 
                 steps.push(Step { done: run.join("metrics.jsonl"), args });
             }
             let mut args = vec![s("eval"), s("--run"), run.display().to_string(), s("--data"), data_s.clone(), s("--attacks"), s("fgsm,pgd20")];
-            args.extend([s("--limit"), s(p.attack_images)]);
+            args.extend([s("--limit"), s(p.attack_images), s("--seed"), s(w.seed)]);
             if w.dataset == "folder" {
                 args.extend([s("--epsilon"), s(8.0 / 255.0)]);
             }
@@ -344,7 +336,7 @@ fn attack_jobs(p: &Preset, w: &World, out: &Path, threads: usize) -> Vec<Job> {
             let attacked: Vec<String> = attacked.iter().map(|(a, _)| bundle(a)).collect();
             let mut args = vec![s("attack"), s("--models"), attacked.join(","), s("--held-out"), bundle(held_out.0)];
             args.extend([s("--data"), w.data.display().to_string(), s("--limit"), s(p.attack_images), s("--steps"), s(p.ensemble_steps)]);
-            args.extend([s("--out"), adv.display().to_string()]);
+            args.extend([s("--out"), adv.display().to_string(), s("--seed"), s(w.seed)]);
             if w.dataset == "folder" {
                 args.extend([s("--epsilon"), s(8.0 / 255.0)]);
             }
@@ -385,6 +377,7 @@ fn collect(p: &Preset, w: &World, out: &Path) -> Result<Vec<ModelResult>> {
                 world: w.name.clone(),
                 arch: arch.to_string(),
                 mode: mode.to_string(),
+                seed: w.seed,
                 clean_accuracy: clean,
                 robust_accuracy: robust,
                 attacked: k + 1 < w.archs.len(),
@@ -395,31 +388,37 @@ fn collect(p: &Preset, w: &World, out: &Path) -> Result<Vec<ModelResult>> {
     Ok(results)
 }
 
-/// Runs the whole pipeline and writes `report.md`, `results.json` and the figures into `out`.
-/// `workers` independent steps run at once (each with `threads` libtorch threads).
-pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, threads: usize, workers: usize) -> Result<PathBuf> {
+/// How many times to run the pipeline, and from which seed.
+#[derive(Clone, Copy, Debug)]
+pub struct Replication {
+    pub seed: u64,
+    pub replicates: usize,
+}
+
+impl Replication {
+    /// The seeds of the replicates, and where each writes: `out` itself for one replicate
+    /// (the layout of earlier reproductions), else `out/seed-<s>/`.
+    fn runs(&self, out: &Path) -> Vec<(u64, PathBuf)> {
+        (0..self.replicates as u64)
+            .map(|r| {
+                let seed = self.seed + r;
+                (seed, if self.replicates == 1 { out.to_path_buf() } else { out.join(format!("seed-{seed}")) })
+            })
+            .collect()
+    }
+}
+
+/// Runs the whole pipeline once per replicate and writes `report.md`, `results.json` and the
+/// figures into `out`. `workers` independent steps run at once (each with `threads` libtorch
+/// threads).
+pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, threads: usize, workers: usize, replication: Replication) -> Result<PathBuf> {
     let p = preset(preset_name)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let start = std::time::Instant::now();
-    let side = if dataset == "cifar10" { 32.0 * 32.0 * 3.0 } else { 28.0 * 28.0 };
-    let train_images = p.limit.unwrap_or(if dataset == "cifar10" { 50_000 } else { 60_000 }) as f64;
-    let concept_archs: Vec<(&'static str, usize)> = p.archs.iter().map(|&(a, w)| (a, w * 2)).collect();
-    let worlds = [
-        World { name: dataset.into(), dataset: dataset.into(), data: data.into(), archs: p.archs.clone(), epochs: p.epochs, limit: p.limit, scale: train_images * side },
-        // Generated below, so the reproduction needs no download; wider models for colour images.
-        World {
-            name: "concepts".into(),
-            dataset: "folder".into(),
-            data: out.join("data").join("concepts"),
-            archs: concept_archs,
-            epochs: p.concept_epochs,
-            limit: None,
-            scale: p.concept_train as f64 * 32.0 * 32.0 * 3.0 * 4.0,
-        },
-    ];
     let timings = TimingLog::open(out);
     let steps_before = timings.timings.lock().expect("lock").steps.len();
-    let concepts = &worlds[1].data;
+    // The concept world is data, not a replicate's choice: generated once, shared.
+    let concepts = out.join("data").join("concepts");
     let generate = Job {
         name: "concepts-data".into(),
         cost: 0.0,
@@ -428,11 +427,13 @@ pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, thre
             args: vec![s("data"), s("concepts"), s("--train"), s(p.concept_train), s("--test"), s(p.concept_test), s("--seed"), s(0), s("--out"), concepts.display().to_string(), s("--quiet")],
         }],
     };
+    let runs = replication.runs(out);
+    let worlds: Vec<(PathBuf, [World; 2])> = runs.iter().map(|(seed, dir)| (dir.clone(), worlds(&p, dataset, data, &concepts, *seed))).collect();
     let phases: Vec<(&str, Vec<Job>)> = vec![
         ("concept world", vec![generate]),
-        ("train, eval, export", worlds.iter().flat_map(|w| training_jobs(&p, w, out, threads)).collect()),
-        ("ensemble attacks", worlds.iter().flat_map(|w| attack_jobs(&p, w, out, threads)).collect()),
-        ("analyses", worlds.iter().flat_map(|w| analysis_jobs(&p, w, out, threads)).collect()),
+        ("train, eval, export", worlds.iter().flat_map(|(dir, ws)| ws.iter().flat_map(|w| training_jobs(&p, w, dir, threads)).collect::<Vec<_>>()).collect()),
+        ("ensemble attacks", worlds.iter().flat_map(|(dir, ws)| ws.iter().flat_map(|w| attack_jobs(&p, w, dir, threads)).collect::<Vec<_>>()).collect()),
+        ("analyses", worlds.iter().flat_map(|(dir, ws)| ws.iter().flat_map(|w| analysis_jobs(&p, w, dir, threads)).collect::<Vec<_>>()).collect()),
     ];
     let total: usize = phases.iter().flat_map(|(_, jobs)| jobs.iter().map(|j| j.steps.len())).sum();
     let bar = crate::train::progress_bar(total as u64, false, "reproduce");
@@ -442,16 +443,39 @@ pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, thre
     }
     bar.finish_with_message("done");
     let mut results = Vec::new();
-    for w in &worlds {
-        results.extend(collect(&p, w, out)?);
+    for (dir, ws) in &worlds {
+        for w in ws {
+            results.extend(collect(&p, w, dir)?);
+        }
     }
     let all = timings.finish(start.elapsed().as_secs_f64(), workers, steps_before)?;
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&results)? + "\n")?;
     figures(&results, out)?;
-    let report = report(&results, preset_name, dataset, &all);
+    let report = report(&results, preset_name, dataset, &all, replication);
     let path = out.join("report.md");
     std::fs::write(&path, report)?;
     Ok(path)
+}
+
+/// The dataset and the concept world, as one replicate trains them.
+fn worlds(p: &Preset, dataset: &str, data: &Path, concepts: &Path, seed: u64) -> [World; 2] {
+    let side = if dataset == "cifar10" { 32.0 * 32.0 * 3.0 } else { 28.0 * 28.0 };
+    let train_images = p.limit.unwrap_or(if dataset == "cifar10" { 50_000 } else { 60_000 }) as f64;
+    let concept_archs: Vec<(&'static str, usize)> = p.archs.iter().map(|&(a, w)| (a, w * 2)).collect();
+    [
+        World { name: dataset.into(), dataset: dataset.into(), data: data.into(), archs: p.archs.clone(), epochs: p.epochs, limit: p.limit, scale: train_images * side, seed },
+        // Generated by the pipeline, so the reproduction needs no download; wider models for colour images.
+        World {
+            name: "concepts".into(),
+            dataset: "folder".into(),
+            data: concepts.to_path_buf(),
+            archs: concept_archs,
+            epochs: p.concept_epochs,
+            limit: None,
+            scale: p.concept_train as f64 * 32.0 * 32.0 * 3.0 * 4.0,
+            seed,
+        },
+    ]
 }
 
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
@@ -464,20 +488,23 @@ fn mean(v: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// The report: per-model table, then each claim with the numbers and a verdict by a stated rule.
-pub fn report(results: &[ModelResult], preset: &str, dataset: &str, timings: &Timings) -> String {
+pub fn report(results: &[ModelResult], preset: &str, dataset: &str, timings: &Timings, replication: Replication) -> String {
     let mut r = format!(
-        "# Reproduction of Dong et al. on our data\n\nGenerated by `advlens reproduce --preset {preset} --dataset {dataset}`; wall clock: {}. \
+        "# Reproduction of Dong et al. on our data\n\nGenerated by `advlens reproduce --preset {preset} --dataset {dataset} --seed {} --replicates {}`; wall clock: {}. \
          Numbers, not tuned toward the paper: the analysis is the one docs/analysis.md specifies.\n\n",
+        replication.seed,
+        replication.replicates,
         timings.wall_clock()
     );
-    r += "## Models\n\n| world | arch | mode | clean acc. | robust acc. | ensemble | analysed layer | adv. images (successful) |\n|---|---|---|---|---|---|---|---|\n";
+    r += "## Models\n\n| world | arch | mode | seed | clean acc. | robust acc. | ensemble | analysed layer | adv. images (successful) |\n|---|---|---|---|---|---|---|---|---|\n";
     for m in results {
         let robust: Vec<String> = m.robust_accuracy.iter().map(|(k, v)| format!("{k}: {:.1}%", 100.0 * v)).collect();
         r += &format!(
-            "| {} | {} | {} | {:.1}% | {} | {} | `{}` | {} ({}) |\n",
+            "| {} | {} | {} | {} | {:.1}% | {} | {} | `{}` | {} ({}) |\n",
             m.world,
             m.arch,
             m.mode,
+            m.seed,
             100.0 * m.clean_accuracy,
             robust.join(", "),
             if m.attacked { "attacked" } else { "held out" },
@@ -511,46 +538,22 @@ pub fn report(results: &[ModelResult], preset: &str, dataset: &str, timings: &Ti
         };
     }
     // Claims 1-4 on the real dataset; the concept world has its own section below.
-    let by_mode = |mode: &str, f: &dyn Fn(&ModelResult) -> Option<f64>| mean(results.iter().filter(|m| m.mode == mode && m.world == dataset).filter_map(f));
-    let verdict = |held: bool| if held { "**held**" } else { "**did not hold**" };
-    r += &format!("\n## The paper's claims (on {dataset}; means over the three architectures)\n\n");
-    // 1. Neurons of standard models respond to adversarial images of other classes.
-    let (cr, ca) = (by_mode("standard", &|m| Some(m.analysis.mean_consis_real)), by_mode("standard", &|m| Some(m.analysis.mean_consis_adv_source)));
-    let (cs1, cs2) = (by_mode("standard", &|m| Some(m.analysis.mean_cs1)), by_mode("standard", &|m| m.analysis.mean_cs2));
+    let seeds: std::collections::BTreeSet<u64> = results.iter().map(|m| m.seed).collect();
+    let top_k = results.first().map_or(10, |m| m.analysis.top_k);
+    let consis_chance = crate::study::claims::consis_chance(10, top_k);
+    let consis_real = mean(results.iter().filter(|m| m.world == dataset && m.mode == "standard").map(|m| m.analysis.mean_consis_real));
     r += &format!(
-        "1. *Neurons respond to discriminative patches, not concepts* — standard models: mean consis of the top real images {cr:.3}, of the top adversarial images counted by the class a human sees {ca:.3}; CS1 {cs1:.3}, CS2 {cs2:.3}. \
-         Rule: holds if consis drops on adversarial images (by source) and CS2 > CS1. {}\n",
-        verdict(ca < cr && cs2 > cs1)
+        "\n## The paper's claims (on {dataset}; {} replicate(s), seeds {:?}; architectures pooled)\n\n**The rule, stated before the numbers.** {}\n\
+         Chance levels: consis of a neuron blind to class is {consis_chance:.3} (10 classes, top {top_k}); CS of such a neuron is about 1/sqrt(10 consis) = {:.3} at the standard models' mean real consis {consis_real:.3}.\n\n",
+        seeds.len(),
+        seeds,
+        crate::study::claims::rules(),
+        1.0 / (10.0 * consis_real).sqrt(),
     );
-    let rs = by_mode("standard", &|m| m.analysis.fraction_r_above_1);
-    r += &format!(
-        "2. *Adversarial representations are far from those of real images of the true class* — standard models: {:.1}% of successful adversarial images have r > 1 (nearer the target class's mean). \
-         Rule: holds if more than half do. {}\n",
-        100.0 * rs,
-        verdict(rs > 0.5)
-    );
-    let (cc1, cc2, cca) = (
-        by_mode("consistent", &|m| Some(m.analysis.mean_cs1)),
-        by_mode("consistent", &|m| m.analysis.mean_cs2),
-        by_mode("consistent", &|m| Some(m.analysis.mean_consis_adv_source)),
-    );
-    let rc = by_mode("consistent", &|m| m.analysis.fraction_r_above_1);
-    let (pc1, prc) = (by_mode("pgd", &|m| Some(m.analysis.mean_cs1)), by_mode("pgd", &|m| m.analysis.fraction_r_above_1));
-    r += &format!(
-        "3. *The consistent loss makes neurons consistent* — consistent models: CS1 {cc1:.3} (standard {cs1:.3}, pgd {pc1:.3}), CS2 {cc2:.3} (standard {cs2:.3}), consis adv (source) {cca:.3} (standard {ca:.3}), r > 1 for {:.1}% (standard {:.1}%, pgd {:.1}%). \
-         Rule: holds if CS1 rises, CS2 falls and the r > 1 share falls against standard training. {}\n",
-        100.0 * rc,
-        100.0 * rs,
-        100.0 * prc,
-        verdict(cc1 > cs1 && cc2 < cs2 && rc < rs)
-    );
-    let auc = by_mode("standard", &|m| m.analysis.trace_auc);
-    let aucc = by_mode("consistent", &|m| m.analysis.trace_auc);
-    r += &format!(
-        "4. *Tracing to influential neurons flags wrong decisions* — ROC AUC of the top-neuron disagreement score, successful adversarial vs correctly classified real images: standard {auc:.3}, consistent {aucc:.3}. \
-         Rule: holds if the AUC exceeds 0.6. {}\n",
-        verdict(auc.max(aucc) > 0.6)
-    );
+    r += &crate::study::claims::section(&crate::study::claims::decide(results, dataset));
+    if replication.replicates < 3 {
+        r += "\nWith fewer than 3 replicates the intervals reflect neuron-to-neuron spread only, not training noise: read verdicts as provisional (`--replicates 3`).\n";
+    }
     let detectors = |mode: &str, adv: bool| -> BTreeMap<String, usize> {
         let mut total = BTreeMap::new();
         for m in results.iter().filter(|m| m.world == "concepts" && m.mode == mode) {
@@ -689,4 +692,25 @@ fn figures(results: &[ModelResult], out: &Path) -> Result<()> {
         root.present().map_err(|e| err(&e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicates_have_their_own_seeds_and_folders() {
+        let out = Path::new("/r");
+        assert_eq!(Replication { seed: 0, replicates: 1 }.runs(out), vec![(0, PathBuf::from("/r"))], "one replicate keeps the old layout");
+        assert_eq!(Replication { seed: 5, replicates: 2 }.runs(out), vec![(5, PathBuf::from("/r/seed-5")), (6, PathBuf::from("/r/seed-6"))]);
+        // Every step that draws random numbers carries the replicate's seed (export draws none).
+        let p = preset("smoke").unwrap();
+        let [w, _] = worlds(&p, "mnist", Path::new("/d"), Path::new("/r/data/concepts"), 6);
+        for job in training_jobs(&p, &w, Path::new("/r/seed-6"), 1).iter().chain(&attack_jobs(&p, &w, Path::new("/r/seed-6"), 1)) {
+            for step in job.steps.iter().filter(|s| s.args[0] != "export") {
+                let at = step.args.iter().position(|a| a == "--seed").unwrap_or_else(|| panic!("no --seed in {:?}", step.args));
+                assert_eq!(step.args[at + 1], "6", "{:?}", step.args);
+            }
+        }
+    }
 }
