@@ -557,3 +557,27 @@ fn import_command(a: cli::ImportArgs) -> Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    /// `reproduce` drives this binary through argument lists: every one of them, for every
+    /// preset and both kinds of world, must parse with the real command line (a renamed or
+    /// removed flag fails here, not hours into a reproduction).
+    #[test]
+    fn every_reproduce_step_parses_with_the_cli() {
+        for preset in ["smoke", "quick", "full"] {
+            for dataset in ["mnist", "fashion-mnist", "cifar10"] {
+                let steps = advlens_trainer::reproduce::step_commands(preset, dataset, "/data".as_ref(), "/out".as_ref(), 3).unwrap();
+                assert!(steps.len() > 40, "{preset} {dataset}: {} steps", steps.len());
+                for args in steps {
+                    let line = std::iter::once("advlens".to_string()).chain(args.iter().cloned());
+                    if let Err(e) = crate::cli::Cli::try_parse_from(line) {
+                        panic!("{preset} {dataset}: `advlens {}` does not parse:\n{e}", args.join(" "));
+                    }
+                }
+            }
+        }
+    }
+}

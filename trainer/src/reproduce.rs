@@ -457,6 +457,24 @@ pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, thre
     Ok(path)
 }
 
+/// The command line of every step `preset` runs for one replicate (seed) into `out`, in order:
+/// what the binary's test parses with the real CLI, so that a renamed flag fails a test instead
+/// of a reproduction hours in.
+pub fn step_commands(preset_name: &str, dataset: &str, data: &Path, out: &Path, seed: u64) -> Result<Vec<Vec<String>>> {
+    let p = preset(preset_name)?;
+    let concepts = out.join("data").join("concepts");
+    let ws = worlds(&p, dataset, data, &concepts, seed);
+    let mut jobs: Vec<Job> = Vec::new();
+    for w in &ws {
+        jobs.extend(training_jobs(&p, w, out, 1));
+    }
+    for w in &ws {
+        jobs.extend(attack_jobs(&p, w, out, 1));
+        jobs.extend(analysis_jobs(&p, w, out, 1));
+    }
+    Ok(jobs.into_iter().flat_map(|j| j.steps.into_iter().map(|s| s.args)).collect())
+}
+
 /// The dataset and the concept world, as one replicate trains them.
 fn worlds(p: &Preset, dataset: &str, data: &Path, concepts: &Path, seed: u64) -> [World; 2] {
     let side = if dataset == "cifar10" { 32.0 * 32.0 * 3.0 } else { 28.0 * 28.0 };
