@@ -450,7 +450,7 @@ pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, thre
     }
     let all = timings.finish(start.elapsed().as_secs_f64(), workers, steps_before)?;
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&results)? + "\n")?;
-    figures(&results, out)?;
+    figures(&results, dataset, out)?;
     let report = report(&results, preset_name, dataset, &all, replication);
     let path = out.join("report.md");
     std::fs::write(&path, report)?;
@@ -595,7 +595,7 @@ pub fn report(results: &[ModelResult], preset: &str, dataset: &str, timings: &Ti
     for (verb, (n, secs)) in per_verb {
         r += &format!("| {verb} | {n} | {secs:.0} |\n");
     }
-    r += "\nFigures: `consis.png` (consis on real vs adversarial top images, per mode), `cs.png` (CS1 and CS2 against consis, like the paper's Figure 8), `r.png` (the r distribution per mode, like Figure 9), `detectors.png` (concept detectors per category, real vs adversarial, per mode).\n";
+    r += "\nFigures (the dataset's models, firing neurons only): `consis.png` (consis on real vs adversarial top images, per mode), `cs.png` (CS1 and CS2 against consis, like the paper's Figure 8), `r.png` (the r distribution per mode, like Figure 9), `detectors.png` (concept detectors per category, real vs adversarial, per mode).\n";
     r
 }
 
@@ -609,8 +609,11 @@ fn histogram(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<(f64, f64)> {
     h.iter().enumerate().map(|(i, &c)| (lo + (i as f64 + 0.5) * (hi - lo) / bins as f64, c as f64 / n)).collect()
 }
 
-fn figures(results: &[ModelResult], out: &Path) -> Result<()> {
+/// The figures of the dataset's models (the concept world only in `detectors.png`), from the
+/// neurons the means count (silent ones left out).
+fn figures(results: &[ModelResult], dataset: &str, out: &Path) -> Result<()> {
     let f = crate::plot::font_name();
+    let firing = |m: &ModelResult| -> Vec<advlens_shared::analysis::atlas::NeuronStats> { m.analysis.neurons.iter().filter(|n| !n.silent).cloned().collect() };
     let modes = ["standard", "pgd", "consistent"];
     let colors = [BLUE, RED, GREEN];
     let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("{e}");
@@ -625,7 +628,7 @@ fn figures(results: &[ModelResult], out: &Path) -> Result<()> {
                 .build_cartesian_2d(0.0..1.0, 0.0..1.0).map_err(|e| err(&e))?;
             chart.configure_mesh().label_style((f, 11)).draw().map_err(|e| err(&e))?;
             for (mode, color) in modes.iter().zip(colors) {
-                let v: Vec<f64> = results.iter().filter(|m| m.mode == *mode).flat_map(|m| m.analysis.neurons.iter().map(|n| if adv { n.consis_adv_source } else { n.consis_real })).collect();
+                let v: Vec<f64> = results.iter().filter(|m| m.mode == *mode && m.world == dataset).flat_map(|m| firing(m).into_iter().map(|n| if adv { n.consis_adv_source } else { n.consis_real })).collect();
                 chart.draw_series(LineSeries::new(histogram(&v, 0.0, 1.0, 20), color.stroke_width(2))).map_err(|e| err(&e))?
                     .label(*mode).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2)));
             }
@@ -644,7 +647,11 @@ fn figures(results: &[ModelResult], out: &Path) -> Result<()> {
                 .build_cartesian_2d(0.0..1.0, 0.0..1.0).map_err(|e| err(&e))?;
             chart.configure_mesh().label_style((f, 11)).draw().map_err(|e| err(&e))?;
             for (mode, color) in modes.iter().zip(colors) {
-                let pts: Vec<(f64, f64)> = results.iter().filter(|m| m.mode == *mode).flat_map(|m| m.analysis.neurons.iter().map(|n| (n.consis_real, if second { n.cs2.unwrap_or(0.0) } else { n.cs1 }))).collect();
+                let pts: Vec<(f64, f64)> = results
+                    .iter()
+                    .filter(|m| m.mode == *mode && m.world == dataset)
+                    .flat_map(|m| firing(m).into_iter().filter_map(|n| Some((n.consis_real, if second { n.cs2? } else { n.cs1 }))))
+                    .collect();
                 chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 2, color.filled()))).map_err(|e| err(&e))?
                     .label(*mode).legend(move |(x, y)| Circle::new((x + 7, y), 3, color.filled()));
             }
@@ -661,7 +668,7 @@ fn figures(results: &[ModelResult], out: &Path) -> Result<()> {
             .build_cartesian_2d(-3.0..3.0, 0.0..0.5).map_err(|e| err(&e))?;
         chart.configure_mesh().label_style((f, 11)).draw().map_err(|e| err(&e))?;
         for (mode, color) in modes.iter().zip(colors) {
-            let v: Vec<f64> = results.iter().filter(|m| m.mode == *mode).flat_map(|m| m.analysis.r.iter().map(|r| r.log2())).collect();
+            let v: Vec<f64> = results.iter().filter(|m| m.mode == *mode && m.world == dataset).flat_map(|m| m.analysis.r.iter().map(|r| r.log2())).collect();
             chart.draw_series(LineSeries::new(histogram(&v, -3.0, 3.0, 24), color.stroke_width(2))).map_err(|e| err(&e))?
                 .label(*mode).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2)));
         }
