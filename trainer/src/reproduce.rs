@@ -355,7 +355,9 @@ fn analysis_jobs(p: &Preset, w: &World, out: &Path, threads: usize) -> Vec<Job> 
             let adv = out.join("adversarial").join(format!("{}-{mode}", w.name));
             let dir = out.join("analysis").join(&name);
             let mut args = vec![s("analyze"), s("--model"), bundle.display().to_string(), s("--adv"), adv.display().to_string(), s("--data"), w.data.display().to_string()];
-            args.extend([s("--limit"), s(p.attack_images.max(1000)), s("--atlas"), s("--out"), dir.display().to_string(), s("--threads"), s(threads)]);
+            // Equal pools: the real top-K among the same test images whose adversarial versions
+            // the attack made (a larger real pool alone would favour real top images).
+            args.extend([s("--limit"), s(p.attack_images), s("--atlas"), s("--out"), dir.display().to_string(), s("--threads"), s(threads)]);
             jobs.push(Job { name: format!("{name}-analysis"), cost: w.scale, steps: vec![Step { done: dir.join("analysis.json"), args }] });
         }
     }
