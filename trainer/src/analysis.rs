@@ -212,11 +212,17 @@ pub fn analyze(input: &AnalyzeInput) -> Result<Analysis> {
     }
 
     // Tracing: the share of the top neurons (by gradient x activation for the predicted class)
-    // whose real-image class is not the predicted one.
+    // whose real-image class is not the predicted one. Silent neurons have no real-image class
+    // worth the name (their top-K is tied zeros in image order): they are never among the top.
+    let firing: Vec<i64> = neurons.iter().filter(|n| !n.silent).map(|n| n.channel as i64).collect();
+    let firing_index = Tensor::from_slice(&firing);
     let disagreement = |pass: &LayerPass, i: usize| -> Result<f64> {
-        let row = pass.influence.get(i as i64);
-        let (_, idx) = row.topk(input.trace_top.min(channels) as i64, 0, true, true);
-        let idx = Vec::<i64>::try_from(&idx)?;
+        if firing.is_empty() {
+            return Ok(0.0);
+        }
+        let row = pass.influence.get(i as i64).to_device(Device::Cpu).index_select(0, &firing_index);
+        let (_, at) = row.topk(input.trace_top.min(firing.len()) as i64, 0, true, true);
+        let idx: Vec<i64> = Vec::<i64>::try_from(&at)?.into_iter().map(|k| firing[k as usize]).collect();
         Ok(idx.iter().filter(|&&c| neurons[c as usize].real_class != pass.predicted[i]).count() as f64 / idx.len().max(1) as f64)
     };
     let negatives: Vec<f64> =
