@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use advlens_shared::analysis::metrics::{class_histogram, class_similarity, consistency, cosine, representation_ratio, roc_auc};
-pub use advlens_shared::analysis::atlas::{AtlasEntry, AtlasMeta, AtlasNeuron, NeuronStats};
+pub use advlens_shared::analysis::atlas::{AtlasEntry, AtlasMeta, AtlasNeuron, NeuronStats, SheetFormat};
 use advlens_shared::concepts::vocab;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -337,6 +337,9 @@ pub fn receptive_field(spec: &advlens_shared::model::ModelSpec, layer: &str) -> 
     field.get(layer).cloned().unwrap_or((1.0, 1.0, 0.0))
 }
 
+/// JPEG quality of colour sprite sheets: patches stay sharp at the page's enlargement.
+const SHEET_JPEG_QUALITY: u8 = 90;
+
 /// The neuron atlas of one model and layer.
 pub struct Atlas {
     pub meta: AtlasMeta,
@@ -349,8 +352,16 @@ impl Atlas {
         use anyhow::Context;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         std::fs::write(dir.join("atlas.json"), serde_json::to_string(&self.meta)? + "\n")?;
-        self.real.save(dir.join("real.png")).context("writing real.png")?;
-        self.adversarial.save(dir.join("adversarial.png")).context("writing adversarial.png")?;
+        for (kind, sheet) in [("real", &self.real), ("adversarial", &self.adversarial)] {
+            let path = dir.join(self.meta.sheets.file(kind));
+            let written = match self.meta.sheets {
+                SheetFormat::Png => sheet.save(&path),
+                SheetFormat::Jpeg => std::fs::File::create(&path)
+                    .map_err(image::ImageError::IoError)
+                    .and_then(|f| image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(f), SHEET_JPEG_QUALITY).encode_image(sheet)),
+            };
+            written.with_context(|| format!("writing {}", path.display()))?;
+        }
         Ok(())
     }
 }
@@ -403,6 +414,8 @@ fn build_atlas(input: &AnalyzeInput, real: &LayerPass, adv: &LayerPass, neurons:
         receptive_field: rf,
         top_k: k,
         neurons: rows,
+        // Colour patches are photographs, which JPEG stores in a fraction of PNG's bytes.
+        sheets: if c == 3 { SheetFormat::Jpeg } else { SheetFormat::Png },
     };
     Ok(Atlas { meta, real: real_sheet, adversarial: adv_sheet })
 }

@@ -423,7 +423,8 @@ pub struct AnalyzeArgs {
     /// Top traced neurons per image for the disagreement score.
     #[arg(long, default_value_t = 5)]
     pub trace_top: usize,
-    /// Also write the neuron atlas for the explorer (atlas/atlas.json, real.png, adversarial.png:
+    /// Also write the neuron atlas for the explorer (atlas/atlas.json and the sprite sheets
+    /// real.png, adversarial.png, JPEG `.jpg` for colour models:
     /// every neuron's top real and adversarial receptive-field patches, scores and concept).
     #[arg(long)]
     pub atlas: bool,

@@ -22,7 +22,7 @@ pub struct AtlasSheets {
 }
 
 impl AtlasSheets {
-    /// Loads `dir/atlas.json`, `dir/real.png` and `dir/adversarial.png` and checks that the
+    /// Loads `dir/atlas.json` and its two sprite sheets (`real.png` / `adversarial.png`, or `.jpg`) and checks that the
     /// sheets have the size the JSON implies.
     pub fn load(dir: &Path, classes: usize) -> Result<AtlasSheets> {
         let json = dir.join("atlas.json");
@@ -37,7 +37,8 @@ impl AtlasSheets {
             }
             Ok(img)
         };
-        Ok(AtlasSheets { real: sheet("real.png")?, adversarial: sheet("adversarial.png")?, meta })
+        let format = meta.sheets;
+        Ok(AtlasSheets { real: sheet(&format.file("real"))?, adversarial: sheet(&format.file("adversarial"))?, meta })
     }
 }
 

@@ -479,6 +479,18 @@ fn reproduce_smoke_preset_runs_end_to_end() {
     let class = if stats.silent { "(silent)".to_string() } else { atlas.classes[stats.real_class].clone() };
     assert_eq!(line.split_whitespace().nth(5), Some(class.as_str()), "{again_text}");
     assert!(again_text.contains(&format!("top real images: {}", classes.join(" "))), "{again_text}");
+    // Colour models' atlases are JPEG sheets, named by atlas.json, of the size it describes, and
+    // `trace` reads them.
+    let concepts = out_dir.join("analysis/concepts-small-cnn-standard");
+    let colour: advlens_trainer::analysis::AtlasMeta = serde_json::from_slice(&std::fs::read(concepts.join("atlas/atlas.json")).unwrap()).unwrap();
+    assert_eq!(colour.sheets, advlens_trainer::analysis::SheetFormat::Jpeg);
+    let jpeg = image::open(concepts.join("atlas/real.jpg")).unwrap();
+    assert_eq!((jpeg.width() as usize, jpeg.height() as usize), colour.sheet_size());
+    assert!(!concepts.join("atlas/real.png").exists());
+    let model = out_dir.join("models/concepts-small-cnn-standard");
+    let trace = advlens(&["trace", "--model", model.to_str().unwrap(), "--sample", "0", "--top", "2", "--analysis", concepts.to_str().unwrap()]);
+    assert!(trace.status.success(), "{}", String::from_utf8_lossy(&trace.stderr));
+    assert_eq!(String::from_utf8_lossy(&trace.stdout).matches("top real images:").count(), 2);
     let t0 = std::time::Instant::now();
     let again = Command::new(env!("CARGO_BIN_EXE_advlens")).args(args).output().unwrap();
     assert!(again.status.success());

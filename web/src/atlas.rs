@@ -37,8 +37,8 @@ impl Atlas {
             return Err(AppError::Data(format!("{dir}/atlas.json describes layer `{}`, not `{layer}`", meta.layer)));
         }
         let (w, h) = meta.sheet_size();
-        let real = decode(&format!("{dir}/real.png"), w, h).await?;
-        let adversarial = decode(&format!("{dir}/adversarial.png"), w, h).await?;
+        let real = decode(&format!("{dir}/{}", meta.sheets.file("real")), w, h).await?;
+        let adversarial = decode(&format!("{dir}/{}", meta.sheets.file("adversarial")), w, h).await?;
         Ok(Atlas { meta, real, adversarial })
     }
 }

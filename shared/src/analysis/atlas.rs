@@ -2,7 +2,8 @@
 //! patches (as rows of two sprite sheets) and what the analysis measured about it. Written by
 //! `advlens analyze --atlas`, read by `advlens trace` and by the explorer.
 //!
-//! Files in an atlas folder: `atlas.json` ([`AtlasMeta`]), `real.png` and `adversarial.png`.
+//! Files in an atlas folder: `atlas.json` ([`AtlasMeta`]) and two sprite sheets, `real.png` and
+//! `adversarial.png` (`.jpg` for colour models: [`SheetFormat`]).
 //! Row `r` of each sheet is neuron `neurons[r]`; column `k` its k-th strongest image, as a
 //! `patch x patch` crop followed by a [`GAP`]-pixel white gap.
 
@@ -70,6 +71,29 @@ pub struct AtlasMeta {
     pub receptive_field: f64,
     pub top_k: usize,
     pub neurons: Vec<AtlasNeuron>,
+    /// How the two sprite sheets are encoded (older atlases: PNG).
+    #[serde(default)]
+    pub sheets: SheetFormat,
+}
+
+/// The sprite sheets' image format: PNG (lossless; grey images compress well) or JPEG (colour
+/// photographs: PNG sheets of CIFAR-10 patches are about 1 MB a layer).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SheetFormat {
+    #[default]
+    Png,
+    Jpeg,
+}
+
+impl SheetFormat {
+    /// The file of the `real` or `adversarial` sheet: `real.png`, `adversarial.jpg`, …
+    pub fn file(self, kind: &str) -> String {
+        match self {
+            SheetFormat::Png => format!("{kind}.png"),
+            SheetFormat::Jpeg => format!("{kind}.jpg"),
+        }
+    }
 }
 
 /// Caps on what an `atlas.json` may describe, so that a hostile file cannot make a reader
@@ -190,6 +214,7 @@ mod tests {
             receptive_field: 8.0,
             top_k: 10,
             neurons: (0..neurons).map(|r| AtlasNeuron { stats: stats(3 * r), real: vec![], adversarial: vec![] }).collect(),
+            sheets: SheetFormat::Png,
         }
     }
 
