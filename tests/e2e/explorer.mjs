@@ -27,7 +27,7 @@ const artifacts = path.join(here, 'artifacts');
 const PREFIX = '/course/advlens/';
 
 // The neuron view's patches must be the atlas's: the right row, its top patches in order.
-async function checkNeuronAtlas(page, tag, atlases, layer) {
+async function checkNeuronAtlas(page, tag, atlases, layer, hierarchy) {
   const atlas = atlases[layer];
   const view = await page.$eval('.neuron-view', (v) => ({
     layer: v.dataset.layer, channel: Number(v.dataset.channel),
@@ -52,13 +52,28 @@ async function checkNeuronAtlas(page, tag, atlases, layer) {
   const labels = atlas.neurons[row].real.slice(0, 5).map((e) => e.label);
   if (JSON.stringify(view.real) !== JSON.stringify(labels)) fail(`${tag} neuron ${view.channel}: real patches ${view.real}, atlas ${labels}`);
   if (view.adversarial !== 5 || !view.captions.every((c) => /made to look like/.test(c))) fail(`${tag} neuron ${view.channel}: adversarial patches ${view.captions}`);
-  // consis chance with the identity similarity: 1/C + (1 - 1/C)/K.
+  // consis chance: (1 - 1/K) sum(A)/C^2 + trace(A)/(C K), with A the class similarity (the
+  // identity, or from the model's WordNet hierarchy: 1/C + (1 - 1/C)/K for the identity).
   const C = atlas.classes.length, K = atlas.top_k;
-  if (!close_to(view.chance, 1 / C + (1 - 1 / C) / K, 1e-9)) fail(`${tag} chance level ${view.chance}`);
+  const A = classSimilarity(atlas.classes, hierarchy ?? {});
+  const sum = A.flat().reduce((a, b) => a + b, 0), trace = A.reduce((t, row, i) => t + row[i], 0);
+  if (!close_to(view.chance, (1 - 1 / K) * sum / (C * C) + trace / (C * K), 1e-9)) fail(`${tag} chance level ${view.chance}`);
   return view;
 }
 
-async function check(base, mode, model, { expected, epsilon, mustFool, atlases, layers, extras, withLab, companion }) {
+// The class similarity of docs/analysis.md, written again here: 1 on the diagonal; else
+// 2 depth(lowest common ancestor) / (depth(a) + depth(b)) along the hierarchy's chains, 0 without one.
+function classSimilarity(classes, hierarchy) {
+  const chain = (c) => { const p = [c]; while (hierarchy[p[p.length - 1]] && !p.includes(hierarchy[p[p.length - 1]])) p.push(hierarchy[p[p.length - 1]]); return p; };
+  const chains = classes.map(chain);
+  return chains.map((ci, i) => chains.map((cj, j) => {
+    if (i === j) return 1;
+    const lca = ci.find((n) => cj.includes(n));
+    return lca === undefined ? 0 : 2 * (ci.length - ci.indexOf(lca)) / (ci.length + cj.length);
+  }));
+}
+
+async function check(base, mode, model, { expected, epsilon, mustFool, atlases, layers, extras, withLab, companion, hierarchy }) {
   const tag = `[${model} ${mode}]`;
   const { page, errors, done } = await browser(mode);
   const longest = {};
@@ -87,7 +102,7 @@ async function check(base, mode, model, { expected, epsilon, mustFool, atlases, 
     if (traced.length !== 6) fail(`${tag} ${traced.length} influential neurons listed, expected 6`);
     if (traced.some((v, i) => i > 0 && v.logitDrop > traced[i - 1].logitDrop)) fail(`${tag} influences not sorted: ${traced.map((t) => t.logitDrop)}`);
     const lastLayer = layers[layers.length - 1][0];
-    const top = await checkNeuronAtlas(page, tag, atlases, lastLayer);
+    const top = await checkNeuronAtlas(page, tag, atlases, lastLayer, hierarchy);
     if (top.channel !== traced[0].channel) fail(`${tag} neuron view shows ${top.channel}, the most influential is ${traced[0].channel}`);
     await page.screenshot({ path: path.join(artifacts, `explorer-${model}-${mode}.png`), fullPage: true });
 
@@ -100,7 +115,7 @@ async function check(base, mode, model, { expected, epsilon, mustFool, atlases, 
     const switchMs = Date.now() - t1;
     if (query(page).get('layer') !== layers[0][0] || query(page).get('neuron') !== '3') fail(`${tag} URL after a channel click: ${page.url()}`);
     if (!(await page.evaluate(() => window.__sameDocument))) fail(`${tag} clicking a neuron reloaded the page`);
-    await checkNeuronAtlas(page, tag, atlases, layers[0][0]);
+    await checkNeuronAtlas(page, tag, atlases, layers[0][0], hierarchy);
     longest.neuronSwitch = await page.evaluate(() => window.__longest);
 
     // Keyboard: focus sample 2, press Enter: that sample, focus kept on it.
@@ -397,7 +412,7 @@ try {
     const epsilon = spec.provenance?.epsilon ?? evaluated ?? 0.2;
     // Another model of the same data, for the ensemble attack.
     const companion = catalog.find((e) => e.id !== entry.id && e.dataset && e.dataset === entry.dataset)?.id;
-    const options = { expected, epsilon, mustFool: !spec.provenance?.epsilon, atlases, layers, companion };
+    const options = { expected, epsilon, mustFool: !spec.provenance?.epsilon, atlases, layers, companion, hierarchy: spec.hierarchy };
     const extras = async (page, base, tag) => {
       await badInputs(page, base, tag);
       await ownImages(page, base, tag);

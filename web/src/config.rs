@@ -18,6 +18,8 @@ pub const ATTACK_STEPS: usize = advlens_shared::attack::DEFAULT_STEPS;
 pub const THUMB_PX: f64 = 56.0;
 pub const LARGE_PX: f64 = 224.0;
 pub const CHANNEL_PX: f64 = 40.0;
+/// Channel maps a row in the network view's layer grids.
+pub const GRID_COLUMNS: usize = 16;
 /// CSS pixels of the drawing area.
 pub const DRAW_PX: f64 = 168.0;
 /// Limits on uploads, checked before decoding.

@@ -85,6 +85,11 @@ fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
     canvas.get_context("2d").ok().flatten()?.dyn_into().ok()
 }
 
+/// Whether the page is phone-width (layouts with many small targets use fewer columns there).
+pub fn narrow_screen() -> bool {
+    web_sys::window().and_then(|w| w.inner_width().ok()).and_then(|v| v.as_f64()).is_some_and(|w| w < 600.0)
+}
+
 /// A canvas showing `rgba` (`w x h` pixels) at `scale` CSS pixels per pixel, labelled for screen
 /// readers with `label` (an empty label marks it decorative).
 pub fn canvas(rgba: &[u8], w: usize, h: usize, scale: f64, label: &str) -> HtmlCanvasElement {

@@ -38,6 +38,33 @@ pub fn heat_rgba(plane: &[f32], max: f32) -> Vec<u8> {
     }).collect()
 }
 
+/// Where channel `k`'s map sits in a layer's grid image: `cols` maps of `h x w` a row, `gap`
+/// pixels apart (and around). Returns the top-left pixel.
+pub fn grid_cell(k: usize, cols: usize, [h, w]: [usize; 2], gap: usize) -> (usize, usize) {
+    let (row, col) = (k / cols.max(1), k % cols.max(1));
+    (gap + col * (w + gap), gap + row * (h + gap))
+}
+
+/// Every channel of a layer (`data` is `[c, h, w]`) as one RGBA grid image of `cols` columns:
+/// heat maps scaled by the layer's `max`, on a white background. One image per layer is one
+/// canvas on the page instead of one per channel (hundreds of canvases took the main thread
+/// over 50 ms to lay out and commit). Returns the pixels, the width and the height.
+pub fn channel_grid(data: &[f32], [c, h, w]: [usize; 3], max: f32, cols: usize, gap: usize) -> (Vec<u8>, usize, usize) {
+    let cols = cols.clamp(1, c.max(1));
+    let rows = c.div_ceil(cols);
+    let (gw, gh) = (gap + cols * (w + gap), gap + rows * (h + gap));
+    let mut out = vec![255u8; gw * gh * 4];
+    for k in 0..c {
+        let heat = heat_rgba(&data[k * h * w..(k + 1) * h * w], max);
+        let (x0, y0) = grid_cell(k, cols, [h, w], gap);
+        for y in 0..h {
+            let at = ((y0 + y) * gw + x0) * 4;
+            out[at..at + w * 4].copy_from_slice(&heat[y * w * 4..(y + 1) * w * 4]);
+        }
+    }
+    (out, gw, gh)
+}
+
 /// The largest value of a plane (0 for an empty or all-negative one).
 pub fn plane_max(plane: &[f32]) -> f32 {
     plane.iter().copied().filter(|v| v.is_finite()).fold(0.0, f32::max)
@@ -94,6 +121,24 @@ mod tests {
     fn top_classes_are_sorted_and_truncated() {
         assert_eq!(top_classes(&[0.1, 0.6, 0.3], 2), vec![(1, 0.6), (2, 0.3)]);
         assert_eq!(top_classes(&[1.0], 3), vec![(0, 1.0)]);
+    }
+
+    #[test]
+    fn a_layer_grid_holds_each_channel_at_its_cell() {
+        // Three 1x2 channels in two columns, one pixel apart: a 7x5 image, white around.
+        let data = [0.0, 1.0, 1.0, 0.0, 0.5, 0.5];
+        let (rgba, w, h) = channel_grid(&data, [3, 1, 2], 1.0, 2, 1);
+        assert_eq!((w, h), (1 + 2 * 3, 1 + 2 * 2));
+        let px = |x: usize, y: usize| [rgba[(y * w + x) * 4], rgba[(y * w + x) * 4 + 1], rgba[(y * w + x) * 4 + 2]];
+        for k in 0..3 {
+            let (x0, y0) = grid_cell(k, 2, [1, 2], 1);
+            for i in 0..2 {
+                assert_eq!(px(x0 + i, y0), heat(data[2 * k + i]), "channel {k} pixel {i}");
+            }
+        }
+        assert_eq!(grid_cell(2, 2, [1, 2], 1), (1, 3), "the third channel starts the second row");
+        assert_eq!(px(0, 0), [255, 255, 255], "the gap is white");
+        assert_eq!(px(4, 3), [255, 255, 255], "the empty cell is white");
     }
 
     #[test]

@@ -134,6 +134,9 @@ impl ModelInfo {
 pub struct LayerMaps {
     pub layer: String,
     pub shape: [usize; 3],
+    /// On the wire as base64url little-endian f32 (a CIFAR-10 ResNet's maps are 74k numbers:
+    /// as JSON text they took the main thread tens of milliseconds to parse).
+    #[serde(with = "f32_plane")]
     pub data: Vec<f32>,
 }
 
@@ -178,6 +181,23 @@ impl AttackRow {
             Some(k) if (1..=self.steps.len()).contains(&k) => &self.steps[k - 1],
             _ => &self.pixels,
         }
+    }
+}
+
+/// `Vec<f32>` as one base64url string of little-endian f32.
+mod f32_plane {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    use crate::state::{base64url_decode, base64url_encode};
+
+    pub fn serialize<S: Serializer>(plane: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64url_encode(&plane.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = base64url_decode(&text).filter(|b| b.len() % 4 == 0).ok_or_else(|| D::Error::custom("feature maps are not base64url f32"))?;
+        Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 }
 
@@ -287,5 +307,8 @@ mod tests {
         assert_eq!(info.feature_layers(), vec![("relu1".to_string(), [16, 28, 28]), ("relu2".to_string(), [32, 14, 14])]);
         let maps = LayerMaps { layer: "l".into(), shape: [2, 1, 2], data: vec![1.0, 2.0, 3.0, 4.0] };
         assert_eq!(maps.plane(1), &[3.0, 4.0]);
+        let odd = LayerMaps { data: vec![0.1, -0.0, f32::MIN_POSITIVE, 1e30], ..maps };
+        let back: LayerMaps = serde_json::from_str(&serde_json::to_string(&odd).unwrap()).unwrap();
+        assert!(back.data.iter().zip(&odd.data).all(|(a, b)| a.to_bits() == b.to_bits()), "maps travel bit-exact");
     }
 }

@@ -4,9 +4,9 @@
 use web_sys::Element;
 
 use super::{a, Scene};
-use crate::config::{CHANNEL_PX, LARGE_PX};
-use crate::dom::{bar, canvas, nav_link, El};
-use crate::draw::{heat_rgba, plane_max, to_bytes, to_rgba};
+use crate::config::{CHANNEL_PX, GRID_COLUMNS, LARGE_PX};
+use crate::dom::{bar, canvas, narrow_screen, nav_link, El};
+use crate::draw::{channel_grid, grid_cell, plane_max, to_bytes, to_rgba};
 use crate::state::ImageKind;
 
 pub fn network(scene: &Scene) -> Element {
@@ -59,7 +59,16 @@ pub fn network(scene: &Scene) -> Element {
             d if d + 1 == scene.look.layers.len() => " — late neurons respond to larger patterns; the classifier reads these",
             _ => "",
         };
-        let channels = El::new("div").class("channels").children((0..c).map(|k| {
+        // One canvas holds the layer's maps; each neuron is a link laid over its cell.
+        // Half the columns on a phone: cells twice as large to tap.
+        let cols = c.min(if narrow_screen() { GRID_COLUMNS / 2 } else { GRID_COLUMNS });
+        let gap = (w.max(h) / 8).max(1);
+        let (rgba, gw, gh) = channel_grid(&maps.data, maps.shape, max, cols, gap);
+        let scale = CHANNEL_PX / w.max(h) as f64;
+        let pct = |v: usize, of: usize| format!("{:.4}%", 100.0 * v as f64 / of as f64);
+        let sheet = canvas(&rgba, gw, gh, scale, "");
+        let channels = El::new("div").class("channels").attr("style", &format!("width:{}px", (gw as f64 * scale).round())).child(sheet).children((0..c).map(|k| {
+            let (x, y) = grid_cell(k, cols, [h, w], gap);
             let peak = plane_max(maps.plane(k));
             let selected = scene.state.neuron == Some(k) && scene.layer == maps.layer;
             let link = nav_link(&scene.href(|s| {
@@ -73,7 +82,7 @@ pub fn network(scene: &Scene) -> Element {
             .attr("data-max", &peak.to_string())
             .attr("aria-label", &format!("{} neuron {k}: peak response {peak:.2}", maps.layer))
             .attr("title", &format!("{} neuron {k} (peak {peak:.2})", maps.layer))
-            .child(canvas(&heat_rgba(maps.plane(k), max), w, h, CHANNEL_PX / w.max(h) as f64, ""));
+            .attr("style", &format!("left:{};top:{};width:{};height:{}", pct(x, gw), pct(y, gh), pct(w, gw), pct(h, gh)));
             if selected { link.attr("aria-current", "true") } else { link }
         }));
         El::new("section")
