@@ -307,6 +307,12 @@ impl App {
         let companions = self.companions(model);
         let scene = Scene { state: &state, model, image: &image, look: &look, real_look: real_look.as_deref(), layer: &layer, class, atlas: &atlas, attack: attack.as_deref(), companions: &companions };
         by_id("network-body").map(|e| replace_children(&e, [panels::network::network(&scene)]))?;
+        // The other panels in a task of their own: a large model's network view alone is most
+        // of the 50 ms a task may take.
+        crate::dom::next_task().await;
+        if !self.current(generation) {
+            return Ok(());
+        }
         // The trace of the shown image and, on an adversarial one, of the real image for the
         // same class: the neurons aligned before and after the attack.
         let shown_key = (view.clone(), state.image, layer.clone(), class);
