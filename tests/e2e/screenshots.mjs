@@ -1,7 +1,8 @@
 // Regenerates the screenshot gallery of docs/explorer.md from a production build:
 //   node tests/e2e/screenshots.mjs <dist dir> <out dir>     (scripts/screenshots.sh)
 // Desktop (1280 px) and phone (390 px) views on the CPU engine: the default model, the attack's
-// step slider and the neurons before / after, and Fashion-MNIST standard vs consistent compared.
+// step slider and the neurons before / after, Fashion-MNIST standard vs consistent compared, the
+// ensemble attack with a held-out model, and the CIFAR-10 model's network and one neuron.
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,11 +23,15 @@ const shots = [
   ['attack-step-desktop.png', 1280, 900, '?sample=2&image=adversarial&steps=20&step=6', '#attack'],
   ['before-after-desktop.png', 1280, 900, '?sample=2&image=adversarial', '#why .aligned'],
   ['compare-desktop.png', 1280, 1000, '?model=fashion-standard&sample=2&image=adversarial&compare=fashion-consistent', '#compare'],
+  ['ensemble-desktop.png', 1280, 900, '?sample=2&image=adversarial&attack=ensemble&eps=0.3&steps=30&target=4', '#attack .companions'],
+  ['cifar-network-desktop.png', 1280, 1000, '?model=cifar10-standard&sample=3', '#network'],
+  ['cifar-neuron-desktop.png', 1280, 1000, '?model=cifar10-standard&sample=3&layer=block3_out&neuron=5', '#neuron'],
   ['overview-phone.png', 390, 844, '?sample=2', null],
   ['neuron-phone.png', 390, 844, '?sample=0&neuron=6', '#neuron'],
   ['attack-step-phone.png', 390, 844, '?sample=2&image=adversarial&steps=20&step=6', '#attack-result .attack-outcome'],
   ['compare-phone.png', 390, 844, '?model=fashion-standard&sample=2&image=adversarial&compare=fashion-consistent', '#compare'],
   ['share-phone.png', 390, 844, '?sample=2', '#model-card'],
+  ['cifar-neuron-phone.png', 390, 844, '?model=cifar10-standard&sample=3&layer=block3_out&neuron=5', '#neuron .patches'],
 ];
 const args = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
 try {
