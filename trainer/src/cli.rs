@@ -594,6 +594,10 @@ pub struct ReproduceArgs {
     /// one); the verdicts' intervals then cover training noise too.
     #[arg(long, default_value_t = 1)]
     pub replicates: usize,
+    /// Also train claim 3's controls: the consistent loss with lambda 0 (adversarial
+    /// cross-entropy alone), 0.1 and 10: three more trainings per architecture and world.
+    #[arg(long)]
+    pub controls: bool,
 }
 
 #[derive(Debug, Args)]

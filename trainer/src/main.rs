@@ -167,7 +167,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
         cli::Command::Reproduce(a) => {
             a.check()?;
             DatasetKind::parse(&a.dataset)?;
-            let replication = advlens_trainer::reproduce::Replication { seed: a.seed, replicates: a.replicates };
+            let replication = advlens_trainer::reproduce::Replication { seed: a.seed, replicates: a.replicates, controls: a.controls };
             let report = advlens_trainer::reproduce::reproduce(&a.preset, &a.dataset, &a.data, &a.out, a.threads, a.jobs, replication)?;
             println!("report written to {}", report.display());
         }
@@ -569,7 +569,7 @@ mod tests {
     fn every_reproduce_step_parses_with_the_cli() {
         for preset in ["smoke", "quick", "full"] {
             for dataset in ["mnist", "fashion-mnist", "cifar10"] {
-                let steps = advlens_trainer::reproduce::step_commands(preset, dataset, "/data".as_ref(), "/out".as_ref(), 3).unwrap();
+                let steps = advlens_trainer::reproduce::step_commands(preset, dataset, "/data".as_ref(), "/out".as_ref(), 3, true).unwrap();
                 assert!(steps.len() > 40, "{preset} {dataset}: {} steps", steps.len());
                 for args in steps {
                     let line = std::iter::once("advlens".to_string()).chain(args.iter().cloned());

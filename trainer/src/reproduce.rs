@@ -265,6 +265,20 @@ impl World {
     }
 }
 
+/// The controls of claim 3 (`--controls`): the consistent loss with the feature-distance term
+/// off (lambda 0: adversarial cross-entropy alone), weaker and stronger (lambda 1 is the
+/// `consistent` mode itself).
+pub const CONTROL_MODES: [&str; 3] = ["consistent-lambda0", "consistent-lambda0.1", "consistent-lambda10"];
+
+/// The `train` arguments of a mode: `--mode M`, or for `consistent-lambda<X>` the consistent
+/// loss with `--lambda X`.
+fn mode_args(mode: &str) -> Vec<String> {
+    match mode.strip_prefix("consistent-lambda") {
+        Some(lambda) => vec![s("--mode"), s("consistent"), s("--lambda"), s(lambda)],
+        None => vec![s("--mode"), s(mode)],
+    }
+}
+
 /// Relative cost of training `arch` in `mode` (measured on the quick preset, roughly).
 fn cost(arch: &str, mode: &str) -> f64 {
     let a = if arch == "small-cnn" { 1.0 } else { 2.0 };
@@ -288,7 +302,8 @@ fn training_jobs(p: &Preset, w: &World, out: &Path, threads: usize) -> Vec<Job> 
             let bundle = out.join("models").join(&name);
             let mut steps = Vec::new();
             let mut args = vec![s("train"), s("--dataset"), s(&w.dataset), s("--data"), data_s.clone(), s("--arch"), s(arch), s("--width"), s(width)];
-            args.extend([s("--mode"), s(mode), s("--attack-steps"), s(p.attack_steps), s("--epochs"), s(w.epochs), s("--name"), name.clone()]);
+            args.extend(mode_args(mode));
+            args.extend([s("--attack-steps"), s(p.attack_steps), s("--epochs"), s(w.epochs), s("--name"), name.clone()]);
             args.extend([s("--out"), run.display().to_string(), s("--seed"), s(w.seed)]);
             // Few attack steps must still reach the edge of the ball: step = 2.5 eps / steps;
             // epsilon grows over the first quarter of the run so short runs do not collapse.
@@ -395,6 +410,8 @@ fn collect(p: &Preset, w: &World, out: &Path) -> Result<Vec<ModelResult>> {
 pub struct Replication {
     pub seed: u64,
     pub replicates: usize,
+    /// Also train [`CONTROL_MODES`] (claim 3's controls).
+    pub controls: bool,
 }
 
 impl Replication {
@@ -414,7 +431,10 @@ impl Replication {
 /// figures into `out`. `workers` independent steps run at once (each with `threads` libtorch
 /// threads).
 pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, threads: usize, workers: usize, replication: Replication) -> Result<PathBuf> {
-    let p = preset(preset_name)?;
+    let mut p = preset(preset_name)?;
+    if replication.controls {
+        p.modes.extend(CONTROL_MODES);
+    }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let start = std::time::Instant::now();
     let timings = TimingLog::open(out);
@@ -462,8 +482,11 @@ pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, thre
 /// The command line of every step `preset` runs for one replicate (seed) into `out`, in order:
 /// what the binary's test parses with the real CLI, so that a renamed flag fails a test instead
 /// of a reproduction hours in.
-pub fn step_commands(preset_name: &str, dataset: &str, data: &Path, out: &Path, seed: u64) -> Result<Vec<Vec<String>>> {
-    let p = preset(preset_name)?;
+pub fn step_commands(preset_name: &str, dataset: &str, data: &Path, out: &Path, seed: u64, controls: bool) -> Result<Vec<Vec<String>>> {
+    let mut p = preset(preset_name)?;
+    if controls {
+        p.modes.extend(CONTROL_MODES);
+    }
     let concepts = out.join("data").join("concepts");
     let ws = worlds(&p, dataset, data, &concepts, seed);
     let mut jobs: Vec<Job> = Vec::new();
@@ -728,8 +751,8 @@ mod tests {
     #[test]
     fn replicates_have_their_own_seeds_and_folders() {
         let out = Path::new("/r");
-        assert_eq!(Replication { seed: 0, replicates: 1 }.runs(out), vec![(0, PathBuf::from("/r"))], "one replicate keeps the old layout");
-        assert_eq!(Replication { seed: 5, replicates: 2 }.runs(out), vec![(5, PathBuf::from("/r/seed-5")), (6, PathBuf::from("/r/seed-6"))]);
+        assert_eq!(Replication { seed: 0, replicates: 1, controls: false }.runs(out), vec![(0, PathBuf::from("/r"))], "one replicate keeps the old layout");
+        assert_eq!(Replication { seed: 5, replicates: 2, controls: false }.runs(out), vec![(5, PathBuf::from("/r/seed-5")), (6, PathBuf::from("/r/seed-6"))]);
         // Every step that draws random numbers carries the replicate's seed (export draws none).
         let p = preset("smoke").unwrap();
         let [w, _] = worlds(&p, "mnist", Path::new("/d"), Path::new("/r/data/concepts"), 6);
@@ -739,5 +762,15 @@ mod tests {
                 assert_eq!(step.args[at + 1], "6", "{:?}", step.args);
             }
         }
+    }
+
+    #[test]
+    fn control_modes_train_the_consistent_loss_with_their_lambda() {
+        assert_eq!(mode_args("pgd"), ["--mode", "pgd"]);
+        assert_eq!(mode_args("consistent-lambda0.1"), ["--mode", "consistent", "--lambda", "0.1"]);
+        let commands = step_commands("smoke", "mnist", Path::new("/d"), Path::new("/o"), 0, true).unwrap();
+        let trains: Vec<&Vec<String>> = commands.iter().filter(|c| c[0] == "train").collect();
+        assert_eq!(trains.len(), 2 * 3 * (3 + CONTROL_MODES.len()), "two worlds x three archs x six modes");
+        assert!(trains.iter().any(|c| c.windows(2).any(|w| w == ["--lambda", "0"]) && c.iter().any(|a| a == "mnist-resnet-consistent-lambda0")));
     }
 }

@@ -104,10 +104,18 @@ pub fn decide(results: &[ModelResult], world: &str) -> Vec<Claim> {
         effect("CS2 standard − CS2 consistent".into(), &g("consistent", &cs2), &g("standard", &cs2), 0.0),
         effect("share r > 1, standard − consistent".into(), &g("consistent", &r_share), &g("standard", &r_share), 0.0),
     ];
-    let three_controls = vec![
+    let mut three_controls = vec![
         effect("CS1 pgd − CS1 standard (adversarial training without the consistency term)".into(), &g("standard", &cs1), &g("pgd", &cs1), 0.0),
         effect("CS1 consistent − CS1 pgd (what the consistency term adds)".into(), &g("pgd", &cs1), &g("consistent", &cs1), 0.0),
     ];
+    // `reproduce --controls`: the same loss with other weights of its feature-distance term.
+    let mut controls: Vec<&str> = results.iter().filter(|m| m.world == world).filter_map(|m| m.mode.strip_prefix("consistent-lambda")).collect();
+    controls.sort_by(|a, b| a.parse::<f64>().unwrap_or(f64::NAN).total_cmp(&b.parse().unwrap_or(f64::NAN)));
+    controls.dedup();
+    for lambda in controls {
+        let mode = format!("consistent-lambda{lambda}");
+        three_controls.push(effect(format!("CS1 consistent (λ 1) − CS1 consistent with λ {lambda}"), &g(&mode, &cs1), &g("consistent", &cs1), 0.0));
+    }
     let four = vec![
         effect(format!("trace AUC − {AUC}, standard (over models)"), &constant(AUC), &g("standard", &auc), 0.0),
         effect(format!("trace AUC − {AUC}, consistent (over models)"), &constant(AUC), &g("consistent", &auc), 0.0),
@@ -207,6 +215,19 @@ mod tests {
         assert!(text.contains("control, not deciding: CS1 pgd − CS1 standard"), "{text}");
         assert!(rules().contains("undecided"));
         assert!((consis_chance(10, 10) - 0.19).abs() < 1e-12);
+    }
+
+    #[test]
+    fn lambda_controls_appear_beside_claim_3() {
+        let mut results = vec![model("standard", 0, 0.4, 0.7), model("consistent", 0, 0.8, 0.7)];
+        for (lambda, cs1) in [("10", 0.9), ("0", 0.5)] {
+            results.push(ModelResult { mode: format!("consistent-lambda{lambda}"), ..model("standard", 0, cs1, 0.7) });
+        }
+        let claims = decide(&results, "mnist");
+        let names: Vec<&str> = claims[2].controls.iter().map(|e| e.what.as_str()).collect();
+        assert_eq!(names[2..], ["CS1 consistent (λ 1) − CS1 consistent with λ 0", "CS1 consistent (λ 1) − CS1 consistent with λ 10"], "sorted by lambda");
+        assert_eq!(claims[2].controls[2].verdict, Verdict::Held, "λ 1 above λ 0 by 0.3 in every neuron");
+        assert_eq!(claims[2].controls[3].verdict, Verdict::DidNotHold, "λ 10 above λ 1");
     }
 
     #[test]
