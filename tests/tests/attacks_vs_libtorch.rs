@@ -109,3 +109,37 @@ fn shared_tracing_matches_libtorch() {
         }
     }
 }
+
+/// The prediction difference behind claim 4's second ranking: libtorch's net with one channel
+/// of a layer scaled to zero gives the logits the shared engine gives with that channel ablated.
+#[test]
+fn zeroing_a_channel_in_libtorch_matches_the_engines_ablation() {
+    use advlens_shared::engine::Ablation;
+    let seed = fresh_seed();
+    let mut rng = Rng::new(seed);
+    let mut checked = 0;
+    for (name, spec) in reference_cases() {
+        // The last ReLU with feature maps (tracing's layer).
+        let Some(layer) = spec.nodes.iter().rev().filter(|n| matches!(n.op, advlens_shared::model::Op::Relu)).map(|n| n.name.clone()).find(|l| spec_shape_is_maps(&spec, l)) else { continue };
+        let (bundle, _vs, net) = twins(&mut rng, spec.clone());
+        let [c, h, w] = bundle.input_shape();
+        let x = random_images(&mut rng, [2, c, h, w]);
+        let engine = Engine::cpu(bundle.clone());
+        let shape = bundle.shape_of(&layer).unwrap().to_vec();
+        let k = 1.min(shape[0] - 1);
+        let theirs = pollster::block_on(engine.forward_ablated(&x, &Ablation::default().zero(&layer, k))).unwrap();
+        let scale = tch::Tensor::ones([1, shape[0] as i64, 1, 1], (Kind::Float, tch::Device::Cpu)).index_fill(1, &tch::Tensor::from_slice(&[k as i64]), 0.0);
+        let xt = tch::Tensor::from_slice(x.data()).view([2, c as i64, h as i64, w as i64]);
+        let ours = Vec::<f32>::try_from(net.forward_with_layer_scaled(&xt, &layer, &scale).flatten(0, -1)).unwrap();
+        let worst = ours.iter().zip(theirs.data()).map(|(a, b)| (a - b).abs() / (1.0 + b.abs())).fold(0f32, f32::max);
+        assert!(worst < 1e-4, "{name} {layer}[{k}], seed {seed}: logits differ by {worst}");
+        let plain = pollster::block_on(engine.forward(&x)).unwrap();
+        assert!(plain.data().iter().zip(theirs.data()).any(|(a, b)| (a - b).abs() > 1e-6), "{name}: silencing {layer}[{k}] changed nothing");
+        checked += 1;
+    }
+    assert!(checked >= 3, "only {checked} reference cases have a ReLU with feature maps");
+}
+
+fn spec_shape_is_maps(spec: &advlens_shared::model::ModelSpec, layer: &str) -> bool {
+    advlens_shared::model::check_spec(spec).is_ok_and(|shapes| shapes.get(layer).is_some_and(|s| s.len() == 3))
+}

@@ -42,6 +42,10 @@ pub struct AnalysisReport {
     /// ROC AUC of the top-neuron disagreement score: successful adversarial (positive) vs
     /// correctly classified real images (negative).
     pub trace_auc: Option<f64>,
+    /// The same with the top neurons ranked by the prediction difference (the exact fall of
+    /// the predicted logit when the neuron is zeroed) instead of gradient x activation.
+    #[serde(default)]
+    pub trace_auc_ablation: Option<f64>,
     pub trace_top: usize,
     /// Concept detectors (IoU > 0.04) per category, on real and on adversarial images.
     pub detectors_real: BTreeMap<String, usize>,
@@ -77,11 +81,14 @@ struct LayerPass {
     maps: Option<Tensor>,
     predicted: Vec<usize>,
     influence: Tensor,
+    /// `[N, C]`: how much the predicted class's logit falls when the channel is zeroed (the
+    /// prediction difference; gradient x activation is its first-order estimate).
+    ablation: Tensor,
 }
 
 fn pass(net: &Net, images: &Tensor, layer: &str, keep_maps: bool, batch: usize) -> Result<LayerPass> {
     let n = images.size()[0];
-    let (mut resp, mut feat, mut maps, mut pred, mut infl, mut peaks) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut resp, mut feat, mut maps, mut pred, mut infl, mut peaks, mut drops) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     let mut map_width = 1;
     for start in (0..n).step_by(batch.max(1)) {
         let len = (n - start).min(batch as i64);
@@ -101,6 +108,18 @@ fn pass(net: &Net, images: &Tensor, layer: &str, keep_maps: bool, batch: usize) 
         map_width = a.size()[3];
         feat.push(a.flatten(1, -1));
         infl.push((&a * g).sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Float));
+        // One forward per channel with that channel zeroed: the exact drop of the chosen logit.
+        let channels = a.size()[1];
+        let full = logits.detach().gather(1, &p.unsqueeze(1), false);
+        let per_channel: Vec<Tensor> = tch::no_grad(|| {
+            (0..channels)
+                .map(|c| {
+                    let scale = Tensor::ones([1, channels, 1, 1], (Kind::Float, a.device())).index_fill(1, &Tensor::from_slice(&[c]).to_device(a.device()), 0.0);
+                    &full - net.forward_with_layer_scaled(&x, layer, &scale).gather(1, &p.unsqueeze(1), false)
+                })
+                .collect()
+        });
+        drops.push(Tensor::cat(&per_channel, 1));
         if keep_maps {
             maps.push(a.shallow_clone());
         }
@@ -114,6 +133,7 @@ fn pass(net: &Net, images: &Tensor, layer: &str, keep_maps: bool, batch: usize) 
         maps: keep_maps.then(|| Tensor::cat(&maps, 0)),
         predicted: pred,
         influence: Tensor::cat(&infl, 0),
+        ablation: Tensor::cat(&drops, 0),
     })
 }
 
@@ -216,19 +236,23 @@ pub fn analyze(input: &AnalyzeInput) -> Result<Analysis> {
     // worth the name (their top-K is tied zeros in image order): they are never among the top.
     let firing: Vec<i64> = neurons.iter().filter(|n| !n.silent).map(|n| n.channel as i64).collect();
     let firing_index = Tensor::from_slice(&firing);
-    let disagreement = |pass: &LayerPass, i: usize| -> Result<f64> {
+    let disagreement = |pass: &LayerPass, i: usize, exact: bool| -> Result<f64> {
         if firing.is_empty() {
             return Ok(0.0);
         }
-        let row = pass.influence.get(i as i64).to_device(Device::Cpu).index_select(0, &firing_index);
+        let scores = if exact { &pass.ablation } else { &pass.influence };
+        let row = scores.get(i as i64).to_device(Device::Cpu).index_select(0, &firing_index);
         let (_, at) = row.topk(input.trace_top.min(firing.len()) as i64, 0, true, true);
         let idx: Vec<i64> = Vec::<i64>::try_from(&at)?.into_iter().map(|k| firing[k as usize]).collect();
         Ok(idx.iter().filter(|&&c| neurons[c as usize].real_class != pass.predicted[i]).count() as f64 / idx.len().max(1) as f64)
     };
-    let negatives: Vec<f64> =
-        (0..input.real_labels.len()).filter(|&i| real.predicted[i] == input.real_labels[i]).map(|i| disagreement(&real, i)).collect::<Result<_>>()?;
-    let positives: Vec<f64> = (0..m).filter(|&i| success[i]).map(|i| disagreement(&adv, i)).collect::<Result<_>>()?;
-    let trace_auc = (!positives.is_empty() && !negatives.is_empty()).then(|| roc_auc(&positives, &negatives));
+    let auc = |exact: bool| -> Result<Option<f64>> {
+        let negatives: Vec<f64> =
+            (0..input.real_labels.len()).filter(|&i| real.predicted[i] == input.real_labels[i]).map(|i| disagreement(&real, i, exact)).collect::<Result<_>>()?;
+        let positives: Vec<f64> = (0..m).filter(|&i| success[i]).map(|i| disagreement(&adv, i, exact)).collect::<Result<_>>()?;
+        Ok((!positives.is_empty() && !negatives.is_empty()).then(|| roc_auc(&positives, &negatives)))
+    };
+    let (trace_auc, trace_auc_ablation) = (auc(false)?, auc(true)?);
 
     let (mut detectors_real, mut detectors_adv) = (BTreeMap::new(), BTreeMap::new());
     if let Some(masks) = input.masks {
@@ -272,6 +296,7 @@ pub fn analyze(input: &AnalyzeInput) -> Result<Analysis> {
         r,
         fraction_r_above_1: above,
         trace_auc,
+        trace_auc_ablation,
         trace_top: input.trace_top,
         detectors_real,
         detectors_adv,
@@ -536,6 +561,9 @@ impl AnalysisReport {
         }
         if let Some(a) = self.trace_auc {
             s += &format!("| ROC AUC, top-{} neuron disagreement flags adversarial inputs | {a:.3} |\n", self.trace_top);
+        }
+        if let Some(a) = self.trace_auc_ablation {
+            s += &format!("| the same, neurons ranked by the prediction difference (logit fall when zeroed) | {a:.3} |\n");
         }
         if !self.detectors_real.is_empty() || !self.detectors_adv.is_empty() {
             s += &format!("| concept detectors (IoU > 0.04), real images | {:?} |\n", self.detectors_real);

@@ -61,6 +61,18 @@ impl Net {
 
     /// The output of every node (and `"input"`, normalised).
     pub fn forward_all_t(&self, images: &Tensor, train: bool) -> HashMap<String, Tensor> {
+        self.forward_scaled(images, train, None)
+    }
+
+    /// Logits in inference mode with `layer`'s output multiplied by `scale` (`[N or 1, C, 1, 1]`):
+    /// zeros silence channels (tracing's exact effect of a neuron, as the shared engines'
+    /// `forward_ablated`).
+    pub fn forward_with_layer_scaled(&self, images: &Tensor, layer: &str, scale: &Tensor) -> Tensor {
+        let mut acts = self.forward_scaled(images, false, Some((layer, scale)));
+        acts.remove(&self.spec.output).expect("validated graphs have their output")
+    }
+
+    fn forward_scaled(&self, images: &Tensor, train: bool, scaled: Option<(&str, &Tensor)>) -> HashMap<String, Tensor> {
         let mut acts: HashMap<String, Tensor> = HashMap::new();
         acts.insert(INPUT_NAME.into(), (images - &self.mean) / &self.std);
         for node in &self.spec.nodes {
@@ -99,6 +111,10 @@ impl Net {
                 Op::Flatten => x.flatten(1, -1),
                 // p = 0.5 as in AlexNet; identity at inference, like the shared engines.
                 Op::Dropout => x.dropout(0.5, train),
+            };
+            let y = match scaled {
+                Some((layer, scale)) if layer == node.name => y * scale,
+                _ => y,
             };
             acts.insert(node.name.clone(), y);
         }

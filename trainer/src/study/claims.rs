@@ -92,6 +92,7 @@ pub fn decide(results: &[ModelResult], world: &str) -> Vec<Claim> {
     let cs2 = neurons(|n| n.cs2);
     let r_share = |m: &ModelResult| m.analysis.r.iter().map(|&r| if r > 1.0 { 1.0 } else { 0.0 }).collect();
     let auc = |m: &ModelResult| m.analysis.trace_auc.into_iter().collect();
+    let auc_exact = |m: &ModelResult| m.analysis.trace_auc_ablation.into_iter().collect();
     let constant = |v: f64| vec![vec![v]];
 
     let one = vec![
@@ -117,8 +118,10 @@ pub fn decide(results: &[ModelResult], world: &str) -> Vec<Claim> {
         three_controls.push(effect(format!("CS1 consistent (λ 1) − CS1 consistent with λ {lambda}"), &g(&mode, &cs1), &g("consistent", &cs1), 0.0));
     }
     let four = vec![
-        effect(format!("trace AUC − {AUC}, standard (over models)"), &constant(AUC), &g("standard", &auc), 0.0),
-        effect(format!("trace AUC − {AUC}, consistent (over models)"), &constant(AUC), &g("consistent", &auc), 0.0),
+        effect(format!("trace AUC − {AUC}, gradient × activation, standard (over models)"), &constant(AUC), &g("standard", &auc), 0.0),
+        effect(format!("trace AUC − {AUC}, gradient × activation, consistent (over models)"), &constant(AUC), &g("consistent", &auc), 0.0),
+        effect(format!("trace AUC − {AUC}, prediction difference, standard (over models)"), &constant(AUC), &g("standard", &auc_exact), 0.0),
+        effect(format!("trace AUC − {AUC}, prediction difference, consistent (over models)"), &constant(AUC), &g("consistent", &auc_exact), 0.0),
     ];
     vec![
         Claim { title: "Neurons respond to discriminative patches, not concepts", verdict: all_of(&one), effects: one, controls: Vec::new() },
@@ -134,7 +137,7 @@ pub fn rules() -> String {
         "Each claim is an effect the paper predicts to be positive. Its 95% interval comes from a percentile bootstrap ({RESAMPLES} resamples, seed {BOOTSTRAP_SEED}) that \
          resamples replicates (training seeds) and, within each, neurons (images for r, models for the AUC); silent neurons are left out. \
          An effect **held** when its interval lies above its margin (0 unless stated), **did not hold** when it lies below, and is **undecided** when it contains the margin. \
-         Claims 1 and 3 need all their effects, claim 4 either of its two. Margins: claim 1: consis real − adversarial > 0 and CS2 − CS1 > 0; \
+         Claims 1 and 3 need all their effects, claim 4 any of its four (two kinds of model × two ways to rank neurons: gradient × activation and the prediction difference). Margins: claim 1: consis real − adversarial > 0 and CS2 − CS1 > 0; \
          claim 2: share of r > 1 above {R_SHARE}; claim 3: CS1 up, CS2 down and the r > 1 share down against standard training (pgd shown as a control); claim 4: AUC above {AUC}.\n"
     )
 }
@@ -188,7 +191,7 @@ mod tests {
             "neurons": (0..20).map(neuron).collect::<Vec<_>>(),
             "mean_consis_real": 0.6, "mean_consis_adv_source": 0.3, "mean_consis_adv_target": null, "mean_cs1": cs1, "mean_cs2": cs2,
             "r": (0..40).map(|i| if i % 4 == 0 { 0.5 } else { 2.0 }).collect::<Vec<f64>>(), "fraction_r_above_1": 0.75,
-            "trace_auc": 0.55, "trace_top": 3, "detectors_real": {}, "detectors_adv": {}
+            "trace_auc": 0.55, "trace_auc_ablation": 0.58, "trace_top": 3, "detectors_real": {}, "detectors_adv": {}
         }))
         .unwrap();
         ModelResult { world: "mnist".into(), arch: "a".into(), mode: mode.into(), seed, clean_accuracy: 0.9, robust_accuracy: Default::default(), attacked: true, analysis }
