@@ -595,7 +595,8 @@ pub struct ReproduceArgs {
     #[arg(long, default_value_t = 1)]
     pub replicates: usize,
     /// Also train claim 3's controls: the consistent loss with lambda 0 (adversarial
-    /// cross-entropy alone), 0.1 and 10: three more trainings per architecture and world.
+    /// cross-entropy alone), 0.1 and 10, and with targeted x* (least likely class): four more
+    /// trainings per architecture and world.
     #[arg(long)]
     pub controls: bool,
 }

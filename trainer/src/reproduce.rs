@@ -267,15 +267,18 @@ impl World {
 
 /// The controls of claim 3 (`--controls`): the consistent loss with the feature-distance term
 /// off (lambda 0: adversarial cross-entropy alone), weaker and stronger (lambda 1 is the
-/// `consistent` mode itself).
-pub const CONTROL_MODES: [&str; 3] = ["consistent-lambda0", "consistent-lambda0.1", "consistent-lambda10"];
+/// `consistent` mode itself), and with targeted adversarial images (iterative least-likely
+/// class) instead of untargeted PGD. The paper's unnormalised squared norm is lambda times the
+/// feature layer's size here (the loss takes the mean).
+pub const CONTROL_MODES: [&str; 4] = ["consistent-lambda0", "consistent-lambda0.1", "consistent-lambda10", "consistent-targeted"];
 
-/// The `train` arguments of a mode: `--mode M`, or for `consistent-lambda<X>` the consistent
-/// loss with `--lambda X`.
+/// The `train` arguments of a mode: `--mode M`; for `consistent-lambda<X>` the consistent loss
+/// with `--lambda X`; for `consistent-targeted` with `--attack ll`.
 fn mode_args(mode: &str) -> Vec<String> {
-    match mode.strip_prefix("consistent-lambda") {
-        Some(lambda) => vec![s("--mode"), s("consistent"), s("--lambda"), s(lambda)],
-        None => vec![s("--mode"), s(mode)],
+    match (mode.strip_prefix("consistent-lambda"), mode) {
+        (Some(lambda), _) => vec![s("--mode"), s("consistent"), s("--lambda"), s(lambda)],
+        (None, "consistent-targeted") => vec![s("--mode"), s("consistent"), s("--attack"), s("ll")],
+        (None, _) => vec![s("--mode"), s(mode)],
     }
 }
 
@@ -768,9 +771,10 @@ mod tests {
     fn control_modes_train_the_consistent_loss_with_their_lambda() {
         assert_eq!(mode_args("pgd"), ["--mode", "pgd"]);
         assert_eq!(mode_args("consistent-lambda0.1"), ["--mode", "consistent", "--lambda", "0.1"]);
+        assert_eq!(mode_args("consistent-targeted"), ["--mode", "consistent", "--attack", "ll"]);
         let commands = step_commands("smoke", "mnist", Path::new("/d"), Path::new("/o"), 0, true).unwrap();
         let trains: Vec<&Vec<String>> = commands.iter().filter(|c| c[0] == "train").collect();
-        assert_eq!(trains.len(), 2 * 3 * (3 + CONTROL_MODES.len()), "two worlds x three archs x six modes");
+        assert_eq!(trains.len(), 2 * 3 * (3 + CONTROL_MODES.len()), "two worlds x three archs x seven modes");
         assert!(trains.iter().any(|c| c.windows(2).any(|w| w == ["--lambda", "0"]) && c.iter().any(|a| a == "mnist-resnet-consistent-lambda0")));
     }
 }

@@ -117,6 +117,9 @@ pub fn decide(results: &[ModelResult], world: &str) -> Vec<Claim> {
         let mode = format!("consistent-lambda{lambda}");
         three_controls.push(effect(format!("CS1 consistent (λ 1) − CS1 consistent with λ {lambda}"), &g(&mode, &cs1), &g("consistent", &cs1), 0.0));
     }
+    if results.iter().any(|m| m.world == world && m.mode == "consistent-targeted") {
+        three_controls.push(effect("CS1 consistent (untargeted x*) − CS1 consistent with targeted x* (least likely class)".into(), &g("consistent-targeted", &cs1), &g("consistent", &cs1), 0.0));
+    }
     let four = vec![
         effect(format!("trace AUC − {AUC}, gradient × activation, standard (over models)"), &constant(AUC), &g("standard", &auc), 0.0),
         effect(format!("trace AUC − {AUC}, gradient × activation, consistent (over models)"), &constant(AUC), &g("consistent", &auc), 0.0),
