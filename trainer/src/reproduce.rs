@@ -434,10 +434,7 @@ impl Replication {
 /// figures into `out`. `workers` independent steps run at once (each with `threads` libtorch
 /// threads).
 pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, threads: usize, workers: usize, replication: Replication) -> Result<PathBuf> {
-    let mut p = preset(preset_name)?;
-    if replication.controls {
-        p.modes.extend(CONTROL_MODES);
-    }
+    let p = preset_with(preset_name, replication.controls)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let start = std::time::Instant::now();
     let timings = TimingLog::open(out);
@@ -454,12 +451,16 @@ pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, thre
     };
     let runs = replication.runs(out);
     let worlds: Vec<(PathBuf, [World; 2])> = runs.iter().map(|(seed, dir)| (dir.clone(), worlds(&p, dataset, data, &concepts, *seed))).collect();
-    let phases: Vec<(&str, Vec<Job>)> = vec![
-        ("concept world", vec![generate]),
-        ("train, eval, export", worlds.iter().flat_map(|(dir, ws)| ws.iter().flat_map(|w| training_jobs(&p, w, dir, threads)).collect::<Vec<_>>()).collect()),
-        ("ensemble attacks", worlds.iter().flat_map(|(dir, ws)| ws.iter().flat_map(|w| attack_jobs(&p, w, dir, threads)).collect::<Vec<_>>()).collect()),
-        ("analyses", worlds.iter().flat_map(|(dir, ws)| ws.iter().flat_map(|w| analysis_jobs(&p, w, dir, threads)).collect::<Vec<_>>()).collect()),
-    ];
+    // Each phase across all replicates, so that independent steps of different seeds overlap.
+    let (mut train, mut attack, mut analyse) = (Vec::new(), Vec::new(), Vec::new());
+    for (dir, ws) in &worlds {
+        let [t, a, n] = replicate_jobs(&p, ws, dir, threads);
+        train.extend(t);
+        attack.extend(a);
+        analyse.extend(n);
+    }
+    let phases: Vec<(&str, Vec<Job>)> =
+        vec![("concept world", vec![generate]), ("train, eval, export", train), ("ensemble attacks", attack), ("analyses", analyse)];
     let total: usize = phases.iter().flat_map(|(_, jobs)| jobs.iter().map(|j| j.steps.len())).sum();
     let bar = crate::train::progress_bar(total as u64, false, "reproduce");
     for (phase, jobs) in phases {
@@ -486,21 +487,27 @@ pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, thre
 /// what the binary's test parses with the real CLI, so that a renamed flag fails a test instead
 /// of a reproduction hours in.
 pub fn step_commands(preset_name: &str, dataset: &str, data: &Path, out: &Path, seed: u64, controls: bool) -> Result<Vec<Vec<String>>> {
-    let mut p = preset(preset_name)?;
+    let p = preset_with(preset_name, controls)?;
+    let ws = worlds(&p, dataset, data, &out.join("data").join("concepts"), seed);
+    Ok(replicate_jobs(&p, &ws, out, 1).into_iter().flatten().flat_map(|j| j.steps.into_iter().map(|s| s.args)).collect())
+}
+
+/// The preset, with claim 3's controls when asked for.
+fn preset_with(name: &str, controls: bool) -> Result<Preset> {
+    let mut p = preset(name)?;
     if controls {
         p.modes.extend(CONTROL_MODES);
     }
-    let concepts = out.join("data").join("concepts");
-    let ws = worlds(&p, dataset, data, &concepts, seed);
-    let mut jobs: Vec<Job> = Vec::new();
-    for w in &ws {
-        jobs.extend(training_jobs(&p, w, out, 1));
-    }
-    for w in &ws {
-        jobs.extend(attack_jobs(&p, w, out, 1));
-        jobs.extend(analysis_jobs(&p, w, out, 1));
-    }
-    Ok(jobs.into_iter().flat_map(|j| j.steps.into_iter().map(|s| s.args)).collect())
+    Ok(p)
+}
+
+/// One replicate's jobs, by phase: train/eval/export, ensemble attacks, analyses.
+fn replicate_jobs(p: &Preset, ws: &[World], dir: &Path, threads: usize) -> [Vec<Job>; 3] {
+    [
+        ws.iter().flat_map(|w| training_jobs(p, w, dir, threads)).collect(),
+        ws.iter().flat_map(|w| attack_jobs(p, w, dir, threads)).collect(),
+        ws.iter().flat_map(|w| analysis_jobs(p, w, dir, threads)).collect(),
+    ]
 }
 
 /// The dataset and the concept world, as one replicate trains them.

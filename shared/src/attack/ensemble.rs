@@ -58,7 +58,14 @@ async fn ensemble_loss(models: &[&Engine], w: &[f32], x: &Tensor, x0: &[f32], sp
 
 /// Runs the ensemble attack on `image` against `models`.
 pub async fn ensemble_attack(models: &[&Engine], image: &Tensor, spec: &EnsembleSpec) -> Result<EnsembleOutcome> {
-    run(models, image, spec, &mut |_, _, _, _| {}).await
+    let (adv, mut losses, w) = run(models, image, spec, &mut |_, _, _, _| {}).await?;
+    let (loss, _, target_probs) = ensemble_loss(models, &w, &adv, image.data(), spec).await?;
+    losses.push(loss);
+    let mut success = Vec::with_capacity(models.len());
+    for engine in models {
+        success.push(argmax(engine.forward(&adv).await?.row(0)) == spec.target);
+    }
+    Ok(EnsembleOutcome { image: adv, losses, success, target_probs })
 }
 
 /// The ensemble attack as one of the page's attacks ([`AttackKind::Ensemble`]): `spec`'s steps,
@@ -78,13 +85,15 @@ pub async fn ensemble_observed(models: &[&Engine], image: &Tensor, _label: usize
     let clean_probs = softmax(first.forward(image).await?.row(0));
     let target = spec.target.unwrap_or_else(|| argmin(&clean_probs));
     let ensemble = EnsembleSpec { target, weights: vec![1.0; models.len()], lambda, steps: spec.steps, learning_rate: spec.step_size, box_epsilon: Some(spec.epsilon) };
-    let out = run(models, image, &ensemble, observe).await?;
-    let probs = softmax(first.forward(&out.image).await?.row(0));
+    let (adv, losses, _) = run(models, image, &ensemble, observe).await?;
+    let probs = softmax(first.forward(&adv).await?.row(0));
     let success = argmax(&probs) == target;
-    Ok(AttackOutcome { image: out.image, clean_probs, probs, target: Some(target), success, losses: out.losses[..spec.steps].to_vec() })
+    Ok(AttackOutcome { image: adv, clean_probs, probs, target: Some(target), success, losses })
 }
 
-async fn run(models: &[&Engine], image: &Tensor, spec: &EnsembleSpec, observe: &mut StepObserver<'_>) -> Result<EnsembleOutcome> {
+/// The Adam steps: the adversarial image, the loss at the start of each step, and the
+/// normalised weights.
+async fn run(models: &[&Engine], image: &Tensor, spec: &EnsembleSpec, observe: &mut StepObserver<'_>) -> Result<(Tensor, Vec<f32>, Vec<f32>)> {
     check_image(image)?;
     if models.is_empty() || spec.weights.len() != models.len() {
         return Err(Error::InputShape { expected: format!("one weight per model ({})", models.len()), found: format!("{} weights", spec.weights.len()) });
@@ -112,12 +121,5 @@ async fn run(models: &[&Engine], image: &Tensor, spec: &EnsembleSpec, observe: &
         }
         observe(t, spec.steps, loss, &x);
     }
-    let adv = Tensor::new(image.shape().to_vec(), x)?;
-    let (loss, _, target_probs) = ensemble_loss(models, &w, &adv, &x0, spec).await?;
-    losses.push(loss);
-    let mut success = Vec::with_capacity(models.len());
-    for engine in models {
-        success.push(argmax(engine.forward(&adv).await?.row(0)) == spec.target);
-    }
-    Ok(EnsembleOutcome { image: adv, losses, success, target_probs })
+    Ok((Tensor::new(image.shape().to_vec(), x)?, losses, w))
 }

@@ -61,26 +61,25 @@ fn effect(what: String, before: &[Vec<f64>], after: &[Vec<f64>], margin: f64) ->
     Effect { what, margin, verdict: Verdict::decide(interval, margin), interval }
 }
 
-/// Held when every effect held, did not hold when one did not, undecided otherwise.
-fn all_of(effects: &[Effect]) -> Verdict {
-    if effects.iter().any(|e| e.verdict == Verdict::DidNotHold) {
-        Verdict::DidNotHold
-    } else if effects.iter().all(|e| e.verdict == Verdict::Held) {
-        Verdict::Held
+/// `one` when any effect came out `one`, else `every` when all came out `every`, else undecided.
+fn combine(effects: &[Effect], one: Verdict, every: Verdict) -> Verdict {
+    if effects.iter().any(|e| e.verdict == one) {
+        one
+    } else if effects.iter().all(|e| e.verdict == every) {
+        every
     } else {
         Verdict::Undecided { why: "an effect is undecided".into() }
     }
 }
 
+/// Held when every effect held, did not hold when one did not, undecided otherwise.
+fn all_of(effects: &[Effect]) -> Verdict {
+    combine(effects, Verdict::DidNotHold, Verdict::Held)
+}
+
 /// Held when one effect held, did not hold when every one did not, undecided otherwise.
 fn any_of(effects: &[Effect]) -> Verdict {
-    if effects.iter().any(|e| e.verdict == Verdict::Held) {
-        Verdict::Held
-    } else if effects.iter().all(|e| e.verdict == Verdict::DidNotHold) {
-        Verdict::DidNotHold
-    } else {
-        Verdict::Undecided { why: "an effect is undecided".into() }
-    }
+    combine(effects, Verdict::Held, Verdict::DidNotHold)
 }
 
 /// The four claims on `world` (the dataset; the concept world has its own section).
