@@ -9,7 +9,7 @@ use advlens_shared::testing::{chain_spec, random_weights, residual_spec, Rng};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).ok_or("usage: write_fuzz_seeds <corpus dir>")?;
     std::fs::create_dir_all(&dir)?;
-    let conv = |cin, cout, k, s, p| Op::Conv2d { in_channels: cin, out_channels: cout, kernel: k, stride: s, padding: p, groups: 1 };
+    let conv = |cin, cout, k, s, p| Op::Conv2d { in_channels: cin, out_channels: cout, kernel: k, stride: s, padding: p, groups: 1, dilation: 1 };
     let specs = [
         chain_spec([1, 4, 4], vec![conv(1, 2, 3, 1, 1), Op::Relu, Op::MaxPool2d { kernel: 2, stride: 2, padding: 0 }, Op::Flatten, Op::Linear { in_features: 8, out_features: 3 }], 3),
         chain_spec(

@@ -93,7 +93,7 @@ pub fn chain_spec(input: [usize; 3], ops: Vec<Op>, classes: usize) -> ModelSpec 
 /// The architectures every engine is checked on: each layer type with strides, paddings,
 /// odd sizes and several channels.
 pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
-    let conv = |cin, cout, k, s, p| Op::Conv2d { in_channels: cin, out_channels: cout, kernel: k, stride: s, padding: p, groups: 1 };
+    let conv = |cin, cout, k, s, p| Op::Conv2d { in_channels: cin, out_channels: cout, kernel: k, stride: s, padding: p, groups: 1, dilation: 1 };
     let pool = |k, s, p| Op::MaxPool2d { kernel: k, stride: s, padding: p };
     let linear = |i, o| Op::Linear { in_features: i, out_features: o };
     vec![
@@ -143,9 +143,9 @@ pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
             chain_spec(
                 [4, 10, 10],
                 vec![
-                    Op::Conv2d { in_channels: 4, out_channels: 6, kernel: 3, stride: 1, padding: 1, groups: 2 },
+                    Op::Conv2d { in_channels: 4, out_channels: 6, kernel: 3, stride: 1, padding: 1, groups: 2, dilation: 1 },
                     Op::Relu,
-                    Op::Conv2d { in_channels: 6, out_channels: 6, kernel: 3, stride: 2, padding: 1, groups: 6 },
+                    Op::Conv2d { in_channels: 6, out_channels: 6, kernel: 3, stride: 2, padding: 1, groups: 6, dilation: 1 },
                     Op::Flatten,
                     linear(6 * 5 * 5, 3),
                 ],
@@ -156,12 +156,50 @@ pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
             "clip (ReLU6-like, bounds 0 and 0.5) after a conv",
             chain_spec([2, 9, 9], vec![conv(2, 4, 3, 1, 1), Op::Clip { min: 0.0, max: 0.5 }, pool(2, 2, 0), Op::Flatten, linear(4 * 4 * 4, 3)], 3),
         ),
+        (
+            "dilated convolutions (2 with padding 2, 3 with stride 2), leaky ReLU, sigmoid",
+            chain_spec(
+                [2, 15, 13],
+                vec![
+                    Op::Conv2d { in_channels: 2, out_channels: 4, kernel: 3, stride: 1, padding: 2, groups: 1, dilation: 2 },
+                    Op::LeakyRelu { alpha: 0.2 },
+                    Op::Conv2d { in_channels: 4, out_channels: 3, kernel: 3, stride: 2, padding: 1, groups: 1, dilation: 3 },
+                    Op::Sigmoid,
+                    Op::Flatten,
+                    linear(3 * 6 * 5, 4),
+                ],
+                4,
+            ),
+        ),
+        ("concatenated branches (Inception-like, one branch read twice)", concat_spec()),
     ]
+}
+
+/// A stem, three branches (1x1 conv, 3x3 conv + leaky ReLU, pooling) joined by a channel
+/// concatenation that reads one branch twice, then a global average pool and a linear head.
+pub fn concat_spec() -> ModelSpec {
+    let conv = |cin, cout, k, p| Op::Conv2d { in_channels: cin, out_channels: cout, kernel: k, stride: 1, padding: p, groups: 1, dilation: 1 };
+    let node = |name: &str, inputs: &[&str], op| Node { name: name.into(), inputs: inputs.iter().map(|s| s.to_string()).collect(), op };
+    let mut spec = chain_spec([3, 11, 9], vec![Op::Relu], 5);
+    spec.nodes = vec![
+        node("stem", &[INPUT_NAME], conv(3, 4, 3, 1)),
+        node("stem_relu", &["stem"], Op::Relu),
+        node("branch_1x1", &["stem_relu"], conv(4, 3, 1, 0)),
+        node("branch_3x3", &["stem_relu"], conv(4, 2, 3, 1)),
+        node("branch_3x3_act", &["branch_3x3"], Op::LeakyRelu { alpha: 0.1 }),
+        node("branch_pool", &["stem_relu"], Op::MaxPool2d { kernel: 3, stride: 1, padding: 1 }),
+        node("joined", &["branch_1x1", "branch_3x3_act", "branch_pool", "branch_1x1"], Op::Concat),
+        node("joined_relu", &["joined"], Op::Relu),
+        node("gap", &["joined_relu"], Op::GlobalAvgPool),
+        node("head", &["gap"], Op::Linear { in_features: 12, out_features: 5 }),
+    ];
+    spec.output = "head".into();
+    spec
 }
 
 /// conv-bn-relu, then a residual block `relu(x + bn(conv(x)))`, pooling and a linear head.
 pub fn residual_spec() -> ModelSpec {
-    let conv = |cin, cout| Op::Conv2d { in_channels: cin, out_channels: cout, kernel: 3, stride: 1, padding: 1, groups: 1 };
+    let conv = |cin, cout| Op::Conv2d { in_channels: cin, out_channels: cout, kernel: 3, stride: 1, padding: 1, groups: 1, dilation: 1 };
     let node = |name: &str, inputs: &[&str], op| Node { name: name.into(), inputs: inputs.iter().map(|s| s.to_string()).collect(), op };
     let mut spec = chain_spec([3, 16, 16], vec![Op::Relu], 5);
     spec.nodes = vec![

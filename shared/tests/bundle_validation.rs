@@ -80,12 +80,33 @@ fn rejects_unknown_ops_instead_of_skipping_them() {
 
 #[test]
 fn rejects_unknown_node_fields_naming_node_and_field() {
-    // A grouped or dilated convolution read as a plain one would run and give wrong results.
-    for (node, field, value) in [(0, "padding_mode", 1), (0, "dilation", 2), (1, "inplace", 1), (2, "ceil_mode", 1)] {
+    // A transposed or reflect-padded convolution read as a plain one would run and give wrong results.
+    for (node, field, value) in [(0, "padding_mode", 1), (0, "output_padding", 1), (1, "inplace", 1), (2, "ceil_mode", 1)] {
         let m = message(with_json(|v| v["nodes"][node][field] = value.into()));
         let name = valid_node_name(node);
         assert!(m.contains(&format!("node `{name}`")) && m.contains(&format!("`{field}`")), "{m}");
     }
+}
+
+#[test]
+fn dilation_must_be_positive_and_fit_the_input() {
+    let m = message(with_json(|v| v["nodes"][0]["dilation"] = 0.into()));
+    assert!(m.contains("node `conv2d0`") && m.contains("dilation 0"), "{m}");
+    let m = message(with_json(|v| v["nodes"][0]["dilation"] = 100.into()));
+    assert!(m.contains("node `conv2d0`") && m.contains("do not fit"), "{m}");
+}
+
+#[test]
+fn concat_needs_feature_maps_of_one_size() {
+    // The input is 28x28, the first pool's output 14x14.
+    let m = message(with_json(|v| {
+        let nodes = v["nodes"].as_array_mut().unwrap();
+        let pool = nodes[2]["name"].clone();
+        nodes.insert(3, serde_json::json!({"name": "joined", "op": "concat", "inputs": ["input", pool]}));
+    }));
+    assert!(m.contains("node `joined` (concat)") && m.contains("one height and width"), "{m}");
+    let m = message(with_json(|v| v["nodes"].as_array_mut().unwrap().insert(0, serde_json::json!({"name": "alone", "op": "concat", "inputs": ["input"]}))));
+    assert!(m.contains("node `alone` (concat) takes 2 to 64 input(s), found 1"), "{m}");
 }
 
 #[test]

@@ -11,6 +11,7 @@ fn window(batch: usize, c: usize, h: usize, w: usize, k: usize, s: usize, p: usi
         kernel: k,
         stride: s,
         padding: p,
+        dilation: 1,
         out_height: (h + 2 * p - k) / s + 1,
         out_width: (w + 2 * p - k) / s + 1,
     }
@@ -48,4 +49,33 @@ fn linear_relu_and_normalize() {
     assert_eq!(linear_forward(&[1., 2., 3.], &[1., 0., -1., 0.5, 0.5, 0.5], &[0., 1.], 1, 3, 2), vec![-2., 4.]);
     assert_eq!(relu_forward(&[-1., 0., 2.]), vec![0., 0., 2.]);
     assert_eq!(normalize_forward(&[0.5, 1.0, 0.0, 0.25], 1, &[0.5, 0.0], &[0.5, 0.25], 2), vec![0., 1., 0., 1.]);
+}
+
+#[test]
+fn dilated_conv_reads_taps_that_far_apart() {
+    // A 2x2 kernel of ones with dilation 2 over 1..9 reads the four corners of the 3x3 image.
+    let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+    let g = Window { dilation: 2, out_height: 1, out_width: 1, ..window(1, 1, 3, 3, 2, 1, 0) };
+    assert_eq!(conv2d_forward(&x, &[1.0; 4], &[0.0], g, 1, 1), vec![1. + 3. + 7. + 9.]);
+    // With padding 2 the output is 5x5: its centre still reads the four corners, its corner
+    // (0,0) reads x(-2,-2), x(-2,0), x(0,-2) (padding) and x(0,0) = 1, output (1,1) only x(1,1) = 5.
+    let g = Window { dilation: 2, padding: 2, out_height: 5, out_width: 5, ..window(1, 1, 3, 3, 2, 1, 0) };
+    let y = conv2d_forward(&x, &[1.0; 4], &[0.0], g, 1, 1);
+    assert_eq!((y[2 * 5 + 2], y[0], y[4 * 5 + 4], y[5 + 1]), (20.0, 1.0, 9.0, 5.0));
+    // Its gradient puts each output's weight back on the pixels it read.
+    let d_x = advlens_shared::engine::cpu::backward::conv2d_backward(&[1.0], &[1.0, 2.0, 3.0, 4.0], Window { dilation: 2, out_height: 1, out_width: 1, ..window(1, 1, 3, 3, 2, 1, 0) }, 1, 1);
+    assert_eq!(d_x, vec![1., 0., 2., 0., 0., 0., 3., 0., 4.]);
+}
+
+#[test]
+fn sigmoid_leaky_relu_and_concat() {
+    assert_eq!(sigmoid_forward(&[0.0, f32::INFINITY]), vec![0.5, 1.0]);
+    assert_eq!(leaky_relu_forward(&[-2.0, 0.0, 3.0], 0.1), vec![-0.2, 0.0, 3.0]);
+    use advlens_shared::engine::cpu::backward::{concat_backward, leaky_relu_backward, sigmoid_backward};
+    assert_eq!(sigmoid_backward(&[0.5], &[2.0]), vec![0.5]);
+    assert_eq!(leaky_relu_backward(&[-1.0, 0.0, 1.0], &[1.0, 1.0, 1.0], 0.25), vec![0.25, 0.25, 1.0]);
+    // Two images; part a has 1 value per image, part b 2.
+    let y = concat_forward(&[&[1.0, 2.0], &[3.0, 4.0, 5.0, 6.0]], &[1, 2], 2);
+    assert_eq!(y, vec![1., 3., 4., 2., 5., 6.]);
+    assert_eq!(concat_backward(&y, &[1, 2], 2), vec![vec![1., 2.], vec![3., 4., 5., 6.]]);
 }

@@ -24,7 +24,8 @@ class Graph(torch.nn.Module):
         for node in spec["nodes"]:
             op, name = node["op"], node["name"]
             if op == "conv2d":
-                layer = torch.nn.Conv2d(node["in_channels"], node["out_channels"], node["kernel"], node["stride"], node["padding"], groups=node.get("groups", 1))
+                layer = torch.nn.Conv2d(node["in_channels"], node["out_channels"], node["kernel"], node["stride"], node["padding"],
+                                        groups=node.get("groups", 1), dilation=node.get("dilation", 1))
             elif op == "linear":
                 layer = torch.nn.Linear(node["in_features"], node["out_features"])
             elif op == "batch_norm2d":
@@ -59,8 +60,14 @@ class Graph(torch.nn.Module):
                 y = F.hardtanh(a, node["min"], node["max"])
             elif op == "global_avg_pool":
                 y = a.mean(dim=(2, 3))
+            elif op == "sigmoid":
+                y = torch.sigmoid(a)
+            elif op == "leaky_relu":
+                y = F.leaky_relu(a, node["alpha"])
             elif op == "add":
                 y = a + acts[node["inputs"][1]]
+            elif op == "concat":
+                y = torch.cat([acts[i] for i in node["inputs"]], dim=1)
             else:
                 raise ValueError(f"unknown op {op}")
             acts[name] = y

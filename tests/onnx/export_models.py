@@ -10,7 +10,9 @@ PyTorch's gradient of the summed logit of class 3 with respect to the raw input.
   tests/bench/train_step.py's Graph, normalisation inside, exported by both exporters;
 - torchvision resnet18 and alexnet-like vgg11_bn (random weights, no download) at 32 px;
 - mobilenet_v2 at 32 px (depthwise convolutions, ReLU6 as Clip);
-- a small network with a Sigmoid, which the importer must refuse naming the node and the op.
+- `Branches`, by both exporters: Concat of Inception-like branches, Sigmoid, LeakyRelu, zero Pad
+  before a Conv and an AveragePool, a dilated Conv, a MaxPool with ceil_mode whose windows tile;
+- a small network with a HardSwish, which the importer must refuse naming the node and the op.
 """
 import json
 import os
@@ -20,6 +22,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 import torchvision
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 from train_step import Graph  # noqa: E402
@@ -72,6 +75,31 @@ def write(out, name, model, shape, mean, std, dynamo):
     print(f"wrote {path}", file=sys.stderr)
 
 
+class Branches(torch.nn.Module):
+    """The ops the project's own architectures do not use, as PyTorch writes them."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.padded = torch.nn.Conv2d(8, 6, 3)  # after an explicit F.pad: its padding
+        self.dilated = torch.nn.Conv2d(8, 5, 3, padding=2, dilation=2)
+        self.squeeze = torch.nn.Conv2d(8, 4, 1)
+        self.pool = torch.nn.MaxPool2d(3, 1, 1)
+        self.halve = torch.nn.MaxPool2d(2, 2, ceil_mode=True)  # 16 -> 8: the windows tile
+        self.smooth = torch.nn.AvgPool2d(3, 1)  # after an explicit F.pad
+        self.head = torch.nn.Linear(23, 10)
+
+    def forward(self, x):
+        x = F.leaky_relu(self.bn(self.stem(x)), 0.1)
+        a = F.relu(self.padded(F.pad(x, (1, 1, 1, 1))))
+        b = F.leaky_relu(self.dilated(x), 0.2)
+        c = torch.sigmoid(self.squeeze(x))
+        joined = torch.cat([a, b, c, self.pool(x)], dim=1)
+        y = self.smooth(F.pad(self.halve(joined), (1, 1, 1, 1)))
+        return self.head(y.mean(dim=(2, 3)))
+
+
 def calibrated(model, shape, mean, std):
     """`model` with its batch-norm statistics measured on random images: with the default
     running statistics of a fresh network, deep ones (mobilenet_v2) shrink their activations to
@@ -113,8 +141,11 @@ def main():
     write(out, "resnet18-32-dynamo", resnet, (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, True)
     mobilenet = calibrated(torchvision.models.mobilenet_v2(weights=None, num_classes=10), (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD)
     write(out, "mobilenet_v2-32-torchscript", mobilenet, (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, False)
-    sigmoid = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Sigmoid(), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 4))
-    write(out, "refused-sigmoid", sigmoid, (3, 8, 8), [0.0] * 3, [1.0] * 3, False)
+    branches = calibrated(Branches(), (3, 16, 16), IMAGENET_MEAN, IMAGENET_STD)
+    write(out, "branches-torchscript", branches, (3, 16, 16), IMAGENET_MEAN, IMAGENET_STD, False)
+    write(out, "branches-dynamo", branches, (3, 16, 16), IMAGENET_MEAN, IMAGENET_STD, True)
+    hardswish = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Hardswish(), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 4))
+    write(out, "refused-hardswish", hardswish, (3, 8, 8), [0.0] * 3, [1.0] * 3, False)
 
 
 if __name__ == "__main__":

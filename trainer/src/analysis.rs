@@ -349,7 +349,9 @@ pub fn receptive_field(spec: &advlens_shared::model::ModelSpec, layer: &str) -> 
         // Over a DAG, the widest input path.
         let (rf, jump, start) = node.inputs.iter().filter_map(|i| field.get(i.as_str())).cloned().fold((0.0, 1.0, 0.0), |a, b| if b.0 > a.0 { b } else { a });
         let (k, st, p) = match node.op {
-            Op::Conv2d { kernel, stride, padding, .. } | Op::MaxPool2d { kernel, stride, padding } | Op::AvgPool2d { kernel, stride, padding } => {
+            // A dilated kernel spans d (k - 1) + 1 pixels.
+            Op::Conv2d { kernel, stride, padding, dilation, .. } => (((kernel - 1) * dilation + 1) as f64, stride as f64, padding as f64),
+            Op::MaxPool2d { kernel, stride, padding } | Op::AvgPool2d { kernel, stride, padding } => {
                 (kernel as f64, stride as f64, padding as f64)
             }
             _ => (1.0, 1.0, 0.0),

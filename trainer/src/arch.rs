@@ -89,7 +89,7 @@ impl Graph {
 }
 
 fn conv(cin: usize, cout: usize, kernel: usize, stride: usize) -> Op {
-    Op::Conv2d { in_channels: cin, out_channels: cout, kernel, stride, padding: kernel / 2, groups: 1 }
+    Op::Conv2d { in_channels: cin, out_channels: cout, kernel, stride, padding: kernel / 2, groups: 1, dilation: 1 }
 }
 
 fn max_pool(kernel: usize) -> Op {

@@ -404,15 +404,16 @@ fn analyze_command(a: cli::AnalyzeArgs) -> Result<()> {
     Ok(())
 }
 
-/// The last ReLU whose output is a feature map: the default layer of `analyze` and `trace`.
+/// The last activation (ReLU, ReLU6, sigmoid...) whose output is a feature map: the default
+/// layer of `analyze` and `trace`.
 fn last_feature_relu(spec: &advlens_shared::model::ModelSpec) -> Result<String> {
     let shapes = advlens_shared::model::check_spec(spec)?;
     spec.nodes
         .iter()
-        .filter(|n| matches!(n.op, advlens_shared::model::Op::Relu) && shapes[&n.name].len() == 3)
+        .filter(|n| n.op.is_activation() && shapes[&n.name].len() == 3)
         .last()
         .map(|n| n.name.clone())
-        .context("the model has no ReLU with feature maps: pass --layer")
+        .context("the model has no activation (ReLU, clip, sigmoid, leaky ReLU) with feature maps: pass --layer")
 }
 
 fn trace_command(a: cli::TraceArgs) -> Result<()> {

@@ -79,9 +79,9 @@ impl Net {
             let x = &acts[&node.inputs[0]];
             let p = |leaf: &str| &self.params[&format!("{}.{leaf}", node.name)];
             let y = match node.op {
-                Op::Conv2d { stride, padding, groups, .. } => {
-                    let (s, pad) = (stride as i64, padding as i64);
-                    x.conv2d(p("weight"), Some(p("bias")), [s, s], [pad, pad], [1, 1], groups as i64)
+                Op::Conv2d { stride, padding, groups, dilation, .. } => {
+                    let (s, pad, d) = (stride as i64, padding as i64, dilation as i64);
+                    x.conv2d(p("weight"), Some(p("bias")), [s, s], [pad, pad], [d, d], groups as i64)
                 }
                 Op::MaxPool2d { kernel, stride, padding } => {
                     let (k, s, pad) = (kernel as i64, stride as i64, padding as i64);
@@ -107,7 +107,12 @@ impl Net {
                 // Clamp passes the gradient at the bounds themselves too; the engines (and
                 // PyTorch's ReLU6) do not: a difference only for inputs exactly on a bound.
                 Op::Clip { min, max } => x.clamp(f64::from(min), f64::from(max)),
+                Op::Sigmoid => x.sigmoid(),
+                // tch's leaky_relu has no slope argument: x where x > 0, else alpha x (gradient
+                // alpha at 0, as PyTorch's and the engines').
+                Op::LeakyRelu { alpha } => x.where_self(&x.gt(0.0), &(x * f64::from(alpha))),
                 Op::Add => x + &acts[&node.inputs[1]],
+                Op::Concat => Tensor::cat(&node.inputs.iter().map(|i| &acts[i]).collect::<Vec<_>>(), 1),
                 Op::Flatten => x.flatten(1, -1),
                 // p = 0.5 as in AlexNet; identity at inference, like the shared engines.
                 Op::Dropout => x.dropout(0.5, train),

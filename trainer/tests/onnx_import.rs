@@ -1,5 +1,6 @@
 //! `advlens import` against the tools that wrote the models: PyTorch builds them (the project's
-//! four architectures, torchvision's resnet18 and mobilenet_v2), both of its ONNX exporters write them,
+//! four architectures, torchvision's resnet18 and mobilenet_v2, a model of concatenated
+//! branches with sigmoid, leaky ReLU, pad, dilation and ceil_mode), both of its ONNX exporters write them,
 //! onnxruntime runs them; the imported bundle must give onnxruntime's logits and PyTorch's
 //! input gradients on the shared CPU engine, to 1e-4 of their largest value. Models the importer
 //! cannot map must be refused naming the op and the node. Each imported bundle, written back as
@@ -109,15 +110,16 @@ fn imported_models_match_onnxruntime_and_pytorch() {
     }
     checked.sort();
     eprintln!("matched: {}", checked.join(", "));
-    // 4 architectures x 2 exporters + resnet18 x 2 + mobilenet_v2 (depthwise convolutions, ReLU6).
-    assert_eq!(checked.len(), 11, "{checked:?}");
+    // 4 architectures x 2 exporters + resnet18 x 2 + mobilenet_v2 (depthwise convolutions, ReLU6)
+    // + the branches model (concat, sigmoid, leaky ReLU, pad, dilation, ceil_mode) x 2.
+    assert_eq!(checked.len(), 13, "{checked:?}");
 
     // An op with no layer behind it is refused, naming the node and the op.
     let bundle_dir = tmp.path().join("bundles/refused");
-    let o = advlens(&["import", out.join("refused-sigmoid.onnx").to_str().unwrap(), "--out", bundle_dir.to_str().unwrap()]);
+    let o = advlens(&["import", out.join("refused-hardswish.onnx").to_str().unwrap(), "--out", bundle_dir.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
-    assert!(stderr.starts_with("error: importing") && stderr.contains("node `") && stderr.contains("Sigmoid") && stderr.contains("supported: Conv"), "{stderr}");
+    assert!(stderr.starts_with("error: importing") && stderr.contains("node `") && stderr.contains("HardSwish") && stderr.contains("supported: Conv"), "{stderr}");
     assert!(!bundle_dir.exists(), "a failed import wrote {}", bundle_dir.display());
 }
 

@@ -138,7 +138,7 @@ fn conv_spec() -> ModelSpec {
     spec.classes = (0..10).map(|i| i.to_string()).collect();
     let node = |name: &str, input: &str, op| Node { name: name.into(), inputs: vec![input.into()], op };
     spec.nodes = vec![
-        node("conv1", INPUT_NAME, Op::Conv2d { in_channels: 1, out_channels: 4, kernel: 3, stride: 1, padding: 1, groups: 1 }),
+        node("conv1", INPUT_NAME, Op::Conv2d { in_channels: 1, out_channels: 4, kernel: 3, stride: 1, padding: 1, groups: 1, dilation: 1 }),
         node("relu1", "conv1", Op::Relu),
         node("pool1", "relu1", Op::MaxPool2d { kernel: 2, stride: 2, padding: 0 }),
         node("flatten", "pool1", Op::Flatten),

@@ -107,12 +107,13 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
-    /// The layers whose neurons the page shows: ReLUs that output feature maps `[C, H, W]`.
+    /// The layers whose neurons the page shows: activations (ReLU, ReLU6, sigmoid, leaky ReLU)
+    /// that output feature maps `[C, H, W]`.
     pub fn feature_layers(&self) -> Vec<(String, [usize; 3])> {
         self.spec
             .nodes
             .iter()
-            .filter(|n| matches!(n.op, advlens_shared::model::Op::Relu))
+            .filter(|n| n.op.is_activation())
             .filter_map(|n| {
                 let shape = &self.shapes.iter().find(|(name, _)| *name == n.name)?.1;
                 match shape.as_slice() {

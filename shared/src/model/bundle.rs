@@ -360,13 +360,10 @@ fn check_graph(spec: &ModelSpec) -> Result<HashMap<String, Vec<usize>>> {
         if name.is_empty() || shapes.contains_key(name) {
             return Err(Error::Graph(format!("node name `{name}` is empty, reserved or used twice")));
         }
-        if node.inputs.len() != node.op.arity() {
-            return Err(Error::Graph(format!(
-                "node `{name}` ({}) takes {} input(s), found {}",
-                node.op.kind(),
-                node.op.arity(),
-                node.inputs.len()
-            )));
+        if !node.op.arity().contains(&node.inputs.len()) {
+            let arity = node.op.arity();
+            let expected = if arity.start() == arity.end() { arity.start().to_string() } else { format!("{} to {}", arity.start(), arity.end()) };
+            return Err(Error::Graph(format!("node `{name}` ({}) takes {expected} input(s), found {}", node.op.kind(), node.inputs.len())));
         }
         let mut in_shapes = Vec::with_capacity(node.inputs.len());
         for source in &node.inputs {
@@ -379,13 +376,7 @@ fn check_graph(spec: &ModelSpec) -> Result<HashMap<String, Vec<usize>>> {
                 }
             }
         }
-        let in_shape = in_shapes[0];
-        if let (Op::Add, [a, b]) = (&node.op, in_shapes.as_slice()) {
-            if a != b {
-                return Err(Error::Graph(format!("node `{name}` (add): inputs have shapes {a:?} and {b:?}")));
-            }
-        }
-        let out_shape = infer_shape(name, &node.op, in_shape)?;
+        let out_shape = infer_shape(name, &node.op, &in_shapes)?;
         let size = checked_product(&out_shape);
         if size.is_none_or(|n| n > limits::MAX_ACTIVATION) {
             return Err(Error::TooLarge(format!("node `{name}` output {out_shape:?} is too large")));
@@ -447,23 +438,28 @@ fn checked_product(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }
 
-/// Output size of a sliding window, or `None` when the window does not fit.
-fn window_out(size: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+/// Output size of a sliding window of `kernel` taps `dilation` apart, or `None` when the window
+/// does not fit.
+pub(crate) fn window_out(size: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> Option<usize> {
     let padded = size.checked_add(padding.checked_mul(2)?)?;
-    if kernel == 0 || stride == 0 || padded < kernel {
+    let span = kernel.checked_sub(1)?.checked_mul(dilation)?.checked_add(1)?;
+    if kernel == 0 || stride == 0 || dilation == 0 || padded < span {
         return None;
     }
-    Some((padded - kernel) / stride + 1)
+    Some((padded - span) / stride + 1)
 }
 
-pub(crate) fn infer_shape(name: &str, op: &Op, input: &[usize]) -> Result<Vec<usize>> {
+/// The per-image output shape of `op` reading inputs of per-image shapes `inputs` (as many as
+/// the op's arity, which the caller has checked).
+pub(crate) fn infer_shape(name: &str, op: &Op, inputs: &[&[usize]]) -> Result<Vec<usize>> {
     let bad = |why: String| Error::Graph(format!("node `{name}` ({}): {why}", op.kind()));
+    let input = inputs[0];
     let chw = || match *input {
         [c, h, w] => Ok((c, h, w)),
         _ => Err(bad(format!("needs a [C,H,W] input, got {input:?}"))),
     };
     match *op {
-        Op::Conv2d { in_channels, out_channels, kernel, stride, padding, groups } => {
+        Op::Conv2d { in_channels, out_channels, kernel, stride, padding, groups, dilation } => {
             let (c, h, w) = chw()?;
             if c != in_channels {
                 return Err(bad(format!("in_channels is {in_channels} but its input has {c} channels")));
@@ -474,10 +470,13 @@ pub(crate) fn infer_shape(name: &str, op: &Op, input: &[usize]) -> Result<Vec<us
             if groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 {
                 return Err(bad(format!("groups {groups} must divide in_channels {in_channels} and out_channels {out_channels}")));
             }
-            let out = |s| window_out(s, kernel, stride, padding);
+            if dilation > limits::MAX_SIDE {
+                return Err(bad(format!("dilation {dilation} is implausible")));
+            }
+            let out = |s| window_out(s, kernel, stride, padding, dilation);
             match (out(h), out(w)) {
                 (Some(oh), Some(ow)) => Ok(vec![out_channels, oh, ow]),
-                _ => Err(bad(format!("kernel {kernel}, stride {stride}, padding {padding} do not fit a {h}x{w} input"))),
+                _ => Err(bad(format!("kernel {kernel}, stride {stride}, padding {padding}, dilation {dilation} do not fit a {h}x{w} input"))),
             }
         }
         Op::MaxPool2d { kernel, stride, padding } | Op::AvgPool2d { kernel, stride, padding } => {
@@ -486,7 +485,7 @@ pub(crate) fn infer_shape(name: &str, op: &Op, input: &[usize]) -> Result<Vec<us
             if padding > kernel / 2 {
                 return Err(bad(format!("padding {padding} is more than half the kernel {kernel}")));
             }
-            let out = |s| window_out(s, kernel, stride, padding);
+            let out = |s| window_out(s, kernel, stride, padding, 1);
             match (out(h), out(w)) {
                 (Some(oh), Some(ow)) => Ok(vec![c, oh, ow]),
                 _ => Err(bad(format!("kernel {kernel}, stride {stride}, padding {padding} do not fit a {h}x{w} input"))),
@@ -517,7 +516,28 @@ pub(crate) fn infer_shape(name: &str, op: &Op, input: &[usize]) -> Result<Vec<us
             }
             Ok(input.to_vec())
         }
-        Op::Relu | Op::Dropout | Op::Add => Ok(input.to_vec()),
+        Op::LeakyRelu { alpha } => {
+            if !alpha.is_finite() {
+                return Err(bad(format!("alpha {alpha} must be finite")));
+            }
+            Ok(input.to_vec())
+        }
+        Op::Add => match inputs {
+            [a, b] if a == b => Ok(a.to_vec()),
+            _ => Err(bad(format!("inputs have shapes {inputs:?}; a sum needs equal shapes"))),
+        },
+        Op::Concat => {
+            let (_, h, w) = chw()?;
+            let mut channels = 0usize;
+            for shape in inputs {
+                match **shape {
+                    [c, ih, iw] if [ih, iw] == [h, w] => channels = channels.saturating_add(c),
+                    _ => return Err(bad(format!("inputs have shapes {inputs:?}; concatenating channels needs [C, H, W] inputs of one height and width"))),
+                }
+            }
+            Ok(vec![channels, h, w])
+        }
+        Op::Relu | Op::Sigmoid | Op::Dropout => Ok(input.to_vec()),
     }
 }
 

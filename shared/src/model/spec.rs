@@ -78,6 +78,10 @@ pub enum Op {
     /// With `groups` > 1 the channels split into that many groups, each output channel reading
     /// only its group's inputs: weight `[Cout, Cin / groups, k, k]`; `groups` = `Cin` = `Cout` is
     /// a depthwise convolution (MobileNet). Written only when it is not 1.
+    ///
+    /// With `dilation` d > 1 the taps are d pixels apart (`x[.., i*s + u*d - p, j*s + v*d - p]`),
+    /// so the window spans `d (k - 1) + 1` pixels (DeepLab's atrous convolution). Written only
+    /// when it is not 1.
     Conv2d {
         in_channels: usize,
         out_channels: usize,
@@ -86,6 +90,8 @@ pub enum Op {
         padding: usize,
         #[serde(default = "one", skip_serializing_if = "is_one")]
         groups: usize,
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        dilation: usize,
     },
     /// `max(x, 0)`.
     Relu,
@@ -109,7 +115,18 @@ pub enum Op {
     /// `min(max(x, min), max)`: ReLU6 is `min` 0, `max` 6 (MobileNet). The gradient passes where
     /// `min < x < max`, as in PyTorch's hardtanh.
     Clip { min: f32, max: f32 },
+    /// `1 / (1 + exp(-x))`; gradient `y (1 - y)`.
+    Sigmoid,
+    /// `x` where `x > 0`, else `alpha x`; the gradient is 1 or `alpha` likewise (at 0: `alpha`,
+    /// as in PyTorch).
+    LeakyRelu { alpha: f32 },
+    /// The inputs (two or more, equal height and width) stacked along the channel axis, in
+    /// order: `[C1,H,W] ++ [C2,H,W] -> [C1+C2,H,W]` (Inception, DenseNet, SqueezeNet branches).
+    Concat,
 }
+
+/// The most inputs a [`Op::Concat`] reads.
+pub const MAX_CONCAT_INPUTS: usize = 64;
 
 fn one() -> usize {
     1
@@ -197,9 +214,17 @@ impl Op {
                 .iter()
                 .map(|leaf| (format!("{node}.{leaf}"), vec![channels]))
                 .collect(),
-            Op::Relu | Op::Clip { .. } | Op::MaxPool2d { .. } | Op::AvgPool2d { .. } | Op::GlobalAvgPool | Op::Flatten | Op::Dropout | Op::Add => {
-                vec![]
-            }
+            Op::Relu
+            | Op::Clip { .. }
+            | Op::Sigmoid
+            | Op::LeakyRelu { .. }
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::Flatten
+            | Op::Dropout
+            | Op::Add
+            | Op::Concat => vec![],
         }
     }
 
@@ -217,14 +242,24 @@ impl Op {
             Op::GlobalAvgPool => "global_avg_pool",
             Op::Add => "add",
             Op::Clip { .. } => "clip",
+            Op::Sigmoid => "sigmoid",
+            Op::LeakyRelu { .. } => "leaky_relu",
+            Op::Concat => "concat",
         }
     }
 
     /// How many inputs the op reads.
-    pub fn arity(&self) -> usize {
+    pub fn arity(&self) -> std::ops::RangeInclusive<usize> {
         match self {
-            Op::Add => 2,
-            _ => 1,
+            Op::Add => 2..=2,
+            Op::Concat => 2..=MAX_CONCAT_INPUTS,
+            _ => 1..=1,
         }
+    }
+
+    /// Whether the op is a pointwise nonlinearity: its outputs are the neurons that the
+    /// analyses, the atlas and the explorer look at (a ReLU's, a ReLU6's, a sigmoid's...).
+    pub fn is_activation(&self) -> bool {
+        matches!(self, Op::Relu | Op::Clip { .. } | Op::Sigmoid | Op::LeakyRelu { .. })
     }
 }

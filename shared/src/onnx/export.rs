@@ -76,12 +76,15 @@ pub fn export(bundle: &Bundle) -> Result<Vec<u8>> {
         }
         let window = |kernel: usize, stride: usize, padding: usize| vec![ints("kernel_shape", &[kernel, kernel]), ints("strides", &[stride, stride]), ints("pads", &[padding; 4])];
         match n.op {
-            Op::Conv2d { kernel, stride, padding, groups, .. } => {
+            Op::Conv2d { kernel, stride, padding, groups, dilation, .. } => {
                 let mut attrs = window(kernel, stride, padding);
-                attrs.extend([ints("dilations", &[1, 1]), int("group", groups as i64)]);
+                attrs.extend([ints("dilations", &[dilation, dilation]), int("group", groups as i64)]);
                 graph.node.push(node(name, "Conv", &[x[0], &param("weight"), &param("bias")], name, attrs));
             }
             Op::Relu => graph.node.push(node(name, "Relu", &x, name, vec![])),
+            Op::Sigmoid => graph.node.push(node(name, "Sigmoid", &x, name, vec![])),
+            Op::LeakyRelu { alpha } => graph.node.push(node(name, "LeakyRelu", &x, name, vec![float("alpha", alpha)])),
+            Op::Concat => graph.node.push(node(name, "Concat", &x, name, vec![int("axis", 1)])),
             Op::MaxPool2d { kernel, stride, padding } => graph.node.push(node(name, "MaxPool", &x, name, window(kernel, stride, padding))),
             Op::AvgPool2d { kernel, stride, padding } => {
                 let mut attrs = window(kernel, stride, padding);

@@ -11,13 +11,7 @@ use super::{ImportOptions, SUPPORTED_OPS};
 use crate::model::{infer_shape, limits, InputSpec, ModelSpec, Node, Op, Provenance, FORMAT_NAME, FORMAT_VERSION, INPUT_NAME};
 use crate::{Error, Result, Tensor};
 
-/// A constant's dims and values.
-#[derive(Clone, Debug)]
-struct Const {
-    dims: Vec<usize>,
-    floats: Option<Vec<f32>>,
-    ints: Option<Vec<i64>>,
-}
+use super::fold::{fold, Const, FOLDABLE};
 
 fn err(text: String) -> Error {
     Error::Onnx(text)
@@ -133,14 +127,11 @@ fn model_input(graph: &GraphProto, consts: &HashMap<String, Const>) -> Result<(S
 
 fn constant(t: &TensorProto) -> Result<Const> {
     let dims = t.dims.iter().map(|&d| usize::try_from(d).map_err(|_| err(format!("tensor `{}` has a negative dimension", t.name)))).collect::<Result<Vec<_>>>()?;
-    let (floats, ints) = match t.data_type {
-        super::proto::data_type::FLOAT => (Some(t.floats().map_err(err)?), None),
-        super::proto::data_type::INT64 => (None, Some(t.int64s().map_err(err)?)),
-        // Other types (bool masks, int32 indices) are kept as shapes only: an op that needs
-        // their values says so.
-        _ => (None, None),
-    };
-    Ok(Const { dims, floats, ints })
+    Ok(match t.data_type {
+        super::proto::data_type::FLOAT => Const::floats(dims, t.floats().map_err(err)?),
+        super::proto::data_type::INT64 => Const::ints(dims, t.int64s().map_err(err)?),
+        _ => Const::opaque(dims),
+    })
 }
 
 fn node_label(node: &NodeProto, index: usize) -> String {
@@ -205,12 +196,22 @@ struct Translator {
     std: Vec<f32>,
     /// Whether a layer has read the model input (normalisation folding stops there).
     input_read: bool,
+    /// Outputs of zero `Pad`s: the padded value and the padding on every side, waiting for the
+    /// convolution or average pool that reads it to take the padding over.
+    pads: HashMap<String, (String, usize)>,
 }
 
 impl Translator {
     fn node(&mut self, index: usize, node: &NodeProto, opset: i64) -> Result<()> {
         if !(node.domain.is_empty() || node.domain == "ai.onnx") {
             return Err(err(format!("domain `{}` is not the standard one; only ai.onnx ops are read", node.domain)));
+        }
+        let present: Vec<&String> = node.input.iter().filter(|i| !i.is_empty()).collect();
+        if FOLDABLE.contains(&node.op_type.as_str()) && !present.is_empty() && present.iter().all(|i| self.consts.contains_key(*i)) {
+            let inputs: Vec<Option<&Const>> = node.input.iter().map(|i| self.consts.get(i)).collect();
+            let value = fold(node, &inputs, opset)?;
+            self.consts.insert(output(node)?.to_string(), value);
+            return Ok(());
         }
         match node.op_type.as_str() {
             "Constant" => self.constant_node(node),
@@ -220,6 +221,10 @@ impl Translator {
             }
             "Conv" => self.conv(index, node),
             "Relu" => self.layer(index, node, Op::Relu, vec![]),
+            "Sigmoid" => self.layer(index, node, Op::Sigmoid, vec![]),
+            "LeakyRelu" => self.layer(index, node, Op::LeakyRelu { alpha: attr_f(node, "alpha", 0.01) }, vec![]),
+            "Concat" => self.concat(index, node),
+            "Pad" => self.pad(node, opset),
             "Clip" => self.clip(index, node),
             "MaxPool" | "AveragePool" => self.pool(index, node),
             "GlobalAveragePool" => self.layer(index, node, Op::GlobalAvgPool, vec![]),
@@ -232,18 +237,23 @@ impl Translator {
             "Add" | "Sub" | "Div" | "Mul" => self.arithmetic(index, node),
             "Softmax" | "LogSoftmax" => self.alias(node),
             other => Err(err(format!(
-                "op `{other}` is not supported{}; supported: {}",
+                "op `{other}` is not supported{}; supported: {} (and, on constants only, {})",
                 match other {
-                    "LeakyRelu" | "Sigmoid" | "HardSwish" | "Concat" | "Pad" | "ConvTranspose" => " yet (planned)",
+                    "HardSwish" | "ConvTranspose" => " yet (planned)",
+                    _ if FOLDABLE.contains(&other) => " on a layer's output (only on constants, which are folded)",
                     _ => "",
                 },
-                SUPPORTED_OPS.join(", ")
+                SUPPORTED_OPS.join(", "),
+                FOLDABLE.join(", ")
             ))),
         }
     }
 
     /// The bundle node computing ONNX value `name`.
     fn act(&self, name: &str) -> Result<String> {
+        if self.pads.contains_key(name) {
+            return Err(err(format!("input `{name}` is a Pad's output; a zero Pad is supported only right before a Conv or an AveragePool (which take its padding over)")));
+        }
         match self.values.get(name) {
             Some(v) => Ok(v.clone()),
             None if self.consts.contains_key(name) => Err(err(format!("input `{name}` is a constant where a layer's output is expected"))),
@@ -256,13 +266,13 @@ impl Translator {
         if c.dims.contains(&0) {
             return Err(err(format!("constant `{name}` has an empty dimension {:?}", c.dims)));
         }
-        let values = c.floats.clone().ok_or_else(|| err(format!("constant `{name}` is not float")))?;
+        let values = c.as_floats().ok_or_else(|| err(format!("constant `{name}` is not float")))?;
         Ok((c.dims.clone(), values))
     }
 
     fn ints(&self, name: &str) -> Result<Vec<i64>> {
         let c = self.consts.get(name).ok_or_else(|| err(format!("input `{name}` must be a constant, but the graph computes it")))?;
-        c.ints.clone().ok_or_else(|| err(format!("constant `{name}` is not int64")))
+        c.as_ints().ok_or_else(|| err(format!("constant `{name}` is not int64")))
     }
 
     fn check_unused_outputs(&self, node: &NodeProto, keep: usize) -> Result<()> {
@@ -306,7 +316,8 @@ impl Translator {
         if inputs.iter().any(|i| i == INPUT_NAME) {
             self.input_read = true;
         }
-        let shape = infer_shape(&name, &op, &self.shapes[&inputs[0]]).map_err(|e| err(e.to_string()))?;
+        let in_shapes: Vec<&[usize]> = inputs.iter().map(|i| self.shapes[i].as_slice()).collect();
+        let shape = infer_shape(&name, &op, &in_shapes).map_err(|e| err(e.to_string()))?;
         for (leaf, tensor) in weights {
             self.weights.insert(format!("{name}.{leaf}"), tensor);
         }
@@ -327,10 +338,10 @@ impl Translator {
         let a = node.attribute.first().ok_or_else(|| err("it has no value".into()))?;
         let c = match a.name.as_str() {
             "value" => constant(a.t.as_ref().ok_or_else(|| err("its value is empty".into()))?)?,
-            "value_float" => Const { dims: vec![], floats: Some(vec![a.f]), ints: None },
-            "value_floats" => Const { dims: vec![a.floats.len()], floats: Some(a.floats.clone()), ints: None },
-            "value_int" => Const { dims: vec![], floats: None, ints: Some(vec![a.i]) },
-            "value_ints" => Const { dims: vec![a.ints.len()], floats: None, ints: Some(a.ints.clone()) },
+            "value_float" => Const::floats(vec![], vec![a.f]),
+            "value_floats" => Const::floats(vec![a.floats.len()], a.floats.clone()),
+            "value_int" => Const::ints(vec![], vec![a.i]),
+            "value_ints" => Const::ints(vec![a.ints.len()], a.ints.clone()),
             other => return Err(err(format!("a Constant given as `{other}` is not supported"))),
         };
         self.consts.insert(out, c);
@@ -358,48 +369,124 @@ impl Translator {
 
     fn conv(&mut self, index: usize, node: &NodeProto) -> Result<()> {
         let group = attr_i(node, "group", 1);
-        if square(node, "dilations", 1)? != 1 {
-            return Err(err("dilated convolution is not supported".into()));
-        }
-        let auto_pad = attr(node, "auto_pad").map(|a| String::from_utf8_lossy(&a.s).into_owned()).unwrap_or_default();
-        if !matches!(auto_pad.as_str(), "" | "NOTSET" | "VALID") {
-            return Err(err(format!("auto_pad {auto_pad} is not supported: export with explicit pads")));
-        }
+        let dilation = square(node, "dilations", 1)?;
         let (dims, w) = self.floats(node.input.get(1).ok_or_else(|| err("it has no weight".into()))?)?;
         let [co, ci, kh, kw] = dims[..] else { return Err(err(format!("weight dims {dims:?} are not [out, in, kh, kw]"))) };
         if kh != kw {
             return Err(err(format!("kernel {kh}x{kw} is not square")));
         }
+        let stride = square(node, "strides", 1)?;
+        let padding = match auto_pad(node).as_str() {
+            "" | "NOTSET" => square(node, "pads", 0)?,
+            "VALID" => 0,
+            // "Same" padding is symmetric only when the stride is 1 and the dilated kernel's span
+            // is odd (Keras' and TensorFlow's usual 3x3 / 5x5 convolutions).
+            "SAME_UPPER" | "SAME_LOWER" if stride == 1 && (dilation * (kh.max(1) - 1)) % 2 == 0 => dilation * (kh.max(1) - 1) / 2,
+            other => return Err(err(format!("auto_pad {other} with stride {stride} and kernel {kh} pads the sides unequally: export with explicit, symmetric pads"))),
+        };
         let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
             Some(b) => self.floats(b)?.1,
             None => vec![0.0; co],
         };
         let groups = usize::try_from(group).map_err(|_| err(format!("group {group} is not positive")))?;
         let in_channels = ci.checked_mul(groups).ok_or_else(|| err(format!("group {groups} is implausible")))?;
-        let op = Op::Conv2d { in_channels, out_channels: co, kernel: kh, stride: square(node, "strides", 1)?, padding: square(node, "pads", 0)?, groups };
+        let (x, extra) = self.padded_input(node)?;
+        let padding = padding.checked_add(extra).ok_or_else(|| err("its padding is implausible".into()))?;
+        let op = Op::Conv2d { in_channels, out_channels: co, kernel: kh, stride, padding, groups, dilation };
         let weights = vec![("weight", Tensor::new(dims.clone(), w)?), ("bias", Tensor::new(vec![co], bias)?)];
-        self.layer(index, node, op, weights)
+        self.push(index, node, op, vec![x], weights).map(drop)
+    }
+
+    /// The layer output that `node`'s first input is, and the padding of a zero `Pad` between
+    /// them (0 without one).
+    fn padded_input(&mut self, node: &NodeProto) -> Result<(String, usize)> {
+        let name = input(node, 0)?;
+        match self.pads.get(name) {
+            Some((source, padding)) => Ok((source.clone(), *padding)),
+            None => Ok((self.act(name)?, 0)),
+        }
+    }
+
+    /// A constant zero `Pad` of the spatial axes, equal on every side: remembered, and taken
+    /// over by the `Conv` or `AveragePool` that reads it.
+    fn pad(&mut self, node: &NodeProto, opset: i64) -> Result<()> {
+        let mode = attr(node, "mode").map(|a| String::from_utf8_lossy(&a.s).into_owned()).unwrap_or_else(|| "constant".into());
+        if mode != "constant" {
+            return Err(err(format!("mode {mode} is not supported; only zero (constant) padding is")));
+        }
+        let pads = if opset < 11 { attr_ints(node, "pads").unwrap_or_default() } else { self.ints(input(node, 1)?)? };
+        if let Some(value) = node.input.get(2).filter(|v| !v.is_empty()) {
+            if self.floats(value)?.1.iter().any(|&v| v != 0.0) {
+                return Err(err("a padding value other than 0 is not supported".into()));
+            }
+        }
+        if node.input.get(3).is_some_and(|a| !a.is_empty()) {
+            return Err(err("a Pad with explicit axes is not supported: export with pads for all four axes".into()));
+        }
+        let [0, 0, top, left, 0, 0, bottom, right] = pads[..] else {
+            return Err(err(format!("pads {pads:?} pad the batch or channel axes, or are not for an [N, C, H, W] tensor")));
+        };
+        if !(top == left && top == bottom && top == right && top >= 0) {
+            return Err(err(format!("pads {pads:?} differ between sides; only equal padding on all four sides can be folded into the next layer")));
+        }
+        let padding = usize::try_from(top).map_err(|_| err(format!("pads {pads:?} are implausible")))?;
+        let (source, before) = self.padded_input(node)?;
+        let padding = padding.checked_add(before).filter(|&p| p <= limits::MAX_SIDE).ok_or_else(|| err(format!("pads {pads:?} are implausible")))?;
+        self.pads.insert(output(node)?.to_string(), (source, padding));
+        Ok(())
     }
 
     fn pool(&mut self, index: usize, node: &NodeProto) -> Result<()> {
         self.check_unused_outputs(node, 1)?;
-        if attr_i(node, "ceil_mode", 0) != 0 {
-            return Err(err("ceil_mode = 1 is not supported: use ceil_mode=False".into()));
-        }
         if square(node, "dilations", 1)? != 1 {
             return Err(err("dilated pooling is not supported".into()));
         }
+        if !matches!(auto_pad(node).as_str(), "" | "NOTSET" | "VALID") {
+            return Err(err(format!("auto_pad {} is not supported for pooling: export with explicit pads", auto_pad(node))));
+        }
         let kernel = square(node, "kernel_shape", 0)?;
         let (stride, padding) = (square(node, "strides", 1)?, square(node, "pads", 0)?);
-        let op = if node.op_type == "MaxPool" {
+        let max = node.op_type == "MaxPool";
+        let (x, extra) = if max { (self.act(input(node, 0)?)?, 0) } else { self.padded_input(node)? };
+        if attr_i(node, "ceil_mode", 0) != 0 {
+            // Rounding the output size up adds a last, partial window, unless the windows
+            // already tile the input exactly: then ceil_mode changes nothing and is accepted.
+            let shape = &self.shapes[&x];
+            if let [_, h, w] = shape[..] {
+                let (floor_h, floor_w) = (pool_size(h, kernel, stride, padding, false), pool_size(w, kernel, stride, padding, false));
+                let (ceil_h, ceil_w) = (pool_size(h, kernel, stride, padding, true), pool_size(w, kernel, stride, padding, true));
+                if (floor_h, floor_w) != (ceil_h, ceil_w) {
+                    return Err(err(format!(
+                        "ceil_mode = 1 makes the output {ceil_h}x{ceil_w} instead of {floor_h}x{floor_w} on this {h}x{w} input (a last, partial window), which is not supported: export with ceil_mode=False or an input size the windows tile"
+                    )));
+                }
+            }
+        }
+        let padding = padding.checked_add(extra).ok_or_else(|| err("its padding is implausible".into()))?;
+        let op = if max {
             Op::MaxPool2d { kernel, stride, padding }
         } else {
-            if padding > 0 && attr_i(node, "count_include_pad", 0) == 0 {
+            if padding > 0 && attr_i(node, "count_include_pad", 0) == 0 && extra < padding {
                 return Err(err("average pooling that leaves padding out of the divisor (count_include_pad = 0) is not supported".into()));
             }
             Op::AvgPool2d { kernel, stride, padding }
         };
-        self.layer(index, node, op, vec![])
+        self.push(index, node, op, vec![x], vec![]).map(drop)
+    }
+
+    /// Channels of two or more layer outputs stacked (axis 1, or -3 of an NCHW tensor).
+    fn concat(&mut self, index: usize, node: &NodeProto) -> Result<()> {
+        let axis = attr_i(node, "axis", 1);
+        if axis != 1 && axis != -3 {
+            return Err(err(format!("a Concat along axis {axis} is supported only along the channels (axis 1)")));
+        }
+        let inputs = node.input.iter().filter(|i| !i.is_empty()).map(|i| self.act(i)).collect::<Result<Vec<_>>>()?;
+        match inputs.len() {
+            0 => Err(err("it has no input".into())),
+            1 => self.alias(node),
+            n if n > crate::model::MAX_CONCAT_INPUTS => Err(err(format!("it joins {n} tensors (at most {})", crate::model::MAX_CONCAT_INPUTS))),
+            _ => self.push(index, node, Op::Concat, inputs, vec![]).map(drop),
+        }
     }
 
     fn reduce_mean(&mut self, index: usize, node: &NodeProto, opset: i64) -> Result<()> {
@@ -506,9 +593,6 @@ impl Translator {
             }
             return self.push(index, node, Op::Add, vec![x, y], vec![]).map(drop);
         }
-        if a_const && b_const {
-            return Err(err("arithmetic on two constants is not folded".into()));
-        }
         let (value, constant, const_first) = if a_const { (b, a, true) } else { (a, b, false) };
         let x = self.act(value)?;
         let (_, k) = self.floats(constant)?;
@@ -546,6 +630,27 @@ impl Translator {
         self.values.insert(output(node)?.to_string(), INPUT_NAME.to_string());
         Ok(())
     }
+}
+
+/// A node's `auto_pad` attribute ("" when absent).
+fn auto_pad(node: &NodeProto) -> String {
+    attr(node, "auto_pad").map(|a| String::from_utf8_lossy(&a.s).into_owned()).unwrap_or_default()
+}
+
+/// Output size of a pooling window along one axis, with the output size rounded down or (ONNX's
+/// and PyTorch's `ceil_mode`) up, where a last window may not start in the right padding; 0
+/// when the window does not fit.
+fn pool_size(size: usize, kernel: usize, stride: usize, padding: usize, ceil: bool) -> usize {
+    let padded = size.saturating_add(padding.saturating_mul(2));
+    if stride == 0 || kernel == 0 || padded < kernel {
+        return 0;
+    }
+    let span = padded - kernel;
+    let mut out = if ceil { span.div_ceil(stride) + 1 } else { span / stride + 1 };
+    if ceil && (out - 1) * stride >= size + padding {
+        out -= 1;
+    }
+    out
 }
 
 /// `m` (`rows x cols`, row-major) transposed.

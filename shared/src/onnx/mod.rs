@@ -5,7 +5,8 @@
 //! what is not a layer: initialisers and `Constant` nodes become weights, `Identity` and
 //! `Dropout` disappear, a leading `Sub` / `Div` / `Mul` by per-channel constants becomes the
 //! input's mean and std, `MatMul` + `Add` becomes a linear layer, `Flatten` and `Reshape` to
-//! `[N, features]` become a flatten, `ReduceMean` over H and W a global average pool. What
+//! `[N, features]` become a flatten, `ReduceMean` over H and W a global average pool, a zero
+//! `Pad` the padding of the convolution or average pool that reads it. What
 //! cannot be mapped is an error naming the node, its op and what is supported — never a
 //! silent skip. See [`SUPPORTED_OPS`]. [`export`] writes a bundle as ONNX (opset 17); importing
 //! that file gives the same tensors.
@@ -18,6 +19,7 @@
 //! ```
 
 mod export;
+mod fold;
 mod graph;
 pub mod proto;
 
@@ -30,8 +32,8 @@ use crate::{Error, Result};
 
 /// The ONNX ops the importer reads (the standard domain, opsets 11 to 21).
 pub const SUPPORTED_OPS: &[&str] = &[
-    "Conv", "Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "BatchNormalization", "Flatten",
-    "Reshape", "Gemm", "MatMul", "Add", "Sub", "Div", "Mul", "Dropout", "Identity", "Constant",
+    "Conv", "Relu", "Clip", "LeakyRelu", "Sigmoid", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "BatchNormalization",
+    "Flatten", "Reshape", "Gemm", "MatMul", "Add", "Sub", "Div", "Mul", "Concat", "Pad", "Dropout", "Identity", "Constant",
 ];
 
 /// The opset range this importer was written against.

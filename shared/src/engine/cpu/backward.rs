@@ -49,6 +49,30 @@ pub fn relu_backward(x: &[f32], d_y: &[f32]) -> Vec<f32> {
     x.iter().zip(d_y).map(|(&v, &g)| if v > 0.0 { g } else { 0.0 }).collect()
 }
 
+/// Through a sigmoid, from its output `y`: `d_x = d_y * y * (1 - y)`.
+pub fn sigmoid_backward(y: &[f32], d_y: &[f32]) -> Vec<f32> {
+    y.iter().zip(d_y).map(|(&v, &g)| g * v * (1.0 - v)).collect()
+}
+
+/// Through a leaky ReLU: `d_x = x > 0 ? d_y : alpha d_y`.
+pub fn leaky_relu_backward(x: &[f32], d_y: &[f32], alpha: f32) -> Vec<f32> {
+    x.iter().zip(d_y).map(|(&v, &g)| if v > 0.0 { g } else { alpha * g }).collect()
+}
+
+/// Through a channel concatenation: each input gets its own channels of `d_y` back.
+pub fn concat_backward(d_y: &[f32], per_image: &[usize], batch: usize) -> Vec<Vec<f32>> {
+    let total: usize = per_image.iter().sum();
+    let mut offset = 0;
+    per_image
+        .iter()
+        .map(|&len| {
+            let part = (0..batch).flat_map(|n| d_y[n * total + offset..][..len].iter().copied()).collect();
+            offset += len;
+            part
+        })
+        .collect()
+}
+
 /// Through a clip: `d_x = lo < x < hi ? d_y : 0` (PyTorch's hardtanh backward).
 pub fn clip_backward(x: &[f32], d_y: &[f32], lo: f32, hi: f32) -> Vec<f32> {
     x.iter().zip(d_y).map(|(&v, &g)| if v > lo && v < hi { g } else { 0.0 }).collect()

@@ -26,11 +26,14 @@ pub struct Window {
     pub kernel: usize,
     pub stride: usize,
     pub padding: usize,
+    /// Distance between taps (1 for pooling and plain convolutions).
+    pub dilation: usize,
     pub out_height: usize,
     pub out_width: usize,
 }
 
-/// `y[n,o,i,j] = b[o] + sum_{c,u,v} w[o,c,u,v] * x[n,c, i*s+u-p, j*s+v-p]` (zero padding).
+/// `y[n,o,i,j] = b[o] + sum_{c,u,v} w[o,c,u,v] * x[n,c, i*s+u*d-p, j*s+v*d-p]` (zero padding,
+/// dilation `d`).
 ///
 /// Per image the input is unrolled into columns (`im2col`: one row per tap `(c,u,v)`, one
 /// column per output pixel), and each output channel accumulates `w * row` over the taps: long
@@ -70,20 +73,20 @@ pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     }
 }
 
-/// Unrolls one image `[C,H,W]` into `cols[(c*k + u)*k + v][i*ow + j] = x[c, i*s+u-p, j*s+v-p]`
+/// Unrolls one image `[C,H,W]` into `cols[(c*k + u)*k + v][i*ow + j] = x[c, i*s+u*d-p, j*s+v*d-p]`
 /// (zero outside the image).
 pub fn im2col(x: &[f32], g: Window, cols: &mut [f32]) {
-    let (k, oh, ow) = (g.kernel, g.out_height, g.out_width);
+    let (k, d, oh, ow) = (g.kernel, g.dilation, g.out_height, g.out_width);
     cols.fill(0.0);
     for c in 0..g.in_channels {
         let plane = &x[c * g.height * g.width..][..g.height * g.width];
         for u in 0..k {
-            let rows = g.valid_outputs(u, g.height, oh);
+            let rows = g.valid_outputs(u * d, g.height, oh);
             for v in 0..k {
-                let valid = g.valid_outputs(v, g.width, ow);
+                let valid = g.valid_outputs(v * d, g.width, ow);
                 let col = &mut cols[((c * k + u) * k + v) * oh * ow..][..oh * ow];
                 for i in rows.clone() {
-                    let first = (i * g.stride + u - g.padding) * g.width + valid.start * g.stride + v - g.padding;
+                    let first = (i * g.stride + u * d - g.padding) * g.width + valid.start * g.stride + v * d - g.padding;
                     for (j, out) in col[i * ow..][valid.clone()].iter_mut().enumerate() {
                         *out = plane[first + j * g.stride];
                     }
@@ -95,16 +98,16 @@ pub fn im2col(x: &[f32], g: Window, cols: &mut [f32]) {
 
 /// The inverse scatter of [`im2col`]: adds every column entry back onto its input pixel.
 pub fn col2im(cols: &[f32], g: Window, x: &mut [f32]) {
-    let (k, oh, ow) = (g.kernel, g.out_height, g.out_width);
+    let (k, d, oh, ow) = (g.kernel, g.dilation, g.out_height, g.out_width);
     for c in 0..g.in_channels {
         let plane = &mut x[c * g.height * g.width..][..g.height * g.width];
         for u in 0..k {
-            let rows = g.valid_outputs(u, g.height, oh);
+            let rows = g.valid_outputs(u * d, g.height, oh);
             for v in 0..k {
-                let valid = g.valid_outputs(v, g.width, ow);
+                let valid = g.valid_outputs(v * d, g.width, ow);
                 let col = &cols[((c * k + u) * k + v) * oh * ow..][..oh * ow];
                 for i in rows.clone() {
-                    let first = (i * g.stride + u - g.padding) * g.width + valid.start * g.stride + v - g.padding;
+                    let first = (i * g.stride + u * d - g.padding) * g.width + valid.start * g.stride + v * d - g.padding;
                     for (j, value) in col[i * ow..][valid.clone()].iter().enumerate() {
                         plane[first + j * g.stride] += value;
                     }
@@ -115,12 +118,35 @@ pub fn col2im(cols: &[f32], g: Window, x: &mut [f32]) {
 }
 
 impl Window {
-    /// The output indices `i` whose tap `u` reads inside the input: `0 <= i*s + u - p < size`.
+    /// The output indices `i` whose tap at offset `u` (the tap index times the dilation) reads
+    /// inside the input: `0 <= i*s + u - p < size`.
     pub fn valid_outputs(&self, u: usize, size: usize, out: usize) -> std::ops::Range<usize> {
         let lo = self.padding.saturating_sub(u).div_ceil(self.stride);
         let hi = (size + self.padding).saturating_sub(u).div_ceil(self.stride);
         lo.min(out)..hi.min(out).max(lo.min(out))
     }
+}
+
+/// `y = 1 / (1 + exp(-x))`.
+pub fn sigmoid_forward(x: &[f32]) -> Vec<f32> {
+    x.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect()
+}
+
+/// `y = x > 0 ? x : alpha x`.
+pub fn leaky_relu_forward(x: &[f32], alpha: f32) -> Vec<f32> {
+    x.iter().map(|&v| if v > 0.0 { v } else { alpha * v }).collect()
+}
+
+/// Channels of `parts` stacked per image: `y[n] = parts[0][n] ++ parts[1][n] ++ ...`, where
+/// each part holds `batch` images of `per_image[k]` values.
+pub fn concat_forward(parts: &[&[f32]], per_image: &[usize], batch: usize) -> Vec<f32> {
+    let mut y = Vec::with_capacity(per_image.iter().sum::<usize>() * batch);
+    for n in 0..batch {
+        for (part, &len) in parts.iter().zip(per_image) {
+            y.extend_from_slice(&part[n * len..][..len]);
+        }
+    }
+    y
 }
 
 /// `y = max(x, 0)`.

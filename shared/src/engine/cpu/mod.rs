@@ -87,8 +87,8 @@ impl CpuEngine {
         let out_shape = bundle.shape_of(&node.name).expect("validated");
         let tensor = |leaf: &str| bundle.weight(&format!("{}.{leaf}", node.name)).data();
         match node.op {
-            Op::Conv2d { out_channels, kernel, stride, padding, groups, .. } => {
-                let g = window(batch, in_shape, out_shape, kernel, stride, padding);
+            Op::Conv2d { out_channels, kernel, stride, padding, groups, dilation, .. } => {
+                let g = Window { dilation, ..window(batch, in_shape, out_shape, kernel, stride, padding) };
                 layers::conv2d_forward(x, tensor("weight"), tensor("bias"), g, out_channels, groups)
             }
             Op::MaxPool2d { kernel, stride, padding } => {
@@ -108,7 +108,13 @@ impl CpuEngine {
             }
             Op::Relu => layers::relu_forward(x),
             Op::Clip { min, max } => layers::clip_forward(x, min, max),
+            Op::Sigmoid => layers::sigmoid_forward(x),
+            Op::LeakyRelu { alpha } => layers::leaky_relu_forward(x, alpha),
             Op::Add => layers::add_forward(x, acts[&node.inputs[1]].data()),
+            Op::Concat => {
+                let parts: Vec<&[f32]> = node.inputs.iter().map(|i| acts[i].data()).collect();
+                layers::concat_forward(&parts, &self.per_image(&node.inputs), batch)
+            }
             Op::Flatten | Op::Dropout => x.to_vec(),
         }
     }
@@ -164,8 +170,9 @@ impl CpuEngine {
         let out_shape = bundle.shape_of(&node.name).expect("validated");
         let tensor = |leaf: &str| bundle.weight(&format!("{}.{leaf}", node.name)).data();
         let d_x = match node.op {
-            Op::Conv2d { out_channels, kernel, stride, padding, groups, .. } => {
-                backward::conv2d_backward(d_y, tensor("weight"), window(batch, in_shape, out_shape, kernel, stride, padding), out_channels, groups)
+            Op::Conv2d { out_channels, kernel, stride, padding, groups, dilation, .. } => {
+                let g = Window { dilation, ..window(batch, in_shape, out_shape, kernel, stride, padding) };
+                backward::conv2d_backward(d_y, tensor("weight"), g, out_channels, groups)
             }
             Op::MaxPool2d { kernel, stride, padding } => {
                 backward::max_pool2d_backward(x, d_y, window(batch, in_shape, out_shape, kernel, stride, padding))
@@ -182,10 +189,23 @@ impl CpuEngine {
             Op::Linear { in_features, out_features } => backward::linear_backward(d_y, tensor("weight"), batch, in_features, out_features),
             Op::Relu => backward::relu_backward(x, d_y),
             Op::Clip { min, max } => backward::clip_backward(x, d_y, min, max),
+            Op::Sigmoid => backward::sigmoid_backward(acts[&node.name].data(), d_y),
+            Op::LeakyRelu { alpha } => backward::leaky_relu_backward(x, d_y, alpha),
+            Op::Concat => {
+                let parts = backward::concat_backward(d_y, &self.per_image(&node.inputs), batch);
+                return node.inputs.iter().map(String::as_str).zip(parts).collect();
+            }
             Op::Add => return vec![(source, d_y.to_vec()), (node.inputs[1].as_str(), d_y.to_vec())],
             Op::Flatten | Op::Dropout => d_y.to_vec(),
         };
         vec![(source, d_x)]
+    }
+}
+
+impl CpuEngine {
+    /// The number of values per image of each node in `names`.
+    fn per_image(&self, names: &[String]) -> Vec<usize> {
+        names.iter().map(|n| self.bundle.shape_of(n).expect("validated").iter().product()).collect()
     }
 }
 
@@ -198,6 +218,7 @@ pub(crate) fn window(batch: usize, input: &[usize], output: &[usize], kernel: us
         kernel,
         stride,
         padding,
+        dilation: 1,
         out_height: output[1],
         out_width: output[2],
     }

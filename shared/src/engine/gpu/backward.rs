@@ -113,9 +113,9 @@ impl GpuEngine {
         let tensor = |leaf: &str| &self.weights[&format!("{}.{leaf}", node.name)];
         let d_x = self.output_buffer("gradient", len);
         match node.op {
-            Op::Conv2d { out_channels, kernel, stride, padding, groups, .. } => {
+            Op::Conv2d { out_channels, kernel, stride, padding, groups, dilation, .. } => {
                 let g = window(batch, in_shape, out_shape, kernel, stride, padding);
-                let params = [g.batch, g.in_channels, g.height, g.width, out_channels, g.out_height, g.out_width, kernel, stride, padding, groups, 0];
+                let params = [g.batch, g.in_channels, g.height, g.width, out_channels, g.out_height, g.out_width, kernel, stride, padding, groups, dilation];
                 self.dispatch(encoder, "conv2d_backward", &[(0, d_y), (1, tensor("weight")), (3, &d_x)], &params.map(|v| v as u32), len);
             }
             Op::MaxPool2d { kernel, stride, padding } | Op::AvgPool2d { kernel, stride, padding } => {
@@ -144,6 +144,27 @@ impl GpuEngine {
             }
             Op::Clip { min, max } => {
                 self.dispatch(encoder, "clip_backward", &[(0, d_y), (1, x), (3, &d_x)], &[len as u32, min.to_bits(), max.to_bits(), 0], len);
+            }
+            Op::Sigmoid => {
+                // The derivative is read off the sigmoid's own output.
+                self.dispatch(encoder, "sigmoid_backward", &[(0, d_y), (1, &acts[&node.name]), (3, &d_x)], &[len as u32, 0, 0, 0], len);
+            }
+            Op::LeakyRelu { alpha } => {
+                self.dispatch(encoder, "leaky_relu_backward", &[(0, d_y), (1, x), (3, &d_x)], &[len as u32, alpha.to_bits(), 0, 0], len);
+            }
+            Op::Concat => {
+                let total: usize = out_shape.iter().product();
+                let mut offset = 0;
+                let mut parts = Vec::with_capacity(node.inputs.len());
+                for source in &node.inputs {
+                    let part: usize = bundle.shape_of(source).expect("validated").iter().product();
+                    let d_part = self.output_buffer("gradient", batch * part);
+                    let params = [(batch * part) as u32, part as u32, total as u32, offset as u32];
+                    self.dispatch(encoder, "concat_backward", &[(0, d_y), (3, &d_part)], &params, batch * part);
+                    parts.push((source.as_str(), d_part));
+                    offset += part;
+                }
+                return parts;
             }
             Op::Add => return vec![(source, d_y.clone()), (node.inputs[1].as_str(), d_y.clone())],
             Op::Flatten | Op::Dropout => return vec![(source, d_y.clone())],

@@ -18,7 +18,7 @@ use crate::model::{Bundle, Op};
 use crate::{Error, Result, Tensor};
 
 /// The WGSL source of every kernel, by entry point (the tests validate each with naga).
-pub const KERNELS: [(&str, &str); 18] = [
+pub const KERNELS: [(&str, &str); 24] = [
     ("normalize_forward", include_str!("kernels/normalize.wgsl")),
     ("conv2d_forward", include_str!("kernels/conv2d.wgsl")),
     ("relu_forward", include_str!("kernels/relu.wgsl")),
@@ -35,6 +35,12 @@ pub const KERNELS: [(&str, &str); 18] = [
     ("linear_backward", include_str!("kernels/linear_backward.wgsl")),
     ("relu_backward", include_str!("kernels/elementwise_backward.wgsl")),
     ("clip_backward", include_str!("kernels/clip.wgsl")),
+    ("sigmoid_forward", include_str!("kernels/sigmoid.wgsl")),
+    ("sigmoid_backward", include_str!("kernels/sigmoid.wgsl")),
+    ("leaky_relu_forward", include_str!("kernels/leaky_relu.wgsl")),
+    ("leaky_relu_backward", include_str!("kernels/leaky_relu.wgsl")),
+    ("concat_forward", include_str!("kernels/concat.wgsl")),
+    ("concat_backward", include_str!("kernels/concat.wgsl")),
     ("channel_scale", include_str!("kernels/elementwise_backward.wgsl")),
     ("global_avg_pool_backward", include_str!("kernels/elementwise_backward.wgsl")),
 ];
@@ -269,10 +275,10 @@ impl GpuEngine {
             let x = &acts[&node.inputs[0]];
             let weight = |suffix: &str| &self.weights[&format!("{}.{suffix}", node.name)];
             let y = match node.op {
-                Op::Conv2d { out_channels, kernel, stride, padding, groups, .. } => {
+                Op::Conv2d { out_channels, kernel, stride, padding, groups, dilation, .. } => {
                     let g = window(batch, in_shape, out_shape, kernel, stride, padding);
                     let y = self.output_buffer(&node.name, len);
-                    let params = [g.batch, g.in_channels, g.height, g.width, out_channels, g.out_height, g.out_width, kernel, stride, padding, groups, 0];
+                    let params = [g.batch, g.in_channels, g.height, g.width, out_channels, g.out_height, g.out_width, kernel, stride, padding, groups, dilation];
                     let params = params.map(|v| v as u32);
                     self.dispatch(encoder, "conv2d_forward", &[(0, x), (1, weight("weight")), (2, weight("bias")), (3, &y)], &params, len);
                     y
@@ -325,6 +331,28 @@ impl GpuEngine {
                     let y = self.output_buffer(&node.name, len);
                     // The clip kernels read x through binding 1 (binding 0 is the gradient).
                     self.dispatch(encoder, "clip_forward", &[(1, x), (3, &y)], &[len as u32, min.to_bits(), max.to_bits(), 0], len);
+                    y
+                }
+                Op::Sigmoid => {
+                    let y = self.output_buffer(&node.name, len);
+                    self.dispatch(encoder, "sigmoid_forward", &[(1, x), (3, &y)], &[len as u32, 0, 0, 0], len);
+                    y
+                }
+                Op::LeakyRelu { alpha } => {
+                    let y = self.output_buffer(&node.name, len);
+                    self.dispatch(encoder, "leaky_relu_forward", &[(1, x), (3, &y)], &[len as u32, alpha.to_bits(), 0, 0], len);
+                    y
+                }
+                Op::Concat => {
+                    let y = self.output_buffer(&node.name, len);
+                    let total = len / batch;
+                    let mut offset = 0;
+                    for source in &node.inputs {
+                        let part: usize = bundle.shape_of(source).expect("validated").iter().product();
+                        let params = [(batch * part) as u32, part as u32, total as u32, offset as u32];
+                        self.dispatch(encoder, "concat_forward", &[(0, &acts[source]), (3, &y)], &params, batch * part);
+                        offset += part;
+                    }
                     y
                 }
                 // Same data, same layout: share the buffer.

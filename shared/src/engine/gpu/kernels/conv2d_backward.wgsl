@@ -1,10 +1,10 @@
 // Gradient at a convolution's input, gathered (no atomics): one invocation per input value,
-// d_x[n,c,r,s] = sum over (o,u,v) with r = i*st+u-p and s = j*st+v-p of w[o,c,u,v] * d_y[n,o,i,j],
+// d_x[n,c,r,s] = sum over (o,u,v) with r = i*st+u*d-p and s = j*st+v*d-p of w[o,c,u,v] * d_y[n,o,i,j],
 // o running over the output channels of c's group (all of them when groups = 1).
 struct Params {
     batch: u32, in_channels: u32, height: u32, width: u32,
     out_channels: u32, out_height: u32, out_width: u32, kernel: u32,
-    stride: u32, padding: u32, groups: u32, _pad1: u32,
+    stride: u32, padding: u32, groups: u32, dilation: u32,
 }
 
 @group(0) @binding(0) var<storage, read> d_y: array<f32>;
@@ -26,13 +26,13 @@ fn conv2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let grp = c / per_group;
     for (var o = grp * outs; o < (grp + 1u) * outs; o++) {
         for (var u = 0u; u < p.kernel; u++) {
-            // Output row i with i*stride + u - padding = r.
-            let ti = i32(r + p.padding) - i32(u);
+            // Output row i with i*stride + u*dilation - padding = r.
+            let ti = i32(r + p.padding) - i32(u * p.dilation);
             if (ti < 0 || ti % i32(p.stride) != 0) { continue; }
             let i = u32(ti) / p.stride;
             if (i >= p.out_height) { continue; }
             for (var v = 0u; v < p.kernel; v++) {
-                let tj = i32(s + p.padding) - i32(v);
+                let tj = i32(s + p.padding) - i32(v * p.dilation);
                 if (tj < 0 || tj % i32(p.stride) != 0) { continue; }
                 let j = u32(tj) / p.stride;
                 if (j >= p.out_width) { continue; }
