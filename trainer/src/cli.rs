@@ -139,6 +139,11 @@ pub struct TrainArgs {
     /// Model name written into the bundle (default: <dataset>-<arch>-<mode>).
     #[arg(long)]
     pub name: Option<String>,
+    /// Fine-tune: start from this bundle's graph and weights (e.g. a model from `advlens
+    /// import`) instead of --arch and --width. It keeps its own input normalisation; a final
+    /// linear layer with another class count than the data's is replaced by a fresh one.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["arch", "width"])]
+    pub init: Option<PathBuf>,
     #[command(flatten)]
     pub mode: ModeArgs,
     #[arg(long, default_value_t = 2)]
@@ -218,7 +223,9 @@ pub struct ModeArgs {
 }
 
 impl ModeArgs {
-    pub fn into_mode(self, kind: DatasetKind, arch: &str) -> Result<Mode> {
+    /// The training mode; the consistent loss compares `default_feature_layer` unless
+    /// `--feature-layer` names another.
+    pub fn into_mode(self, kind: DatasetKind, default_feature_layer: &str) -> Result<Mode> {
         let (eps, step, steps) = attack_defaults(kind);
         let norm = Norm::parse(&self.norm)?;
         let epsilon = params::budget("--epsilon", self.epsilon.unwrap_or(eps), norm)?;
@@ -238,7 +245,7 @@ impl ModeArgs {
                     AttackKind::Pgd => pgd,
                     AttackKind::LeastLikely => Attack { kind, random_start: false, ..pgd },
                 };
-                let feature_layer = self.feature_layer.unwrap_or_else(|| arch::default_feature_layer(arch).into());
+                let feature_layer = self.feature_layer.unwrap_or_else(|| default_feature_layer.into());
                 Mode::Consistent { lambda: self.lambda, feature_layer, attack }
             }
             other => bail!("unknown mode `{other}`: use standard, pgd, trades or consistent"),
@@ -268,7 +275,16 @@ pub struct DeviceArgs {
 impl TrainArgs {
     pub fn into_config(self) -> Result<TrainConfig> {
         let kind = DatasetKind::parse(&self.dataset)?;
-        let mode = self.mode.into_mode(kind, &self.arch)?;
+        // The architecture's name, or the bundle's for a fine-tuning run.
+        let (init, arch_name, feature_layer) = match &self.init {
+            Some(dir) => {
+                let spec = advlens_shared::model::Bundle::load(dir).with_context(|| format!("loading --init bundle {}", dir.display()))?.spec().clone();
+                let layer = advlens_shared::model::last_feature_activation(&spec)?.unwrap_or_default();
+                (Some(std::path::absolute(dir)?), spec.name.clone(), layer)
+            }
+            None => (None, self.arch.clone(), arch::default_feature_layer(&self.arch).to_string()),
+        };
+        let mode = self.mode.into_mode(kind, &feature_layer)?;
         let augment = match self.augment.as_deref() {
             None => kind == DatasetKind::Cifar10,
             Some("on") => true,
@@ -284,7 +300,8 @@ impl TrainArgs {
             params::count("--limit", limit)?;
         }
         Ok(TrainConfig {
-            name: self.name.unwrap_or_else(|| format!("{}-{}-{}", kind.name(), self.arch, mode.name())),
+            name: self.name.unwrap_or_else(|| format!("{}-{}-{}", kind.name(), arch_name, mode.name())),
+            init,
             dataset: kind.name().into(),
             // Absolute, so that a resumed run finds the data from any working directory.
             data_dir: std::path::absolute(self.data.context("--data is required")?)?,

@@ -184,7 +184,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
             let input = advlens_shared::model::InputSpec { channels: c, height: h, width: w, mean, std };
             let width = a.width.unwrap_or_else(|| advlens_trainer::arch::default_width(&a.arch));
             let spec = advlens_trainer::arch::build(&a.arch, "bench", input, kind.classes(), width)?;
-            let mode = a.mode.into_mode(kind, &a.arch)?;
+            let mode = a.mode.into_mode(kind, advlens_trainer::arch::default_feature_layer(&a.arch))?;
             if let Some(path) = &a.write_spec {
                 std::fs::write(path, train::pretty_json(&spec)).with_context(|| format!("writing {}", path.display()))?;
             }
@@ -404,16 +404,9 @@ fn analyze_command(a: cli::AnalyzeArgs) -> Result<()> {
     Ok(())
 }
 
-/// The last activation (ReLU, ReLU6, sigmoid...) whose output is a feature map: the default
-/// layer of `analyze` and `trace`.
+/// The last activation whose output is a feature map: the default layer of `analyze` and `trace`.
 fn last_feature_relu(spec: &advlens_shared::model::ModelSpec) -> Result<String> {
-    let shapes = advlens_shared::model::check_spec(spec)?;
-    spec.nodes
-        .iter()
-        .filter(|n| n.op.is_activation() && shapes[&n.name].len() == 3)
-        .last()
-        .map(|n| n.name.clone())
-        .context("the model has no activation (ReLU, clip, sigmoid, leaky ReLU) with feature maps: pass --layer")
+    advlens_shared::model::last_feature_activation(spec)?.context("the model has no activation (ReLU, clip, sigmoid, leaky ReLU) with feature maps: pass --layer")
 }
 
 fn trace_command(a: cli::TraceArgs) -> Result<()> {

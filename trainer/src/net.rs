@@ -128,9 +128,21 @@ impl Net {
 
     /// Overwrites the parameters with `weights` (bundle names, e.g. from a loaded bundle).
     pub fn load_weights(&mut self, weights: &HashMap<String, advlens_shared::Tensor>) -> anyhow::Result<()> {
-        for (name, param) in self.params.iter_mut() {
-            let w = weights.get(name).ok_or_else(|| anyhow::anyhow!("no tensor `{name}` to load"))?;
+        if let Some(name) = self.params.keys().find(|n| !weights.contains_key(*n)) {
+            anyhow::bail!("no tensor `{name}` to load");
+        }
+        self.load_some_weights(weights)
+    }
+
+    /// Overwrites the parameters named in `weights` and leaves the others as they are (a
+    /// fine-tuning run's fresh head); a name the network lacks or a shape it does not have is an error.
+    pub fn load_some_weights(&mut self, weights: &HashMap<String, advlens_shared::Tensor>) -> anyhow::Result<()> {
+        for (name, w) in weights {
+            let param = self.params.get_mut(name).ok_or_else(|| anyhow::anyhow!("the network has no tensor `{name}`"))?;
             let shape: Vec<i64> = w.shape().iter().map(|&d| d as i64).collect();
+            if param.size() != shape {
+                anyhow::bail!("tensor `{name}` is {shape:?}, the network's is {:?}", param.size());
+            }
             let value = Tensor::from_slice(w.data()).view(shape.as_slice()).to_device(param.device());
             tch::no_grad(|| param.f_copy_(&value))?;
         }

@@ -34,6 +34,9 @@ pub struct TrainConfig {
     pub arch: String,
     /// Channels of the first convolution.
     pub width: usize,
+    /// Fine-tuning: the bundle whose graph and weights the run starts from (instead of `arch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
     pub name: String,
     pub mode: Mode,
     pub epochs: usize,
@@ -65,6 +68,56 @@ pub struct TrainConfig {
 
 fn constant_schedule() -> String {
     "constant".into()
+}
+
+/// The graph and weights a fine-tuning run starts from: `dir`'s bundle, renamed, with the
+/// data's class names and its own input normalisation (the model was trained with it). When
+/// the data has another number of classes, a final linear layer is resized and left out of the
+/// weights, so that it starts fresh.
+pub fn fine_tuning_start(
+    dir: &std::path::Path,
+    name: &str,
+    data: &InputSpec,
+    classes: &[String],
+) -> Result<(advlens_shared::model::ModelSpec, std::collections::HashMap<String, advlens_shared::Tensor>)> {
+    use advlens_shared::model::{Bundle, Op};
+    let bundle = Bundle::load(dir).with_context(|| format!("loading --init bundle {}", dir.display()))?;
+    let mut spec = bundle.spec().clone();
+    let [c, h, w] = bundle.input_shape();
+    if [c, h, w] != [data.channels, data.height, data.width] {
+        bail!(
+            "--init {} takes {c}x{h}x{w} images, the data has {}x{}x{}: fine-tune on data of the model's input size (or re-export the model for this size)",
+            dir.display(),
+            data.channels,
+            data.height,
+            data.width
+        );
+    }
+    let mut weights: std::collections::HashMap<String, advlens_shared::Tensor> =
+        spec.nodes.iter().flat_map(|n| n.op.weight_shapes(&n.name)).map(|(k, _)| (k.clone(), bundle.weight(&k).clone())).collect();
+    if spec.classes.len() != classes.len() {
+        let output = spec.output.clone();
+        let head = spec.nodes.iter_mut().find(|n| n.name == output).expect("validated bundles have their output node");
+        let Op::Linear { out_features, .. } = &mut head.op else {
+            bail!(
+                "--init {} has {} classes, the data {}, and its output `{output}` is not a linear layer that could be replaced",
+                dir.display(),
+                spec.classes.len(),
+                classes.len()
+            );
+        };
+        *out_features = classes.len();
+        weights.retain(|k, _| !k.starts_with(&format!("{output}.")));
+        eprintln!("fine-tuning: `{output}` replaced by a fresh linear layer for {} classes (the model had {})", classes.len(), spec.classes.len());
+    }
+    spec.name = name.into();
+    spec.classes = classes.to_vec();
+    // The measured numbers were the old model's; where it came from stays.
+    let mut extra = std::mem::take(&mut spec.provenance.extra);
+    extra.insert("fine_tuned_from".into(), serde_json::json!(bundle.spec().name));
+    spec.provenance = advlens_shared::model::Provenance { extra, ..Default::default() };
+    advlens_shared::model::check_spec(&spec)?;
+    Ok((spec, weights))
 }
 
 /// The learning rate at `step` of `total` steps.
@@ -125,7 +178,19 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
     let (mean, std) = if kind == DatasetKind::Folder { train.channel_stats() } else { kind.normalization() };
     let [c, h, w] = train.shape;
     let input = InputSpec { channels: c, height: h, width: w, mean, std };
-    let mut spec = arch::build(&config.arch, &config.name, input, train.classes.clone(), config.width)?;
+    let run = RunDir::new(&config.out_dir);
+    let (mut spec, init_weights) = match &config.init {
+        // A resumed run reads its graph back: the bundle it started from may have moved.
+        Some(_) if resume => {
+            let text = std::fs::read(run.model()).with_context(|| format!("reading {}", run.model().display()))?;
+            (advlens_shared::model::parse_spec(&text)?, None)
+        }
+        Some(dir) => {
+            let (spec, weights) = fine_tuning_start(dir, &config.name, &input, &train.classes)?;
+            (spec, Some(weights))
+        }
+        None => (arch::build(&config.arch, &config.name, input, train.classes.clone(), config.width)?, None),
+    };
     spec.hierarchy = kind.hierarchy();
     spec.provenance.dataset = Some(kind.name().into());
     spec.provenance.training_mode = Some(config.mode.name().into());
@@ -134,7 +199,6 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
         spec.provenance.lambda = Some(*lambda);
     }
 
-    let run = RunDir::new(&config.out_dir);
     if !resume && run.last().exists() {
         bail!("{} already holds a run: continue it with `advlens train --resume --out {0}`, or pick another --out", run.root.display());
     }
@@ -156,7 +220,10 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
 
     tch::manual_seed(config.seed as i64);
     let vs = nn::VarStore::new(device);
-    let net = Net::new(&vs.root(), &spec);
+    let mut net = Net::new(&vs.root(), &spec);
+    if let Some(weights) = &init_weights {
+        net.load_some_weights(weights).context("loading the --init bundle's weights")?;
+    }
     config.mode.check(&net)?;
     let mut adam = Adam::new(&net, config.learning_rate);
     let mut state = TrainState::default();

@@ -650,3 +650,68 @@ fn output_into_a_closed_pipe_is_no_panic() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked") && out.status.code() != Some(101), "{stderr}");
 }
+
+/// `train --init`: a model that came in through ONNX is fine-tuned from its own weights (a
+/// vanishing learning rate leaves them where they were), a head of another class count is
+/// replaced, and a model of another input size is refused before any work.
+#[test]
+fn fine_tuning_starts_from_an_imported_bundle() {
+    let Some(mnist) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    let data = mnist.to_str().unwrap();
+    let ok = |out: Output, what: &str| assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+    ok(advlens(&["train", "--data", data, "--width", "8", "--limit", "600", "--epochs", "1", "--device", "cpu", "--out", &path("run0")]), "train");
+    ok(advlens(&["export", "--run", &path("run0"), "--data", data, "--out", &path("trained")]), "export");
+    ok(advlens(&["pack", "--model", &path("trained"), "--out", &path("trained.onnx")]), "pack as ONNX");
+    ok(advlens(&["import", &path("trained.onnx"), "--out", &path("imported")]), "import");
+    let imported = Bundle::load(path("imported")).unwrap();
+
+    let tune = |init: &str, run: &str| {
+        advlens(&["train", "--init", init, "--data", data, "--lr", "1e-9", "--limit", "200", "--epochs", "1", "--device", "cpu", "--out", &path(run)])
+    };
+    let max_change = |from: &Bundle, to: &Bundle, skip: &str| {
+        from.weights()
+            .iter()
+            .filter(|(k, _)| !k.starts_with(skip))
+            .map(|(k, w)| w.data().iter().zip(to.weight(k).data()).fold(0f32, |m, (a, b)| m.max((a - b).abs())))
+            .fold(0f32, f32::max)
+    };
+    let out = tune(&path("imported"), "run1");
+    ok(out, "fine-tune");
+    ok(advlens(&["export", "--run", &path("run1"), "--data", data, "--out", &path("tuned")]), "export the fine-tuned run");
+    let tuned = Bundle::load(path("tuned")).unwrap();
+    assert!(max_change(&imported, &tuned, "-") < 1e-5, "the run did not start from the imported weights: {}", max_change(&imported, &tuned, "-"));
+    let extra = &tuned.spec().provenance.extra;
+    assert_eq!(extra["fine_tuned_from"], serde_json::json!(imported.spec().name), "{extra:?}");
+    assert!(extra.contains_key("imported_from"), "{extra:?}");
+
+    // The same model with a 7-class head: the head is replaced, the rest still loaded.
+    let mut spec = imported.spec().clone();
+    let head = spec.output.clone();
+    let mut weights = imported.weights().clone();
+    let features = weights[&format!("{head}.weight")].shape()[1];
+    for node in spec.nodes.iter_mut().filter(|n| n.name == head) {
+        node.op = advlens_shared::model::Op::Linear { in_features: features, out_features: 7 };
+    }
+    spec.classes.truncate(7);
+    let w = advlens_shared::Tensor::new(vec![7, features], weights[&format!("{head}.weight")].data()[..7 * features].to_vec()).unwrap();
+    weights.insert(format!("{head}.weight"), w);
+    weights.insert(format!("{head}.bias"), advlens_shared::Tensor::new(vec![7], vec![0.0; 7]).unwrap());
+    let seven = Bundle::new(spec, weights).unwrap();
+    seven.save(path("seven")).unwrap();
+    let out = tune(&path("seven"), "run2");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(out, "fine-tune with a new head");
+    assert!(stderr.contains(&format!("`{head}` replaced by a fresh linear layer for 10 classes (the model had 7)")), "{stderr}");
+    ok(advlens(&["export", "--run", &path("run2"), "--data", data, "--out", &path("tuned10")]), "export");
+    let tuned10 = Bundle::load(path("tuned10")).unwrap();
+    assert_eq!(tuned10.classes().len(), 10);
+    assert!(max_change(&seven, &tuned10, &format!("{head}.")) < 1e-5, "the layers below the new head were not loaded");
+
+    // A colour 32x32 model on MNIST is refused, naming both sizes.
+    let mut rng = advlens_shared::testing::Rng::new(3);
+    let spec = advlens_shared::testing::chain_spec([3, 32, 32], vec![advlens_shared::model::Op::Flatten, advlens_shared::model::Op::Linear { in_features: 3072, out_features: 10 }], 10);
+    advlens_shared::testing::random_bundle(&mut rng, spec).save(path("colour")).unwrap();
+    assert_user_error(&tune(&path("colour"), "run3"), &["takes 3x32x32 images", "1x28x28"]);
+}

@@ -404,6 +404,13 @@ fn check_graph(spec: &ModelSpec) -> Result<HashMap<String, Vec<usize>>> {
     Ok(shapes)
 }
 
+/// The last activation (ReLU, ReLU6, sigmoid, leaky ReLU) whose output is a feature map
+/// `[C, H, W]`: the default layer that `analyze`, `trace` and the consistent loss look at.
+pub fn last_feature_activation(spec: &ModelSpec) -> Result<Option<String>> {
+    let shapes = check_spec(spec)?;
+    Ok(spec.nodes.iter().filter(|n| n.op.is_activation() && shapes[&n.name].len() == 3).last().map(|n| n.name.clone()))
+}
+
 /// Every class names a distinct string, and following parents never loops.
 fn check_hierarchy(spec: &ModelSpec) -> Result<()> {
     let mut seen = HashSet::new();
