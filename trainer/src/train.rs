@@ -252,7 +252,7 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
         (images_tensor(&pixels, train.shape, device), Tensor::from_slice(&labels).to_device(device))
     });
     let test_images = images_tensor(&test.images, test.shape, device);
-    let test_labels = Tensor::from_slice(&test.labels).to_kind(Kind::Int64).to_device(device);
+    let test_labels = Tensor::from_slice(&test.labels.iter().map(|&l| i64::from(l)).collect::<Vec<_>>()).to_device(device);
 
     let mut metrics = std::fs::OpenOptions::new()
         .create(true)

@@ -354,7 +354,7 @@ fn concept_world_exports_trains_and_its_masks_match() {
         assert_eq!(test.image(k), &im.pixels[..], "image {k} vs mask of generator index {}", m.index);
         assert_eq!(test.classes[usize::from(test.labels[k])], classes[im.class]);
     }
-    let first: std::collections::HashSet<u8> = test.labels[..10].iter().copied().collect();
+    let first: std::collections::HashSet<u16> = test.labels[..10].iter().copied().collect();
     assert_eq!(first.len(), 10, "the first 10 images cover the 10 classes");
     let out = advlens(&["data", "verify", "--dataset", "folder", "--data", dir.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -714,4 +714,49 @@ fn fine_tuning_starts_from_an_imported_bundle() {
     let spec = advlens_shared::testing::chain_spec([3, 32, 32], vec![advlens_shared::model::Op::Flatten, advlens_shared::model::Op::Linear { in_features: 3072, out_features: 10 }], 10);
     advlens_shared::testing::random_bundle(&mut rng, spec).save(path("colour")).unwrap();
     assert_user_error(&tune(&path("colour"), "run3"), &["takes 3x32x32 images", "1x28x28"]);
+}
+
+/// ImageNet's layout (`val/<wnid>/*.JPEG`, photos of any size, no `train/`): `attack` and
+/// `analyze` read it at the model's input size, with the folder names as the model's classes.
+#[test]
+fn imagenet_layout_folders_feed_attack_and_analyze() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    let wnids = ["n01440764", "n01443537", "n01484850"];
+    let mut rng = advlens_shared::testing::Rng::new(5);
+    for (k, wnid) in wnids.iter().enumerate() {
+        let dir = tmp.path().join("imagenet/val").join(wnid);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..6 {
+            // Photos of several sizes and aspect ratios, tinted by class.
+            let (w, h) = (150 + 37 * i as u32, 210 - 20 * i as u32);
+            let img = image::RgbImage::from_fn(w, h, |_, _| {
+                let mut v = |c: usize| (rng.uniform(0.0, 160.0) + if c == k { 90.0 } else { 0.0 }) as u8;
+                image::Rgb([v(0), v(1), v(2)])
+            });
+            img.save(dir.join(format!("ILSVRC2012_val_{k}{i:07}.JPEG"))).unwrap();
+        }
+    }
+    use advlens_shared::model::Op;
+    let conv = Op::Conv2d { in_channels: 3, out_channels: 8, kernel: 3, stride: 2, padding: 1, groups: 1, dilation: 1 };
+    let mut spec = advlens_shared::testing::chain_spec([3, 64, 64], vec![conv, Op::Relu, Op::GlobalAvgPool, Op::Linear { in_features: 8, out_features: 3 }], 3);
+    spec.classes = wnids.iter().map(|s| s.to_string()).collect();
+    spec.provenance.dataset = Some("folder".into());
+    let weights = advlens_shared::testing::random_weights(&mut rng, &spec);
+    Bundle::new(spec, weights).unwrap().save(path("model")).unwrap();
+
+    let out = advlens(&["attack", "--models", &path("model"), "--data", &path("imagenet"), "--attack", "pgd", "--target", "none", "--steps", "3", "--epsilon", "0.03", "--device", "cpu", "--out", &path("adv")]);
+    assert!(out.status.success(), "attack: {}", String::from_utf8_lossy(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("adv/meta.json")).unwrap()).unwrap();
+    // All 18 photos, classes interleaved as the folder's labels.
+    assert_eq!(meta["source"], serde_json::json!([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]), "{meta}");
+    let out = advlens(&["analyze", "--model", &path("model"), "--adv", &path("adv"), "--data", &path("imagenet"), "--top-k", "3", "--device", "cpu", "--out", &path("analysis")]);
+    assert!(out.status.success(), "analyze: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("analysis/analysis.json")).unwrap()).unwrap();
+    assert_eq!(report["layer"], "relu1", "{report}");
+    // A model of another size reads the same photos at its own size; a folder with neither
+    // test/ nor val/ is named.
+    std::fs::rename(tmp.path().join("imagenet/val"), tmp.path().join("imagenet/other")).unwrap();
+    let out = advlens(&["attack", "--models", &path("model"), "--data", &path("imagenet"), "--attack", "pgd", "--target", "none", "--steps", "1", "--device", "cpu", "--out", &path("adv2")]);
+    assert_user_error(&out, &["`val/`"]);
 }

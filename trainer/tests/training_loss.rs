@@ -13,7 +13,7 @@ use advlens_trainer::data::{Dataset, DatasetKind, Split};
 use advlens_trainer::mode::{step_loss, Mode};
 use advlens_trainer::net::{images_tensor, Net};
 use advlens_trainer::optim::Adam;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Device, Tensor};
 
 #[test]
 fn training_reduces_the_loss_on_real_mnist() {
@@ -40,7 +40,7 @@ fn training_reduces_the_loss_on_real_mnist() {
         let net = Net::new(&vs.root(), &spec);
         let mut adam = Adam::new(&net, 2e-3);
         let x = images_tensor(&data.images[..512 * 784], [1, 28, 28], Device::Cpu);
-        let y = Tensor::from_slice(&data.labels[..512]).to_kind(Kind::Int64);
+        let y = Tensor::from_slice(&data.labels[..512].iter().map(|&l| i64::from(l)).collect::<Vec<_>>());
         let loss_of = |net: &Net| tch::no_grad(|| net.forward(&x).cross_entropy_for_logits(&y).double_value(&[]));
         let before = loss_of(&net);
         for epoch in 0..5 {

@@ -117,7 +117,7 @@ mod tests {
 
     fn toy(n: usize) -> Dataset {
         let images = (0..n * 3 * 4 * 4).map(|i| (i % 251) as u8).collect();
-        let labels = (0..n).map(|i| (i % 10) as u8).collect();
+        let labels = (0..n).map(|i| (i % 10) as crate::data::Label).collect();
         Dataset { kind: DatasetKind::Cifar10, split: Split::Train, shape: [3, 4, 4], images, labels, classes: DatasetKind::Cifar10.classes() }
     }
 

@@ -18,7 +18,7 @@ pub fn batch_files(dir: &Path, train: bool) -> Vec<PathBuf> {
 }
 
 /// Reads batch files into CHW pixels and labels.
-pub fn read_batches(files: &[PathBuf]) -> Result<(Vec<u8>, Vec<u8>), DataError> {
+pub fn read_batches(files: &[PathBuf]) -> Result<(Vec<u8>, Vec<super::Label>), DataError> {
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     for path in files {
         let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.clone(), source })?;
@@ -28,7 +28,7 @@ pub fn read_batches(files: &[PathBuf]) -> Result<(Vec<u8>, Vec<u8>), DataError> 
 }
 
 /// Appends the records of one batch; the error says what is wrong.
-pub fn parse_batch(bytes: &[u8], images: &mut Vec<u8>, labels: &mut Vec<u8>) -> Result<(), String> {
+pub fn parse_batch(bytes: &[u8], images: &mut Vec<u8>, labels: &mut Vec<super::Label>) -> Result<(), String> {
     if bytes.is_empty() || bytes.len() % RECORD != 0 {
         return Err(format!("{} bytes is not a whole number of {RECORD}-byte CIFAR-10 records (truncated?)", bytes.len()));
     }
@@ -36,7 +36,7 @@ pub fn parse_batch(bytes: &[u8], images: &mut Vec<u8>, labels: &mut Vec<u8>) -> 
         if record[0] >= 10 {
             return Err(format!("record {i} has label {}, CIFAR-10 labels are 0..=9", record[0]));
         }
-        labels.push(record[0]);
+        labels.push(super::Label::from(record[0]));
         images.extend_from_slice(&record[1..]);
     }
     Ok(())

@@ -168,7 +168,7 @@ pub fn read_masks(dir: &Path, split: &str) -> Result<(usize, Vec<Masks>)> {
     // The folder loader then interleaves the classes: do the same.
     let mut sorted_names = names.clone();
     sorted_names.sort();
-    let folder_labels: Vec<u8> = masks.iter().map(|m| sorted_names.iter().position(|n| *n == names[m.class as usize]).unwrap_or(0) as u8).collect();
+    let folder_labels: Vec<super::Label> = masks.iter().map(|m| sorted_names.iter().position(|n| *n == names[m.class as usize]).unwrap_or(0) as super::Label).collect();
     let order = super::folder::interleaved_order(&folder_labels);
     let mut slots: Vec<Option<Masks>> = masks.into_iter().map(Some).collect();
     let masks = order.iter().map(|&i| slots[i].take().expect("a permutation")).collect();

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::DataError;
+use super::{DataError, Label};
 
 /// Largest side a folder dataset is trained at (its first image's side). The explorer opens
 /// models up to 512x512; a 5000x5000 first image once made every image of the folder that big.
@@ -60,7 +60,7 @@ pub fn class_folders(dir: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
 /// image of every class, then the second, ...), each class in file-name order. Folders list one
 /// class after another; interleaving makes every prefix (`--limit N`) class-balanced.
 /// `labels` are in folder order; the result lists folder positions.
-pub fn interleaved_order(labels: &[u8]) -> Vec<usize> {
+pub fn interleaved_order(labels: &[Label]) -> Vec<usize> {
     let classes = labels.iter().map(|&l| usize::from(l) + 1).max().unwrap_or(0);
     let mut by_class: Vec<std::collections::VecDeque<usize>> = vec![Default::default(); classes];
     for (i, &l) in labels.iter().enumerate() {
@@ -78,7 +78,7 @@ pub fn interleaved_order(labels: &[u8]) -> Vec<usize> {
 }
 
 /// Reorders images (`per` bytes each) and labels by `order`.
-pub fn reorder(images: &[u8], labels: &[u8], per: usize, order: &[usize]) -> (Vec<u8>, Vec<u8>) {
+pub fn reorder(images: &[u8], labels: &[Label], per: usize, order: &[usize]) -> (Vec<u8>, Vec<Label>) {
     let imgs = order.iter().flat_map(|&i| images[i * per..(i + 1) * per].iter().copied()).collect();
     (imgs, order.iter().map(|&i| labels[i]).collect())
 }
@@ -114,7 +114,7 @@ pub fn first_image_side(dir: &Path) -> Result<usize, DataError> {
 
 /// Loads every image of every class folder as `[channels, side, side]` bytes, in
 /// [`interleaved_order`].
-pub fn load(dir: &Path, channels: usize, side: usize) -> Result<(Vec<String>, Vec<u8>, Vec<u8>), DataError> {
+pub fn load(dir: &Path, channels: usize, side: usize) -> Result<(Vec<String>, Vec<u8>, Vec<Label>), DataError> {
     let classes = class_folders(dir)?;
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     for (label, (name, folder)) in classes.iter().enumerate() {
@@ -124,7 +124,7 @@ pub fn load(dir: &Path, channels: usize, side: usize) -> Result<(Vec<String>, Ve
         }
         for file in files {
             images.extend(decode(&file, channels, side)?);
-            labels.push(u8::try_from(label).map_err(|_| DataError::Corrupt { path: dir.to_owned(), problem: "more than 256 classes".into() })?);
+            labels.push(Label::try_from(label).map_err(|_| DataError::Corrupt { path: dir.to_owned(), problem: format!("more than {} classes", Label::MAX) })?);
         }
     }
     let (images, labels) = reorder(&images, &labels, channels * side * side, &interleaved_order(&labels));
@@ -165,7 +165,7 @@ mod order_tests {
 
     #[test]
     fn interleaving_balances_every_prefix() {
-        let labels = [0u8, 0, 0, 1, 1, 2];
+        let labels: [Label; 6] = [0, 0, 0, 1, 1, 2];
         assert_eq!(interleaved_order(&labels), vec![0, 3, 5, 1, 4, 2]);
         let (imgs, l) = reorder(&[10, 11, 12, 13, 14, 15], &labels, 1, &interleaved_order(&labels));
         assert_eq!((imgs, l), (vec![10, 13, 15, 11, 14, 12], vec![0, 1, 2, 0, 1, 0]));

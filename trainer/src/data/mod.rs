@@ -120,6 +120,9 @@ pub enum Split {
     Test,
 }
 
+/// A class index (ImageNet's 1000 classes do not fit a byte).
+pub type Label = u16;
+
 /// Images (NCHW bytes) and labels of one split.
 #[derive(Debug)]
 pub struct Dataset {
@@ -128,7 +131,7 @@ pub struct Dataset {
     /// `[channels, height, width]`.
     pub shape: [usize; 3],
     pub images: Vec<u8>,
-    pub labels: Vec<u8>,
+    pub labels: Vec<Label>,
     /// Class names, indexed by label.
     pub classes: Vec<String>,
 }
@@ -171,7 +174,11 @@ impl Dataset {
     /// checked by [`Dataset::check_fits`] before any work starts.
     pub fn load_for(spec: &ModelSpec, dir: &Path, split: Split) -> Result<Self, DataError> {
         let name = spec.provenance.dataset.as_deref().ok_or_else(|| DataError::NoDataset(spec.name.clone()))?;
-        let data = Self::load(DatasetKind::parse(name)?, dir, split)?;
+        let data = match DatasetKind::parse(name)? {
+            // A folder of photos of any size (ImageNet's layout) is read at the model's size.
+            DatasetKind::Folder if spec.input.height == spec.input.width => Self::load_folder(dir, split, Some(spec.input.height))?,
+            kind => Self::load(kind, dir, split)?,
+        };
         data.check_fits(dir, &spec.name, [spec.input.channels, spec.input.height, spec.input.width], &spec.classes)?;
         Ok(data)
     }
@@ -197,26 +204,33 @@ impl Dataset {
         match kind {
             DatasetKind::Mnist | DatasetKind::FashionMnist => Self::load_idx(kind, dir, split),
             DatasetKind::Cifar10 => Self::load_cifar10(dir, split),
-            DatasetKind::Folder => Self::load_folder(dir, split),
+            DatasetKind::Folder => Self::load_folder(dir, split, None),
         }
     }
 
-    /// An image folder: `dir/train/<class>/*`, `dir/test/<class>/*`, RGB, square images of the
-    /// side of the first training image (others are resized and centre-cropped to it).
-    fn load_folder(dir: &Path, split: Split) -> Result<Self, DataError> {
+    /// An image folder: `dir/train/<class>/*`, `dir/test/<class>/*` (or ImageNet's
+    /// `dir/val/<class>/*`), RGB, square images of `side` pixels, by default the side of the
+    /// first training image (others are resized and centre-cropped to it).
+    fn load_folder(dir: &Path, split: Split, side: Option<usize>) -> Result<Self, DataError> {
         let kind = DatasetKind::Folder;
         if !dir.is_dir() {
             return Err(DataError::DirMissing { path: dir.to_owned(), dataset: kind.name().into() });
         }
-        let folder = dir.join(if split == Split::Train { "train" } else { "test" });
-        if !folder.is_dir() {
-            return Err(DataError::FileMissing { dir: dir.to_owned(), file: "`train/` and `test/` class folders".into(), dataset: "image-folder".into() });
-        }
-        let side = folder::first_image_side(&dir.join("train"))?;
+        let names: &[&str] = if split == Split::Train { &["train"] } else { &["test", "val"] };
+        let missing = || DataError::FileMissing { dir: dir.to_owned(), file: "`train/` and `test/` (or ImageNet's `val/`) class folders".into(), dataset: "image-folder".into() };
+        let folder = names.iter().map(|n| dir.join(n)).find(|p| p.is_dir()).ok_or_else(missing)?;
+        let train_dir = dir.join("train");
+        let side = match side {
+            Some(side) => side,
+            None if train_dir.is_dir() => folder::first_image_side(&train_dir)?,
+            None => return Err(missing()),
+        };
         let (classes, images, labels) = folder::load(&folder, 3, side)?;
-        let train_classes: Vec<String> = folder::class_folders(&dir.join("train"))?.into_iter().map(|(n, _)| n).collect();
-        if classes != train_classes {
-            return Err(DataError::corrupt(&folder, format!("class folders {classes:?} differ from train/'s {train_classes:?}")));
+        if train_dir.is_dir() {
+            let train_classes: Vec<String> = folder::class_folders(&train_dir)?.into_iter().map(|(n, _)| n).collect();
+            if classes != train_classes {
+                return Err(DataError::corrupt(&folder, format!("class folders {classes:?} differ from train/'s {train_classes:?}")));
+            }
         }
         Ok(Self { kind, split, shape: [3, side, side], images, labels, classes })
     }
@@ -280,7 +294,7 @@ impl Dataset {
         if let Some(bad) = labels.data.iter().position(|&l| usize::from(l) >= classes) {
             return Err(DataError::corrupt(&labels_path, format!("label {} at index {bad} is not below {classes}", labels.data[bad])));
         }
-        Ok(Self { kind, split, shape: [1, h, w], images: images.data, labels: labels.data, classes: kind.classes() })
+        Ok(Self { kind, split, shape: [1, h, w], images: images.data, labels: labels.data.into_iter().map(Label::from).collect(), classes: kind.classes() })
     }
 }
 

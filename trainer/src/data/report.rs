@@ -48,7 +48,9 @@ pub fn verify(kind: DatasetKind, dir: &Path) -> Result<Vec<SplitReport>> {
         for &l in &data.labels {
             per_class[usize::from(l)] += 1;
         }
-        let checksum = fnv1a(data.images.iter().chain(&data.labels));
+        // Labels hash as one byte each while they fit one (the checksums of every dataset so far).
+        let label_bytes: Vec<u8> = data.labels.iter().flat_map(|&l| if l < 256 { vec![l as u8] } else { l.to_le_bytes().to_vec() }).collect();
+        let checksum = fnv1a(data.images.iter().chain(&label_bytes));
         // Image folders have no canonical size: only their per-class counts are reported.
         let expected = if kind == DatasetKind::Folder { data.len() } else { expected };
         reports.push(SplitReport { split: name, count: data.len(), expected, per_class, checksum });
