@@ -172,7 +172,37 @@ pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
             ),
         ),
         ("concatenated branches (Inception-like, one branch read twice)", concat_spec()),
+        ("squeeze-and-excitation gate, SiLU as x * sigmoid(x), hard swish", gate_spec()),
+        (
+            "kernels wider than their input (5x5 with padding 2 on 3x1, as deep in EfficientNet at 32 px)",
+            chain_spec([2, 3, 1], vec![conv(2, 3, 5, 1, 2), Op::Relu, conv(3, 2, 5, 2, 2), Op::Flatten, linear(2 * 2 * 1, 3)], 3),
+        ),
     ]
+}
+
+/// MobileNetV3 / EfficientNet pieces: a conv with hard swish, a squeeze-and-excitation gate
+/// (global pool, two linear layers, hard sigmoid) multiplied into the maps per channel, and a
+/// SiLU (`x * sigmoid(x)`, a product of two equal shapes) before the head.
+pub fn gate_spec() -> ModelSpec {
+    let conv = Op::Conv2d { in_channels: 3, out_channels: 6, kernel: 3, stride: 2, padding: 1, groups: 1, dilation: 1 };
+    let node = |name: &str, inputs: &[&str], op| Node { name: name.into(), inputs: inputs.iter().map(|s| s.to_string()).collect(), op };
+    let mut spec = chain_spec([3, 10, 9], vec![Op::Relu], 4);
+    spec.nodes = vec![
+        node("stem", &[INPUT_NAME], conv),
+        node("stem_act", &["stem"], Op::HardSwish),
+        node("squeeze", &["stem_act"], Op::GlobalAvgPool),
+        node("reduce", &["squeeze"], Op::Linear { in_features: 6, out_features: 3 }),
+        node("reduce_act", &["reduce"], Op::Relu),
+        node("expand", &["reduce_act"], Op::Linear { in_features: 3, out_features: 6 }),
+        node("gate", &["expand"], Op::HardSigmoid { alpha: 1.0 / 6.0, beta: 0.5 }),
+        node("excited", &["stem_act", "gate"], Op::Mul),
+        node("excited_sigmoid", &["excited"], Op::Sigmoid),
+        node("silu", &["excited", "excited_sigmoid"], Op::Mul),
+        node("flat", &["silu"], Op::Flatten),
+        node("head", &["flat"], Op::Linear { in_features: 6 * 5 * 5, out_features: 4 }),
+    ];
+    spec.output = "head".into();
+    spec
 }
 
 /// A stem, three branches (1x1 conv, 3x3 conv + leaky ReLU, pooling) joined by a channel

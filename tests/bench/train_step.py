@@ -66,6 +66,13 @@ class Graph(torch.nn.Module):
                 y = F.leaky_relu(a, node["alpha"])
             elif op == "add":
                 y = a + acts[node["inputs"][1]]
+            elif op == "hard_sigmoid":
+                y = torch.clamp(a * node["alpha"] + node["beta"], 0.0, 1.0)
+            elif op == "hard_swish":
+                y = F.hardswish(a)
+            elif op == "mul":
+                b = acts[node["inputs"][1]]
+                y = a * (b[:, :, None, None] if b.dim() == 2 and a.dim() == 4 else b)
             elif op == "concat":
                 y = torch.cat([acts[i] for i in node["inputs"]], dim=1)
             else:

@@ -14,7 +14,9 @@ and in float32. Models:
 - mobilenet_v2 at 32 px (depthwise convolutions, ReLU6 as Clip);
 - `Branches`, by both exporters: Concat of Inception-like branches, Sigmoid, LeakyRelu, zero Pad
   before a Conv and an AveragePool, a dilated Conv, a MaxPool with ceil_mode whose windows tile;
-- a small network with a HardSwish, which the importer must refuse naming the node and the op.
+- mobilenet_v3_small and efficientnet_b0 at 32 px (squeeze-and-excitation gates, HardSwish,
+  HardSigmoid, SiLU as Sigmoid * x);
+- a small network with a ConvTranspose, which the importer must refuse naming the node and the op.
 """
 import copy
 import json
@@ -163,8 +165,11 @@ def main():
     branches = calibrated(Branches(), (3, 16, 16), IMAGENET_MEAN, IMAGENET_STD)
     write(out, "branches-torchscript", branches, (3, 16, 16), IMAGENET_MEAN, IMAGENET_STD, False)
     write(out, "branches-dynamo", branches, (3, 16, 16), IMAGENET_MEAN, IMAGENET_STD, True)
-    hardswish = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Hardswish(), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 4))
-    write(out, "refused-hardswish", hardswish, (3, 8, 8), [0.0] * 3, [1.0] * 3, False)
+    for name in ("mobilenet_v3_small", "efficientnet_b0"):
+        gated = calibrated(getattr(torchvision.models, name)(weights=None, num_classes=10), (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD)
+        write(out, f"{name}-32-torchscript", gated, (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, False)
+    transposed = torch.nn.Sequential(torch.nn.ConvTranspose2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 10 * 10, 4))
+    write(out, "refused-convtranspose", transposed, (3, 8, 8), [0.0] * 3, [1.0] * 3, False)
 
 
 if __name__ == "__main__":

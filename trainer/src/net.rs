@@ -111,6 +111,17 @@ impl Net {
                 // tch's leaky_relu has no slope argument: x where x > 0, else alpha x (gradient
                 // alpha at 0, as PyTorch's and the engines').
                 Op::LeakyRelu { alpha } => x.where_self(&x.gt(0.0), &(x * f64::from(alpha))),
+                Op::HardSigmoid { alpha, beta } => (x * f64::from(alpha) + f64::from(beta)).clamp(0.0, 1.0),
+                Op::HardSwish => x.hardswish(),
+                Op::Mul => {
+                    let b = &acts[&node.inputs[1]];
+                    // A per-channel vector [N, C] scales the maps [N, C, H, W].
+                    if b.dim() == 2 && x.dim() == 4 {
+                        x * b.unsqueeze(-1).unsqueeze(-1)
+                    } else {
+                        x * b
+                    }
+                }
                 Op::Add => x + &acts[&node.inputs[1]],
                 Op::Concat => Tensor::cat(&node.inputs.iter().map(|i| &acts[i]).collect::<Vec<_>>(), 1),
                 Op::Flatten => x.flatten(1, -1),

@@ -544,7 +544,18 @@ pub(crate) fn infer_shape(name: &str, op: &Op, inputs: &[&[usize]]) -> Result<Ve
             }
             Ok(vec![channels, h, w])
         }
-        Op::Relu | Op::Sigmoid | Op::Dropout => Ok(input.to_vec()),
+        Op::HardSigmoid { alpha, beta } => {
+            if !(alpha.is_finite() && beta.is_finite()) {
+                return Err(bad(format!("alpha {alpha} and beta {beta} must be finite")));
+            }
+            Ok(input.to_vec())
+        }
+        Op::Mul => match inputs {
+            [a, b] if a == b => Ok(a.to_vec()),
+            [a @ [c, _, _], [k]] if c == k => Ok(a.to_vec()),
+            _ => Err(bad(format!("inputs have shapes {inputs:?}; a product needs equal shapes, or a [C, H, W] map times a [C] vector"))),
+        },
+        Op::Relu | Op::Sigmoid | Op::HardSwish | Op::Dropout => Ok(input.to_vec()),
     }
 }
 

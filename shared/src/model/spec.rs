@@ -123,6 +123,15 @@ pub enum Op {
     /// The inputs (two or more, equal height and width) stacked along the channel axis, in
     /// order: `[C1,H,W] ++ [C2,H,W] -> [C1+C2,H,W]` (Inception, DenseNet, SqueezeNet branches).
     Concat,
+    /// `min(max(alpha x + beta, 0), 1)`; gradient `alpha` where `0 < alpha x + beta < 1`
+    /// (MobileNetV3's gate: alpha 1/6, beta 1/2).
+    HardSigmoid { alpha: f32, beta: f32 },
+    /// `x min(max(x + 3, 0), 6) / 6`; gradient 0 below -3, `x / 3 + 1/2` up to 3, 1 above
+    /// (PyTorch's hardswish).
+    HardSwish,
+    /// The product of two inputs: of equal shapes (SiLU is `x * sigmoid(x)`), or a map `[C,H,W]`
+    /// times a per-channel vector `[C]` (a squeeze-and-excitation gate), in that order.
+    Mul,
 }
 
 /// The most inputs a [`Op::Concat`] reads.
@@ -224,7 +233,10 @@ impl Op {
             | Op::Flatten
             | Op::Dropout
             | Op::Add
-            | Op::Concat => vec![],
+            | Op::Concat
+            | Op::HardSigmoid { .. }
+            | Op::HardSwish
+            | Op::Mul => vec![],
         }
     }
 
@@ -245,13 +257,16 @@ impl Op {
             Op::Sigmoid => "sigmoid",
             Op::LeakyRelu { .. } => "leaky_relu",
             Op::Concat => "concat",
+            Op::HardSigmoid { .. } => "hard_sigmoid",
+            Op::HardSwish => "hard_swish",
+            Op::Mul => "mul",
         }
     }
 
     /// How many inputs the op reads.
     pub fn arity(&self) -> std::ops::RangeInclusive<usize> {
         match self {
-            Op::Add => 2..=2,
+            Op::Add | Op::Mul => 2..=2,
             Op::Concat => 2..=MAX_CONCAT_INPUTS,
             _ => 1..=1,
         }
@@ -260,6 +275,6 @@ impl Op {
     /// Whether the op is a pointwise nonlinearity: its outputs are the neurons that the
     /// analyses, the atlas and the explorer look at (a ReLU's, a ReLU6's, a sigmoid's...).
     pub fn is_activation(&self) -> bool {
-        matches!(self, Op::Relu | Op::Clip { .. } | Op::Sigmoid | Op::LeakyRelu { .. })
+        matches!(self, Op::Relu | Op::Clip { .. } | Op::Sigmoid | Op::LeakyRelu { .. } | Op::HardSwish)
     }
 }

@@ -85,6 +85,16 @@ pub fn export(bundle: &Bundle) -> Result<Vec<u8>> {
             Op::Sigmoid => graph.node.push(node(name, "Sigmoid", &x, name, vec![])),
             Op::LeakyRelu { alpha } => graph.node.push(node(name, "LeakyRelu", &x, name, vec![float("alpha", alpha)])),
             Op::Concat => graph.node.push(node(name, "Concat", &x, name, vec![int("axis", 1)])),
+            Op::HardSigmoid { alpha, beta } => graph.node.push(node(name, "HardSigmoid", &x, name, vec![float("alpha", alpha), float("beta", beta)])),
+            Op::HardSwish => graph.node.push(node(name, "HardSwish", &x, name, vec![])),
+            Op::Mul if bundle.shape_of(x[0]) == bundle.shape_of(x[1]) => graph.node.push(node(name, "Mul", &x, name, vec![])),
+            Op::Mul => {
+                // ONNX broadcasts from the right: the [N, C] gate becomes [N, C, 1, 1] first.
+                let gate = format!("{name}.gate");
+                graph.initializer.push(TensorProto { name: param("axes"), dims: vec![2], data_type: data_type::INT64, int64_data: vec![2, 3], ..Default::default() });
+                graph.node.push(node(&format!("{name}_unsqueeze"), "Unsqueeze", &[x[1], &param("axes")], &gate, vec![]));
+                graph.node.push(node(name, "Mul", &[x[0], &gate], name, vec![]));
+            }
             Op::MaxPool2d { kernel, stride, padding } => graph.node.push(node(name, "MaxPool", &x, name, window(kernel, stride, padding))),
             Op::AvgPool2d { kernel, stride, padding } => {
                 let mut attrs = window(kernel, stride, padding);

@@ -224,6 +224,9 @@ impl Translator {
             "Sigmoid" => self.layer(index, node, Op::Sigmoid, vec![]),
             "LeakyRelu" => self.layer(index, node, Op::LeakyRelu { alpha: attr_f(node, "alpha", 0.01) }, vec![]),
             "Concat" => self.concat(index, node),
+            "HardSigmoid" => self.layer(index, node, Op::HardSigmoid { alpha: attr_f(node, "alpha", 0.2), beta: attr_f(node, "beta", 0.5) }, vec![]),
+            "HardSwish" => self.layer(index, node, Op::HardSwish, vec![]),
+            "Unsqueeze" => self.unsqueeze(node, opset),
             "Pad" => self.pad(node, opset),
             "Clip" => self.clip(index, node),
             "MaxPool" | "AveragePool" => self.pool(index, node),
@@ -239,7 +242,7 @@ impl Translator {
             other => Err(err(format!(
                 "op `{other}` is not supported{}; supported: {} (and, on constants only, {})",
                 match other {
-                    "HardSwish" | "ConvTranspose" => " yet (planned)",
+                    "ConvTranspose" => " yet (planned)",
                     _ if FOLDABLE.contains(&other) => " on a layer's output (only on constants, which are folded)",
                     _ => "",
                 },
@@ -391,6 +394,15 @@ impl Translator {
         let groups = usize::try_from(group).map_err(|_| err(format!("group {group} is not positive")))?;
         let in_channels = ci.checked_mul(groups).ok_or_else(|| err(format!("group {groups} is implausible")))?;
         let (x, extra) = self.padded_input(node)?;
+        if let [c] = self.shapes[&x][..] {
+            // A 1x1 convolution of a pooled [N, C, 1, 1] vector (a squeeze-and-excitation
+            // block's layers) is a linear layer of the vector.
+            if kh != 1 || padding + extra != 0 || groups != 1 || c != ci {
+                return Err(err(format!("a {kh}x{kh} convolution (padding {padding}, group {groups}) of a pooled vector of {c} values is supported only as a plain 1x1 one")));
+            }
+            let op = Op::Linear { in_features: ci, out_features: co };
+            return self.push(index, node, op, vec![x], vec![("weight", Tensor::new(vec![co, ci], w)?), ("bias", Tensor::new(vec![co], bias)?)]).map(drop);
+        }
         let padding = padding.checked_add(extra).ok_or_else(|| err("its padding is implausible".into()))?;
         let op = Op::Conv2d { in_channels, out_channels: co, kernel: kh, stride, padding, groups, dilation };
         let weights = vec![("weight", Tensor::new(dims.clone(), w)?), ("bias", Tensor::new(vec![co], bias)?)];
@@ -528,10 +540,29 @@ impl Translator {
         self.push(index, node, Op::Flatten, vec![x], vec![]).map(drop)
     }
 
+    /// `Unsqueeze` of a per-channel vector `[N, C]` to `[N, C, 1, 1]`: the same values (the
+    /// bundle's vectors broadcast over a map's pixels where they are multiplied).
+    fn unsqueeze(&mut self, node: &NodeProto, opset: i64) -> Result<()> {
+        let x = self.act(input(node, 0)?)?;
+        let mut axes = if opset < 13 { attr_ints(node, "axes").unwrap_or_default() } else { self.ints(input(node, 1)?)? };
+        axes.iter_mut().for_each(|a| *a = if *a < 0 { *a + 4 } else { *a });
+        axes.sort_unstable();
+        if self.shapes[&x].len() == 1 && axes == [2, 3] {
+            return self.alias(node);
+        }
+        Err(err(format!("Unsqueeze of a {:?} output along axes {axes:?} is supported only from [N, C] to [N, C, 1, 1]", self.shapes[&x])))
+    }
+
     fn reshape(&mut self, index: usize, node: &NodeProto) -> Result<()> {
         let x = self.act(node.input.first().ok_or_else(|| err("it has no input".into()))?)?;
         let target = self.ints(node.input.get(1).ok_or_else(|| err("it has no shape".into()))?)?;
         let per_image = &self.shapes[&x];
+        // A vector [N, C] as [N, C, 1, 1] (or back): the same values.
+        if let ([c], [_, tc, 1, 1]) = (per_image.as_slice(), target.as_slice()) {
+            if *tc == *c as i64 || *tc == -1 {
+                return self.alias(node);
+            }
+        }
         let features = per_image.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).and_then(|f| i64::try_from(f).ok()).ok_or_else(|| err("the input is too large".into()))?;
         let flat = match target[..] {
             [n, f] => (n == 0 || n == 1 || n == -1) && (f == -1 || f == features) && !(n == -1 && f == -1),
@@ -584,14 +615,15 @@ impl Translator {
         let [a, b] = &node.input[..] else { return Err(err("it needs two inputs".into())) };
         let (a_const, b_const) = (self.consts.contains_key(a), self.consts.contains_key(b));
         if !a_const && !b_const {
-            if node.op_type != "Add" {
-                return Err(err(format!("{} of two layers' outputs is not supported (only Add, for residual connections)", node.op_type)));
-            }
             let (x, y) = (self.act(a)?, self.act(b)?);
-            if self.shapes[&x] != self.shapes[&y] {
-                return Err(err(format!("it adds shapes {:?} and {:?}; only equal shapes are supported", self.shapes[&x], self.shapes[&y])));
-            }
-            return self.push(index, node, Op::Add, vec![x, y], vec![]).map(drop);
+            return match node.op_type.as_str() {
+                "Add" if self.shapes[&x] == self.shapes[&y] => self.push(index, node, Op::Add, vec![x, y], vec![]).map(drop),
+                "Add" => Err(err(format!("it adds shapes {:?} and {:?}; only equal shapes are supported", self.shapes[&x], self.shapes[&y]))),
+                // A gate [C] times maps [C, H, W] (squeeze-and-excitation): the maps first.
+                "Mul" if self.shapes[&x].len() < self.shapes[&y].len() => self.push(index, node, Op::Mul, vec![y, x], vec![]).map(drop),
+                "Mul" => self.push(index, node, Op::Mul, vec![x, y], vec![]).map(drop),
+                op => Err(err(format!("{op} of two layers' outputs is not supported (only Add and Mul)"))),
+            };
         }
         let (value, constant, const_first) = if a_const { (b, a, true) } else { (a, b, false) };
         let x = self.act(value)?;

@@ -33,7 +33,8 @@ use crate::{Error, Result};
 /// The ONNX ops the importer reads (the standard domain, opsets 11 to 21).
 pub const SUPPORTED_OPS: &[&str] = &[
     "Conv", "Relu", "Clip", "LeakyRelu", "Sigmoid", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "BatchNormalization",
-    "Flatten", "Reshape", "Gemm", "MatMul", "Add", "Sub", "Div", "Mul", "Concat", "Pad", "Dropout", "Identity", "Constant",
+    "Flatten", "Reshape", "Gemm", "MatMul", "Add", "Sub", "Div", "Mul", "Concat", "Pad", "HardSigmoid", "HardSwish", "Unsqueeze",
+    "Dropout", "Identity", "Constant",
 ];
 
 /// The opset range this importer was written against.

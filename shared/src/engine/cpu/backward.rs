@@ -73,6 +73,27 @@ pub fn concat_backward(d_y: &[f32], per_image: &[usize], batch: usize) -> Vec<Ve
         .collect()
 }
 
+/// Through a hard sigmoid: `d_x = alpha d_y` where `0 < alpha x + beta < 1`, else 0.
+pub fn hard_sigmoid_backward(x: &[f32], d_y: &[f32], alpha: f32, beta: f32) -> Vec<f32> {
+    x.iter().zip(d_y).map(|(&v, &g)| if alpha * v + beta > 0.0 && alpha * v + beta < 1.0 { alpha * g } else { 0.0 }).collect()
+}
+
+/// Through a hard swish: `d_x = 0` below -3, `d_y (x / 3 + 1/2)` up to 3, `d_y` above.
+pub fn hard_swish_backward(x: &[f32], d_y: &[f32]) -> Vec<f32> {
+    x.iter()
+        .zip(d_y)
+        .map(|(&v, &g)| if v < -3.0 { 0.0 } else if v <= 3.0 { g * (v / 3.0 + 0.5) } else { g })
+        .collect()
+}
+
+/// Through `y[i] = a[i] * b[i / plane]`: `d_a[i] = d_y[i] b[i / plane]` and
+/// `d_b[m] = sum_{i / plane = m} d_y[i] a[i]`.
+pub fn mul_backward(a: &[f32], b: &[f32], d_y: &[f32], plane: usize) -> (Vec<f32>, Vec<f32>) {
+    let d_a = d_y.iter().enumerate().map(|(i, &g)| g * b[i / plane]).collect();
+    let d_b = (0..b.len()).map(|m| d_y[m * plane..][..plane].iter().zip(&a[m * plane..][..plane]).map(|(g, v)| g * v).sum()).collect();
+    (d_a, d_b)
+}
+
 /// Through a clip: `d_x = lo < x < hi ? d_y : 0` (PyTorch's hardtanh backward).
 pub fn clip_backward(x: &[f32], d_y: &[f32], lo: f32, hi: f32) -> Vec<f32> {
     x.iter().zip(d_y).map(|(&v, &g)| if v > lo && v < hi { g } else { 0.0 }).collect()

@@ -84,6 +84,10 @@ pub fn im2col(x: &[f32], g: Window, cols: &mut [f32]) {
             let rows = g.valid_outputs(u * d, g.height, oh);
             for v in 0..k {
                 let valid = g.valid_outputs(v * d, g.width, ow);
+                if valid.is_empty() {
+                    // The tap reads only padding (a kernel wider than its input).
+                    continue;
+                }
                 let col = &mut cols[((c * k + u) * k + v) * oh * ow..][..oh * ow];
                 for i in rows.clone() {
                     let first = (i * g.stride + u * d - g.padding) * g.width + valid.start * g.stride + v * d - g.padding;
@@ -105,6 +109,9 @@ pub fn col2im(cols: &[f32], g: Window, x: &mut [f32]) {
             let rows = g.valid_outputs(u * d, g.height, oh);
             for v in 0..k {
                 let valid = g.valid_outputs(v * d, g.width, ow);
+                if valid.is_empty() {
+                    continue;
+                }
                 let col = &cols[((c * k + u) * k + v) * oh * ow..][..oh * ow];
                 for i in rows.clone() {
                     let first = (i * g.stride + u * d - g.padding) * g.width + valid.start * g.stride + v * d - g.padding;
@@ -147,6 +154,22 @@ pub fn concat_forward(parts: &[&[f32]], per_image: &[usize], batch: usize) -> Ve
         }
     }
     y
+}
+
+/// `y = min(max(alpha x + beta, 0), 1)`.
+pub fn hard_sigmoid_forward(x: &[f32], alpha: f32, beta: f32) -> Vec<f32> {
+    x.iter().map(|&v| (alpha * v + beta).max(0.0).min(1.0)).collect()
+}
+
+/// `y = x min(max(x + 3, 0), 6) / 6`.
+pub fn hard_swish_forward(x: &[f32]) -> Vec<f32> {
+    x.iter().map(|&v| v * (v + 3.0).max(0.0).min(6.0) / 6.0).collect()
+}
+
+/// `y[n,c,i] = a[n,c,i] * b[n,c,i / plane]`: `plane` 1 for equal shapes, `H*W` for a map times a
+/// per-channel vector.
+pub fn mul_forward(a: &[f32], b: &[f32], plane: usize) -> Vec<f32> {
+    a.iter().enumerate().map(|(i, &v)| v * b[i / plane]).collect()
 }
 
 /// `y = max(x, 0)`.

@@ -110,6 +110,9 @@ impl CpuEngine {
             Op::Clip { min, max } => layers::clip_forward(x, min, max),
             Op::Sigmoid => layers::sigmoid_forward(x),
             Op::LeakyRelu { alpha } => layers::leaky_relu_forward(x, alpha),
+            Op::HardSigmoid { alpha, beta } => layers::hard_sigmoid_forward(x, alpha, beta),
+            Op::HardSwish => layers::hard_swish_forward(x),
+            Op::Mul => layers::mul_forward(x, acts[&node.inputs[1]].data(), self.mul_plane(node)),
             Op::Add => layers::add_forward(x, acts[&node.inputs[1]].data()),
             Op::Concat => {
                 let parts: Vec<&[f32]> = node.inputs.iter().map(|i| acts[i].data()).collect();
@@ -195,6 +198,12 @@ impl CpuEngine {
                 let parts = backward::concat_backward(d_y, &self.per_image(&node.inputs), batch);
                 return node.inputs.iter().map(String::as_str).zip(parts).collect();
             }
+            Op::HardSigmoid { alpha, beta } => backward::hard_sigmoid_backward(x, d_y, alpha, beta),
+            Op::HardSwish => backward::hard_swish_backward(x, d_y),
+            Op::Mul => {
+                let (d_a, d_b) = backward::mul_backward(x, acts[&node.inputs[1]].data(), d_y, self.mul_plane(node));
+                return vec![(source, d_a), (node.inputs[1].as_str(), d_b)];
+            }
             Op::Add => return vec![(source, d_y.to_vec()), (node.inputs[1].as_str(), d_y.to_vec())],
             Op::Flatten | Op::Dropout => d_y.to_vec(),
         };
@@ -203,6 +212,13 @@ impl CpuEngine {
 }
 
 impl CpuEngine {
+    /// How many values of a [`Op::Mul`]'s first input share one value of its second: 1 for
+    /// equal shapes, `H*W` for a map times a per-channel vector.
+    fn mul_plane(&self, node: &Node) -> usize {
+        let [a, b] = self.per_image(&node.inputs)[..] else { unreachable!("validated: mul has two inputs") };
+        a / b
+    }
+
     /// The number of values per image of each node in `names`.
     fn per_image(&self, names: &[String]) -> Vec<usize> {
         names.iter().map(|n| self.bundle.shape_of(n).expect("validated").iter().product()).collect()

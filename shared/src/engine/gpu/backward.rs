@@ -166,6 +166,22 @@ impl GpuEngine {
                 }
                 return parts;
             }
+            Op::HardSigmoid { alpha, beta } => {
+                self.dispatch(encoder, "hard_sigmoid_backward", &[(0, d_y), (1, x), (3, &d_x)], &[len as u32, alpha.to_bits(), beta.to_bits(), 0], len);
+            }
+            Op::HardSwish => {
+                self.dispatch(encoder, "hard_swish_backward", &[(0, d_y), (1, x), (3, &d_x)], &[len as u32, 0, 0, 0], len);
+            }
+            Op::Mul => {
+                let other = node.inputs[1].as_str();
+                let b = &acts[other];
+                let b_len = batch * bundle.shape_of(other).expect("validated").iter().product::<usize>();
+                let plane = (len / b_len) as u32;
+                self.dispatch(encoder, "mul_backward_a", &[(1, b), (2, d_y), (3, &d_x)], &[len as u32, plane, 0, 0], len);
+                let d_b = self.output_buffer("gradient", b_len);
+                self.dispatch(encoder, "mul_backward_b", &[(0, x), (2, d_y), (3, &d_b)], &[b_len as u32, plane, 0, 0], b_len);
+                return vec![(source, d_x), (other, d_b)];
+            }
             Op::Add => return vec![(source, d_y.clone()), (node.inputs[1].as_str(), d_y.clone())],
             Op::Flatten | Op::Dropout => return vec![(source, d_y.clone())],
         }

@@ -18,7 +18,7 @@ use crate::model::{Bundle, Op};
 use crate::{Error, Result, Tensor};
 
 /// The WGSL source of every kernel, by entry point (the tests validate each with naga).
-pub const KERNELS: [(&str, &str); 24] = [
+pub const KERNELS: [(&str, &str); 31] = [
     ("normalize_forward", include_str!("kernels/normalize.wgsl")),
     ("conv2d_forward", include_str!("kernels/conv2d.wgsl")),
     ("relu_forward", include_str!("kernels/relu.wgsl")),
@@ -41,6 +41,13 @@ pub const KERNELS: [(&str, &str); 24] = [
     ("leaky_relu_backward", include_str!("kernels/leaky_relu.wgsl")),
     ("concat_forward", include_str!("kernels/concat.wgsl")),
     ("concat_backward", include_str!("kernels/concat.wgsl")),
+    ("hard_sigmoid_forward", include_str!("kernels/hard_activations.wgsl")),
+    ("hard_sigmoid_backward", include_str!("kernels/hard_activations.wgsl")),
+    ("hard_swish_forward", include_str!("kernels/hard_activations.wgsl")),
+    ("hard_swish_backward", include_str!("kernels/hard_activations.wgsl")),
+    ("mul_forward", include_str!("kernels/mul.wgsl")),
+    ("mul_backward_a", include_str!("kernels/mul.wgsl")),
+    ("mul_backward_b", include_str!("kernels/mul.wgsl")),
     ("channel_scale", include_str!("kernels/elementwise_backward.wgsl")),
     ("global_avg_pool_backward", include_str!("kernels/elementwise_backward.wgsl")),
 ];
@@ -353,6 +360,23 @@ impl GpuEngine {
                         self.dispatch(encoder, "concat_forward", &[(0, &acts[source]), (3, &y)], &params, batch * part);
                         offset += part;
                     }
+                    y
+                }
+                Op::HardSigmoid { alpha, beta } => {
+                    let y = self.output_buffer(&node.name, len);
+                    self.dispatch(encoder, "hard_sigmoid_forward", &[(1, x), (3, &y)], &[len as u32, alpha.to_bits(), beta.to_bits(), 0], len);
+                    y
+                }
+                Op::HardSwish => {
+                    let y = self.output_buffer(&node.name, len);
+                    self.dispatch(encoder, "hard_swish_forward", &[(1, x), (3, &y)], &[len as u32, 0, 0, 0], len);
+                    y
+                }
+                Op::Mul => {
+                    let y = self.output_buffer(&node.name, len);
+                    let b = &acts[&node.inputs[1]];
+                    let plane = in_shape.iter().product::<usize>() / bundle.shape_of(&node.inputs[1]).expect("validated").iter().product::<usize>();
+                    self.dispatch(encoder, "mul_forward", &[(0, x), (1, b), (3, &y)], &[len as u32, plane as u32, 0, 0], len);
                     y
                 }
                 // Same data, same layout: share the buffer.
