@@ -1,10 +1,11 @@
 //! Writes seed inputs for the `bundle_loader` fuzz target: small valid bundles of every layer
-//! type, in the target's layout (u16 LE length of model.json, the JSON, the safetensors bytes).
+//! type, in the target's layout (u16 LE length of model.json, the JSON, the safetensors bytes);
+//! with a second folder, every reference case as ONNX for the `onnx_import` target.
 //!
-//!     cargo run -p advlens-shared --example write_fuzz_seeds -- shared/fuzz/corpus/bundle_loader
+//!     cargo run -p advlens-shared --example write_fuzz_seeds -- shared/fuzz/corpus/bundle_loader shared/fuzz/corpus/onnx_import
 
 use advlens_shared::model::{Bundle, Op};
-use advlens_shared::testing::{chain_spec, random_weights, residual_spec, Rng};
+use advlens_shared::testing::{chain_spec, random_bundle, random_weights, reference_cases, residual_spec, Rng};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).ok_or("usage: write_fuzz_seeds <corpus dir>")?;
@@ -27,6 +28,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed.extend(json);
         seed.extend(weights);
         std::fs::write(format!("{dir}/seed-{i}"), seed)?;
+    }
+    if let Some(onnx_dir) = std::env::args().nth(2) {
+        std::fs::create_dir_all(&onnx_dir)?;
+        for (i, (_, spec)) in reference_cases().into_iter().enumerate() {
+            let bytes = advlens_shared::onnx::export(&random_bundle(&mut rng, spec))?;
+            std::fs::write(format!("{onnx_dir}/reference-case-{i}.onnx"), bytes)?;
+        }
     }
     Ok(())
 }
