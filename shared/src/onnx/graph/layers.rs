@@ -1,0 +1,364 @@
+//! The layer ops of the ONNX reader: one method per ONNX op (or family) that becomes a bundle
+//! layer or folds into one (`Pad` into the next convolution, a `MatMul`'s `Add` into its bias, a
+//! leading `Sub` / `Div` into the input's normalisation). The bookkeeping they share — values,
+//! shapes, fresh names — is in the parent module.
+
+use super::{attr, attr_f, attr_i, attr_ints, err, input, output, square, Translator};
+use crate::model::{limits, Op, INPUT_NAME};
+use crate::onnx::proto::NodeProto;
+use crate::{Result, Tensor};
+
+impl Translator {
+    /// `Clip(x, min, max)` with constant bounds (opset 11+); a clip with only a lower bound
+    /// of 0 is a ReLU.
+    pub(super) fn clip(&mut self, index: usize, node: &NodeProto) -> Result<()> {
+        let bound = |k: usize| -> Result<Option<f32>> {
+            match node.input.get(k).filter(|b| !b.is_empty()) {
+                Some(name) => match self.floats(name)?.1.as_slice() {
+                    [v] => Ok(Some(*v)),
+                    other => Err(err(format!("its bound `{name}` has {} values, not one", other.len()))),
+                },
+                None => Ok(None),
+            }
+        };
+        match (bound(1)?, bound(2)?) {
+            (Some(min), Some(max)) => self.layer(index, node, Op::Clip { min, max }, vec![]),
+            (Some(min), None) if min == 0.0 => self.layer(index, node, Op::Relu, vec![]),
+            (min, max) => Err(err(format!("a clip to [{min:?}, {max:?}] is supported only with both bounds (or a lower bound of 0)"))),
+        }
+    }
+
+    pub(super) fn conv(&mut self, index: usize, node: &NodeProto) -> Result<()> {
+        let group = attr_i(node, "group", 1);
+        let dilation = square(node, "dilations", 1)?;
+        let (dims, w) = self.floats(node.input.get(1).ok_or_else(|| err("it has no weight".into()))?)?;
+        let [co, ci, kh, kw] = dims[..] else { return Err(err(format!("weight dims {dims:?} are not [out, in, kh, kw]"))) };
+        if kh != kw {
+            return Err(err(format!("kernel {kh}x{kw} is not square")));
+        }
+        let stride = square(node, "strides", 1)?;
+        let padding = match auto_pad(node).as_str() {
+            "" | "NOTSET" => square(node, "pads", 0)?,
+            "VALID" => 0,
+            // "Same" padding is symmetric only when the stride is 1 and the dilated kernel's span
+            // is odd (Keras' and TensorFlow's usual 3x3 / 5x5 convolutions).
+            "SAME_UPPER" | "SAME_LOWER" if stride == 1 && (dilation * (kh.max(1) - 1)) % 2 == 0 => dilation * (kh.max(1) - 1) / 2,
+            other => return Err(err(format!("auto_pad {other} with stride {stride} and kernel {kh} pads the sides unequally: export with explicit, symmetric pads"))),
+        };
+        let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
+            Some(b) => self.floats(b)?.1,
+            None => vec![0.0; co],
+        };
+        let groups = usize::try_from(group).map_err(|_| err(format!("group {group} is not positive")))?;
+        let in_channels = ci.checked_mul(groups).ok_or_else(|| err(format!("group {groups} is implausible")))?;
+        let (x, extra) = self.padded_input(node)?;
+        if let [c] = self.shapes[&x][..] {
+            // A 1x1 convolution of a pooled [N, C, 1, 1] vector (a squeeze-and-excitation
+            // block's layers) is a linear layer of the vector.
+            if kh != 1 || padding + extra != 0 || groups != 1 || c != ci {
+                return Err(err(format!("a {kh}x{kh} convolution (padding {padding}, group {groups}) of a pooled vector of {c} values is supported only as a plain 1x1 one")));
+            }
+            let op = Op::Linear { in_features: ci, out_features: co };
+            return self.push(index, node, op, vec![x], vec![("weight", Tensor::new(vec![co, ci], w)?), ("bias", Tensor::new(vec![co], bias)?)]).map(drop);
+        }
+        let padding = padding.checked_add(extra).ok_or_else(|| err("its padding is implausible".into()))?;
+        let op = Op::Conv2d { in_channels, out_channels: co, kernel: kh, stride, padding, groups, dilation };
+        let weights = vec![("weight", Tensor::new(dims.clone(), w)?), ("bias", Tensor::new(vec![co], bias)?)];
+        self.push(index, node, op, vec![x], weights).map(drop)
+    }
+
+    /// The layer output that `node`'s first input is, and the padding of a zero `Pad` between
+    /// them (0 without one).
+    pub(super) fn padded_input(&mut self, node: &NodeProto) -> Result<(String, usize)> {
+        let name = input(node, 0)?;
+        match self.pads.get(name) {
+            Some((source, padding)) => Ok((source.clone(), *padding)),
+            None => Ok((self.act(name)?, 0)),
+        }
+    }
+
+    /// A constant zero `Pad` of the spatial axes, equal on every side: remembered, and taken
+    /// over by the `Conv` or `AveragePool` that reads it.
+    pub(super) fn pad(&mut self, node: &NodeProto, opset: i64) -> Result<()> {
+        let mode = attr(node, "mode").map(|a| String::from_utf8_lossy(&a.s).into_owned()).unwrap_or_else(|| "constant".into());
+        if mode != "constant" {
+            return Err(err(format!("mode {mode} is not supported; only zero (constant) padding is")));
+        }
+        let pads = if opset < 11 { attr_ints(node, "pads").unwrap_or_default() } else { self.ints(input(node, 1)?)? };
+        if let Some(value) = node.input.get(2).filter(|v| !v.is_empty()) {
+            if self.floats(value)?.1.iter().any(|&v| v != 0.0) {
+                return Err(err("a padding value other than 0 is not supported".into()));
+            }
+        }
+        if node.input.get(3).is_some_and(|a| !a.is_empty()) {
+            return Err(err("a Pad with explicit axes is not supported: export with pads for all four axes".into()));
+        }
+        let [0, 0, top, left, 0, 0, bottom, right] = pads[..] else {
+            return Err(err(format!("pads {pads:?} pad the batch or channel axes, or are not for an [N, C, H, W] tensor")));
+        };
+        if !(top == left && top == bottom && top == right && top >= 0) {
+            return Err(err(format!("pads {pads:?} differ between sides; only equal padding on all four sides can be folded into the next layer")));
+        }
+        let padding = usize::try_from(top).map_err(|_| err(format!("pads {pads:?} are implausible")))?;
+        let (source, before) = self.padded_input(node)?;
+        let padding = padding.checked_add(before).filter(|&p| p <= limits::MAX_SIDE).ok_or_else(|| err(format!("pads {pads:?} are implausible")))?;
+        self.pads.insert(output(node)?.to_string(), (source, padding));
+        Ok(())
+    }
+
+    pub(super) fn pool(&mut self, index: usize, node: &NodeProto) -> Result<()> {
+        self.check_unused_outputs(node, 1)?;
+        if square(node, "dilations", 1)? != 1 {
+            return Err(err("dilated pooling is not supported".into()));
+        }
+        if !matches!(auto_pad(node).as_str(), "" | "NOTSET" | "VALID") {
+            return Err(err(format!("auto_pad {} is not supported for pooling: export with explicit pads", auto_pad(node))));
+        }
+        let kernel = square(node, "kernel_shape", 0)?;
+        let (stride, padding) = (square(node, "strides", 1)?, square(node, "pads", 0)?);
+        let max = node.op_type == "MaxPool";
+        let (x, extra) = if max { (self.act(input(node, 0)?)?, 0) } else { self.padded_input(node)? };
+        if attr_i(node, "ceil_mode", 0) != 0 {
+            // Rounding the output size up adds a last, partial window, unless the windows
+            // already tile the input exactly: then ceil_mode changes nothing and is accepted.
+            let shape = &self.shapes[&x];
+            if let [_, h, w] = shape[..] {
+                let (floor_h, floor_w) = (pool_size(h, kernel, stride, padding, false), pool_size(w, kernel, stride, padding, false));
+                let (ceil_h, ceil_w) = (pool_size(h, kernel, stride, padding, true), pool_size(w, kernel, stride, padding, true));
+                if (floor_h, floor_w) != (ceil_h, ceil_w) {
+                    return Err(err(format!(
+                        "ceil_mode = 1 makes the output {ceil_h}x{ceil_w} instead of {floor_h}x{floor_w} on this {h}x{w} input (a last, partial window), which is not supported: export with ceil_mode=False or an input size the windows tile"
+                    )));
+                }
+            }
+        }
+        let padding = padding.checked_add(extra).ok_or_else(|| err("its padding is implausible".into()))?;
+        let op = if max {
+            Op::MaxPool2d { kernel, stride, padding }
+        } else {
+            if padding > 0 && attr_i(node, "count_include_pad", 0) == 0 && extra < padding {
+                return Err(err("average pooling that leaves padding out of the divisor (count_include_pad = 0) is not supported".into()));
+            }
+            Op::AvgPool2d { kernel, stride, padding }
+        };
+        self.push(index, node, op, vec![x], vec![]).map(drop)
+    }
+
+    /// Channels of two or more layer outputs stacked (axis 1, or -3 of an NCHW tensor).
+    pub(super) fn concat(&mut self, index: usize, node: &NodeProto) -> Result<()> {
+        let axis = attr_i(node, "axis", 1);
+        if axis != 1 && axis != -3 {
+            return Err(err(format!("a Concat along axis {axis} is supported only along the channels (axis 1)")));
+        }
+        let inputs = node.input.iter().filter(|i| !i.is_empty()).map(|i| self.act(i)).collect::<Result<Vec<_>>>()?;
+        match inputs.len() {
+            0 => Err(err("it has no input".into())),
+            1 => self.alias(node),
+            n if n > crate::model::MAX_CONCAT_INPUTS => Err(err(format!("it joins {n} tensors (at most {})", crate::model::MAX_CONCAT_INPUTS))),
+            _ => self.push(index, node, Op::Concat, inputs, vec![]).map(drop),
+        }
+    }
+
+    pub(super) fn reduce_mean(&mut self, index: usize, node: &NodeProto, opset: i64) -> Result<()> {
+        let axes = match (attr_ints(node, "axes"), node.input.get(1).filter(|a| !a.is_empty())) {
+            (Some(a), _) => a,
+            (None, Some(input)) if opset >= 18 => self.ints(input)?,
+            _ => return Err(err("a mean over all axes is not a layer".into())),
+        };
+        let mut axes: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + 4 } else { a }).collect();
+        axes.sort_unstable();
+        if axes != [2, 3] {
+            return Err(err(format!("a mean over axes {axes:?} is supported only over H and W (a global average pool)")));
+        }
+        self.layer(index, node, Op::GlobalAvgPool, vec![])
+    }
+
+    pub(super) fn batch_norm(&mut self, index: usize, node: &NodeProto) -> Result<()> {
+        self.check_unused_outputs(node, 1)?;
+        if attr_i(node, "training_mode", 0) != 0 {
+            return Err(err("batch norm in training mode: export the model in eval mode".into()));
+        }
+        let get = |k: usize| self.floats(node.input.get(k).ok_or_else(|| err("it lacks an input".into()))?);
+        let (weight, bias, mean, var) = (get(1)?.1, get(2)?.1, get(3)?.1, get(4)?.1);
+        let channels = weight.len();
+        let t = |v: Vec<f32>| Tensor::new(vec![channels], v);
+        let op = Op::BatchNorm2d { channels, eps: attr_f(node, "epsilon", 1e-5) };
+        self.layer(index, node, op, vec![("weight", t(weight)?), ("bias", t(bias)?), ("running_mean", t(mean)?), ("running_var", t(var)?)])
+    }
+
+    pub(super) fn flatten(&mut self, index: usize, node: &NodeProto, to_features: bool) -> Result<()> {
+        if !to_features {
+            return Err(err("only a flatten to [N, features] (axis 1) is supported".into()));
+        }
+        let x = self.act(input(node, 0)?)?;
+        if self.shapes[&x].len() == 1 {
+            // Already [features] per image (e.g. after a global average pool).
+            return self.alias(node);
+        }
+        self.push(index, node, Op::Flatten, vec![x], vec![]).map(drop)
+    }
+
+    /// `Unsqueeze` of a per-channel vector `[N, C]` to `[N, C, 1, 1]`: the same values (the
+    /// bundle's vectors broadcast over a map's pixels where they are multiplied).
+    pub(super) fn unsqueeze(&mut self, node: &NodeProto, opset: i64) -> Result<()> {
+        let x = self.act(input(node, 0)?)?;
+        let mut axes = if opset < 13 { attr_ints(node, "axes").unwrap_or_default() } else { self.ints(input(node, 1)?)? };
+        axes.iter_mut().for_each(|a| *a = if *a < 0 { *a + 4 } else { *a });
+        axes.sort_unstable();
+        if self.shapes[&x].len() == 1 && axes == [2, 3] {
+            return self.alias(node);
+        }
+        Err(err(format!("Unsqueeze of a {:?} output along axes {axes:?} is supported only from [N, C] to [N, C, 1, 1]", self.shapes[&x])))
+    }
+
+    pub(super) fn reshape(&mut self, index: usize, node: &NodeProto) -> Result<()> {
+        let x = self.act(node.input.first().ok_or_else(|| err("it has no input".into()))?)?;
+        let target = self.ints(node.input.get(1).ok_or_else(|| err("it has no shape".into()))?)?;
+        let per_image = &self.shapes[&x];
+        // A vector [N, C] as [N, C, 1, 1] (or back): the same values.
+        if let ([c], [_, tc, 1, 1]) = (per_image.as_slice(), target.as_slice()) {
+            if *tc == *c as i64 || *tc == -1 {
+                return self.alias(node);
+            }
+        }
+        let features = per_image.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).and_then(|f| i64::try_from(f).ok()).ok_or_else(|| err("the input is too large".into()))?;
+        let flat = match target[..] {
+            [n, f] => (n == 0 || n == 1 || n == -1) && (f == -1 || f == features) && !(n == -1 && f == -1),
+            _ => false,
+        };
+        let same = target.len() == per_image.len() + 1 && target[1..].iter().zip(per_image).all(|(&t, &s)| t == s as i64 || t == 0);
+        if same {
+            return self.alias(node);
+        }
+        if !flat {
+            return Err(err(format!("Reshape to {target:?} is supported only as a flatten to [N, {features}]")));
+        }
+        self.flatten(index, node, true)
+    }
+
+    pub(super) fn gemm(&mut self, index: usize, node: &NodeProto) -> Result<()> {
+        if attr_i(node, "transA", 0) != 0 {
+            return Err(err("transA = 1 is not supported".into()));
+        }
+        let (alpha, beta) = (attr_f(node, "alpha", 1.0), attr_f(node, "beta", 1.0));
+        let (dims, b) = self.floats(input(node, 1)?)?;
+        let [r, c] = dims[..] else { return Err(err(format!("weight dims {dims:?} are not a matrix"))) };
+        // The bundle's linear weight is [out, in].
+        let (out, inp, mut weight) = if attr_i(node, "transB", 0) == 1 { (r, c, b) } else { (c, r, transpose(&b, r, c)) };
+        weight.iter_mut().for_each(|v| *v *= alpha);
+        let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
+            Some(name) => broadcast(&self.floats(name)?.1, out)?.into_iter().map(|v| v * beta).collect(),
+            None => vec![0.0; out],
+        };
+        let op = Op::Linear { in_features: inp, out_features: out };
+        self.layer(index, node, op, vec![("weight", Tensor::new(vec![out, inp], weight)?), ("bias", Tensor::new(vec![out], bias)?)])
+    }
+
+    pub(super) fn matmul(&mut self, index: usize, node: &NodeProto) -> Result<()> {
+        let (dims, b) = self.floats(input(node, 1)?)?;
+        let [inp, out] = dims[..] else { return Err(err(format!("a MatMul by {dims:?} is supported only with a constant matrix"))) };
+        let op = Op::Linear { in_features: inp, out_features: out };
+        let x = self.act(input(node, 0)?)?;
+        let weights = vec![("weight", Tensor::new(vec![out, inp], transpose(&b, inp, out))?), ("bias", Tensor::new(vec![out], vec![0.0; out])?)];
+        let name = self.push(index, node, op, vec![x], weights)?;
+        if self.uses.get(output(node)?).copied() == Some(1) {
+            self.open_bias.insert(name);
+        }
+        Ok(())
+    }
+
+    /// `Add` of two layers' outputs; otherwise an elementwise op with a constant, which is
+    /// folded: into the input's normalisation, or into the bias of the `MatMul` before it.
+    pub(super) fn arithmetic(&mut self, index: usize, node: &NodeProto) -> Result<()> {
+        let [a, b] = &node.input[..] else { return Err(err("it needs two inputs".into())) };
+        let (a_const, b_const) = (self.consts.contains_key(a), self.consts.contains_key(b));
+        if !a_const && !b_const {
+            let (x, y) = (self.act(a)?, self.act(b)?);
+            return match node.op_type.as_str() {
+                "Add" if self.shapes[&x] == self.shapes[&y] => self.push(index, node, Op::Add, vec![x, y], vec![]).map(drop),
+                "Add" => Err(err(format!("it adds shapes {:?} and {:?}; only equal shapes are supported", self.shapes[&x], self.shapes[&y]))),
+                // A gate [C] times maps [C, H, W] (squeeze-and-excitation): the maps first.
+                "Mul" if self.shapes[&x].len() < self.shapes[&y].len() => self.push(index, node, Op::Mul, vec![y, x], vec![]).map(drop),
+                "Mul" => self.push(index, node, Op::Mul, vec![x, y], vec![]).map(drop),
+                op => Err(err(format!("{op} of two layers' outputs is not supported (only Add and Mul)"))),
+            };
+        }
+        let (value, constant, const_first) = if a_const { (b, a, true) } else { (a, b, false) };
+        let x = self.act(value)?;
+        let (_, k) = self.floats(constant)?;
+        if x == INPUT_NAME && !self.input_read {
+            return self.fold_normalisation(node, &k, const_first);
+        }
+        if node.op_type == "Add" && self.open_bias.remove(&x) {
+            let key = format!("{x}.bias");
+            let out = self.weights[&key].data().len();
+            self.weights.insert(key, Tensor::new(vec![out], broadcast(&k, out)?)?);
+            self.values.insert(output(node)?.to_string(), x);
+            return Ok(());
+        }
+        Err(err(format!(
+            "{} with a constant is supported only as the input's normalisation (before any layer) or as the bias after a MatMul",
+            node.op_type
+        )))
+    }
+
+    /// The graph's own normalisation of its input, composed into the bundle's mean and std:
+    /// with x' = (x - mean) / std so far, `x' - k` has mean + k std, `x' / k` has std k, ...
+    pub(super) fn fold_normalisation(&mut self, node: &NodeProto, k: &[f32], const_first: bool) -> Result<()> {
+        let channels = self.mean.len();
+        let k = broadcast(k, channels)?;
+        match (node.op_type.as_str(), const_first) {
+            ("Sub", false) => self.mean.iter_mut().zip(&self.std).zip(&k).for_each(|((m, s), k)| *m += k * s),
+            ("Add", _) => self.mean.iter_mut().zip(&self.std).zip(&k).for_each(|((m, s), k)| *m -= k * s),
+            ("Div", false) => self.std.iter_mut().zip(&k).for_each(|(s, k)| *s *= k),
+            ("Mul", _) => self.std.iter_mut().zip(&k).for_each(|(s, k)| *s /= k),
+            (op, _) => return Err(err(format!("a constant {op} the input (constant first) is not a normalisation"))),
+        }
+        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || self.mean.iter().any(|m| !m.is_finite()) {
+            return Err(err("the input normalisation it implies has a non-positive or non-finite std".into()));
+        }
+        self.values.insert(output(node)?.to_string(), INPUT_NAME.to_string());
+        Ok(())
+    }
+}
+
+/// A node's `auto_pad` attribute ("" when absent).
+fn auto_pad(node: &NodeProto) -> String {
+    attr(node, "auto_pad").map(|a| String::from_utf8_lossy(&a.s).into_owned()).unwrap_or_default()
+}
+
+/// Output size of a pooling window along one axis, with the output size rounded down or (ONNX's
+/// and PyTorch's `ceil_mode`) up, where a last window may not start in the right padding; 0
+/// when the window does not fit.
+fn pool_size(size: usize, kernel: usize, stride: usize, padding: usize, ceil: bool) -> usize {
+    let padded = size.saturating_add(padding.saturating_mul(2));
+    if stride == 0 || kernel == 0 || padded < kernel {
+        return 0;
+    }
+    let span = padded - kernel;
+    let mut out = if ceil { span.div_ceil(stride) + 1 } else { span / stride + 1 };
+    if ceil && (out - 1) * stride >= size + padding {
+        out -= 1;
+    }
+    out
+}
+
+/// `m` (`rows x cols`, row-major) transposed.
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; m.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = m[r * cols + c];
+        }
+    }
+    out
+}
+
+/// A per-channel (or per-feature) constant of `n` values, or one value repeated.
+fn broadcast(k: &[f32], n: usize) -> Result<Vec<f32>> {
+    match k.len() {
+        1 => Ok(vec![k[0]; n]),
+        len if len == n => Ok(k.to_vec()),
+        len => Err(err(format!("a constant of {len} values does not broadcast to {n} channels or features"))),
+    }
+}
