@@ -164,14 +164,15 @@ pub(super) fn fold(node: &NodeProto, inputs: &[Option<&Const>], opset: i64) -> R
                     t => dims.push(usize::try_from(t).map_err(|_| err(format!("shape {target:?} is not a shape")))?),
                 }
             }
+            let product = |dims: &[usize]| dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
             if let Some(k) = unknown {
-                let known: usize = dims.iter().product();
+                let known = product(&dims).unwrap_or(0);
                 if known == 0 || data.len() % known != 0 {
                     return Err(err(format!("{:?} does not reshape to {target:?}", data.dims)));
                 }
                 dims[k] = data.len() / known;
             }
-            if dims.iter().product::<usize>() != data.len() {
+            if product(&dims) != Some(data.len()) {
                 return Err(err(format!("{:?} does not reshape to {target:?}", data.dims)));
             }
             Ok(Const { dims, values: data.values.clone(), int: data.int, opaque: false })
@@ -205,13 +206,14 @@ pub(super) fn fold(node: &NodeProto, inputs: &[Option<&Const>], opset: i64) -> R
                 if step == 0 {
                     return Err(err("a slice step of 0".into()));
                 }
-                let clamp = |v: i64, lo: i64, hi: i64| if v < 0 { (v + dim).clamp(lo, hi) } else { v.clamp(lo, hi) };
+                let clamp = |v: i64, lo: i64, hi: i64| if v < 0 { v.saturating_add(dim).clamp(lo, hi) } else { v.clamp(lo, hi) };
+                // In i128: a hostile step of i64::MIN must not overflow; the count is at most `dim`.
                 let (first, count) = if step > 0 {
                     let (s, e) = (clamp(starts[k], 0, dim), clamp(ends[k], 0, dim));
-                    (s, if e > s { (e - s + step - 1) / step } else { 0 })
+                    (s, if e > s { (i128::from(e - s) + i128::from(step) - 1) / i128::from(step) } else { 0 })
                 } else {
                     let (s, e) = (clamp(starts[k], -1, dim - 1), clamp(ends[k], -1, dim - 1));
-                    (s, if s > e { (s - e - step - 1) / -step } else { 0 })
+                    (s, if s > e { (i128::from(s - e) - i128::from(step) - 1) / -i128::from(step) } else { 0 })
                 };
                 plan[a] = (first, step, count as usize);
             }
@@ -380,5 +382,14 @@ mod tests {
         assert!(e.contains("larger than"), "{e}");
         let e = fold(&node("Transpose", vec![ints_attr("perm", &[0, 0])]), &[Some(&Const::ints(vec![1, 1], vec![0]))], 17).unwrap_err().to_string();
         assert!(e.contains("not a permutation"), "{e}");
+        // Extreme slice steps and reshape targets (found by the fuzzer) are values, not overflows.
+        let v = Const::ints(vec![3], vec![1, 2, 3]);
+        let one = |x: i64| Const::ints(vec![1], vec![x]);
+        let sliced = fold(&node("Slice", vec![]), &[Some(&v), Some(&one(2)), Some(&one(i64::MIN)), Some(&one(0)), Some(&one(i64::MIN))], 17).unwrap();
+        assert_eq!(sliced.as_ints().unwrap(), vec![3]);
+        let sliced = fold(&node("Slice", vec![]), &[Some(&v), Some(&one(0)), Some(&one(i64::MAX)), Some(&one(0)), Some(&one(i64::MAX))], 17).unwrap();
+        assert_eq!(sliced.as_ints().unwrap(), vec![1]);
+        let e = fold(&node("Reshape", vec![]), &[Some(&v), Some(&Const::ints(vec![3], vec![1 << 40, 1 << 40, -1]))], 17).unwrap_err().to_string();
+        assert!(e.contains("does not reshape"), "{e}");
     }
 }
