@@ -22,7 +22,7 @@ pub const KERNELS: [(&str, &str); 31] = [
     ("normalize_forward", include_str!("kernels/normalize.wgsl")),
     ("conv2d_forward", include_str!("kernels/conv2d.wgsl")),
     ("relu_forward", include_str!("kernels/relu.wgsl")),
-    ("clip_forward", include_str!("kernels/clip.wgsl")),
+    ("clip_forward", include_str!("kernels/activations.wgsl")),
     ("max_pool2d_forward", include_str!("kernels/max_pool2d.wgsl")),
     ("linear_forward", include_str!("kernels/linear.wgsl")),
     ("avg_pool2d_forward", include_str!("kernels/avg_pool2d.wgsl")),
@@ -34,17 +34,17 @@ pub const KERNELS: [(&str, &str); 31] = [
     ("avg_pool2d_backward", include_str!("kernels/pool2d_backward.wgsl")),
     ("linear_backward", include_str!("kernels/linear_backward.wgsl")),
     ("relu_backward", include_str!("kernels/elementwise_backward.wgsl")),
-    ("clip_backward", include_str!("kernels/clip.wgsl")),
-    ("sigmoid_forward", include_str!("kernels/sigmoid.wgsl")),
-    ("sigmoid_backward", include_str!("kernels/sigmoid.wgsl")),
-    ("leaky_relu_forward", include_str!("kernels/leaky_relu.wgsl")),
-    ("leaky_relu_backward", include_str!("kernels/leaky_relu.wgsl")),
+    ("clip_backward", include_str!("kernels/activations.wgsl")),
+    ("sigmoid_forward", include_str!("kernels/activations.wgsl")),
+    ("sigmoid_backward", include_str!("kernels/activations.wgsl")),
+    ("leaky_relu_forward", include_str!("kernels/activations.wgsl")),
+    ("leaky_relu_backward", include_str!("kernels/activations.wgsl")),
     ("concat_forward", include_str!("kernels/concat.wgsl")),
     ("concat_backward", include_str!("kernels/concat.wgsl")),
-    ("hard_sigmoid_forward", include_str!("kernels/hard_activations.wgsl")),
-    ("hard_sigmoid_backward", include_str!("kernels/hard_activations.wgsl")),
-    ("hard_swish_forward", include_str!("kernels/hard_activations.wgsl")),
-    ("hard_swish_backward", include_str!("kernels/hard_activations.wgsl")),
+    ("hard_sigmoid_forward", include_str!("kernels/activations.wgsl")),
+    ("hard_sigmoid_backward", include_str!("kernels/activations.wgsl")),
+    ("hard_swish_forward", include_str!("kernels/activations.wgsl")),
+    ("hard_swish_backward", include_str!("kernels/activations.wgsl")),
     ("mul_forward", include_str!("kernels/mul.wgsl")),
     ("mul_backward_a", include_str!("kernels/mul.wgsl")),
     ("mul_backward_b", include_str!("kernels/mul.wgsl")),
@@ -336,7 +336,7 @@ impl GpuEngine {
                 }
                 Op::Clip { min, max } => {
                     let y = self.output_buffer(&node.name, len);
-                    // The clip kernels read x through binding 1 (binding 0 is the gradient).
+                    // The activation kernels read x through binding 1 (binding 0 is the gradient).
                     self.dispatch(encoder, "clip_forward", &[(1, x), (3, &y)], &[len as u32, min.to_bits(), max.to_bits(), 0], len);
                     y
                 }
