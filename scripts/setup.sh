@@ -63,8 +63,10 @@ fi
 
 [ "$what" = all ] || exit 0
 
-stage "Chromium, chromedriver, lavapipe"
+stage "Chromium, chromedriver, lavapipe, gloo headers"
 apt_install chromium chromium-driver mesa-vulkan-drivers
+# gloo's headers: the trainer's c10d shim (advlens train --distributed) compiles against them.
+apt_install libgloo-dev
 [ -x /usr/bin/chromium ] || die "no /usr/bin/chromium after installing Debian's chromium"
 
 stage "playwright-core (drives the system Chromium; downloads no browser)"

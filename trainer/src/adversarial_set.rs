@@ -14,7 +14,7 @@ use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::attack::Attack;
+use crate::attack::{Attack, BatchPart};
 use crate::net::{images_tensor, Net};
 
 /// The ensemble attack's settings (the single-image version is `advlens_shared::attack`).
@@ -145,7 +145,7 @@ pub fn attack_set(
                 ensemble_attack(nets, &x, t, cfg)
             }
             (None, Some(attack)) => match &targets {
-                Some(t) => attack.iterate(nets[0], &x, t, true),
+                Some(t) => attack.iterate(nets[0], &x, t, true, BatchPart::whole(&x)),
                 None => attack.perturb(nets[0], &x, &y),
             },
             (None, None) => bail!("no attack given"),

@@ -84,27 +84,57 @@ impl fmt::Display for Attack {
     }
 }
 
+/// Which rows of a larger batch a tensor holds: rows `offset..offset + len` of `total`.
+///
+/// Random draws (attack starts) are made for the whole batch and cut to the part, so a batch
+/// split across the ranks of a distributed run gets exactly the noise it would get in one process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchPart {
+    pub offset: i64,
+    pub total: i64,
+}
+
+impl BatchPart {
+    /// The whole batch of `x`.
+    pub fn whole(x: &Tensor) -> Self {
+        BatchPart { offset: 0, total: x.size()[0] }
+    }
+
+    /// A random tensor shaped like `x` but drawn for the whole batch, cut to this part.
+    fn draw(&self, x: &Tensor, draw: impl Fn(&[i64]) -> Tensor) -> Tensor {
+        let mut shape = x.size();
+        let len = shape[0];
+        shape[0] = self.total;
+        draw(&shape).narrow(0, self.offset, len)
+    }
+}
+
 impl Attack {
     /// Adversarial versions of `images` `[N,C,H,W]` for true `labels` `[N]` (no gradient graph).
     pub fn perturb(&self, net: &Net, images: &Tensor, labels: &Tensor) -> Tensor {
+        self.perturb_part(net, images, labels, BatchPart::whole(images))
+    }
+
+    /// [`Attack::perturb`] of the rows `part` of a larger batch.
+    pub fn perturb_part(&self, net: &Net, images: &Tensor, labels: &Tensor, part: BatchPart) -> Tensor {
         match self.kind {
             AttackKind::Fgsm => {
                 let step = Attack { steps: 1, step_size: self.epsilon, random_start: false, ..self.clone() };
-                step.iterate(net, images, labels, false)
+                step.iterate(net, images, labels, false, part)
             }
-            AttackKind::Pgd => self.iterate(net, images, labels, false),
+            AttackKind::Pgd => self.iterate(net, images, labels, false, part),
             AttackKind::LeastLikely => {
                 let target = tch::no_grad(|| net.forward(images).argmin(-1, false));
-                self.iterate(net, images, &target, true)
+                self.iterate(net, images, &target, true, part)
             }
         }
     }
 
     /// Signed (L-inf) or normalised (L2) gradient steps on the cross-entropy of `labels`:
     /// ascending it (untargeted) or descending it (`targeted`), projected after each step.
-    pub fn iterate(&self, net: &Net, images: &Tensor, labels: &Tensor, targeted: bool) -> Tensor {
+    pub fn iterate(&self, net: &Net, images: &Tensor, labels: &Tensor, targeted: bool, part: BatchPart) -> Tensor {
         let x0 = images.detach();
-        let mut x = if self.random_start { self.project(&x0, &(&x0 + self.random_delta(&x0))) } else { x0.shallow_clone() };
+        let mut x = if self.random_start { self.project(&x0, &(&x0 + self.random_delta(&x0, part))) } else { x0.shallow_clone() };
         for _ in 0..self.steps {
             let xr = x.detach().set_requires_grad(true);
             let loss = net.forward(&xr).cross_entropy_loss::<Tensor>(labels, None, Reduction::Sum, -100, 0.0);
@@ -124,12 +154,13 @@ impl Attack {
     }
 
     /// A uniformly random point of the L-inf ball, or a random direction in the L2 ball.
-    fn random_delta(&self, x: &Tensor) -> Tensor {
+    fn random_delta(&self, x: &Tensor, part: BatchPart) -> Tensor {
+        let options = (x.kind(), x.device());
         match self.norm {
-            Norm::Linf => (x.rand_like() * 2.0 - 1.0) * self.epsilon,
+            Norm::Linf => (part.draw(x, |s| Tensor::rand(s, options)) * 2.0 - 1.0) * self.epsilon,
             Norm::L2 => {
-                let d = x.randn_like();
-                let radius = Tensor::rand([x.size()[0], 1, 1, 1], (Kind::Float, x.device())) * self.epsilon;
+                let d = part.draw(x, |s| Tensor::randn(s, options));
+                let radius = part.draw(&x.narrow(1, 0, 1).narrow(2, 0, 1).narrow(3, 0, 1), |s| Tensor::rand(s, (Kind::Float, x.device()))) * self.epsilon;
                 &d / per_image_norm(&d).clamp_min(1e-12) * radius
             }
         }
@@ -156,11 +187,12 @@ pub fn per_image_norm(t: &Tensor) -> Tensor {
 
 /// TRADES' inner maximisation: from `x + 0.001 N(0, 1)`, signed steps that increase
 /// `KL(f(x) || f(x'))`, projected on the L-inf ball (Zhang et al. 2019).
-pub fn trades_perturb(net: &Net, images: &Tensor, epsilon: f64, step_size: f64, steps: usize) -> Tensor {
+pub fn trades_perturb(net: &Net, images: &Tensor, epsilon: f64, step_size: f64, steps: usize, part: BatchPart) -> Tensor {
     let x0 = images.detach();
     let clean = tch::no_grad(|| net.forward(&x0).softmax(-1, Kind::Float));
     let ball = Attack { kind: AttackKind::Pgd, norm: Norm::Linf, epsilon, step_size, steps, random_start: false };
-    let mut x = ball.project(&x0, &(&x0 + x0.randn_like() * 0.001));
+    let noise = part.draw(&x0, |s| Tensor::randn(s, (x0.kind(), x0.device())));
+    let mut x = ball.project(&x0, &(&x0 + noise * 0.001));
     for _ in 0..steps {
         let xr = x.detach().set_requires_grad(true);
         let kl = net.forward(&xr).log_softmax(-1, Kind::Float).kl_div(&clean, Reduction::Sum, false);

@@ -184,6 +184,14 @@ pub struct TrainArgs {
     /// other training options are ignored; --epochs may raise the epoch count).
     #[arg(long)]
     pub resume: bool,
+    /// Run as one rank of a data-parallel job launched by torchrun (Gloo): each --batch-size
+    /// batch is split across the ranks, rank 0 writes the run. See docs/distributed.md.
+    #[arg(long)]
+    pub distributed: bool,
+    /// With --distributed: seconds any rank waits for the others (at start and in each step)
+    /// before giving up with an error.
+    #[arg(long, default_value_t = 300, value_name = "S", requires = "distributed")]
+    pub dist_timeout: u64,
     #[command(flatten)]
     pub device: DeviceArgs,
 }

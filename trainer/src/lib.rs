@@ -12,6 +12,7 @@ pub mod attack;
 pub mod bench;
 pub mod checkpoint;
 pub mod data;
+pub mod dist;
 pub mod device;
 pub mod eval;
 pub mod export;

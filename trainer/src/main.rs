@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use advlens_trainer::data::{report, Dataset, DatasetKind, Split};
-use advlens_trainer::{bench, device, eval, export, train};
+use advlens_trainer::{bench, device, dist, eval, export, train};
 use anyhow::{Context, Result};
 use clap::Parser;
 
@@ -28,6 +28,25 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The configuration of `advlens train`: from the flags, or for --resume from the run's
+/// config.json (with --epochs able to raise the epoch count and --data to move the data).
+fn train_config(a: cli::TrainArgs) -> Result<train::TrainConfig> {
+    if !a.resume {
+        return a.into_config();
+    }
+    let path = a.out.join("config.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}: --resume needs the --out of an earlier `advlens train`", path.display()))?;
+    let mut config: train::TrainConfig = serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+    config.epochs = config.epochs.max(a.epochs);
+    // The run continues where it is now (it may have been moved or copied), and reads the data
+    // from where it is now when --data says so.
+    config.out_dir = a.out.clone();
+    if let Some(data) = a.data {
+        config.data_dir = data;
+    }
+    Ok(config)
 }
 
 /// The error and its causes on one line. A cause whose text its parent already shows (many
@@ -52,8 +71,15 @@ fn error_line(err: &anyhow::Error) -> String {
 fn run(args: cli::Cli) -> Result<ExitCode> {
     match args.command {
         cli::Command::Train(a) => {
-            let device = device::select(&a.device.device, a.device.threads)?;
-            eprintln!("device: {}", device::describe(device, a.device.threads));
+            let team = if a.distributed { Some(dist::Team::join(&dist::Launch::from_env()?, a.dist_timeout)?) } else { None };
+            let mut device = device::select(&a.device.device, a.device.threads)?;
+            if let (Some(t), tch::Device::Cuda(_)) = (&team, device) {
+                device = tch::Device::Cuda(t.local_rank); // one GPU per rank
+            }
+            match &team {
+                Some(t) => eprintln!("rank {} of {}, device: {}", t.rank, t.world, device::describe(device, a.device.threads)),
+                None => eprintln!("device: {}", device::describe(device, a.device.threads)),
+            }
             let stop = Arc::new(AtomicBool::new(false));
             let flag = stop.clone();
             // The first Ctrl-C asks the loop to save and stop; a second one kills at once.
@@ -63,24 +89,35 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
                 }
                 eprintln!("\nstopping after this step (Ctrl-C again to abort without saving)");
             })?;
-            let resume = a.resume;
-            let config = if resume {
-                let path = a.out.join("config.json");
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading {}: --resume needs the --out of an earlier `advlens train`", path.display()))?;
-                let mut config: train::TrainConfig = serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
-                config.epochs = config.epochs.max(a.epochs);
-                // The run continues where it is now (it may have been moved or copied), and
-                // reads the data from where it is now when --data says so.
-                config.out_dir = a.out.clone();
-                if let Some(data) = a.data {
-                    config.data_dir = data;
+            let (resume, config) = match &team {
+                None => (a.resume, train_config(a)?),
+                Some(t) => {
+                    // Every rank must run the same command; rank 0's config (its run id, or the
+                    // resumed run's saved config) is the job's.
+                    let command: Vec<String> = std::env::args().skip(1).collect();
+                    t.check_same("command line", dist::fingerprint(command.join("\0").as_bytes()))?;
+                    let local = if t.is_main() {
+                        let mut a = a;
+                        // torchrun restarted the job after a failure (--max-restarts): continue
+                        // from the last checkpoint instead of refusing the existing run.
+                        if !a.resume && t.attempt > 0 && a.out.join("last.safetensors").exists() {
+                            eprintln!("restart {} of the job: resuming {} from its last checkpoint", t.attempt, a.out.display());
+                            a.resume = true;
+                        }
+                        let resume = a.resume;
+                        train_config(a).map(|c| Some((resume, c)))
+                    } else {
+                        Ok(None)
+                    };
+                    let local = t.agree(local)?;
+                    let text = t.broadcast_text(&local.map(|c| serde_json::to_string(&c)).transpose()?.unwrap_or_default(), 1 << 20)?;
+                    serde_json::from_str(&text).context("reading rank 0's training configuration")?
                 }
-                config
-            } else {
-                a.into_config()?
             };
-            let summary = train::train(&config, device, resume, stop, args.quiet)?;
+            let summary = train::train(&config, device, resume, stop, args.quiet, team.as_ref())?;
+            if team.as_ref().is_some_and(|t| !t.is_main()) {
+                return Ok(if summary.interrupted { ExitCode::from(1) } else { ExitCode::SUCCESS });
+            }
             println!("{}", serde_json::to_string(&summary)?);
             if summary.interrupted {
                 eprintln!("interrupted: continue with `advlens train --resume --out {}`", config.out_dir.display());

@@ -11,7 +11,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
-use crate::attack::{trades_perturb, Attack};
+use crate::attack::{trades_perturb, Attack, BatchPart};
 use crate::net::Net;
 
 /// How a model is trained.
@@ -79,18 +79,24 @@ pub struct StepLoss {
 
 /// The loss of batch `(x, y)` under `mode`, in training mode (batch norm updates its statistics).
 pub fn step_loss(net: &Net, mode: &Mode, x: &Tensor, y: &Tensor) -> StepLoss {
+    step_loss_part(net, mode, x, y, BatchPart::whole(x))
+}
+
+/// [`step_loss`] of the rows `part` of a larger batch (one rank's share in distributed
+/// training): the loss is this part's mean, and attack starts are drawn as for the whole batch.
+pub fn step_loss_part(net: &Net, mode: &Mode, x: &Tensor, y: &Tensor, part: BatchPart) -> StepLoss {
     match mode {
         Mode::Standard => {
             let logits = net.forward_t(x, true);
             StepLoss { loss: logits.cross_entropy_for_logits(y), clean_logits: Some(logits), adversarial_logits: None }
         }
         Mode::Pgd { attack } => {
-            let x_adv = attack.perturb(net, x, y);
+            let x_adv = attack.perturb_part(net, x, y, part);
             let logits = net.forward_t(&x_adv, true);
             StepLoss { loss: logits.cross_entropy_for_logits(y), clean_logits: None, adversarial_logits: Some(logits) }
         }
         Mode::Trades { beta, attack } => {
-            let x_adv = trades_perturb(net, x, attack.epsilon, attack.step_size, attack.steps);
+            let x_adv = trades_perturb(net, x, attack.epsilon, attack.step_size, attack.steps, part);
             let b = x.size()[0];
             let logits = net.forward_t(&Tensor::cat(&[x, &x_adv], 0), true);
             let (clean, adv) = (logits.narrow(0, 0, b), logits.narrow(0, b, b));
@@ -98,7 +104,7 @@ pub fn step_loss(net: &Net, mode: &Mode, x: &Tensor, y: &Tensor) -> StepLoss {
             StepLoss { loss, clean_logits: Some(clean), adversarial_logits: Some(adv) }
         }
         Mode::Consistent { lambda, feature_layer, attack } => {
-            let x_adv = attack.perturb(net, x, y);
+            let x_adv = attack.perturb_part(net, x, y, part);
             let (loss, clean, adv) = consistent_loss(net, x, &x_adv, y, *lambda, feature_layer, true);
             StepLoss { loss, clean_logits: Some(clean), adversarial_logits: Some(adv) }
         }

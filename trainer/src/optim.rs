@@ -31,14 +31,24 @@ impl Adam {
 
     /// Zeroes the gradients, back-propagates `loss` and updates the parameters of `net`.
     pub fn backward_step(&mut self, net: &Net, loss: &Tensor) {
-        let params = net.trainable();
-        for (_, p) in &params {
+        Self::backward(net, loss);
+        self.step(net);
+    }
+
+    /// Zeroes the gradients of `net` and back-propagates `loss` into them.
+    pub fn backward(net: &Net, loss: &Tensor) {
+        for (_, p) in net.trainable() {
             let mut g = p.grad();
             if g.defined() {
                 let _ = g.zero_();
             }
         }
         loss.backward();
+    }
+
+    /// Updates the parameters of `net` from their gradients.
+    pub fn step(&mut self, net: &Net) {
+        let params = net.trainable();
         self.t += 1;
         let t = self.t as i32;
         let bias1 = 1.0 - self.beta1.powi(t);

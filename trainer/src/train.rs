@@ -20,7 +20,8 @@ use crate::arch;
 use crate::checkpoint::{self, Checkpoint, RunDir, TrainState};
 use crate::data::batches::{train_val_split, Augment, EpochPlan, SplitMix};
 use crate::data::{Dataset, DatasetKind, Split};
-use crate::mode::{step_loss, Mode};
+use crate::dist::{self, Team};
+use crate::mode::{step_loss_part, Mode};
 use crate::net::{images_tensor, Net};
 use crate::optim::Adam;
 use crate::plot;
@@ -165,22 +166,46 @@ pub struct EpochMetrics {
 
 /// Trains `config` on `device`, writing the run directory as it goes; `resume` continues from
 /// its `last.safetensors`. `stop` is polled between steps (Ctrl-C): the run then saves and returns.
-pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<AtomicBool>, quiet: bool) -> Result<TrainSummary> {
+///
+/// With a `team`, this process is one rank of a data-parallel job: every rank runs this with
+/// rank 0's config; each global batch is split across the ranks and their gradients averaged,
+/// so the weights follow the single-process run with the same batch size (exactly, up to the
+/// order of floating-point sums, for networks without batch norm). Only rank 0 reads and writes
+/// the run directory.
+pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<AtomicBool>, quiet: bool, team: Option<&Team>) -> Result<TrainSummary> {
+    let agree = |local: Result<()>| match team {
+        Some(t) => t.agree(local),
+        None => local,
+    };
+    let is_main = team.is_none_or(Team::is_main);
+    let quiet = quiet || !is_main;
     let kind = DatasetKind::parse(&config.dataset)?;
-    let train = Arc::new(Dataset::load(kind, &config.data_dir, Split::Train)?);
-    let test = Dataset::load(kind, &config.data_dir, Split::Test)?;
-    if train.classes.len() < 2 {
-        bail!("{} has {} class ({:?}): a classifier needs at least 2", config.data_dir.display(), train.classes.len(), train.classes);
+    let loaded = (|| -> Result<_> {
+        let train = Dataset::load(kind, &config.data_dir, Split::Train)?;
+        let test = Dataset::load(kind, &config.data_dir, Split::Test)?;
+        if train.classes.len() < 2 {
+            bail!("{} has {} class ({:?}): a classifier needs at least 2", config.data_dir.display(), train.classes.len(), train.classes);
+        }
+        // The test split is read by the model built for the training split: refuse a mismatch
+        // now, not after an epoch of training.
+        test.check_fits(&config.data_dir, &config.name, train.shape, &train.classes)?;
+        Ok((train, test))
+    })();
+    let (train, test) = match team {
+        Some(t) => t.agree(loaded)?,
+        None => loaded?,
+    };
+    let train = Arc::new(train);
+    if let Some(t) = team {
+        t.check_same("training data", train.fingerprint() ^ test.fingerprint().rotate_left(1))?;
     }
-    // The test split is read by the model built for the training split: refuse a mismatch now,
-    // not after an epoch of training.
-    test.check_fits(&config.data_dir, &config.name, train.shape, &train.classes)?;
     let (mean, std) = if kind == DatasetKind::Folder { train.channel_stats() } else { kind.normalization() };
     let [c, h, w] = train.shape;
     let input = InputSpec { channels: c, height: h, width: w, mean, std };
     let run = RunDir::new(&config.out_dir);
     let (mut spec, init_weights) = match &config.init {
         // A resumed run reads its graph back: the bundle it started from may have moved.
+        Some(_) if resume && team.is_some() => bail!("--distributed cannot yet resume a fine-tuning (--init) run: resume it in one process"),
         Some(_) if resume => {
             let text = std::fs::read(run.model()).with_context(|| format!("reading {}", run.model().display()))?;
             (advlens_shared::model::parse_spec(&text)?, None)
@@ -199,24 +224,15 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
         spec.provenance.lambda = Some(*lambda);
     }
 
-    if !resume && run.last().exists() {
-        bail!("{} already holds a run: continue it with `advlens train --resume --out {0}`, or pick another --out", run.root.display());
+    if let Some(t) = team {
+        t.check_same("model", dist::fingerprint(pretty_json(&spec).as_bytes()))?;
     }
-    let resumed = if resume { Some(Checkpoint::read(&run.last())?) } else { None };
-    if let Some(ckpt) = &resumed {
-        match ckpt.run_id.as_deref() {
-            Some(id) if !config.run_id.is_empty() && id != config.run_id => bail!(
-                "{} was written by run {id}, but {} belongs to run {}: the files of two runs were mixed; copy the whole run directory, not single files",
-                run.last().display(),
-                run.config().display(),
-                config.run_id
-            ),
-            _ => {}
-        }
-    }
-    std::fs::create_dir_all(&run.root).with_context(|| format!("creating run directory {}", run.root.display()))?;
-    write_atomic_json(&run.config(), config)?;
-    write_atomic_json(&run.model(), &spec)?;
+    // Only rank 0 touches the run directory; the other ranks get its checkpoint by broadcast.
+    let opened = if is_main { open_run(config, &run, &spec, resume) } else { Ok(None) };
+    let resumed = match team {
+        Some(t) => t.agree(opened)?,
+        None => opened?,
+    };
 
     tch::manual_seed(config.seed as i64);
     let vs = nn::VarStore::new(device);
@@ -227,12 +243,22 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
     config.mode.check(&net)?;
     let mut adam = Adam::new(&net, config.learning_rate);
     let mut state = TrainState::default();
-    if let Some(ckpt) = resumed {
-        ckpt.load_net(&net)?;
-        ckpt.load_adam(&mut adam)?;
-        state = ckpt.state;
-        truncate_metrics(&run, state.epoch)?;
-        eprintln!("resuming {} at epoch {}, step {}", run.root.display(), state.epoch + 1, state.step);
+    let restored = (|| -> Result<()> {
+        if let Some(ckpt) = resumed {
+            ckpt.load_net(&net)?;
+            ckpt.load_adam(&mut adam)?;
+            state = ckpt.state;
+            truncate_metrics(&run, state.epoch)?;
+            eprintln!("resuming {} at epoch {}, step {}", run.root.display(), state.epoch + 1, state.step);
+        }
+        Ok(())
+    })();
+    agree(restored)?;
+    if let Some(t) = team {
+        // Every rank starts from rank 0's weights, moments and loop position.
+        t.broadcast_net(&net, &adam)?;
+        let text = t.broadcast_text(&serde_json::to_string(&(&state, adam.t))?, 1 << 16)?;
+        (state, adam.t) = serde_json::from_str(&text).context("reading rank 0's training state")?;
     }
 
     let n = config.limit.map_or(train.len(), |l| l.min(train.len()));
@@ -246,19 +272,45 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
         seed: config.seed,
         augment: if config.augment { Augment::CropFlip { pad: 4 } } else { Augment::None },
     };
+    // Each rank evaluates its share of the validation and test images; the counts are summed.
+    let share = |n: usize| team.map_or(0..n, |t| t.rows(n));
     let val = (!val_idx.is_empty()).then(|| {
-        let pixels: Vec<u8> = val_idx.iter().flat_map(|&i| train.image(i).iter().copied()).collect();
-        let labels: Vec<i64> = val_idx.iter().map(|&i| i64::from(train.labels[i])).collect();
+        let mine = &val_idx[share(val_idx.len())];
+        let pixels: Vec<u8> = mine.iter().flat_map(|&i| train.image(i).iter().copied()).collect();
+        let labels: Vec<i64> = mine.iter().map(|&i| i64::from(train.labels[i])).collect();
         (images_tensor(&pixels, train.shape, device), Tensor::from_slice(&labels).to_device(device))
     });
-    let test_images = images_tensor(&test.images, test.shape, device);
-    let test_labels = Tensor::from_slice(&test.labels.iter().map(|&l| i64::from(l)).collect::<Vec<_>>()).to_device(device);
+    let image_len: usize = test.shape.iter().product();
+    let mine = share(test.len());
+    let test_images = images_tensor(&test.images[mine.start * image_len..mine.end * image_len], test.shape, device);
+    let test_labels = Tensor::from_slice(&test.labels[mine].iter().map(|&l| i64::from(l)).collect::<Vec<_>>()).to_device(device);
+    let shared_accuracy = |images: &Tensor, labels: &Tensor| -> Result<f64> {
+        let mut counts = [tch::no_grad(|| correct_count(&net, images, labels)) as f64, images.size()[0] as f64];
+        if let Some(t) = team {
+            t.sum(&mut counts)?;
+        }
+        Ok(counts[0] / counts[1].max(1.0))
+    };
 
-    let mut metrics = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(run.metrics())
-        .with_context(|| format!("opening {}", run.metrics().display()))?;
+    let mut metrics = if is_main {
+        Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(run.metrics())
+                .with_context(|| format!("opening {}", run.metrics().display()))?,
+        )
+    } else {
+        None
+    };
+    let save = |path: &std::path::Path, net: &Net, adam: &Adam, state: &TrainState| -> Result<()> {
+        if is_main {
+            checkpoint::save(path, &config.run_id, net, adam, state)?;
+        }
+        Ok(())
+    };
+    // The Ctrl-C flag of any rank, learned through the previous step's collective.
+    let mut team_stop = false;
     let steps = plan.steps();
     let mut summary = TrainSummary {
         epochs_done: state.epoch,
@@ -275,31 +327,57 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
         let seconds_before = state.seconds;
         let first_step = state.step;
         for (k, batch) in plan.spawn(train.clone(), epoch, first_step).into_iter().enumerate() {
-            if stop.load(Ordering::Relaxed) {
+            if if team.is_some() { team_stop } else { stop.load(Ordering::Relaxed) } {
                 state.seconds = seconds_before + start.elapsed().as_secs_f64();
-                checkpoint::save(&run.last(), &config.run_id, &net, &adam, &state)?;
+                save(&run.last(), &net, &adam, &state)?;
                 summary.interrupted = true;
                 bar.abandon_with_message("interrupted: checkpoint saved, continue with --resume");
                 return Ok(summary);
             }
             tch::manual_seed(SplitMix::derive(config.seed, 7, state.global_step).next_u64() as i64 & i64::MAX);
             adam.lr = scheduled_lr(config.learning_rate, &config.lr_schedule, state.global_step, (steps * config.epochs) as u64);
-            let x = Tensor::from_slice(&batch.images).view([batch.len as i64, c as i64, h as i64, w as i64]).to_device(device);
-            let y = Tensor::from_slice(&batch.labels).to_device(device);
+            // This rank's rows of the batch (all of them without a team).
+            let rows = share(batch.len);
+            let image_len = c * h * w;
+            let local = rows.len();
+            let x = Tensor::from_slice(&batch.images[rows.start * image_len..rows.end * image_len])
+                .view([local as i64, c as i64, h as i64, w as i64])
+                .to_device(device);
+            let y = Tensor::from_slice(&batch.labels[rows.clone()]).to_device(device);
+            let part = team.map_or(crate::attack::BatchPart { offset: 0, total: local as i64 }, |t| t.part(batch.len));
             let warm = warmup_fraction(state.global_step, steps, config.epsilon_warmup);
             let mode = if warm < 1.0 { config.mode.scaled_epsilon(warm) } else { config.mode.clone() };
-            let (loss, correct) = guard_oom(config.batch_size, device, || {
-                let out = step_loss(&net, &mode, &x, &y);
-                adam.backward_step(&net, &out.loss);
-                let logits = out.adversarial_logits.filter(|_| matches!(config.mode, Mode::Pgd { .. })).or(out.clean_logits);
-                let correct = logits.map_or(0, |l| l.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]));
-                (out.loss.double_value(&[]), correct)
-            })?;
+            if let Some(t) = team {
+                t.broadcast_buffers(&net)?;
+            }
+            let (loss_sum, correct, stop_votes) = guard_oom(config.batch_size, device, || -> Result<(f64, f64, f64)> {
+                let (loss, correct) = if local == 0 {
+                    (Tensor::zeros([], (Kind::Float, device)), 0)
+                } else {
+                    let out = step_loss_part(&net, &mode, &x, &y, part);
+                    let logits = out.adversarial_logits.filter(|_| matches!(config.mode, Mode::Pgd { .. })).or(out.clean_logits);
+                    let correct = logits.map_or(0, |l| l.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]));
+                    (out.loss, correct)
+                };
+                let Some(t) = team else {
+                    adam.backward_step(&net, &loss);
+                    return Ok((loss.double_value(&[]) * local as f64, correct as f64, 0.0));
+                };
+                Adam::backward(&net, &(&loss + dist::zero_term(&net)));
+                let stop_vote = f64::from(u8::from(stop.load(Ordering::Relaxed)));
+                let extra = Tensor::from_slice(&[loss.double_value(&[]) * local as f64, correct as f64, stop_vote]);
+                t.average_gradients(&net, local, batch.len, &extra)?;
+                adam.step(&net);
+                let e = Vec::<f64>::try_from(&extra)?;
+                Ok((e[0], e[1], e[2]))
+            })??;
+            team_stop = stop_votes > 0.0;
+            let loss = loss_sum / batch.len.max(1) as f64;
             if !loss.is_finite() {
                 bail!("the loss became {loss} at epoch {epoch}, step {}: lower --lr (now {})", first_step + k, config.learning_rate);
             }
-            state.loss_sum += loss * batch.len as f64;
-            state.correct += correct;
+            state.loss_sum += loss_sum;
+            state.correct += correct as i64;
             state.seen += batch.len;
             state.step = first_step + k + 1;
             state.global_step += 1;
@@ -314,12 +392,12 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
             }
             if config.checkpoint_every > 0 && state.global_step % config.checkpoint_every as u64 == 0 && state.step < steps {
                 state.seconds = seconds_before + start.elapsed().as_secs_f64();
-                checkpoint::save(&run.last(), &config.run_id, &net, &adam, &state)?;
+                save(&run.last(), &net, &adam, &state)?;
             }
         }
         let seconds = seconds_before + start.elapsed().as_secs_f64();
-        let val_accuracy = val.as_ref().map(|(x, y)| tch::no_grad(|| accuracy(&net, x, y)));
-        let test_accuracy = tch::no_grad(|| accuracy(&net, &test_images, &test_labels));
+        let val_accuracy = val.as_ref().map(|(x, y)| shared_accuracy(x, y)).transpose()?;
+        let test_accuracy = shared_accuracy(&test_images, &test_labels)?;
         let line = EpochMetrics {
             epoch,
             train_loss: state.loss_sum / state.seen.max(1) as f64,
@@ -349,12 +427,14 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
             ..TrainState::default()
         };
         if improved {
-            checkpoint::save(&run.best(), &config.run_id, &net, &adam, &state)?;
+            save(&run.best(), &net, &adam, &state)?;
         }
-        checkpoint::save(&run.last(), &config.run_id, &net, &adam, &state)?;
-        writeln!(metrics, "{}", serde_json::to_string(&line)?).with_context(|| format!("writing {}", run.metrics().display()))?;
-        let history = read_metrics(&run)?;
-        plot::training_curves(&history, &run.curves()).with_context(|| format!("drawing {}", run.curves().display()))?;
+        save(&run.last(), &net, &adam, &state)?;
+        if let Some(metrics) = metrics.as_mut() {
+            writeln!(metrics, "{}", serde_json::to_string(&line)?).with_context(|| format!("writing {}", run.metrics().display()))?;
+            let history = read_metrics(&run)?;
+            plot::training_curves(&history, &run.curves()).with_context(|| format!("drawing {}", run.curves().display()))?;
+        }
         summary = TrainSummary {
             epochs_done: epoch,
             train_loss: line.train_loss,
@@ -365,6 +445,30 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
         };
     }
     Ok(summary)
+}
+
+/// Checks that `run` may be written (a new run needs an empty place, a resumed one its own
+/// checkpoint), writes its config and model, and returns the checkpoint to resume from.
+fn open_run(config: &TrainConfig, run: &RunDir, spec: &advlens_shared::model::ModelSpec, resume: bool) -> Result<Option<Checkpoint>> {
+    if !resume && run.last().exists() {
+        bail!("{} already holds a run: continue it with `advlens train --resume --out {0}`, or pick another --out", run.root.display());
+    }
+    let resumed = if resume { Some(Checkpoint::read(&run.last())?) } else { None };
+    if let Some(ckpt) = &resumed {
+        match ckpt.run_id.as_deref() {
+            Some(id) if !config.run_id.is_empty() && id != config.run_id => bail!(
+                "{} was written by run {id}, but {} belongs to run {}: the files of two runs were mixed; copy the whole run directory, not single files",
+                run.last().display(),
+                run.config().display(),
+                config.run_id
+            ),
+            _ => {}
+        }
+    }
+    std::fs::create_dir_all(&run.root).with_context(|| format!("creating run directory {}", run.root.display()))?;
+    write_atomic_json(&run.config(), config)?;
+    write_atomic_json(&run.model(), spec)?;
+    Ok(resumed)
 }
 
 /// Runs `f`, turning libtorch's out-of-memory failure into an error that says what to do.
@@ -410,6 +514,11 @@ fn truncate_metrics(run: &RunDir, epochs_done: usize) -> Result<()> {
 
 /// Top-1 accuracy of `net` on `images`, in batches of 500.
 pub fn accuracy(net: &Net, images: &Tensor, labels: &Tensor) -> f64 {
+    correct_count(net, images, labels) as f64 / images.size()[0].max(1) as f64
+}
+
+/// How many of `images` `net` classifies as `labels`, in batches of 500.
+pub fn correct_count(net: &Net, images: &Tensor, labels: &Tensor) -> i64 {
     let n = images.size()[0];
     let mut correct = 0i64;
     for start in (0..n).step_by(500) {
@@ -417,7 +526,7 @@ pub fn accuracy(net: &Net, images: &Tensor, labels: &Tensor) -> f64 {
         let logits = net.forward(&images.narrow(0, start, len));
         correct += logits.argmax(-1, false).eq_tensor(&labels.narrow(0, start, len)).sum(Kind::Int64).int64_value(&[]);
     }
-    correct as f64 / n.max(1) as f64
+    correct
 }
 
 pub fn progress_bar(len: u64, quiet: bool, prefix: &str) -> ProgressBar {

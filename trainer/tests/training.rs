@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use advlens_shared::model::{InputSpec, ModelSpec, Node, Op, FORMAT_NAME, FORMAT_VERSION, INPUT_NAME};
-use advlens_trainer::attack::{trades_perturb, Attack, AttackKind, Norm};
+use advlens_trainer::attack::{trades_perturb, Attack, AttackKind, BatchPart, Norm};
 use advlens_trainer::mode::{consistent_loss, step_loss, trades_loss, Mode};
 use advlens_trainer::net::Net;
 use advlens_trainer::optim::Adam;
@@ -177,7 +177,7 @@ fn every_attack_stays_in_its_ball_and_in_the_unit_box_and_raises_the_loss() {
             }
         }
     }
-    let xt = trades_perturb(&net, &x, 0.05, 0.01, 5);
+    let xt = trades_perturb(&net, &x, 0.05, 0.01, 5, BatchPart::whole(&x));
     assert!((&xt - &x).abs().max().double_value(&[]) <= 0.05 + 1e-6, "seed {seed}: trades left its ball");
     assert!(xt.min().double_value(&[]) >= 0.0 && xt.max().double_value(&[]) <= 1.0);
 }
