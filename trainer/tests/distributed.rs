@@ -145,3 +145,188 @@ fn two_ranks_train_standard_like_one_process_with_the_same_batch() {
 fn two_ranks_train_consistent_like_one_process_with_the_same_batch() {
     ranks_equal_one_process(&["--mode", "consistent", "--attack-steps", "3"], 1e-5);
 }
+
+/// Waits for `child` at most `limit`; kills it and fails when it is still running.
+fn wait_at_most(mut child: Child, limit: Duration, what: &str) -> (Output, Duration) {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return (child.wait_with_output().unwrap(), start.elapsed());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{what}: still running after {limit:?}; stderr: {}", stderr(&out));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `path` exists (the run has taken its first steps).
+fn wait_for_file(path: &Path, limit: Duration) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(start.elapsed() < limit, "{} did not appear within {limit:?}", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A long run (many short steps) that the fault tests interrupt.
+fn long_run(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut opts = vec!["--epochs", "20", "--limit", "3000", "--batch-size", "16", "--checkpoint-every", "5"];
+    opts.extend(extra);
+    run_args(data, out, &opts)
+}
+
+#[test]
+fn a_killed_rank_stops_the_others_at_once_with_a_clear_error() {
+    let Some(data) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let args = long_run(&data, &tmp.path().join("run"), &[]);
+    let port = free_port();
+    let (zero, mut one) = (rank(0, 2, port, &args, &[]), rank(1, 2, port, &args, &[]));
+    wait_for_file(&tmp.path().join("run/last.safetensors"), Duration::from_secs(120));
+    one.kill().unwrap();
+    let _ = one.wait();
+    let (out, took) = wait_at_most(zero, Duration::from_secs(60), "rank 0 after rank 1 was killed");
+    let text = stderr(&out);
+    eprintln!("rank 0 stopped {took:?} after rank 1 was killed: {text}");
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("crashed, was killed or lost its connection"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+#[test]
+fn a_hung_rank_times_the_others_out_with_a_clear_error() {
+    let Some(data) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let args = long_run(&data, &tmp.path().join("run"), &["--dist-timeout", "3"]);
+    let port = free_port();
+    let (zero, one) = (rank(0, 2, port, &args, &[]), rank(1, 2, port, &args, &[]));
+    wait_for_file(&tmp.path().join("run/last.safetensors"), Duration::from_secs(120));
+    let pid = one.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let (out, took) = wait_at_most(zero, Duration::from_secs(60), "rank 0 after rank 1 stopped answering");
+    let _ = Command::new("kill").args(["-KILL", &pid]).status();
+    let text = stderr(&out);
+    eprintln!("rank 0 stopped {took:?} after rank 1 hung: {text}");
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("--dist-timeout"), "{text}");
+    assert!(took >= Duration::from_secs(2), "gave up after {took:?}, before the 3 s timeout");
+}
+
+#[test]
+fn ranks_with_different_commands_or_data_refuse_to_start() {
+    let (Some(mnist), Some(fashion)) = (mnist_dir(), data_dir("fashion-mnist")) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let base = run_args(&mnist, &out, &["--epochs", "1", "--limit", "64"]);
+    let mut other = base.clone();
+    other.extend(["--lr".to_string(), "0.01".to_string()]);
+    let port = free_port();
+    let outs = [rank(0, 2, port, &base, &[]), rank(1, 2, port, &other, &[])].map(|c| wait_at_most(c, Duration::from_secs(60), "a mismatched rank").0);
+    assert_eq!(outs.each_ref().map(|o| o.status.code()), [Some(2), Some(2)], "{} | {}", stderr(&outs[0]), stderr(&outs[1]));
+    assert!(stderr(&outs[1]).contains("rank 1's command line differs from rank 0's"), "{}", stderr(&outs[1]));
+    assert!(stderr(&outs[0]).contains("rank 1 failed"), "{}", stderr(&outs[0]));
+    assert!(!out.join("config.json").exists(), "nothing is written when the ranks disagree");
+
+}
+
+/// Ranks use rank 0's --data path; on several machines that path may hold other data. Two ranks
+/// in one process (two threads, one process group) holding MNIST and Fashion-MNIST both fail.
+#[test]
+fn ranks_holding_different_data_at_the_same_path_refuse_to_start() {
+    use advlens_trainer::data::{Dataset, DatasetKind, Split};
+    use advlens_trainer::dist::{Launch, Team};
+    let (Some(mnist), Some(fashion)) = (mnist_dir(), data_dir("fashion-mnist")) else { return };
+    let port = free_port();
+    let ranks: Vec<_> = [mnist, fashion]
+        .into_iter()
+        .enumerate()
+        .map(|(rank, dir)| {
+            std::thread::spawn(move || {
+                let data = Dataset::load(DatasetKind::Mnist, &dir, Split::Test).unwrap();
+                let launch = Launch { rank, world: 2, local_rank: rank, host: "127.0.0.1".into(), port, agent_store: false, attempt: 0, interface: String::new() };
+                let team = Team::join(&launch, 30).unwrap();
+                let same_data = team.check_same("training data", data.fingerprint()).map_err(|e| e.to_string());
+                let same_twice = team.check_same("command line", 42);
+                (same_data, same_twice.is_ok())
+            })
+        })
+        .collect();
+    let results: Vec<_> = ranks.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(results[1].0, Err("rank 1's training data differs from rank 0's: every rank must run the same command on the same data".to_string()));
+    assert!(results[0].0.as_ref().unwrap_err().contains("rank 1 failed"), "{:?}", results[0]);
+    assert!(results[0].1 && results[1].1, "equal fingerprints pass");
+}
+
+#[test]
+fn without_torchruns_environment_the_error_says_how_to_launch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_advlens"))
+        .args(["train", "--distributed", "--out", tmp.path().join("r").to_str().unwrap(), "--data", tmp.path().to_str().unwrap()])
+        .env_remove("RANK")
+        .output()
+        .unwrap();
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("RANK") && text.contains("torchrun --nproc-per-node"), "{text}");
+}
+
+/// torchrun from the torch wheel (the one that provides libtorch: its venv's bin or PATH).
+fn torchrun() -> PathBuf {
+    let venv = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/torchrun"));
+    let on_path = std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join("torchrun")).find(|p| p.exists()));
+    venv.filter(|p| p.exists()).or(on_path).expect("torchrun not found: it comes with the torch wheel (scripts/setup.sh all, then `. scripts/env.sh && torch_env`)")
+}
+
+fn torchrun_job(args: &[String]) -> Child {
+    Command::new(torchrun())
+        .args(["--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--max-restarts", "1", "--monitor-interval", "0.2"])
+        .arg("--master-port")
+        .arg(free_port().to_string())
+        .args(["--no-python", env!("CARGO_BIN_EXE_advlens"), "train"])
+        .args(args)
+        .args(["--distributed", "--quiet", "--device", "cpu"])
+        .env_remove("ADVLENS_DATA")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start torchrun")
+}
+
+/// The processes `pid` started (torchrun's workers).
+fn children(pid: u32) -> Vec<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .flat_map(|t| std::fs::read_to_string(t.unwrap().path().join("children")).unwrap_or_default().split_whitespace().map(|c| c.parse().unwrap()).collect::<Vec<u32>>())
+        .collect()
+}
+
+/// `torchrun --max-restarts 1`: a worker killed mid-run makes torchrun restart both ranks, which
+/// resume from the last checkpoint and end with the weights of a job that never stopped.
+#[test]
+fn torchrun_restarts_a_failed_job_from_its_last_checkpoint_and_ends_like_an_uninterrupted_one() {
+    let Some(data) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = ["--arch", "small-cnn", "--mode", "consistent", "--attack-steps", "2", "--epochs", "2", "--limit", "900", "--batch-size", "16", "--checkpoint-every", "4"];
+    let whole = torchrun_job(&run_args(&data, &tmp.path().join("whole"), &opts));
+    let (out, _) = wait_at_most(whole, Duration::from_secs(300), "the uninterrupted torchrun job");
+    ok(&out);
+
+    let broken = tmp.path().join("broken");
+    let job = torchrun_job(&run_args(&data, &broken, &opts));
+    wait_for_file(&broken.join("last.safetensors"), Duration::from_secs(120));
+    let workers = children(job.id());
+    assert_eq!(workers.len(), 2, "torchrun should have started 2 workers: {workers:?}");
+    assert!(Command::new("kill").args(["-KILL", &workers[1].to_string()]).status().unwrap().success());
+    let (out, _) = wait_at_most(job, Duration::from_secs(300), "the restarted torchrun job");
+    let text = stderr(&out);
+    assert!(out.status.success(), "the restarted job failed: {text}");
+    assert!(text.contains("restart 1 of the job: resuming"), "torchrun did not restart the job (was it already done?): {text}");
+    let diff = max_relative_difference(&tmp.path().join("whole/last.safetensors"), &broken.join("last.safetensors"));
+    eprintln!("restarted vs uninterrupted 2-rank job: relative weight difference {diff:.2e}");
+    assert!(diff <= 1e-6, "the restarted job ended {diff:.3e} away from the uninterrupted one");
+    let metrics = std::fs::read_to_string(broken.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 2, "one metrics line per epoch after the restart: {metrics}");
+}

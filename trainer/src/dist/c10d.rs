@@ -182,7 +182,13 @@ impl ErrorBuffer {
     }
     fn check(&self, rc: i32, what: &str) -> Result<()> {
         if rc != 0 {
-            bail!("{what} across the ranks failed: {} (did another rank stop? its log says why)", self.text());
+            let text = self.text();
+            let why = if text.contains("timed out") || text.contains("Timed out") {
+                "another rank stopped answering within --dist-timeout (hung, stopped, or much slower)"
+            } else {
+                "another rank crashed, was killed or lost its connection; its log says why"
+            };
+            bail!("{what} across the ranks failed: {why} ({text})");
         }
         Ok(())
     }
