@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::data::concepts::Masks;
+use crate::dist::Team;
 use crate::net::Net;
 
 /// Everything `analyze` measured.
@@ -86,54 +87,113 @@ struct LayerPass {
     ablation: Tensor,
 }
 
-fn pass(net: &Net, images: &Tensor, layer: &str, keep_maps: bool, batch: usize) -> Result<LayerPass> {
+/// [`LayerPass`] of `images`, in batches of `batch`. With a `team`, the ranks take the batches
+/// in turn and exchange their rows: every rank ends with the whole pass, each batch computed
+/// exactly as one process computes it (same batch boundaries), so the results are bitwise equal.
+fn pass(net: &Net, images: &Tensor, layer: &str, keep_maps: bool, batch: usize, team: Option<&Team>) -> Result<LayerPass> {
     let n = images.size()[0];
-    let (mut resp, mut feat, mut maps, mut pred, mut infl, mut peaks, mut drops) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    let mut map_width = 1;
-    for start in (0..n).step_by(batch.max(1)) {
-        let len = (n - start).min(batch as i64);
-        let x = images.narrow(0, start, len);
-        let acts = net.forward_all_t(&x, false);
-        let a = &acts[layer];
-        if a.dim() != 4 {
-            bail!("layer `{layer}` outputs {:?}, not feature maps: pick a convolutional layer", a.size());
-        }
-        let logits = &acts[&net.spec().output];
-        let p = logits.argmax(-1, false);
-        let chosen = logits.gather(1, &p.unsqueeze(1), false).sum(Kind::Float);
-        let g = Tensor::run_backward(&[chosen], &[a], false, false).pop().expect("one gradient");
-        let a = a.detach();
-        resp.push(a.amax([2i64, 3].as_slice(), false));
-        peaks.push(a.flatten(2, -1).argmax(2, false));
-        map_width = a.size()[3];
-        feat.push(a.flatten(1, -1));
-        infl.push((&a * g).sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Float));
-        // One forward per channel with that channel zeroed: the exact drop of the chosen logit.
-        let channels = a.size()[1];
-        let full = logits.detach().gather(1, &p.unsqueeze(1), false);
-        let per_channel: Vec<Tensor> = tch::no_grad(|| {
-            (0..channels)
-                .map(|c| {
-                    let scale = Tensor::ones([1, channels, 1, 1], (Kind::Float, a.device())).index_fill(1, &Tensor::from_slice(&[c]).to_device(a.device()), 0.0);
-                    &full - net.forward_with_layer_scaled(&x, layer, &scale).gather(1, &p.unsqueeze(1), false)
-                })
-                .collect()
+    let batch = batch.max(1) as i64;
+    let starts: Vec<i64> = (0..n).step_by(batch as usize).collect();
+    let mine = starts.iter().enumerate().filter(|(k, _)| team.is_none_or(|t| k % t.world == t.rank)).map(|(_, &s)| s);
+    let parts = mine.map(|start| Ok((start, batch_pass(net, &images.narrow(0, start, (n - start).min(batch)), layer, keep_maps)?))).collect::<Result<Vec<_>>>()?;
+    let Some(team) = team else {
+        let field = |f: &dyn Fn(&BatchPass) -> &Tensor| Tensor::cat(&parts.iter().map(|(_, p)| f(p)).collect::<Vec<_>>(), 0);
+        return Ok(LayerPass {
+            responses: field(&|p| &p.responses),
+            peaks: field(&|p| &p.peaks).to_device(Device::Cpu),
+            map_width: parts.first().map_or(1, |(_, p)| p.map_width),
+            features: field(&|p| &p.features),
+            maps: keep_maps.then(|| field(&|p| p.maps.as_ref().expect("kept"))),
+            predicted: Vec::<i64>::try_from(&field(&|p| &p.predicted).to_device(Device::Cpu))?.into_iter().map(|v| v as usize).collect(),
+            influence: field(&|p| &p.influence),
+            ablation: field(&|p| &p.ablation),
         });
-        drops.push(Tensor::cat(&per_channel, 1));
-        if keep_maps {
-            maps.push(a.shallow_clone());
-        }
-        pred.extend(Vec::<i64>::try_from(&p.to_device(Device::Cpu))?.into_iter().map(|v| v as usize));
+    };
+    // Every rank learns the layer's shape, also one that got no batch.
+    let shape = tch::no_grad(|| net.forward_all_t(&images.narrow(0, 0, 1), false))[layer].size();
+    if shape.len() != 4 {
+        bail!("layer `{layer}` outputs {shape:?}, not feature maps: pick a convolutional layer");
     }
+    let (c, h, w) = (shape[1], shape[2], shape[3]);
+    let (float, long) = ((Kind::Float, images.device()), (Kind::Int64, images.device()));
+    let whole = LayerPass {
+        responses: Tensor::zeros([n, c], float),
+        peaks: Tensor::zeros([n, c], long),
+        map_width: w,
+        features: Tensor::zeros([n, c * h * w], float),
+        maps: keep_maps.then(|| Tensor::zeros([n, c, h, w], float)),
+        predicted: Vec::new(),
+        influence: Tensor::zeros([n, c], float),
+        ablation: Tensor::zeros([n, c], float),
+    };
+    let predicted = Tensor::zeros([n], long);
+    let fields = |p: &LayerPass, predicted: &Tensor| -> Vec<Tensor> {
+        let mut v = vec![p.responses.shallow_clone(), p.peaks.shallow_clone(), p.features.shallow_clone(), p.influence.shallow_clone(), p.ablation.shallow_clone(), predicted.shallow_clone()];
+        v.extend(p.maps.as_ref().map(Tensor::shallow_clone));
+        v
+    };
+    let targets = fields(&whole, &predicted);
+    tch::no_grad(|| {
+        for (start, part) in &parts {
+            let len = part.responses.size()[0];
+            let sources = [&part.responses, &part.peaks, &part.features, &part.influence, &part.ablation, &part.predicted].into_iter().chain(part.maps.as_ref());
+            for (target, source) in targets.iter().zip(sources) {
+                target.narrow(0, *start, len).copy_(source);
+            }
+        }
+    });
+    // Zeros elsewhere: the sum over the ranks is every row exactly once.
+    team.sum_tensors(&targets.iter().collect::<Vec<_>>())?;
     Ok(LayerPass {
-        responses: Tensor::cat(&resp, 0),
-        peaks: Tensor::cat(&peaks, 0).to_device(Device::Cpu),
-        map_width,
-        features: Tensor::cat(&feat, 0),
-        maps: keep_maps.then(|| Tensor::cat(&maps, 0)),
-        predicted: pred,
-        influence: Tensor::cat(&infl, 0),
-        ablation: Tensor::cat(&drops, 0),
+        peaks: whole.peaks.to_device(Device::Cpu),
+        predicted: Vec::<i64>::try_from(&predicted.to_device(Device::Cpu))?.into_iter().map(|v| v as usize).collect(),
+        ..whole
+    })
+}
+
+/// One batch's share of a [`LayerPass`].
+struct BatchPass {
+    responses: Tensor,
+    peaks: Tensor,
+    map_width: i64,
+    features: Tensor,
+    maps: Option<Tensor>,
+    predicted: Tensor,
+    influence: Tensor,
+    ablation: Tensor,
+}
+
+fn batch_pass(net: &Net, x: &Tensor, layer: &str, keep_maps: bool) -> Result<BatchPass> {
+    let acts = net.forward_all_t(x, false);
+    let a = &acts[layer];
+    if a.dim() != 4 {
+        bail!("layer `{layer}` outputs {:?}, not feature maps: pick a convolutional layer", a.size());
+    }
+    let logits = &acts[&net.spec().output];
+    let p = logits.argmax(-1, false);
+    let chosen = logits.gather(1, &p.unsqueeze(1), false).sum(Kind::Float);
+    let g = Tensor::run_backward(&[chosen], &[a], false, false).pop().expect("one gradient");
+    let a = a.detach();
+    // One forward per channel with that channel zeroed: the exact drop of the chosen logit.
+    let channels = a.size()[1];
+    let full = logits.detach().gather(1, &p.unsqueeze(1), false);
+    let per_channel: Vec<Tensor> = tch::no_grad(|| {
+        (0..channels)
+            .map(|c| {
+                let scale = Tensor::ones([1, channels, 1, 1], (Kind::Float, a.device())).index_fill(1, &Tensor::from_slice(&[c]).to_device(a.device()), 0.0);
+                &full - net.forward_with_layer_scaled(x, layer, &scale).gather(1, &p.unsqueeze(1), false)
+            })
+            .collect()
+    });
+    Ok(BatchPass {
+        responses: a.amax([2i64, 3].as_slice(), false),
+        peaks: a.flatten(2, -1).argmax(2, false),
+        map_width: a.size()[3],
+        features: a.flatten(1, -1),
+        influence: (&a * g).sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Float),
+        ablation: Tensor::cat(&per_channel, 1),
+        maps: keep_maps.then(|| a.shallow_clone()),
+        predicted: p,
     })
 }
 
@@ -164,6 +224,9 @@ pub struct AnalyzeInput<'a> {
     pub trace_top: usize,
     /// Also build the neuron atlas (top real and adversarial patches of every neuron).
     pub atlas: bool,
+    /// Split the network passes across the ranks of a distributed job (every rank gets the
+    /// same result).
+    pub team: Option<&'a Team>,
 }
 
 /// What [`analyze`] produces: the report, and the neuron atlas when asked for.
@@ -178,8 +241,8 @@ pub fn analyze(input: &AnalyzeInput) -> Result<Analysis> {
     let classes = spec.classes.len();
     let sim = class_similarity(&spec.classes, &spec.hierarchy);
     let keep_maps = input.masks.is_some();
-    let real = pass(net, input.real, input.layer, keep_maps, 250)?;
-    let adv = pass(net, input.adversarial, input.layer, keep_maps, 250)?;
+    let real = pass(net, input.real, input.layer, keep_maps, 250, input.team)?;
+    let adv = pass(net, input.adversarial, input.layer, keep_maps, 250, input.team)?;
     let channels = real.responses.size()[1] as usize;
     let m = input.adv_source.len();
     let success: Vec<bool> = (0..m)
@@ -257,7 +320,7 @@ pub fn analyze(input: &AnalyzeInput) -> Result<Analysis> {
     let (mut detectors_real, mut detectors_adv) = (BTreeMap::new(), BTreeMap::new());
     if let Some(masks) = input.masks {
         // The real images of the concept analysis are the ones the adversarial set came from.
-        let real_maps = pass(net, &input.real.narrow(0, 0, m as i64), input.layer, true, 250)?.maps.expect("kept");
+        let real_maps = pass(net, &input.real.narrow(0, 0, m as i64), input.layer, true, 250, input.team)?.maps.expect("kept");
         let thresholds = concept_thresholds(&real_maps)?;
         let best_real = concept_iou(&real_maps, &thresholds, masks)?;
         let best_adv = concept_iou(adv.maps.as_ref().expect("kept"), &thresholds, masks)?;
@@ -609,6 +672,7 @@ mod tests {
             top_k: 10,
             trace_top: 3,
             atlas: false,
+            team: None,
         };
         let report = analyze(&input).unwrap().report;
         assert!(report.neurons[0].silent);
@@ -620,8 +684,8 @@ mod tests {
         assert!((report.mean_cs1 - mean(|n| n.cs1)).abs() < 1e-12);
         // The subset of every adversarial image is the whole set: the same means.
         let sim = class_similarity(&spec.classes, &spec.hierarchy);
-        let real_pass = pass(&net, &real, "relu2", false, 250).unwrap();
-        let adv_pass = pass(&net, &adversarial, "relu2", false, 250).unwrap();
+        let real_pass = pass(&net, &real, "relu2", false, 250, None).unwrap();
+        let adv_pass = pass(&net, &adversarial, "relu2", false, 250, None).unwrap();
         let all = subset_means(&input, &real_pass.responses, &adv_pass.responses, &[true; 40], &sim, 10).unwrap().unwrap();
         assert_eq!((all.images, all.neurons), (40, firing.len()));
         assert!((all.mean_cs1 - report.mean_cs1).abs() < 1e-12 && (all.mean_consis_adv_source - report.mean_consis_adv_source).abs() < 1e-12);

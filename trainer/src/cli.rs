@@ -184,16 +184,34 @@ pub struct TrainArgs {
     /// other training options are ignored; --epochs may raise the epoch count).
     #[arg(long)]
     pub resume: bool,
-    /// Run as one rank of a data-parallel job launched by torchrun (Gloo): each --batch-size
-    /// batch is split across the ranks, rank 0 writes the run. See docs/distributed.md.
-    #[arg(long)]
-    pub distributed: bool,
-    /// With --distributed: seconds any rank waits for the others (at start and in each step)
-    /// before giving up with an error.
-    #[arg(long, default_value_t = 300, value_name = "S", requires = "distributed")]
-    pub dist_timeout: u64,
+    #[command(flatten)]
+    pub dist: DistArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
+}
+
+/// Running as one rank of a job launched by torchrun.
+#[derive(Debug, Args)]
+pub struct DistArgs {
+    /// Run as one rank of a job launched by `torchrun --no-python advlens ...` (Gloo; see
+    /// docs/distributed.md): the work is split across the ranks, rank 0 writes the results.
+    #[arg(long)]
+    pub distributed: bool,
+    /// With --distributed: seconds any rank waits for the others (at start and at each
+    /// exchange) before giving up with an error.
+    #[arg(long, default_value_t = 300, value_name = "S", requires = "distributed")]
+    pub dist_timeout: u64,
+}
+
+impl DistArgs {
+    /// Joins the job when --distributed is given.
+    pub fn join(&self) -> Result<Option<advlens_trainer::dist::Team>> {
+        use advlens_trainer::dist::{Launch, Team};
+        if !self.distributed {
+            return Ok(None);
+        }
+        Ok(Some(Team::join(&Launch::from_env()?, self.dist_timeout)?))
+    }
 }
 
 /// How the model is trained.
@@ -456,6 +474,8 @@ pub struct AnalyzeArgs {
     /// Output folder (analysis.json, analysis.md, atlas/).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub dist: DistArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
 }

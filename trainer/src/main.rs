@@ -71,7 +71,7 @@ fn error_line(err: &anyhow::Error) -> String {
 fn run(args: cli::Cli) -> Result<ExitCode> {
     match args.command {
         cli::Command::Train(a) => {
-            let team = if a.distributed { Some(dist::Team::join(&dist::Launch::from_env()?, a.dist_timeout)?) } else { None };
+            let team = a.dist.join()?;
             let mut device = device::select(&a.device.device, a.device.threads)?;
             if let (Some(t), tch::Device::Cuda(_)) = (&team, device) {
                 device = tch::Device::Cuda(t.local_rank); // one GPU per rank
@@ -386,8 +386,13 @@ fn attack_command(a: cli::AttackArgs, quiet: bool) -> Result<()> {
 
 fn analyze_command(a: cli::AnalyzeArgs) -> Result<()> {
     use advlens_trainer::analysis::{analyze, AnalyzeInput};
+    let team = a.dist.join()?;
     let device = device::select(&a.device.device, a.device.threads)?;
     eprintln!("device: {}", device::describe(device, a.device.threads));
+    if let Some(t) = &team {
+        let command: Vec<String> = std::env::args().skip(1).collect();
+        t.check_same("command line", dist::fingerprint(command.join("\0").as_bytes()))?;
+    }
     let (_vs, net) = export::load_bundle(&a.model, device)?;
     let spec = net.spec().clone();
     let (adv_images, meta) = advlens_trainer::adversarial_set::load(&a.adv)?;
@@ -427,7 +432,11 @@ fn analyze_command(a: cli::AnalyzeArgs) -> Result<()> {
         top_k: a.top_k,
         trace_top: a.trace_top,
         atlas: a.atlas,
+        team: team.as_ref(),
     })?;
+    if team.as_ref().is_some_and(|t| !t.is_main()) {
+        return Ok(()); // every rank has the result; rank 0 writes it
+    }
     let report = analysis.report;
     if let Some(atlas) = &analysis.atlas {
         atlas.save(&a.out.join("atlas"))?;

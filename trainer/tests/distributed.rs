@@ -330,3 +330,53 @@ fn torchrun_restarts_a_failed_job_from_its_last_checkpoint_and_ends_like_an_unin
     let metrics = std::fs::read_to_string(broken.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 2, "one metrics line per epoch after the restart: {metrics}");
 }
+
+/// `advlens analyze --distributed`: the ranks take the 250-image batches in turn and exchange
+/// their rows; the report and the atlas equal one process's byte for byte.
+#[test]
+fn sharded_analyze_equals_one_process_exactly() {
+    let Some(data) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |p: &str| tmp.path().join(p).to_str().unwrap().to_string();
+    let d = data.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_advlens")).args(args).args(["--quiet", "--device", "cpu"]).env_remove("ADVLENS_DATA").output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    };
+    run(&["train", "--data", d, "--arch", "small-cnn", "--width", "8", "--epochs", "1", "--limit", "600", "--out", &path("run")]);
+    run(&["export", "--run", &path("run"), "--data", d, "--samples", "4", "--out", &path("model")]);
+    run(&["attack", "--models", &path("model"), "--data", d, "--attack", "pgd", "--target", "random", "--steps", "3", "--limit", "300", "--out", &path("adv")]);
+    let analyze = |out: &str| -> Vec<String> {
+        ["analyze", "--model", &path("model"), "--adv", &path("adv"), "--data", d, "--limit", "700", "--top-k", "10", "--atlas", "--out", &path(out)]
+            .map(String::from)
+            .to_vec()
+    };
+    run(&analyze("one").iter().map(String::as_str).collect::<Vec<_>>());
+    let port = free_port();
+    let args = &analyze("two")[1..];
+    let outs = [0, 1].map(|r| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_advlens"));
+        c.arg("analyze").args(args).args(["--distributed", "--quiet", "--device", "cpu"]);
+        c.env("RANK", r.to_string()).env("WORLD_SIZE", "2").env("MASTER_ADDR", "127.0.0.1").env("MASTER_PORT", port.to_string()).env_remove("ADVLENS_DATA");
+        c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    });
+    for out in outs.map(|c| c.wait_with_output().unwrap()) {
+        ok(&out);
+    }
+    let report = |dir: &str| std::fs::read_to_string(tmp.path().join(dir).join("analysis.json")).unwrap();
+    let (one, two) = (report("one"), report("two"));
+    assert!(one.contains("\"real_images\": 700"), "{one}");
+    assert_eq!(one, two, "the 2-rank report differs from the single-process one");
+    let files = |dir: &str| {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(tmp.path().join(dir).join("atlas"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    let atlas = files("one");
+    assert!(!atlas.is_empty());
+    assert!(atlas == files("two"), "the atlases differ");
+}

@@ -200,6 +200,11 @@ impl Team {
         tch::no_grad(|| self.group.broadcast(&list, 0))
     }
 
+    /// Sums `tensors` in place over the ranks.
+    pub fn sum_tensors(&self, tensors: &[&Tensor]) -> Result<()> {
+        tch::no_grad(|| self.group.all_reduce(tensors, Reduce::Sum))
+    }
+
     /// Sums `values` over the ranks (counts, loss sums).
     pub fn sum(&self, values: &mut [f64]) -> Result<()> {
         let t = Tensor::from_slice(values);
