@@ -72,13 +72,12 @@ c10d::ReduceOp reduce_op(int op) {
   }
 }
 
-// All-reduces `tensors` in place with as few collectives as possible: tensors of one dtype and
-// device are flattened into buckets of at most `bucket_bytes` (a tensor larger than that is
-// its own bucket), reduced, and copied back.
-void allreduce_bucketed(Group* g, std::vector<at::Tensor>& tensors, c10d::ReduceOp op, int64_t bucket_bytes) {
-  c10d::AllreduceOptions opts;
-  opts.reduceOp = op;
-  opts.timeout = g->timeout;
+// Runs `collective` on `tensors` (in place) with as few calls as possible: tensors of one dtype
+// and device are flattened into buckets of at most `bucket_bytes` (a larger tensor is its own
+// bucket), and the results copied back. On loopback one Gloo collective costs ~2 ms whatever its
+// size up to a few MB, so a model's gradients (or batch-norm statistics) must travel together.
+template <typename Collective>
+void bucketed(std::vector<at::Tensor>& tensors, int64_t bucket_bytes, Collective collective) {
   size_t i = 0;
   while (i < tensors.size()) {
     std::vector<at::Tensor> bucket{tensors[i]};
@@ -93,12 +92,12 @@ void allreduce_bucketed(Group* g, std::vector<at::Tensor>& tensors, c10d::Reduce
     }
     if (bucket.size() == 1 && bucket[0].is_contiguous()) {
       std::vector<at::Tensor> one{bucket[0]};
-      wait(g, g->backend->allreduce(one, opts));
+      collective(one);
     } else {
       std::vector<at::Tensor> flat_parts;
       for (auto& t : bucket) flat_parts.push_back(t.reshape({-1}));
       std::vector<at::Tensor> flat{at::cat(flat_parts)};
-      wait(g, g->backend->allreduce(flat, opts));
+      collective(flat);
       int64_t offset = 0;
       for (auto& t : bucket) {
         t.copy_(flat[0].narrow(0, offset, t.numel()).view(t.sizes()));
@@ -161,24 +160,25 @@ void advlens_c10d_free(void* handle) {
 int advlens_c10d_allreduce(void* handle, at::Tensor** tensors, size_t n, int op, int64_t bucket_bytes, char* err,
                            size_t err_len) {
   return guarded(err, err_len, [&] {
+    auto g = static_cast<Group*>(handle);
+    c10d::AllreduceOptions opts;
+    opts.reduceOp = reduce_op(op);
+    opts.timeout = g->timeout;
     auto list = borrow(tensors, n);
-    allreduce_bucketed(static_cast<Group*>(handle), list, reduce_op(op), bucket_bytes);
+    bucketed(list, bucket_bytes, [&](std::vector<at::Tensor>& t) { wait(g, g->backend->allreduce(t, opts)); });
   });
 }
 
-// Broadcasts `n` tensors in place from rank `root`.
-int advlens_c10d_broadcast(void* handle, at::Tensor** tensors, size_t n, int root, char* err, size_t err_len) {
+// Broadcasts `n` tensors in place from rank `root`, in buckets of `bucket_bytes`.
+int advlens_c10d_broadcast(void* handle, at::Tensor** tensors, size_t n, int root, int64_t bucket_bytes, char* err,
+                           size_t err_len) {
   return guarded(err, err_len, [&] {
     auto g = static_cast<Group*>(handle);
     c10d::BroadcastOptions opts;
     opts.rootRank = root;
     opts.timeout = g->timeout;
-    for (size_t i = 0; i < n; ++i) {
-      at::Tensor& t = *tensors[i];
-      std::vector<at::Tensor> one{t.is_contiguous() ? t : t.contiguous()};
-      wait(g, g->backend->broadcast(one, opts));
-      if (!t.is_contiguous()) t.copy_(one[0]);
-    }
+    auto list = borrow(tensors, n);
+    bucketed(list, bucket_bytes, [&](std::vector<at::Tensor>& t) { wait(g, g->backend->broadcast(t, opts)); });
   });
 }
 

@@ -365,11 +365,12 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
                 };
                 Adam::backward(&net, &(&loss + dist::zero_term(&net)));
                 let stop_vote = f64::from(u8::from(stop.load(Ordering::Relaxed)));
-                let extra = Tensor::from_slice(&[loss.double_value(&[]) * local as f64, correct as f64, stop_vote]);
+                // f32 like the gradients, so that it travels in their bucket: one collective per step.
+                let extra = Tensor::from_slice(&[(loss.double_value(&[]) * local as f64) as f32, correct as f32, stop_vote as f32]).to_device(device);
                 t.average_gradients(&net, local, batch.len, &extra)?;
                 adam.step(&net);
-                let e = Vec::<f64>::try_from(&extra)?;
-                Ok((e[0], e[1], e[2]))
+                let e = Vec::<f32>::try_from(&extra.to_device(Device::Cpu))?;
+                Ok((f64::from(e[0]), f64::from(e[1]), f64::from(e[2])))
             })??;
             team_stop = stop_votes > 0.0;
             let loss = loss_sum / batch.len.max(1) as f64;

@@ -380,3 +380,34 @@ fn sharded_analyze_equals_one_process_exactly() {
     assert!(!atlas.is_empty());
     assert!(atlas == files("two"), "the atlases differ");
 }
+
+/// Ctrl-C on one rank stops both after the same step; rank 0 saves, and the job resumes in
+/// one process (the batches do not depend on the number of ranks) to the weights of one
+/// uninterrupted process.
+#[test]
+fn ctrl_c_on_one_rank_stops_the_job_and_any_number_of_ranks_resumes_it() {
+    let Some(data) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = ["--arch", "small-cnn", "--epochs", "2", "--limit", "2500", "--batch-size", "16", "--checkpoint-every", "5"];
+    ok(&single(&run_args(&data, &tmp.path().join("whole"), &opts)));
+
+    let job = tmp.path().join("job");
+    let args = run_args(&data, &job, &opts);
+    let port = free_port();
+    let (zero, one) = (rank(0, 2, port, &args, &[]), rank(1, 2, port, &args, &[]));
+    wait_for_file(&job.join("last.safetensors"), Duration::from_secs(120));
+    assert!(Command::new("kill").args(["-INT", &one.id().to_string()]).status().unwrap().success());
+    let outs = [zero, one].map(|c| wait_at_most(c, Duration::from_secs(60), "an interrupted rank").0);
+    assert_eq!(outs.each_ref().map(|o| o.status.code()), [Some(1), Some(1)], "{} | {}", stderr(&outs[0]), stderr(&outs[1]));
+    assert!(stderr(&outs[0]).contains("continue with `advlens train --resume"), "{}", stderr(&outs[0]));
+    assert!(std::fs::read_to_string(job.join("metrics.jsonl")).unwrap_or_default().lines().count() < 2, "stopped before the end");
+
+    let resumed = Command::new(env!("CARGO_BIN_EXE_advlens"))
+        .args(["train", "--resume", "--out", job.to_str().unwrap(), "--quiet", "--device", "cpu", "--threads", "1"])
+        .output()
+        .unwrap();
+    ok(&resumed);
+    let diff = max_relative_difference(&tmp.path().join("whole/last.safetensors"), &job.join("last.safetensors"));
+    eprintln!("2 ranks interrupted, resumed in 1 process, vs 1 process: relative weight difference {diff:.2e}");
+    assert!(diff <= 1e-5, "{diff:.3e}");
+}
