@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::attack::{Attack, BatchPart};
+use crate::dist::Team;
 use crate::net::{images_tensor, Net};
 
 /// The ensemble attack's settings (the single-image version is `advlens_shared::attack`).
@@ -100,7 +101,9 @@ pub struct AdversarialSet {
 }
 
 /// Runs `attack` (an ensemble attack when `ensemble` is given, else `single` on the first model)
-/// over `pixels` (`[N, C, H, W]` bytes) in batches.
+/// over `pixels` (`[N, C, H, W]` bytes) in batches. Random targets and random starts are drawn
+/// from (`seed`, batch), so with a `team` the ranks can take the batches in turn and merge
+/// their rows into exactly one process's result.
 #[allow(clippy::too_many_arguments)]
 pub fn attack_set(
     nets: &[&Net],
@@ -115,6 +118,7 @@ pub fn attack_set(
     batch_size: usize,
     device: Device,
     bar: &ProgressBar,
+    team: Option<&Team>,
 ) -> Result<(Tensor, Vec<Option<usize>>, Vec<Vec<usize>>)> {
     let n = labels.len();
     let per = shape.iter().product::<usize>();
@@ -123,8 +127,14 @@ pub fn attack_set(
     let mut targets_all = Vec::with_capacity(n);
     let mut predicted = vec![Vec::with_capacity(n); nets.len() + held_out.len()];
     bar.set_length(n as u64);
-    for start in (0..n).step_by(batch_size.max(1)) {
+    let mut done = Vec::new();
+    for (k, start) in (0..n).step_by(batch_size.max(1)).enumerate() {
         let len = (n - start).min(batch_size.max(1));
+        if team.is_some_and(|t| !t.owns(k)) {
+            continue;
+        }
+        done.push((start, len));
+        tch::manual_seed(crate::data::batches::SplitMix::derive(seed, 98, start as u64).next_u64() as i64 & i64::MAX);
         let x = images_tensor(&pixels[start * per..(start + len) * per], shape, device);
         let y = Tensor::from_slice(&labels[start..start + len].iter().map(|&l| l as i64).collect::<Vec<_>>()).to_device(device);
         let targets = match target_rule {
@@ -161,7 +171,31 @@ pub fn attack_set(
         out.push(xa.to_device(Device::Cpu));
         bar.inc(len as u64);
     }
-    Ok((Tensor::cat(&out, 0), targets_all, predicted))
+    let Some(team) = team else {
+        return Ok((Tensor::cat(&out, 0), targets_all, predicted));
+    };
+    // Scatter this rank's batches into whole-set tensors (zeros elsewhere) and sum over the
+    // ranks: every row comes from the one rank that computed it. Targets are stored + 1 (0: none).
+    let [c, h, w] = shape.map(|d| d as i64);
+    let images = Tensor::zeros([n as i64, c, h, w], (Kind::Float, Device::Cpu));
+    let rows = Tensor::zeros([1 + predicted.len() as i64, n as i64], (Kind::Int64, Device::Cpu));
+    let mut at = 0;
+    for ((start, len), xa) in done.iter().zip(&out) {
+        images.narrow(0, *start as i64, *len as i64).copy_(xa);
+        let t: Vec<i64> = targets_all[at..at + len].iter().map(|t| t.map_or(0, |t| t as i64 + 1)).collect();
+        rows.get(0).narrow(0, *start as i64, *len as i64).copy_(&Tensor::from_slice(&t));
+        for (m, p) in predicted.iter().enumerate() {
+            let p: Vec<i64> = p[at..at + len].iter().map(|&v| v as i64).collect();
+            rows.get(1 + m as i64).narrow(0, *start as i64, *len as i64).copy_(&Tensor::from_slice(&p));
+        }
+        at += len;
+    }
+    team.sum_tensors(&[&images, &rows])?;
+    let rows = Vec::<i64>::try_from(&rows.flatten(0, -1))?;
+    let mut chunks = rows.chunks(n);
+    let targets = chunks.next().expect("the target row").iter().map(|&t| (t > 0).then(|| (t - 1) as usize)).collect();
+    let predicted = chunks.map(|r| r.iter().map(|&v| v as usize).collect()).collect();
+    Ok((images, targets, predicted))
 }
 
 /// Writes `images` (f32 `[N,C,H,W]`) and `meta` into `dir`.

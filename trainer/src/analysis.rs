@@ -94,7 +94,7 @@ fn pass(net: &Net, images: &Tensor, layer: &str, keep_maps: bool, batch: usize, 
     let n = images.size()[0];
     let batch = batch.max(1) as i64;
     let starts: Vec<i64> = (0..n).step_by(batch as usize).collect();
-    let mine = starts.iter().enumerate().filter(|(k, _)| team.is_none_or(|t| k % t.world == t.rank)).map(|(_, &s)| s);
+    let mine = starts.iter().enumerate().filter(|(k, _)| team.is_none_or(|t| t.owns(*k))).map(|(_, &s)| s);
     let parts = mine.map(|start| Ok((start, batch_pass(net, &images.narrow(0, start, (n - start).min(batch)), layer, keep_maps)?))).collect::<Result<Vec<_>>>()?;
     let Some(team) = team else {
         let field = |f: &dyn Fn(&BatchPass) -> &Tensor| Tensor::cat(&parts.iter().map(|(_, p)| f(p)).collect::<Vec<_>>(), 0);

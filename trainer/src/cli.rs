@@ -389,6 +389,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     #[command(flatten)]
+    pub dist: DistArgs,
+    #[command(flatten)]
     pub device: DeviceArgs,
 }
 
@@ -439,6 +441,8 @@ pub struct AttackArgs {
     /// Output folder (images.safetensors + meta.json).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub dist: DistArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
 }

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::attack::{Attack, AttackKind, Norm};
+use crate::data::batches::SplitMix;
 use crate::data::Dataset;
+use crate::dist::Team;
 use crate::net::{images_tensor, Net};
 
 /// An attack named on the command line: `fgsm`, `pgdN` (N steps, random start) or `ll`.
@@ -88,7 +90,11 @@ fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 
-/// Evaluates `net` on the first `limit` images of `data` under each of `attacks`.
+/// Evaluates `net` on the first `limit` images of `data` under each of `attacks`. Random starts
+/// come from libtorch's generator, reseeded from (`seed`, batch) before each batch. With a
+/// `team`, the ranks take the batches in turn and merge which images held: the same result as
+/// one process.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     net: &Net,
     data: &Dataset,
@@ -96,8 +102,10 @@ pub fn evaluate(
     restarts: usize,
     limit: Option<usize>,
     batch_size: usize,
+    seed: u64,
     device: Device,
     bar: &ProgressBar,
+    team: Option<&Team>,
 ) -> Result<Vec<AccuracyRow>> {
     let n = limit.map_or(data.len(), |l| l.min(data.len()));
     if n == 0 {
@@ -108,8 +116,12 @@ pub fn evaluate(
     let labels_all: Vec<i64> = data.labels[..n].iter().map(|&l| i64::from(l)).collect();
     let mut correct = vec![vec![false; n]; attacks.len() + 1];
     bar.set_length(n as u64);
-    for start in (0..n).step_by(batch_size.max(1)) {
+    for (k, start) in (0..n).step_by(batch_size.max(1)).enumerate() {
         let len = (n - start).min(batch_size.max(1));
+        if team.is_some_and(|t| !t.owns(k)) {
+            continue;
+        }
+        tch::manual_seed(SplitMix::derive(seed, 0xE7A1, start as u64).next_u64() as i64 & i64::MAX);
         let x = images_tensor(&data.images[start * per_image..(start + len) * per_image], data.shape, device);
         let y = Tensor::from_slice(&labels_all[start..start + len]).to_device(device);
         let clean = tch::no_grad(|| net.forward(&x).argmax(-1, false).eq_tensor(&y));
@@ -127,6 +139,18 @@ pub fn evaluate(
             correct[a + 1][start..start + len].copy_from_slice(&ok);
         }
         bar.inc(len as u64);
+    }
+    if let Some(team) = team {
+        // Each image was evaluated by one rank: the sum of the ranks' 0/1 rows is the whole.
+        let flat: Vec<i64> = correct.iter().flatten().map(|&ok| i64::from(ok)).collect();
+        let merged = Tensor::from_slice(&flat);
+        team.sum_tensors(&[&merged])?;
+        let merged = Vec::<i64>::try_from(&merged)?;
+        for (row, chunk) in correct.iter_mut().zip(merged.chunks(n)) {
+            for (ok, &v) in row.iter_mut().zip(chunk) {
+                *ok = v != 0;
+            }
+        }
     }
     let names = std::iter::once(("clean".to_string(), None)).chain(attacks.iter().map(|(n, a)| (n.clone(), Some(a.clone()))));
     Ok(names

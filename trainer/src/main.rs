@@ -94,8 +94,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
                 Some(t) => {
                     // Every rank must run the same command; rank 0's config (its run id, or the
                     // resumed run's saved config) is the job's.
-                    let command: Vec<String> = std::env::args().skip(1).collect();
-                    t.check_same("command line", dist::fingerprint(command.join("\0").as_bytes()))?;
+                    same_command(Some(t))?;
                     let local = if t.is_main() {
                         let mut a = a;
                         // torchrun restarted the job after a failure (--max-restarts): continue
@@ -127,6 +126,8 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
         }
         cli::Command::Eval(a) => {
             a.check()?;
+            let team = a.dist.join()?;
+            same_command(team.as_ref())?;
             let device = device::select(&a.device.device, a.device.threads)?;
             eprintln!("device: {}", device::describe(device, a.device.threads));
             let (_vs, net) = match (&a.run, &a.bundle) {
@@ -146,11 +147,12 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
                 .map(|n| Ok((n.clone(), eval::named_attack(n, norm, epsilon)?)))
                 .collect::<Result<Vec<_>>>()?;
             let test = Dataset::load_for(&spec, &a.data, Split::Test)?;
-            // The random starts draw from libtorch's global generator.
-            tch::manual_seed(a.seed as i64);
-            let bar = train::progress_bar(0, args.quiet, "eval");
-            let rows = eval::evaluate(&net, &test, &attacks, a.restarts, a.limit, a.batch_size, device, &bar)?;
+            let bar = train::progress_bar(0, args.quiet || team.as_ref().is_some_and(|t| !t.is_main()), "eval");
+            let rows = eval::evaluate(&net, &test, &attacks, a.restarts, a.limit, a.batch_size, a.seed, device, &bar, team.as_ref())?;
             bar.finish_and_clear();
+            if team.as_ref().is_some_and(|t| !t.is_main()) {
+                return Ok(ExitCode::SUCCESS); // rank 0 reports
+            }
             let report = eval::EvalReport {
                 model: spec.name.clone(),
                 dataset: kind.name().into(),
@@ -295,6 +297,9 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
 
 fn attack_command(a: cli::AttackArgs, quiet: bool) -> Result<()> {
     use advlens_trainer::adversarial_set::{self as advset, EnsembleConfig, TargetRule};
+    let team = a.dist.join()?;
+    same_command(team.as_ref())?;
+    let quiet = quiet || team.as_ref().is_some_and(|t| !t.is_main());
     let device = device::select(&a.device.device, a.device.threads)?;
     eprintln!("device: {}", device::describe(device, a.device.threads));
     let load = |dirs: &[std::path::PathBuf]| dirs.iter().map(|d| export::load_bundle(d, device)).collect::<Result<Vec<_>>>();
@@ -348,9 +353,12 @@ fn attack_command(a: cli::AttackArgs, quiet: bool) -> Result<()> {
     };
     let bar = train::progress_bar(0, quiet, "attack");
     let (images, targets, predicted) = advset::attack_set(
-        &nets, &held_nets, &data.images[..n * per], data.shape, &labels, ensemble.as_ref(), single.as_ref(), target_rule, a.seed, a.batch_size, device, &bar,
+        &nets, &held_nets, &data.images[..n * per], data.shape, &labels, ensemble.as_ref(), single.as_ref(), target_rule, a.seed, a.batch_size, device, &bar, team.as_ref(),
     )?;
     bar.finish_and_clear();
+    if team.as_ref().is_some_and(|t| !t.is_main()) {
+        return Ok(()); // rank 0 writes the set
+    }
     let clean = advlens_trainer::net::images_tensor(&data.images[..n * per], data.shape, tch::Device::Cpu);
     let linf = (&images - &clean).abs().max().double_value(&[]);
     let success_rate: Vec<f64> = predicted
@@ -384,15 +392,21 @@ fn attack_command(a: cli::AttackArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-fn analyze_command(a: cli::AnalyzeArgs) -> Result<()> {
-    use advlens_trainer::analysis::{analyze, AnalyzeInput};
-    let team = a.dist.join()?;
-    let device = device::select(&a.device.device, a.device.threads)?;
-    eprintln!("device: {}", device::describe(device, a.device.threads));
-    if let Some(t) = &team {
+/// With a team: refuses to go on unless every rank runs the same command line.
+fn same_command(team: Option<&dist::Team>) -> Result<()> {
+    if let Some(t) = team {
         let command: Vec<String> = std::env::args().skip(1).collect();
         t.check_same("command line", dist::fingerprint(command.join("\0").as_bytes()))?;
     }
+    Ok(())
+}
+
+fn analyze_command(a: cli::AnalyzeArgs) -> Result<()> {
+    use advlens_trainer::analysis::{analyze, AnalyzeInput};
+    let team = a.dist.join()?;
+    same_command(team.as_ref())?;
+    let device = device::select(&a.device.device, a.device.threads)?;
+    eprintln!("device: {}", device::describe(device, a.device.threads));
     let (_vs, net) = export::load_bundle(&a.model, device)?;
     let spec = net.spec().clone();
     let (adv_images, meta) = advlens_trainer::adversarial_set::load(&a.adv)?;

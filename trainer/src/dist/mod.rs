@@ -101,6 +101,12 @@ impl Team {
         self.rank == 0
     }
 
+    /// Whether this rank handles batch `k` of a pass over images that the ranks take in turn
+    /// (`eval`, `attack`, `analyze`): each batch is computed exactly as one process computes it.
+    pub fn owns(&self, k: usize) -> bool {
+        k % self.world == self.rank
+    }
+
     /// This rank's rows of a batch of `len`: contiguous, sizes differing by at most one.
     pub fn rows(&self, len: usize) -> Range<usize> {
         rows(self.rank, self.world, len)
