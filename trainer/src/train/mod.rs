@@ -4,8 +4,10 @@
 //! generator is reseeded from (seed, step) before every step, so on the CPU a run that is killed
 //! and resumed from its last checkpoint ends with the same weights as one that never stopped.
 
+mod run_files;
+mod step;
+
 use std::io::Write;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,13 +19,16 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::arch;
-use crate::checkpoint::{self, Checkpoint, RunDir, TrainState};
+use crate::checkpoint::{self, RunDir, TrainState};
 use crate::data::batches::{train_val_split, Augment, EpochPlan, SplitMix};
 use crate::data::{Dataset, DatasetKind, Split};
 use crate::dist::{self, Team};
-use crate::mode::{step_loss_part, Mode};
+use crate::mode::Mode;
 use crate::net::{images_tensor, Net};
 use crate::optim::Adam;
+use run_files::{open_run, truncate_metrics};
+pub use run_files::{pretty_json, read_metrics};
+use step::{take_step, StepTotals};
 use crate::plot;
 use advlens_shared::model::InputSpec;
 
@@ -336,42 +341,10 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
             }
             tch::manual_seed(SplitMix::derive(config.seed, 7, state.global_step).next_u64() as i64 & i64::MAX);
             adam.lr = scheduled_lr(config.learning_rate, &config.lr_schedule, state.global_step, (steps * config.epochs) as u64);
-            // This rank's rows of the batch (all of them without a team).
-            let rows = share(batch.len);
-            let image_len = c * h * w;
-            let local = rows.len();
-            let x = Tensor::from_slice(&batch.images[rows.start * image_len..rows.end * image_len])
-                .view([local as i64, c as i64, h as i64, w as i64])
-                .to_device(device);
-            let y = Tensor::from_slice(&batch.labels[rows.clone()]).to_device(device);
-            let part = team.map_or(crate::attack::BatchPart { offset: 0, total: local as i64 }, |t| t.part(batch.len));
             let warm = warmup_fraction(state.global_step, steps, config.epsilon_warmup);
             let mode = if warm < 1.0 { config.mode.scaled_epsilon(warm) } else { config.mode.clone() };
-            if let Some(t) = team {
-                t.broadcast_buffers(&net)?;
-            }
-            let (loss_sum, correct, stop_votes) = guard_oom(config.batch_size, device, || -> Result<(f64, f64, f64)> {
-                let (loss, correct) = if local == 0 {
-                    (Tensor::zeros([], (Kind::Float, device)), 0)
-                } else {
-                    let out = step_loss_part(&net, &mode, &x, &y, part);
-                    let logits = out.adversarial_logits.filter(|_| matches!(config.mode, Mode::Pgd { .. })).or(out.clean_logits);
-                    let correct = logits.map_or(0, |l| l.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]));
-                    (out.loss, correct)
-                };
-                let Some(t) = team else {
-                    adam.backward_step(&net, &loss);
-                    return Ok((loss.double_value(&[]) * local as f64, correct as f64, 0.0));
-                };
-                Adam::backward(&net, &(&loss + dist::zero_term(&net)));
-                let stop_vote = f64::from(u8::from(stop.load(Ordering::Relaxed)));
-                // f32 like the gradients, so that it travels in their bucket: one collective per step.
-                let extra = Tensor::from_slice(&[(loss.double_value(&[]) * local as f64) as f32, correct as f32, stop_vote as f32]).to_device(device);
-                t.average_gradients(&net, local, batch.len, &extra)?;
-                adam.step(&net);
-                let e = Vec::<f32>::try_from(&extra.to_device(Device::Cpu))?;
-                Ok((f64::from(e[0]), f64::from(e[1]), f64::from(e[2])))
-            })??;
+            let StepTotals { loss_sum, correct, stop_votes } =
+                take_step(&net, &mut adam, &mode, &batch, train.shape, device, team, &stop, config.batch_size)?;
             team_stop = stop_votes > 0.0;
             let loss = loss_sum / batch.len.max(1) as f64;
             if !loss.is_finite() {
@@ -448,70 +421,6 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
     Ok(summary)
 }
 
-/// Checks that `run` may be written (a new run needs an empty place, a resumed one its own
-/// checkpoint), writes its config and model, and returns the checkpoint to resume from.
-fn open_run(config: &TrainConfig, run: &RunDir, spec: &advlens_shared::model::ModelSpec, resume: bool) -> Result<Option<Checkpoint>> {
-    if !resume && run.last().exists() {
-        bail!("{} already holds a run: continue it with `advlens train --resume --out {0}`, or pick another --out", run.root.display());
-    }
-    let resumed = if resume { Some(Checkpoint::read(&run.last())?) } else { None };
-    if let Some(ckpt) = &resumed {
-        match ckpt.run_id.as_deref() {
-            Some(id) if !config.run_id.is_empty() && id != config.run_id => bail!(
-                "{} was written by run {id}, but {} belongs to run {}: the files of two runs were mixed; copy the whole run directory, not single files",
-                run.last().display(),
-                run.config().display(),
-                config.run_id
-            ),
-            _ => {}
-        }
-    }
-    std::fs::create_dir_all(&run.root).with_context(|| format!("creating run directory {}", run.root.display()))?;
-    write_atomic_json(&run.config(), config)?;
-    write_atomic_json(&run.model(), spec)?;
-    Ok(resumed)
-}
-
-/// Runs `f`, turning libtorch's out-of-memory failure into an error that says what to do.
-fn guard_oom<T>(batch_size: usize, device: Device, f: impl FnOnce() -> T) -> Result<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(v) => Ok(v),
-        Err(payload) => {
-            let text = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("");
-            if text.contains("out of memory") || text.contains("OutOfMemory") {
-                bail!(
-                    "out of memory on {device:?} at batch size {batch_size}: try --batch-size {} (or --device cpu)",
-                    (batch_size / 2).max(1)
-                );
-            }
-            resume_unwind(payload)
-        }
-    }
-}
-
-/// The epoch lines of `metrics.jsonl`.
-pub fn read_metrics(run: &RunDir) -> Result<Vec<EpochMetrics>> {
-    let text = std::fs::read_to_string(run.metrics()).with_context(|| format!("reading {}", run.metrics().display()))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).with_context(|| format!("bad line in {}: {l}", run.metrics().display())))
-        .collect()
-}
-
-/// Drops metric lines of epochs after `epochs_done` (written after the checkpoint a resumed run
-/// starts from).
-fn truncate_metrics(run: &RunDir, epochs_done: usize) -> Result<()> {
-    if !run.metrics().exists() {
-        return Ok(());
-    }
-    let kept: Vec<EpochMetrics> = read_metrics(run)?.into_iter().filter(|m| m.epoch <= epochs_done).collect();
-    let text: String = kept.iter().map(|m| serde_json::to_string(m).expect("plain data") + "\n").collect();
-    checkpoint::write_atomic(&run.metrics(), |p| Ok(std::fs::write(p, text)?))
-}
 
 /// Top-1 accuracy of `net` on `images`, in batches of 500.
 pub fn accuracy(net: &Net, images: &Tensor, labels: &Tensor) -> f64 {
@@ -544,11 +453,3 @@ pub fn progress_bar(len: u64, quiet: bool, prefix: &str) -> ProgressBar {
     bar
 }
 
-fn write_atomic_json<T: Serialize>(path: &std::path::Path, value: &T) -> Result<()> {
-    checkpoint::write_atomic(path, |p| Ok(std::fs::write(p, pretty_json(value))?))
-}
-
-/// Pretty JSON with a final newline.
-pub fn pretty_json<T: Serialize>(value: &T) -> String {
-    serde_json::to_string_pretty(value).expect("plain data serialises") + "\n"
-}
