@@ -2,7 +2,8 @@
 # The trainer on CUDA, in one short run for a lent GPU machine (no Rust there: build here and
 # carry the binary, see ../shared/docs/toolchain.md §7):
 #   1. whether libtorch sees the GPU (through advlens, and through PyTorch);
-#   2. training-step times, advlens vs PyTorch eager on the same GPU (tests/bench/train-step.sh);
+#   2. training-step times, advlens vs PyTorch eager on the same GPU (tests/bench/train-step.sh),
+#      and `train --distributed` as 2 ranks sharing the GPU (Gloo) against one process;
 #   3. `advlens reproduce --preset smoke`, then `--preset quick`, on CUDA, within what time is left.
 #     ADVLENS_BIN=target/release/advlens MNIST=runs/gpu-data/mnist OUT=runs/gpu tests/bench/gpu-check.sh
 # Env: QUICK_SECONDS (300): how long the quick reproduction may run before it is stopped (its
@@ -29,6 +30,25 @@ for cfg in "small-cnn mnist standard 10 64" "small-cnn mnist pgd 10 64" "small-c
     line=$(ADVLENS_BIN="$bin" DEVICE=cuda ROUNDS=3 STEPS=30 tests/bench/train-step.sh $cfg 2>&1 | tail -3)
     say "$line"
 done
+
+# --distributed on CUDA: 2 ranks sharing the GPU through Gloo (CUDA tensors) vs one process.
+dist=(train --data "$mnist" --arch small-cnn --mode consistent --epochs 1 --limit 6000 --batch-size 64
+      --checkpoint-every 0 --device cuda --quiet)
+rm -rf "$work/dist-one" "$work/dist-two"
+start=$SECONDS; "$bin" "${dist[@]}" --out "$work/dist-one" > "$out/dist.log" 2>&1; one=$((SECONDS - start))
+start=$SECONDS
+torchrun --nproc-per-node 2 --master-addr 127.0.0.1 --master-port 29533 --no-python "$bin" "${dist[@]}" \
+    --out "$work/dist-two" --distributed >> "$out/dist.log" 2>&1
+say "2 ranks on one GPU (Gloo): exit $? after $((SECONDS - start)) s (1 process: $one s); $(python3 - "$work" <<'PY'
+import json, struct, sys, numpy as np
+def net(path):  # safetensors: u64 header length, JSON header, raw little-endian f32
+    raw = open(path, "rb").read(); n = struct.unpack("<Q", raw[:8])[0]; head = json.loads(raw[8:8 + n])
+    return {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], "<f4")
+            for k, v in head.items() if k.startswith("net/")}
+a, b = net(sys.argv[1] + "/dist-one/last.safetensors"), net(sys.argv[1] + "/dist-two/last.safetensors")
+print("largest relative L2 weight difference %.2e" % max(np.linalg.norm(a[k] - b[k]) / max(np.linalg.norm(a[k]), 1e-12) for k in a))
+PY
+)"
 
 repro() { # PRESET SECONDS
     local dir="$work/repro-$1-cuda"
