@@ -1,0 +1,261 @@
+//! A reproduction's plan: the worlds (the dataset and the concept world) of each replicate,
+//! the train -> eval -> export, attack and analysis jobs that measure every model, and the
+//! results read back from what the jobs wrote.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::preset::{training_epsilon, Preset};
+use super::results::ModelResult;
+use super::schedule::{Job, Step};
+use crate::analysis::AnalysisReport;
+use crate::eval::EvalReport;
+
+pub fn s(v: impl ToString) -> String {
+    v.to_string()
+}
+
+
+/// One world to reproduce on: a dataset, or the generated concept world.
+pub struct World {
+    name: String,
+    dataset: String,
+    data: PathBuf,
+    archs: Vec<(&'static str, usize)>,
+    epochs: usize,
+    limit: Option<usize>,
+    /// Images per epoch x pixels: the scale of a training job's cost.
+    scale: f64,
+    /// The replicate's seed: weights, batch order, augmentation, attack starts and targets.
+    seed: u64,
+}
+
+impl World {
+    fn model(&self, arch: &str, mode: &str) -> String {
+        format!("{}-{arch}-{mode}", self.name)
+    }
+}
+
+/// The `train` arguments of a mode: `--mode M`; for `consistent-lambda<X>` the consistent loss
+/// with `--lambda X`; for `consistent-targeted` with `--attack ll`.
+fn mode_args(mode: &str) -> Vec<String> {
+    match (mode.strip_prefix("consistent-lambda"), mode) {
+        (Some(lambda), _) => vec![s("--mode"), s("consistent"), s("--lambda"), s(lambda)],
+        (None, "consistent-targeted") => vec![s("--mode"), s("consistent"), s("--attack"), s("ll")],
+        (None, _) => vec![s("--mode"), s(mode)],
+    }
+}
+
+/// Relative cost of training `arch` in `mode` (measured on the quick preset, roughly).
+fn cost(arch: &str, mode: &str) -> f64 {
+    let a = if arch == "small-cnn" { 1.0 } else { 2.0 };
+    let m = match mode {
+        "standard" => 1.0,
+        "pgd" => 2.5,
+        _ => 3.0,
+    };
+    a * m
+}
+
+/// The train -> eval -> export job of every model of `w`.
+fn training_jobs(p: &Preset, w: &World, out: &Path, threads: usize) -> Vec<Job> {
+    let common = |v: &mut Vec<String>| v.extend([s("--threads"), s(threads), s("--quiet")]);
+    let data_s = w.data.display().to_string();
+    let mut jobs = Vec::new();
+    for mode in &p.modes {
+        for (arch, width) in &w.archs {
+            let name = w.model(arch, mode);
+            let run = out.join("runs").join(&name);
+            let bundle = out.join("models").join(&name);
+            let mut steps = Vec::new();
+            let mut args = vec![s("train"), s("--dataset"), s(&w.dataset), s("--data"), data_s.clone(), s("--arch"), s(arch), s("--width"), s(width)];
+            args.extend(mode_args(mode));
+            args.extend([s("--attack-steps"), s(p.attack_steps), s("--epochs"), s(w.epochs), s("--name"), name.clone()]);
+            args.extend([s("--out"), run.display().to_string(), s("--seed"), s(w.seed)]);
+            // Few attack steps must still reach the edge of the ball: step = 2.5 eps / steps;
+            // epsilon grows over the first quarter of the run so short runs do not collapse.
+            let eps = training_epsilon(&w.dataset);
+            args.extend([s("--epsilon"), s(eps), s("--step-size"), s(2.5 * eps / p.attack_steps.max(1) as f64)]);
+            args.extend([s("--epsilon-warmup"), s(w.epochs as f64 / 4.0)]);
+            if let Some(l) = w.limit {
+                args.extend([s("--limit"), s(l)]);
+            }
+            common(&mut args);
+            let epochs_done = std::fs::read_to_string(run.join("metrics.jsonl")).map_or(0, |t| t.lines().count());
+            if run.join("last.safetensors").exists() && epochs_done < w.epochs {
+                // Interrupted earlier: continue it.
+                let mut resume = vec![s("train"), s("--resume"), s("--data"), data_s.clone(), s("--out"), run.display().to_string()];
+                common(&mut resume);
+                steps.push(Step { done: run.join("no-such-marker"), args: resume });
+            } else if epochs_done < w.epochs {
+                steps.push(Step { done: run.join("metrics.jsonl"), args });
+            }
+            let mut args = vec![s("eval"), s("--run"), run.display().to_string(), s("--data"), data_s.clone(), s("--attacks"), s("fgsm,pgd20")];
+            args.extend([s("--limit"), s(p.attack_images), s("--seed"), s(w.seed)]);
+            if w.dataset == "folder" {
+                args.extend([s("--epsilon"), s(8.0 / 255.0)]);
+            }
+            common(&mut args);
+            steps.push(Step { done: run.join("eval.json"), args });
+            let mut args = vec![s("export"), s("--run"), run.display().to_string(), s("--data"), data_s.clone(), s("--out"), bundle.display().to_string()];
+            common(&mut args);
+            steps.push(Step { done: bundle.join("model.json"), args });
+            jobs.push(Job { name, cost: cost(arch, mode) * w.scale * w.epochs as f64, steps });
+        }
+    }
+    jobs
+}
+
+/// The ensemble attack of each mode: every architecture but the last, which is held out for
+/// transfer.
+fn attack_jobs(p: &Preset, w: &World, out: &Path, threads: usize) -> Vec<Job> {
+    p.modes
+        .iter()
+        .map(|mode| {
+            let bundle = |arch: &str| out.join("models").join(w.model(arch, mode)).display().to_string();
+            let (held_out, attacked) = w.archs.split_last().expect("archs");
+            let adv = out.join("adversarial").join(format!("{}-{mode}", w.name));
+            let attacked: Vec<String> = attacked.iter().map(|(a, _)| bundle(a)).collect();
+            let mut args = vec![s("attack"), s("--models"), attacked.join(","), s("--held-out"), bundle(held_out.0)];
+            args.extend([s("--data"), w.data.display().to_string(), s("--limit"), s(p.attack_images), s("--steps"), s(p.ensemble_steps)]);
+            args.extend([s("--out"), adv.display().to_string(), s("--seed"), s(w.seed)]);
+            if w.dataset == "folder" {
+                args.extend([s("--epsilon"), s(8.0 / 255.0)]);
+            }
+            args.extend([s("--threads"), s(threads), s("--quiet")]);
+            Job { name: format!("{}-attack-{mode}", w.name), cost: w.scale, steps: vec![Step { done: adv.join("meta.json"), args }] }
+        })
+        .collect()
+}
+
+fn analysis_jobs(p: &Preset, w: &World, out: &Path, threads: usize) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for mode in &p.modes {
+        for (arch, _) in &w.archs {
+            let name = w.model(arch, mode);
+            let bundle = out.join("models").join(&name);
+            let adv = out.join("adversarial").join(format!("{}-{mode}", w.name));
+            let dir = out.join("analysis").join(&name);
+            let mut args = vec![s("analyze"), s("--model"), bundle.display().to_string(), s("--adv"), adv.display().to_string(), s("--data"), w.data.display().to_string()];
+            // Equal pools: the real top-K among the same test images whose adversarial versions
+            // the attack made (a larger real pool alone would favour real top images).
+            args.extend([s("--limit"), s(p.attack_images), s("--atlas"), s("--out"), dir.display().to_string(), s("--threads"), s(threads)]);
+            jobs.push(Job { name: format!("{name}-analysis"), cost: w.scale, steps: vec![Step { done: dir.join("analysis.json"), args }] });
+        }
+    }
+    jobs
+}
+
+/// What was measured on every model of `w`, from the files the jobs wrote.
+pub fn collect(p: &Preset, w: &World, out: &Path) -> Result<Vec<ModelResult>> {
+    let mut results = Vec::new();
+    for mode in &p.modes {
+        for (k, (arch, _)) in w.archs.iter().enumerate() {
+            let name = w.model(arch, mode);
+            let read = |path: PathBuf| std::fs::read(&path).with_context(|| format!("reading {}", path.display()));
+            let analysis: AnalysisReport = serde_json::from_slice(&read(out.join("analysis").join(&name).join("analysis.json"))?)?;
+            let eval: EvalReport = serde_json::from_slice(&read(out.join("runs").join(&name).join("eval.json"))?)?;
+            let clean = eval.rows.iter().find(|r| r.name == "clean").map_or(f64::NAN, |r| r.accuracy);
+            let robust = eval.rows.iter().filter(|r| r.name != "clean").map(|r| (format!("{}@{:.4}", r.name, eval.epsilon), r.accuracy)).collect();
+            results.push(ModelResult {
+                world: w.name.clone(),
+                arch: arch.to_string(),
+                mode: mode.to_string(),
+                seed: w.seed,
+                clean_accuracy: clean,
+                robust_accuracy: robust,
+                attacked: k + 1 < w.archs.len(),
+                analysis,
+            });
+        }
+    }
+    Ok(results)
+}
+
+/// One replicate's jobs, by phase: train/eval/export, ensemble attacks, analyses.
+pub fn replicate_jobs(p: &Preset, ws: &[World], dir: &Path, threads: usize) -> [Vec<Job>; 3] {
+    [
+        ws.iter().flat_map(|w| training_jobs(p, w, dir, threads)).collect(),
+        ws.iter().flat_map(|w| attack_jobs(p, w, dir, threads)).collect(),
+        ws.iter().flat_map(|w| analysis_jobs(p, w, dir, threads)).collect(),
+    ]
+}
+
+/// The dataset and the concept world, as one replicate trains them.
+pub fn worlds(p: &Preset, dataset: &str, data: &Path, concepts: &Path, seed: u64) -> [World; 2] {
+    let side = if dataset == "cifar10" { 32.0 * 32.0 * 3.0 } else { 28.0 * 28.0 };
+    let train_images = p.limit.unwrap_or(if dataset == "cifar10" { 50_000 } else { 60_000 }) as f64;
+    let concept_archs: Vec<(&'static str, usize)> = p.archs.iter().map(|&(a, w)| (a, w * 2)).collect();
+    [
+        World { name: dataset.into(), dataset: dataset.into(), data: data.into(), archs: p.archs.clone(), epochs: p.epochs, limit: p.limit, scale: train_images * side, seed },
+        // Generated by the pipeline, so the reproduction needs no download; wider models for colour images.
+        World {
+            name: "concepts".into(),
+            dataset: "folder".into(),
+            data: concepts.to_path_buf(),
+            archs: concept_archs,
+            epochs: p.concept_epochs,
+            limit: None,
+            scale: p.concept_train as f64 * 32.0 * 32.0 * 3.0 * 4.0,
+            seed,
+        },
+    ]
+}
+
+/// How many times to run the pipeline, and from which seed.
+#[derive(Clone, Copy, Debug)]
+pub struct Replication {
+    pub seed: u64,
+    pub replicates: usize,
+    /// Also train [`CONTROL_MODES`] (claim 3's controls).
+    pub controls: bool,
+}
+
+impl Replication {
+    /// The seeds of the replicates, and where each writes: `out` itself for one replicate
+    /// (the layout of earlier reproductions), else `out/seed-<s>/`.
+    pub fn runs(&self, out: &Path) -> Vec<(u64, PathBuf)> {
+        (0..self.replicates as u64)
+            .map(|r| {
+                let seed = self.seed + r;
+                (seed, if self.replicates == 1 { out.to_path_buf() } else { out.join(format!("seed-{seed}")) })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::preset::{preset, preset_with, CONTROL_MODES};
+    use super::*;
+
+    #[test]
+    fn replicates_have_their_own_seeds_and_folders() {
+        let out = Path::new("/r");
+        assert_eq!(Replication { seed: 0, replicates: 1, controls: false }.runs(out), vec![(0, PathBuf::from("/r"))], "one replicate keeps the old layout");
+        assert_eq!(Replication { seed: 5, replicates: 2, controls: false }.runs(out), vec![(5, PathBuf::from("/r/seed-5")), (6, PathBuf::from("/r/seed-6"))]);
+        // Every step that draws random numbers carries the replicate's seed (export draws none).
+        let p = preset("smoke").unwrap();
+        let [w, _] = worlds(&p, "mnist", Path::new("/d"), Path::new("/r/data/concepts"), 6);
+        for job in training_jobs(&p, &w, Path::new("/r/seed-6"), 1).iter().chain(&attack_jobs(&p, &w, Path::new("/r/seed-6"), 1)) {
+            for step in job.steps.iter().filter(|s| s.args[0] != "export") {
+                let at = step.args.iter().position(|a| a == "--seed").unwrap_or_else(|| panic!("no --seed in {:?}", step.args));
+                assert_eq!(step.args[at + 1], "6", "{:?}", step.args);
+            }
+        }
+    }
+
+    #[test]
+    fn control_modes_train_the_consistent_loss_with_their_lambda() {
+        assert_eq!(mode_args("pgd"), ["--mode", "pgd"]);
+        assert_eq!(mode_args("consistent-lambda0.1"), ["--mode", "consistent", "--lambda", "0.1"]);
+        assert_eq!(mode_args("consistent-targeted"), ["--mode", "consistent", "--attack", "ll"]);
+        let p = preset_with("smoke", true).unwrap();
+        let ws = worlds(&p, "mnist", Path::new("/d"), Path::new("/o/data/concepts"), 0);
+        let commands: Vec<Vec<String>> = replicate_jobs(&p, &ws, Path::new("/o"), 1).into_iter().flatten().flat_map(|j| j.steps.into_iter().map(|s| s.args)).collect();
+        let trains: Vec<&Vec<String>> = commands.iter().filter(|c| c[0] == "train").collect();
+        assert_eq!(trains.len(), 2 * 3 * (3 + CONTROL_MODES.len()), "two worlds x three archs x seven modes");
+        assert!(trains.iter().any(|c| c.windows(2).any(|w| w == ["--lambda", "0"]) && c.iter().any(|a| a == "mnist-resnet-consistent-lambda0")));
+    }
+}

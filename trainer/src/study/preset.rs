@@ -1,0 +1,88 @@
+//! The presets of `advlens reproduce`: what each trains, attacks and analyses, and at which
+//! scale; claim 3's control modes; the training epsilon per dataset.
+
+use anyhow::{bail, Result};
+
+/// What a preset trains and attacks.
+pub struct Preset {
+    pub archs: Vec<(&'static str, usize)>,
+    pub modes: Vec<&'static str>,
+    pub limit: Option<usize>,
+    pub epochs: usize,
+    pub attack_steps: usize,
+    pub attack_images: usize,
+    pub ensemble_steps: usize,
+    pub concept_train: usize,
+    pub concept_test: usize,
+    pub concept_epochs: usize,
+}
+
+pub fn preset(name: &str) -> Result<Preset> {
+    Ok(match name {
+        "quick" => Preset {
+            archs: vec![("small-cnn", 16), ("alexnet", 16), ("resnet", 8)],
+            modes: vec!["standard", "pgd", "consistent"],
+            limit: Some(10_000),
+            epochs: 2,
+            attack_steps: 5,
+            attack_images: 500,
+            ensemble_steps: 50,
+            concept_train: 6_000,
+            concept_test: 500,
+            concept_epochs: 4,
+        },
+        // For tests of the pipeline itself: minutes, not results.
+        "smoke" => Preset {
+            archs: vec![("small-cnn", 4), ("alexnet", 4), ("resnet", 4)],
+            modes: vec!["standard", "pgd", "consistent"],
+            limit: Some(600),
+            epochs: 1,
+            attack_steps: 2,
+            attack_images: 60,
+            ensemble_steps: 10,
+            concept_train: 300,
+            concept_test: 60,
+            concept_epochs: 1,
+        },
+        "full" => Preset {
+            archs: vec![("alexnet", 32), ("vgg", 32), ("resnet", 32)],
+            modes: vec!["standard", "pgd", "consistent"],
+            limit: None,
+            epochs: 20,
+            attack_steps: 20,
+            attack_images: 5_000,
+            ensemble_steps: 100,
+            concept_train: 20_000,
+            concept_test: 2_000,
+            concept_epochs: 20,
+        },
+        other => bail!("unknown preset `{other}`: use quick or full (or smoke, to test the pipeline)"),
+    })
+}
+
+/// The preset, with claim 3's controls when asked for.
+pub fn preset_with(name: &str, controls: bool) -> Result<Preset> {
+    let mut p = preset(name)?;
+    if controls {
+        p.modes.extend(CONTROL_MODES);
+    }
+    Ok(p)
+}
+
+/// The controls of claim 3 (`--controls`): the consistent loss with the feature-distance term
+/// off (lambda 0: adversarial cross-entropy alone), weaker and stronger (lambda 1 is the
+/// `consistent` mode itself), and with targeted adversarial images (iterative least-likely
+/// class) instead of untargeted PGD. The paper's unnormalised squared norm is lambda times the
+/// feature layer's size here (the loss takes the mean).
+pub const CONTROL_MODES: [&str; 4] = ["consistent-lambda0", "consistent-lambda0.1", "consistent-lambda10", "consistent-targeted"];
+
+/// The epsilon adversarial training uses on `dataset` (the trainer's defaults; 8/255 for the
+/// concept world).
+pub fn training_epsilon(dataset: &str) -> f64 {
+    match dataset {
+        "mnist" => 0.3,
+        "fashion-mnist" => 0.1,
+        _ => 8.0 / 255.0,
+    }
+}
+
