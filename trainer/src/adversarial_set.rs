@@ -198,6 +198,18 @@ pub fn attack_set(
     Ok((images, targets, predicted))
 }
 
+/// Per model, the share of images whose attack succeeded: the model predicts the target, or
+/// (untargeted) anything but the true label.
+pub fn success_rates(predicted: &[Vec<usize>], labels: &[usize], targets: &[Option<usize>]) -> Vec<f64> {
+    predicted
+        .iter()
+        .map(|p| {
+            let hits = p.iter().zip(labels).zip(targets).filter(|((&pr, &l), t)| match t { Some(t) => pr == *t, None => pr != l }).count();
+            hits as f64 / labels.len().max(1) as f64
+        })
+        .collect()
+}
+
 /// Writes `images` (f32 `[N,C,H,W]`) and `meta` into `dir`.
 pub fn save(dir: &Path, images: &Tensor, meta: &AdversarialSet) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -226,4 +238,21 @@ pub fn load(dir: &Path) -> Result<(Tensor, AdversarialSet)> {
         bail!("{}: {} images but meta.json lists {}", path.display(), shape.first().copied().unwrap_or(0), meta.indices.len());
     }
     Ok((Tensor::from_slice(&data).view(shape.as_slice()), meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::success_rates;
+
+    #[test]
+    fn success_is_the_target_when_targeted_and_any_other_class_otherwise() {
+        let labels = [1, 0, 3, 2];
+        let targets = [Some(2), Some(2), None, None];
+        // Model A: hits the first target, misses the second, leaves image 2 right, flips image 3.
+        let a = vec![2, 0, 3, 1];
+        // Model B: every prediction the true label.
+        let b = labels.to_vec();
+        assert_eq!(success_rates(&[a, b], &labels, &targets), vec![0.5, 0.0]);
+        assert_eq!(success_rates(&[vec![]], &[], &[]), vec![0.0], "no images: no success, no NaN");
+    }
 }

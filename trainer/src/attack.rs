@@ -54,6 +54,12 @@ impl Norm {
     }
 }
 
+/// Madry et al.'s rule of thumb for PGD's step: the steps together can travel 2.5 epsilon, so
+/// few steps still reach the edge of the ball.
+pub fn pgd_step_size(epsilon: f64, steps: usize) -> f64 {
+    2.5 * epsilon / steps.max(1) as f64
+}
+
 /// An attack and its budget.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Attack {

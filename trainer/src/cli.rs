@@ -282,9 +282,9 @@ impl ModeArgs {
 /// Default (epsilon, step size, steps) of adversarial training per dataset.
 pub fn attack_defaults(kind: DatasetKind) -> (f64, f64, usize) {
     match kind {
-        DatasetKind::Mnist => (0.3, 0.01, 40),
-        DatasetKind::FashionMnist => (0.1, 0.01, 20),
-        DatasetKind::Cifar10 | DatasetKind::Folder => (8.0 / 255.0, 2.0 / 255.0, 10),
+        DatasetKind::Mnist => (kind.default_epsilon(), 0.01, 40),
+        DatasetKind::FashionMnist => (kind.default_epsilon(), 0.01, 20),
+        DatasetKind::Cifar10 | DatasetKind::Folder => (kind.default_epsilon(), 2.0 / 255.0, 10),
     }
 }
 

@@ -25,8 +25,7 @@ pub fn named_attack(name: &str, norm: Norm, epsilon: f64) -> Result<Attack> {
         return Ok(Attack { kind: AttackKind::LeastLikely, norm, epsilon, step_size: 1.0 / 255.0, steps, random_start: false });
     }
     if let Some(steps) = name.strip_prefix("pgd").and_then(|s| s.parse::<usize>().ok()).filter(|&s| s > 0) {
-        // Madry et al.'s rule of thumb: the steps together can travel 2.5 epsilon.
-        let step_size = 2.5 * epsilon / steps as f64;
+        let step_size = crate::attack::pgd_step_size(epsilon, steps);
         return Ok(Attack { kind: AttackKind::Pgd, norm, epsilon, step_size, steps, random_start: true });
     }
     bail!("unknown attack `{name}`: use fgsm, ll or pgdN (e.g. pgd20, pgd100)")

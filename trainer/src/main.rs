@@ -361,13 +361,7 @@ fn attack_command(a: cli::AttackArgs, quiet: bool) -> Result<()> {
     }
     let clean = advlens_trainer::net::images_tensor(&data.images[..n * per], data.shape, tch::Device::Cpu);
     let linf = (&images - &clean).abs().max().double_value(&[]);
-    let success_rate: Vec<f64> = predicted
-        .iter()
-        .map(|p| {
-            let hits = p.iter().zip(&labels).zip(&targets).filter(|((&pr, &l), t)| match t { Some(t) => pr == *t, None => pr != l }).count();
-            hits as f64 / n.max(1) as f64
-        })
-        .collect();
+    let success_rate = advset::success_rates(&predicted, &labels, &targets);
     let names = |dirs: &[std::path::PathBuf]| dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>();
     let meta = advset::AdversarialSet {
         dataset: kind.name().into(),

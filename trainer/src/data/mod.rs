@@ -103,6 +103,17 @@ impl DatasetKind {
 
     /// Per-channel mean and std of the training images (in [0, 1]), used inside the model.
     /// Image folders have none fixed: see [`Dataset::channel_stats`].
+    /// The perturbation budget (L-inf, [0, 1] scale) that adversarial training and evaluation
+    /// use on this dataset unless told otherwise: the literature's usual values (MNIST 0.3,
+    /// Fashion-MNIST 0.1, CIFAR-10 8/255; 8/255 for image folders such as the concept world).
+    pub fn default_epsilon(self) -> f64 {
+        match self {
+            DatasetKind::Mnist => 0.3,
+            DatasetKind::FashionMnist => 0.1,
+            DatasetKind::Cifar10 | DatasetKind::Folder => 8.0 / 255.0,
+        }
+    }
+
     pub fn normalization(self) -> (Vec<f32>, Vec<f32>) {
         match self {
             DatasetKind::Folder => (vec![0.5; 3], vec![0.25; 3]),

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::preset::{training_epsilon, Preset};
+use super::preset::Preset;
+use crate::attack::pgd_step_size;
+use crate::data::DatasetKind;
 use super::results::ModelResult;
 use super::schedule::{Job, Step};
 use crate::analysis::AnalysisReport;
@@ -32,6 +34,11 @@ pub struct World {
 }
 
 impl World {
+    /// The world's dataset kind (its name was checked when the reproduction started).
+    fn kind(&self) -> DatasetKind {
+        DatasetKind::parse(&self.dataset).unwrap_or(DatasetKind::Folder)
+    }
+
     fn model(&self, arch: &str, mode: &str) -> String {
         format!("{}-{arch}-{mode}", self.name)
     }
@@ -75,8 +82,8 @@ fn training_jobs(p: &Preset, w: &World, out: &Path, threads: usize) -> Vec<Job> 
             args.extend([s("--out"), run.display().to_string(), s("--seed"), s(w.seed)]);
             // Few attack steps must still reach the edge of the ball: step = 2.5 eps / steps;
             // epsilon grows over the first quarter of the run so short runs do not collapse.
-            let eps = training_epsilon(&w.dataset);
-            args.extend([s("--epsilon"), s(eps), s("--step-size"), s(2.5 * eps / p.attack_steps.max(1) as f64)]);
+            let eps = w.kind().default_epsilon();
+            args.extend([s("--epsilon"), s(eps), s("--step-size"), s(pgd_step_size(eps, p.attack_steps))]);
             args.extend([s("--epsilon-warmup"), s(w.epochs as f64 / 4.0)]);
             if let Some(l) = w.limit {
                 args.extend([s("--limit"), s(l)]);
@@ -94,7 +101,7 @@ fn training_jobs(p: &Preset, w: &World, out: &Path, threads: usize) -> Vec<Job> 
             let mut args = vec![s("eval"), s("--run"), run.display().to_string(), s("--data"), data_s.clone(), s("--attacks"), s("fgsm,pgd20")];
             args.extend([s("--limit"), s(p.attack_images), s("--seed"), s(w.seed)]);
             if w.dataset == "folder" {
-                args.extend([s("--epsilon"), s(8.0 / 255.0)]);
+                args.extend([s("--epsilon"), s(DatasetKind::Folder.default_epsilon())]);
             }
             common(&mut args);
             steps.push(Step { done: run.join("eval.json"), args });
@@ -121,7 +128,7 @@ fn attack_jobs(p: &Preset, w: &World, out: &Path, threads: usize) -> Vec<Job> {
             args.extend([s("--data"), w.data.display().to_string(), s("--limit"), s(p.attack_images), s("--steps"), s(p.ensemble_steps)]);
             args.extend([s("--out"), adv.display().to_string(), s("--seed"), s(w.seed)]);
             if w.dataset == "folder" {
-                args.extend([s("--epsilon"), s(8.0 / 255.0)]);
+                args.extend([s("--epsilon"), s(DatasetKind::Folder.default_epsilon())]);
             }
             args.extend([s("--threads"), s(threads), s("--quiet")]);
             Job { name: format!("{}-attack-{mode}", w.name), cost: w.scale, steps: vec![Step { done: adv.join("meta.json"), args }] }

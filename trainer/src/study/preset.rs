@@ -75,14 +75,3 @@ pub fn preset_with(name: &str, controls: bool) -> Result<Preset> {
 /// class) instead of untargeted PGD. The paper's unnormalised squared norm is lambda times the
 /// feature layer's size here (the loss takes the mean).
 pub const CONTROL_MODES: [&str; 4] = ["consistent-lambda0", "consistent-lambda0.1", "consistent-lambda10", "consistent-targeted"];
-
-/// The epsilon adversarial training uses on `dataset` (the trainer's defaults; 8/255 for the
-/// concept world).
-pub fn training_epsilon(dataset: &str) -> f64 {
-    match dataset {
-        "mnist" => 0.3,
-        "fashion-mnist" => 0.1,
-        _ => 8.0 / 255.0,
-    }
-}
-

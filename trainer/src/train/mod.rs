@@ -4,6 +4,7 @@
 //! generator is reseeded from (seed, step) before every step, so on the CPU a run that is killed
 //! and resumed from its last checkpoint ends with the same weights as one that never stopped.
 
+mod curves;
 mod run_files;
 mod step;
 
@@ -29,7 +30,6 @@ use crate::optim::Adam;
 use run_files::{open_run, truncate_metrics};
 pub use run_files::{pretty_json, read_metrics};
 use step::{take_step, StepTotals};
-use crate::plot;
 use advlens_shared::model::InputSpec;
 
 /// Everything that defines a training run; saved as `config.json` in the run directory.
@@ -407,7 +407,7 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
         if let Some(metrics) = metrics.as_mut() {
             writeln!(metrics, "{}", serde_json::to_string(&line)?).with_context(|| format!("writing {}", run.metrics().display()))?;
             let history = read_metrics(&run)?;
-            plot::training_curves(&history, &run.curves()).with_context(|| format!("drawing {}", run.curves().display()))?;
+            curves::training_curves(&history, &run.curves()).with_context(|| format!("drawing {}", run.curves().display()))?;
         }
         summary = TrainSummary {
             epochs_done: epoch,
