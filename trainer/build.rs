@@ -6,15 +6,11 @@
 //! the trainer builds without distributed support and `--distributed` says how to get it.
 use std::path::{Path, PathBuf};
 
+#[path = "build/link.rs"]
+mod link;
+
 fn main() {
-    // Without these flags the binary has no rpath to libtorch and, worse, the linker drops
-    // libtorch_cuda as "unused", so CUDA is silently never used on a GPU machine.
-    let lib = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from);
-    if let Some(lib) = &lib {
-        println!("cargo:rustc-link-arg=-Wl,-rpath={}", lib.display());
-    }
-    println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-    println!("cargo:rustc-link-arg=-ltorch");
+    let lib = link::libtorch();
 
     println!("cargo::rustc-check-cfg=cfg(advlens_c10d)");
     println!("cargo:rerun-if-changed=csrc/c10d_shim.cpp");

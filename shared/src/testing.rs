@@ -171,6 +171,22 @@ pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
                 4,
             ),
         ),
+        (
+            "unequal zero padding (Keras's `same` at stride 2: one more pixel right and below) before unpadded convolutions",
+            chain_spec(
+                [2, 9, 8],
+                vec![
+                    Op::Pad2d { top: 0, left: 1, bottom: 1, right: 2 },
+                    conv(2, 4, 3, 2, 0),
+                    Op::LeakyRelu { alpha: 0.1 },
+                    Op::Pad2d { top: 2, left: 0, bottom: 1, right: 0 },
+                    conv(4, 3, 3, 1, 1),
+                    Op::Flatten,
+                    linear(3 * 7 * 5, 3),
+                ],
+                3,
+            ),
+        ),
         ("concatenated branches (Inception-like, one branch read twice)", concat_spec()),
         ("squeeze-and-excitation gate, SiLU as x * sigmoid(x), hard swish", gate_spec()),
         (

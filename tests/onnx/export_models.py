@@ -16,6 +16,9 @@ and in float32. Models:
   before a Conv and an AveragePool, a dilated Conv, a MaxPool with ceil_mode whose windows tile;
 - mobilenet_v3_small and efficientnet_b0 at 32 px (squeeze-and-excitation gates, HardSwish,
   HardSigmoid, SiLU as Sigmoid * x);
+- `KerasSame`: stride-2 convolutions after unequal zero padding (Keras's and TensorFlow's `same`),
+  as PyTorch writes them (`Pad` nodes) and as `auto_pad` SAME_UPPER / SAME_LOWER (built by hand
+  from the same weights; its logits checked against PyTorch's before use);
 - a small network with a ConvTranspose, which the importer must refuse naming the node and the op.
 """
 import copy
@@ -111,6 +114,51 @@ class Branches(torch.nn.Module):
         return self.head(y.mean(dim=(2, 3)))
 
 
+class KerasSame(torch.nn.Module):
+    """`same` padding at stride 2 on even sizes pads one pixel more at the end (SAME_UPPER,
+    Keras's and TensorFlow's) or at the start (SAME_LOWER): unequal sides."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Conv2d(3, 6, 3, stride=2)
+        self.b = torch.nn.Conv2d(6, 4, 3, stride=2)
+        self.head = torch.nn.Linear(4, 10)
+
+    def forward(self, x):
+        h = F.relu(self.a(F.pad(x, (0, 1, 0, 1))))  # SAME_UPPER on 8 px: 0 before, 1 after
+        h = F.relu(self.b(F.pad(h, (1, 0, 1, 0))))  # SAME_LOWER on 4 px: 1 before, 0 after
+        return self.head(h.mean(dim=(2, 3)))
+
+
+def keras_same_autopad(out, model, reference):
+    """`model` (a KerasSame) as Keras's converter writes it: Convs with auto_pad, no Pad nodes.
+    The reference of its PyTorch export is reused with this file's onnxruntime logits."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    weights = [numpy_helper.from_array(t.detach().numpy().astype(np.float32), name) for name, t in model.state_dict().items()]
+    conv = lambda x, w, y, mode: helper.make_node("Conv", [x, w + ".weight", w + ".bias"], [y], kernel_shape=[3, 3], strides=[2, 2], auto_pad=mode)
+    nodes = [
+        conv("image", "a", "a_out", "SAME_UPPER"), helper.make_node("Relu", ["a_out"], ["a_relu"]),
+        conv("a_relu", "b", "b_out", "SAME_LOWER"), helper.make_node("Relu", ["b_out"], ["b_relu"]),
+        helper.make_node("GlobalAveragePool", ["b_relu"], ["pooled"]), helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "head.weight", "head.bias"], ["logits"], transB=1),
+    ]
+    graph = helper.make_graph(nodes, "keras_same", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], initializer=weights)
+    path = os.path.join(out, "keras-same-autopad.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    with open(os.path.join(out, reference + ".json")) as f:
+        ref = json.load(f)
+    x = np.array(ref["input"], dtype=np.float32).reshape(ref["shape"])
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    logits = np.concatenate([session.run(None, {"image": x[i:i + 1]})[0] for i in range(len(x))])
+    assert np.allclose(logits.flatten(), ref["torch_logits"], rtol=1e-4, atol=1e-5), "auto_pad is not the explicit padding"
+    ref["logits"] = logits.flatten().tolist()
+    with open(os.path.join(out, "keras-same-autopad.json"), "w") as f:
+        json.dump(ref, f)
+    print(f"wrote {path}", file=sys.stderr)
+
+
 def calibrated(model, shape, mean, std):
     """`model` with its batch-norm statistics measured on random images: with the default
     running statistics of a fresh network, deep ones (mobilenet_v2) shrink their activations to
@@ -165,6 +213,9 @@ def main():
     branches = calibrated(Branches(), (3, 16, 16), IMAGENET_MEAN, IMAGENET_STD)
     write(out, "branches-torchscript", branches, (3, 16, 16), IMAGENET_MEAN, IMAGENET_STD, False)
     write(out, "branches-dynamo", branches, (3, 16, 16), IMAGENET_MEAN, IMAGENET_STD, True)
+    keras = KerasSame()
+    write(out, "keras-same-torchscript", keras, (3, 8, 8), [0.0] * 3, [1.0] * 3, False)
+    keras_same_autopad(out, keras, "keras-same-torchscript")
     for name in ("mobilenet_v3_small", "efficientnet_b0"):
         gated = calibrated(getattr(torchvision.models, name)(weights=None, num_classes=10), (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD)
         write(out, f"{name}-32-torchscript", gated, (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, False)

@@ -122,6 +122,8 @@ impl Net {
                         x * b
                     }
                 }
+                // F.pad's order: last axis first (left, right), then top, bottom.
+                Op::Pad2d { top, left, bottom, right } => x.constant_pad_nd([left, right, top, bottom].map(|p| p as i64)),
                 Op::Add => x + &acts[&node.inputs[1]],
                 Op::Concat => Tensor::cat(&node.inputs.iter().map(|i| &acts[i]).collect::<Vec<_>>(), 1),
                 Op::Flatten => x.flatten(1, -1),

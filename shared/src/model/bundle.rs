@@ -555,6 +555,10 @@ pub(crate) fn infer_shape(name: &str, op: &Op, inputs: &[&[usize]]) -> Result<Ve
             [a @ [c, _, _], [k]] if c == k => Ok(a.to_vec()),
             _ => Err(bad(format!("inputs have shapes {inputs:?}; a product needs equal shapes, or a [C, H, W] map times a [C] vector"))),
         },
+        Op::Pad2d { top, left, bottom, right } => {
+            let (c, h, w) = chw()?;
+            Ok(vec![c, h.saturating_add(top).saturating_add(bottom), w.saturating_add(left).saturating_add(right)])
+        }
         Op::Relu | Op::Sigmoid | Op::HardSwish | Op::Dropout => Ok(input.to_vec()),
     }
 }

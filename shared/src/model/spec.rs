@@ -132,6 +132,11 @@ pub enum Op {
     /// The product of two inputs: of equal shapes (SiLU is `x * sigmoid(x)`), or a map `[C,H,W]`
     /// times a per-channel vector `[C]` (a squeeze-and-excitation gate), in that order.
     Mul,
+    /// Zero padding of the two spatial axes, each side its own amount:
+    /// `[C,H,W] -> [C, top + H + bottom, left + W + right]`; the gradient is the output
+    /// gradient's crop. What a convolution with unequal padding on two sides reads (Keras's
+    /// `same` padding of a stride-2 convolution, ONNX's `SAME_UPPER`).
+    Pad2d { top: usize, left: usize, bottom: usize, right: usize },
 }
 
 /// The most inputs a [`Op::Concat`] reads.
@@ -236,7 +241,8 @@ impl Op {
             | Op::Concat
             | Op::HardSigmoid { .. }
             | Op::HardSwish
-            | Op::Mul => vec![],
+            | Op::Mul
+            | Op::Pad2d { .. } => vec![],
         }
     }
 
@@ -260,6 +266,7 @@ impl Op {
             Op::HardSigmoid { .. } => "hard_sigmoid",
             Op::HardSwish => "hard_swish",
             Op::Mul => "mul",
+            Op::Pad2d { .. } => "pad2d",
         }
     }
 

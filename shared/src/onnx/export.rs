@@ -113,6 +113,12 @@ pub fn export(bundle: &Bundle) -> Result<Vec<u8>> {
                 let inputs = [x[0], &param("weight"), &param("bias"), &param("running_mean"), &param("running_var")];
                 graph.node.push(node(name, "BatchNormalization", &inputs, name, vec![float("epsilon", eps)]));
             }
+            Op::Pad2d { top, left, bottom, right } => {
+                // Opset 11 and later take the pads as an input: begins then ends, axes N C H W.
+                let pads = [0, 0, top, left, 0, 0, bottom, right].map(|v| v as i64).to_vec();
+                graph.initializer.push(TensorProto { name: param("pads"), dims: vec![8], data_type: data_type::INT64, int64_data: pads, ..Default::default() });
+                graph.node.push(node(name, "Pad", &[x[0], &param("pads")], name, vec![]));
+            }
             Op::Add => graph.node.push(node(name, "Add", &x, name, vec![])),
             Op::Dropout => graph.node.push(node(name, "Identity", &x, name, vec![])),
             Op::Clip { min, max } => {

@@ -229,7 +229,7 @@ impl Translator {
             "HardSigmoid" => self.layer(index, node, Op::HardSigmoid { alpha: attr_f(node, "alpha", 0.2), beta: attr_f(node, "beta", 0.5) }, vec![]),
             "HardSwish" => self.layer(index, node, Op::HardSwish, vec![]),
             "Unsqueeze" => self.unsqueeze(node, opset),
-            "Pad" => self.pad(node, opset),
+            "Pad" => self.pad(index, node, opset),
             "Clip" => self.clip(index, node),
             "MaxPool" | "AveragePool" => self.pool(index, node),
             "GlobalAveragePool" => self.layer(index, node, Op::GlobalAvgPool, vec![]),
@@ -317,6 +317,15 @@ impl Translator {
 
     /// Adds a bundle node reading the first input of `node` (and the second for `Add`).
     fn push(&mut self, index: usize, node: &NodeProto, op: Op, inputs: Vec<String>, weights: Vec<(&str, Tensor)>) -> Result<String> {
+        let name = self.push_inner(index, node, op, inputs, weights)?;
+        let out = node.output.first().ok_or_else(|| err("it has no output".into()))?;
+        self.values.insert(out.clone(), name.clone());
+        Ok(name)
+    }
+
+    /// Adds a bundle node that `node` needs before its own (a convolution's unequal padding),
+    /// not bound to any ONNX value.
+    fn push_inner(&mut self, index: usize, node: &NodeProto, op: Op, inputs: Vec<String>, weights: Vec<(&str, Tensor)>) -> Result<String> {
         let name = self.fresh_name(node, index);
         if inputs.iter().any(|i| i == INPUT_NAME) {
             self.input_read = true;
@@ -328,8 +337,6 @@ impl Translator {
         }
         self.nodes.push(Node { name: name.clone(), inputs, op });
         self.shapes.insert(name.clone(), shape);
-        let out = node.output.first().ok_or_else(|| err("it has no output".into()))?;
-        self.values.insert(out.clone(), name.clone());
         Ok(name)
     }
 

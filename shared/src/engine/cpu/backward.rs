@@ -2,7 +2,7 @@
 //! forward in `layers.rs`. `d_y` is the gradient at a layer's output, `d_x` at its input.
 //! Weight gradients are not needed here: the engines explain and attack, they do not train.
 
-use super::layers::{self, Window};
+use super::layers::{self, Padding, Window};
 
 /// Through `y = (x - mean[c]) / std[c]`: `d_x = d_y / std[c]`.
 pub fn normalize_backward(d_y: &[f32], batch: usize, std: &[f32], plane: usize) -> Vec<f32> {
@@ -180,4 +180,17 @@ pub fn linear_backward(d_y: &[f32], w: &[f32], batch: usize, in_features: usize,
 pub fn batch_norm_backward(d_y: &[f32], scale: &[f32], batch: usize, plane: usize) -> Vec<f32> {
     let channels = scale.len();
     (0..batch * channels).flat_map(|nc| d_y[nc * plane..][..plane].iter().map(move |g| g * scale[nc % channels])).collect()
+}
+
+/// Through zero padding: `d_x[p, i, j] = d_y[p, top + i, left + j]`, the crop of the output
+/// gradient (the padding's zeros depend on nothing).
+pub fn pad2d_backward(d_y: &[f32], g: Padding) -> Vec<f32> {
+    let (oh, ow) = (g.out_height(), g.out_width());
+    let mut d_x = Vec::with_capacity(g.planes * g.height * g.width);
+    for p in 0..g.planes {
+        for i in 0..g.height {
+            d_x.extend_from_slice(&d_y[(p * oh + g.top + i) * ow + g.left..][..g.width]);
+        }
+    }
+    d_x
 }

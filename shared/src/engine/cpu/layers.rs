@@ -172,6 +172,41 @@ pub fn mul_forward(a: &[f32], b: &[f32], plane: usize) -> Vec<f32> {
     a.iter().enumerate().map(|(i, &v)| v * b[i / plane]).collect()
 }
 
+/// The spatial extent of a [`pad2d_forward`]: input `height x width` planes, with `top`,
+/// `left`, `bottom`, `right` zero rows and columns around them.
+#[derive(Clone, Copy, Debug)]
+pub struct Padding {
+    pub planes: usize,
+    pub height: usize,
+    pub width: usize,
+    pub top: usize,
+    pub left: usize,
+    pub bottom: usize,
+    pub right: usize,
+}
+
+impl Padding {
+    pub fn out_height(&self) -> usize {
+        self.top + self.height + self.bottom
+    }
+    pub fn out_width(&self) -> usize {
+        self.left + self.width + self.right
+    }
+}
+
+/// `y[p, top + i, left + j] = x[p, i, j]`, zero elsewhere (`p` runs over batch x channels).
+pub fn pad2d_forward(x: &[f32], g: Padding) -> Vec<f32> {
+    let (oh, ow) = (g.out_height(), g.out_width());
+    let mut y = vec![0.0; g.planes * oh * ow];
+    for p in 0..g.planes {
+        for i in 0..g.height {
+            let src = &x[(p * g.height + i) * g.width..][..g.width];
+            y[(p * oh + g.top + i) * ow + g.left..][..g.width].copy_from_slice(src);
+        }
+    }
+    y
+}
+
 /// `y = max(x, 0)`.
 pub fn relu_forward(x: &[f32]) -> Vec<f32> {
     x.iter().map(|&v| v.max(0.0)).collect()

@@ -118,6 +118,7 @@ impl CpuEngine {
                 let parts: Vec<&[f32]> = node.inputs.iter().map(|i| acts[i].data()).collect();
                 layers::concat_forward(&parts, &self.per_image(&node.inputs), batch)
             }
+            Op::Pad2d { top, left, bottom, right } => layers::pad2d_forward(x, padding(batch, in_shape, top, left, bottom, right)),
             Op::Flatten | Op::Dropout => x.to_vec(),
         }
     }
@@ -205,6 +206,7 @@ impl CpuEngine {
                 return vec![(source, d_a), (node.inputs[1].as_str(), d_b)];
             }
             Op::Add => return vec![(source, d_y.to_vec()), (node.inputs[1].as_str(), d_y.to_vec())],
+            Op::Pad2d { top, left, bottom, right } => backward::pad2d_backward(d_y, padding(batch, in_shape, top, left, bottom, right)),
             Op::Flatten | Op::Dropout => d_y.to_vec(),
         };
         vec![(source, d_x)]
@@ -223,6 +225,11 @@ impl CpuEngine {
     fn per_image(&self, names: &[String]) -> Vec<usize> {
         names.iter().map(|n| self.bundle.shape_of(n).expect("validated").iter().product()).collect()
     }
+}
+
+/// The [`layers::Padding`] of a `pad2d` node reading `[C, H, W]` maps.
+pub(crate) fn padding(batch: usize, input: &[usize], top: usize, left: usize, bottom: usize, right: usize) -> layers::Padding {
+    layers::Padding { planes: batch * input[0], height: input[1], width: input[2], top, left, bottom, right }
 }
 
 pub(crate) fn window(batch: usize, input: &[usize], output: &[usize], kernel: usize, stride: usize, padding: usize) -> Window {

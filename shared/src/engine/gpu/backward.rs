@@ -166,6 +166,11 @@ impl GpuEngine {
                 }
                 return parts;
             }
+            Op::Pad2d { top, left, bottom, right } => {
+                let g = crate::engine::cpu::padding(batch, in_shape, top, left, bottom, right);
+                let params = [g.planes, g.height, g.width, top, left, g.out_height(), g.out_width(), len].map(|v| v as u32);
+                self.dispatch(encoder, "pad2d_backward", &[(0, d_y), (3, &d_x)], &params, len);
+            }
             Op::HardSigmoid { alpha, beta } => {
                 self.dispatch(encoder, "hard_sigmoid_backward", &[(0, d_y), (1, x), (3, &d_x)], &[len as u32, alpha.to_bits(), beta.to_bits(), 0], len);
             }

@@ -18,7 +18,7 @@ use crate::model::{Bundle, Op};
 use crate::{Error, Result, Tensor};
 
 /// The WGSL source of every kernel, by entry point (the tests validate each with naga).
-pub const KERNELS: [(&str, &str); 31] = [
+pub const KERNELS: [(&str, &str); 33] = [
     ("normalize_forward", include_str!("kernels/normalize.wgsl")),
     ("conv2d_forward", include_str!("kernels/conv2d.wgsl")),
     ("relu_forward", include_str!("kernels/relu.wgsl")),
@@ -41,6 +41,8 @@ pub const KERNELS: [(&str, &str); 31] = [
     ("leaky_relu_backward", include_str!("kernels/activations.wgsl")),
     ("concat_forward", include_str!("kernels/concat.wgsl")),
     ("concat_backward", include_str!("kernels/concat.wgsl")),
+    ("pad2d_forward", include_str!("kernels/pad2d.wgsl")),
+    ("pad2d_backward", include_str!("kernels/pad2d.wgsl")),
     ("hard_sigmoid_forward", include_str!("kernels/activations.wgsl")),
     ("hard_sigmoid_backward", include_str!("kernels/activations.wgsl")),
     ("hard_swish_forward", include_str!("kernels/activations.wgsl")),
@@ -365,6 +367,13 @@ impl GpuEngine {
                 Op::HardSigmoid { alpha, beta } => {
                     let y = self.output_buffer(&node.name, len);
                     self.dispatch(encoder, "hard_sigmoid_forward", &[(1, x), (3, &y)], &[len as u32, alpha.to_bits(), beta.to_bits(), 0], len);
+                    y
+                }
+                Op::Pad2d { top, left, bottom, right } => {
+                    let g = crate::engine::cpu::padding(batch, in_shape, top, left, bottom, right);
+                    let y = self.output_buffer(&node.name, len);
+                    let params = [g.planes, g.height, g.width, top, left, g.out_height(), g.out_width(), len].map(|v| v as u32);
+                    self.dispatch(encoder, "pad2d_forward", &[(0, x), (3, &y)], &params, len);
                     y
                 }
                 Op::HardSwish => {

@@ -37,14 +37,6 @@ impl Translator {
             return Err(err(format!("kernel {kh}x{kw} is not square")));
         }
         let stride = square(node, "strides", 1)?;
-        let padding = match auto_pad(node).as_str() {
-            "" | "NOTSET" => square(node, "pads", 0)?,
-            "VALID" => 0,
-            // "Same" padding is symmetric only when the stride is 1 and the dilated kernel's span
-            // is odd (Keras' and TensorFlow's usual 3x3 / 5x5 convolutions).
-            "SAME_UPPER" | "SAME_LOWER" if stride == 1 && (dilation * (kh.max(1) - 1)) % 2 == 0 => dilation * (kh.max(1) - 1) / 2,
-            other => return Err(err(format!("auto_pad {other} with stride {stride} and kernel {kh} pads the sides unequally: export with explicit, symmetric pads"))),
-        };
         let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
             Some(b) => self.floats(b)?.1,
             None => vec![0.0; co],
@@ -52,16 +44,28 @@ impl Translator {
         let groups = usize::try_from(group).map_err(|_| err(format!("group {group} is not positive")))?;
         let in_channels = ci.checked_mul(groups).ok_or_else(|| err(format!("group {groups} is implausible")))?;
         let (x, extra) = self.padded_input(node)?;
+        let sides = conv_padding(node, &self.shapes[&x], kh, stride, dilation)?;
         if let [c] = self.shapes[&x][..] {
             // A 1x1 convolution of a pooled [N, C, 1, 1] vector (a squeeze-and-excitation
             // block's layers) is a linear layer of the vector.
-            if kh != 1 || padding + extra != 0 || groups != 1 || c != ci {
+            if kh != 1 || sides != [0; 4] || extra != 0 || groups != 1 || c != ci {
+                let padding = sides.iter().max().copied().unwrap_or(0) + extra;
                 return Err(err(format!("a {kh}x{kh} convolution (padding {padding}, group {groups}) of a pooled vector of {c} values is supported only as a plain 1x1 one")));
             }
             let op = Op::Linear { in_features: ci, out_features: co };
             return self.push(index, node, op, vec![x], vec![("weight", Tensor::new(vec![co, ci], w)?), ("bias", Tensor::new(vec![co], bias)?)]).map(drop);
         }
-        let padding = padding.checked_add(extra).ok_or_else(|| err("its padding is implausible".into()))?;
+        let [top, left, bottom, right] = sides.map(|s| s.checked_add(extra).filter(|&p| p <= limits::MAX_SIDE));
+        let (Some(top), Some(left), Some(bottom), Some(right)) = (top, left, bottom, right) else {
+            return Err(err("its padding is implausible".into()));
+        };
+        let (x, padding) = if top == left && top == bottom && top == right {
+            (x, top)
+        } else {
+            // Unequal sides (Keras's `same` at stride 2, SAME_UPPER): an explicit zero-padding
+            // layer, then the convolution without padding.
+            (self.push_inner(index, node, Op::Pad2d { top, left, bottom, right }, vec![x], vec![])?, 0)
+        };
         let op = Op::Conv2d { in_channels, out_channels: co, kernel: kh, stride, padding, groups, dilation };
         let weights = vec![("weight", Tensor::new(dims.clone(), w)?), ("bias", Tensor::new(vec![co], bias)?)];
         self.push(index, node, op, vec![x], weights).map(drop)
@@ -79,7 +83,7 @@ impl Translator {
 
     /// A constant zero `Pad` of the spatial axes, equal on every side: remembered, and taken
     /// over by the `Conv` or `AveragePool` that reads it.
-    pub(super) fn pad(&mut self, node: &NodeProto, opset: i64) -> Result<()> {
+    pub(super) fn pad(&mut self, index: usize, node: &NodeProto, opset: i64) -> Result<()> {
         let mode = attr(node, "mode").map(|a| String::from_utf8_lossy(&a.s).into_owned()).unwrap_or_else(|| "constant".into());
         if mode != "constant" {
             return Err(err(format!("mode {mode} is not supported; only zero (constant) padding is")));
@@ -96,11 +100,15 @@ impl Translator {
         let [0, 0, top, left, 0, 0, bottom, right] = pads[..] else {
             return Err(err(format!("pads {pads:?} pad the batch or channel axes, or are not for an [N, C, H, W] tensor")));
         };
-        if !(top == left && top == bottom && top == right && top >= 0) {
-            return Err(err(format!("pads {pads:?} differ between sides; only equal padding on all four sides can be folded into the next layer")));
-        }
-        let padding = usize::try_from(top).map_err(|_| err(format!("pads {pads:?} are implausible")))?;
+        let side = |v: i64| usize::try_from(v).ok().filter(|&p| p <= limits::MAX_SIDE).ok_or_else(|| err(format!("pads {pads:?} are negative (a crop) or implausible")));
+        let (top, left, bottom, right) = (side(top)?, side(left)?, side(bottom)?, side(right)?);
         let (source, before) = self.padded_input(node)?;
+        if !(top == left && top == bottom && top == right) {
+            // Unequal sides: a padding layer of its own (equal ones fold into the next layer).
+            let op = Op::Pad2d { top: top + before, left: left + before, bottom: bottom + before, right: right + before };
+            return self.push(index, node, op, vec![source], vec![]).map(drop);
+        }
+        let padding = top;
         let padding = padding.checked_add(before).filter(|&p| p <= limits::MAX_SIDE).ok_or_else(|| err(format!("pads {pads:?} are implausible")))?;
         self.pads.insert(output(node)?.to_string(), (source, padding));
         Ok(())
@@ -325,6 +333,31 @@ impl Translator {
 /// A node's `auto_pad` attribute ("" when absent).
 fn auto_pad(node: &NodeProto) -> String {
     attr(node, "auto_pad").map(|a| String::from_utf8_lossy(&a.s).into_owned()).unwrap_or_default()
+}
+
+/// A convolution's padding `[top, left, bottom, right]` on an input of `shape`: its `pads`
+/// (ONNX order: begins then ends, `[top, left, bottom, right]`), or what `auto_pad` asks for.
+/// `SAME_*` pads so that the output is `ceil(size / stride)`, the odd pixel at the end (UPPER,
+/// TensorFlow's and Keras's) or at the start (LOWER).
+fn conv_padding(node: &NodeProto, shape: &[usize], kernel: usize, stride: usize, dilation: usize) -> Result<[usize; 4]> {
+    match auto_pad(node).as_str() {
+        "" | "NOTSET" => {
+            let pads = attr_ints(node, "pads").unwrap_or_else(|| vec![0; 4]);
+            let [top, left, bottom, right] = pads[..] else { return Err(err(format!("pads {pads:?} are not [top, left, bottom, right]"))) };
+            let side = |v: i64| usize::try_from(v).ok().filter(|&p| p <= limits::MAX_SIDE).ok_or_else(|| err(format!("pads {pads:?} are negative or implausible")));
+            Ok([side(top)?, side(left)?, side(bottom)?, side(right)?])
+        }
+        "VALID" => Ok([0; 4]),
+        mode @ ("SAME_UPPER" | "SAME_LOWER") => {
+            let [_, h, w] = shape[..] else { return Ok([0; 4]) };
+            let span = dilation.saturating_mul(kernel.max(1) - 1).saturating_add(1);
+            let total = |size: usize| (size.div_ceil(stride.max(1)).saturating_sub(1)).saturating_mul(stride).saturating_add(span).saturating_sub(size);
+            let split = |t: usize| if mode == "SAME_UPPER" { (t / 2, t - t / 2) } else { (t - t / 2, t / 2) };
+            let ((top, bottom), (left, right)) = (split(total(h)), split(total(w)));
+            Ok([top, left, bottom, right])
+        }
+        other => Err(err(format!("auto_pad {other} is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER"))),
+    }
 }
 
 /// Output size of a pooling window along one axis, with the output size rounded down or (ONNX's
