@@ -187,6 +187,23 @@ pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
                 3,
             ),
         ),
+        (
+            "transposed convolutions (stride 2 with output padding; grouped and dilated)",
+            chain_spec(
+                [2, 9, 8],
+                vec![
+                    conv(2, 4, 3, 2, 1),
+                    Op::LeakyRelu { alpha: 0.1 },
+                    Op::ConvTranspose2d { in_channels: 4, out_channels: 3, kernel: 3, stride: 2, padding: 1, output_padding: 1, groups: 1, dilation: 1 },
+                    Op::LeakyRelu { alpha: 0.1 },
+                    Op::ConvTranspose2d { in_channels: 3, out_channels: 6, kernel: 2, stride: 1, padding: 0, output_padding: 0, groups: 3, dilation: 2 },
+                    Op::Sigmoid,
+                    Op::Flatten,
+                    linear(6 * 12 * 10, 3),
+                ],
+                3,
+            ),
+        ),
         ("concatenated branches (Inception-like, one branch read twice)", concat_spec()),
         ("squeeze-and-excitation gate, SiLU as x * sigmoid(x), hard swish", gate_spec()),
         (

@@ -83,6 +83,10 @@ impl Net {
                     let (s, pad, d) = (stride as i64, padding as i64, dilation as i64);
                     x.conv2d(p("weight"), Some(p("bias")), [s, s], [pad, pad], [d, d], groups as i64)
                 }
+                Op::ConvTranspose2d { stride, padding, output_padding, groups, dilation, .. } => {
+                    let (s, pad, op, d) = (stride as i64, padding as i64, output_padding as i64, dilation as i64);
+                    x.conv_transpose2d(p("weight"), Some(p("bias")), [s, s], [pad, pad], [op, op], groups as i64, [d, d])
+                }
                 Op::MaxPool2d { kernel, stride, padding } => {
                     let (k, s, pad) = (kernel as i64, stride as i64, padding as i64);
                     x.max_pool2d([k, k], [s, s], [pad, pad], [1, 1], false)

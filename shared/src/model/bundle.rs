@@ -486,6 +486,37 @@ pub(crate) fn infer_shape(name: &str, op: &Op, inputs: &[&[usize]]) -> Result<Ve
                 _ => Err(bad(format!("kernel {kernel}, stride {stride}, padding {padding}, dilation {dilation} do not fit a {h}x{w} input"))),
             }
         }
+        Op::ConvTranspose2d { in_channels, out_channels, kernel, stride, padding, output_padding, groups, dilation } => {
+            let (c, h, w) = chw()?;
+            if c != in_channels {
+                return Err(bad(format!("in_channels is {in_channels} but its input has {c} channels")));
+            }
+            if out_channels == 0 || kernel == 0 || stride == 0 || dilation == 0 {
+                return Err(bad("out_channels, kernel, stride and dilation must be positive".into()));
+            }
+            if groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 {
+                return Err(bad(format!("groups {groups} must divide in_channels {in_channels} and out_channels {out_channels}")));
+            }
+            if output_padding >= stride {
+                return Err(bad(format!("output_padding {output_padding} must be less than the stride {stride}")));
+            }
+            if [kernel, stride, padding, dilation].iter().any(|&v| v > limits::MAX_SIDE) {
+                return Err(bad(format!("kernel {kernel}, stride {stride}, padding {padding} or dilation {dilation} is implausible")));
+            }
+            // (H - 1) s + d (k - 1) + output_padding + 1 - 2p, without overflow or underflow.
+            let out = |s: usize| {
+                s.checked_sub(1)?
+                    .checked_mul(stride)?
+                    .checked_add(dilation.checked_mul(kernel - 1)?)?
+                    .checked_add(output_padding + 1)?
+                    .checked_sub(padding.checked_mul(2)?)
+                    .filter(|&o| o > 0)
+            };
+            match (out(h), out(w)) {
+                (Some(oh), Some(ow)) => Ok(vec![out_channels, oh, ow]),
+                _ => Err(bad(format!("kernel {kernel}, stride {stride}, padding {padding}, dilation {dilation} leave no output of a {h}x{w} input"))),
+            }
+        }
         Op::MaxPool2d { kernel, stride, padding } | Op::AvgPool2d { kernel, stride, padding } => {
             let (c, h, w) = chw()?;
             // `padding * 2 > kernel`, without overflowing on a hostile padding.

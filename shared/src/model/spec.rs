@@ -137,6 +137,26 @@ pub enum Op {
     /// gradient's crop. What a convolution with unequal padding on two sides reads (Keras's
     /// `same` padding of a stride-2 convolution, ONNX's `SAME_UPPER`).
     Pad2d { top: usize, left: usize, bottom: usize, right: usize },
+    /// Transposed 2-D convolution (the gradient of a convolution with respect to its input, as
+    /// a layer: decoders and learned upsampling), `[Cin,H,W] -> [Cout,H',W']` with
+    /// `H' = (H - 1) s - 2p + d (k - 1) + output_padding + 1`:
+    /// `y[o, i*s + u*d - p, j*s + v*d - p] += w[c, o, u, v] x[c, i, j]`, plus `b[o]`.
+    /// Weight `[Cin, Cout / groups, k, k]` (PyTorch's and ONNX's layout), bias `[Cout]`;
+    /// `output_padding` (less than the stride) adds rows and columns at the end that only the
+    /// bias reaches. `groups` and `dilation` as for `conv2d`.
+    ConvTranspose2d {
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        output_padding: usize,
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        groups: usize,
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        dilation: usize,
+    },
 }
 
 /// The most inputs a [`Op::Concat`] reads.
@@ -148,6 +168,10 @@ fn one() -> usize {
 
 fn is_one(v: &usize) -> bool {
     *v == 1
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 impl<'de> Deserialize<'de> for Node {
@@ -220,6 +244,10 @@ impl Op {
                 (format!("{node}.weight"), vec![out_channels, in_channels / groups.max(1), kernel, kernel]),
                 (format!("{node}.bias"), vec![out_channels]),
             ],
+            Op::ConvTranspose2d { in_channels, out_channels, kernel, groups, .. } => vec![
+                (format!("{node}.weight"), vec![in_channels, out_channels / groups.max(1), kernel, kernel]),
+                (format!("{node}.bias"), vec![out_channels]),
+            ],
             Op::Linear { in_features, out_features } => vec![
                 (format!("{node}.weight"), vec![out_features, in_features]),
                 (format!("{node}.bias"), vec![out_features]),
@@ -267,6 +295,7 @@ impl Op {
             Op::HardSwish => "hard_swish",
             Op::Mul => "mul",
             Op::Pad2d { .. } => "pad2d",
+            Op::ConvTranspose2d { .. } => "conv_transpose2d",
         }
     }
 

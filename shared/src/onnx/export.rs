@@ -81,6 +81,11 @@ pub fn export(bundle: &Bundle) -> Result<Vec<u8>> {
                 attrs.extend([ints("dilations", &[dilation, dilation]), int("group", groups as i64)]);
                 graph.node.push(node(name, "Conv", &[x[0], &param("weight"), &param("bias")], name, attrs));
             }
+            Op::ConvTranspose2d { kernel, stride, padding, output_padding, groups, dilation, .. } => {
+                let mut attrs = window(kernel, stride, padding);
+                attrs.extend([ints("dilations", &[dilation, dilation]), int("group", groups as i64), ints("output_padding", &[output_padding, output_padding])]);
+                graph.node.push(node(name, "ConvTranspose", &[x[0], &param("weight"), &param("bias")], name, attrs));
+            }
             Op::Relu => graph.node.push(node(name, "Relu", &x, name, vec![])),
             Op::Sigmoid => graph.node.push(node(name, "Sigmoid", &x, name, vec![])),
             Op::LeakyRelu { alpha } => graph.node.push(node(name, "LeakyRelu", &x, name, vec![float("alpha", alpha)])),

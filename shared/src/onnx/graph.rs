@@ -222,6 +222,7 @@ impl Translator {
                 self.alias(node)
             }
             "Conv" => self.conv(index, node),
+            "ConvTranspose" => self.conv_transpose(index, node),
             "Relu" => self.layer(index, node, Op::Relu, vec![]),
             "Sigmoid" => self.layer(index, node, Op::Sigmoid, vec![]),
             "LeakyRelu" => self.layer(index, node, Op::LeakyRelu { alpha: attr_f(node, "alpha", 0.01) }, vec![]),
@@ -244,7 +245,6 @@ impl Translator {
             other => Err(err(format!(
                 "op `{other}` is not supported{}; supported: {} (and, on constants only, {})",
                 match other {
-                    "ConvTranspose" => " yet (planned)",
                     _ if FOLDABLE.contains(&other) => " on a layer's output (only on constants, which are folded)",
                     _ => "",
                 },

@@ -44,6 +44,13 @@ pub fn conv2d_backward(d_y: &[f32], w: &[f32], g: Window, out_channels: usize, g
     d_x
 }
 
+/// Through a transposed convolution: its input gradient is the forward of the convolution it
+/// transposes (same window `g`, weight read as `[in_channels, out_channels / groups, k, k]`),
+/// without bias.
+pub fn conv_transpose2d_backward(d_y: &[f32], w: &[f32], g: Window, in_channels: usize, groups: usize) -> Vec<f32> {
+    layers::conv2d_forward(d_y, w, &vec![0.0; in_channels], g, in_channels, groups)
+}
+
 /// Through `max(x, 0)`: the gradient passes where `x > 0`.
 pub fn relu_backward(x: &[f32], d_y: &[f32]) -> Vec<f32> {
     x.iter().zip(d_y).map(|(&v, &g)| if v > 0.0 { g } else { 0.0 }).collect()

@@ -65,6 +65,25 @@ pub fn conv2d_forward(x: &[f32], w: &[f32], b: &[f32], g: Window, out_channels: 
     y
 }
 
+/// A transposed convolution, `y[n,o, i*s+u*d-p, j*s+v*d-p] += w[c,o,u,v] x[n,c,i,j]`, plus
+/// `b[o]`: exactly the input gradient of the convolution that `g` describes with its input and
+/// output swapped (`g.height x g.width` is this layer's output, `g.out_height x g.out_width` its
+/// input), so it is computed by [`super::backward::conv2d_backward`]. `in_channels` is the
+/// layer's input channels (the weight's first axis).
+pub fn conv_transpose2d_forward(x: &[f32], w: &[f32], b: &[f32], g: Window, in_channels: usize, groups: usize) -> Vec<f32> {
+    let mut y = super::backward::conv2d_backward(x, w, g, in_channels, groups);
+    add_channel_bias(&mut y, b, g.height * g.width);
+    y
+}
+
+/// `y[n,c,i] += b[c]` over planes of `plane` values.
+pub fn add_channel_bias(y: &mut [f32], b: &[f32], plane: usize) {
+    for (k, out) in y.chunks_mut(plane).enumerate() {
+        let bias = b[k % b.len()];
+        out.iter_mut().for_each(|v| *v += bias);
+    }
+}
+
 /// `y += a * x`.
 #[inline]
 pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {

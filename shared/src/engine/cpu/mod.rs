@@ -91,6 +91,9 @@ impl CpuEngine {
                 let g = Window { dilation, ..window(batch, in_shape, out_shape, kernel, stride, padding) };
                 layers::conv2d_forward(x, tensor("weight"), tensor("bias"), g, out_channels, groups)
             }
+            Op::ConvTranspose2d { in_channels, kernel, stride, padding, groups, dilation, .. } => {
+                layers::conv_transpose2d_forward(x, tensor("weight"), tensor("bias"), transposed_window(batch, in_shape, out_shape, kernel, stride, padding, dilation), in_channels, groups)
+            }
             Op::MaxPool2d { kernel, stride, padding } => {
                 layers::max_pool2d_forward(x, window(batch, in_shape, out_shape, kernel, stride, padding))
             }
@@ -178,6 +181,9 @@ impl CpuEngine {
                 let g = Window { dilation, ..window(batch, in_shape, out_shape, kernel, stride, padding) };
                 backward::conv2d_backward(d_y, tensor("weight"), g, out_channels, groups)
             }
+            Op::ConvTranspose2d { in_channels, kernel, stride, padding, groups, dilation, .. } => {
+                backward::conv_transpose2d_backward(d_y, tensor("weight"), transposed_window(batch, in_shape, out_shape, kernel, stride, padding, dilation), in_channels, groups)
+            }
             Op::MaxPool2d { kernel, stride, padding } => {
                 backward::max_pool2d_backward(x, d_y, window(batch, in_shape, out_shape, kernel, stride, padding))
             }
@@ -225,6 +231,12 @@ impl CpuEngine {
     fn per_image(&self, names: &[String]) -> Vec<usize> {
         names.iter().map(|n| self.bundle.shape_of(n).expect("validated").iter().product()).collect()
     }
+}
+
+/// The [`Window`] of the convolution that a `conv_transpose2d` node transposes: the node's
+/// output is that convolution's input and the node's input its output.
+pub(crate) fn transposed_window(batch: usize, input: &[usize], output: &[usize], kernel: usize, stride: usize, padding: usize, dilation: usize) -> Window {
+    Window { dilation, ..window(batch, output, input, kernel, stride, padding) }
 }
 
 /// The [`layers::Padding`] of a `pad2d` node reading `[C, H, W]` maps.

@@ -118,6 +118,13 @@ impl GpuEngine {
                 let params = [g.batch, g.in_channels, g.height, g.width, out_channels, g.out_height, g.out_width, kernel, stride, padding, groups, dilation];
                 self.dispatch(encoder, "conv2d_backward", &[(0, d_y), (1, tensor("weight")), (3, &d_x)], &params.map(|v| v as u32), len);
             }
+            Op::ConvTranspose2d { in_channels, kernel, stride, padding, groups, dilation, .. } => {
+                // The forward of the convolution it transposes, without bias (a zero buffer).
+                let g = crate::engine::cpu::transposed_window(batch, in_shape, out_shape, kernel, stride, padding, dilation);
+                let zero_bias = self.output_buffer("zero bias", in_channels);
+                let params = [g.batch, g.in_channels, g.height, g.width, in_channels, g.out_height, g.out_width, kernel, stride, padding, groups, dilation];
+                self.dispatch(encoder, "conv2d_forward", &[(0, d_y), (1, tensor("weight")), (2, &zero_bias), (3, &d_x)], &params.map(|v| v as u32), len);
+            }
             Op::MaxPool2d { kernel, stride, padding } | Op::AvgPool2d { kernel, stride, padding } => {
                 let g = window(batch, in_shape, out_shape, kernel, stride, padding);
                 let params = [g.batch * g.in_channels, g.height, g.width, g.out_height, g.out_width, kernel, stride, padding];

@@ -18,7 +18,7 @@ use crate::model::{Bundle, Op};
 use crate::{Error, Result, Tensor};
 
 /// The WGSL source of every kernel, by entry point (the tests validate each with naga).
-pub const KERNELS: [(&str, &str); 33] = [
+pub const KERNELS: [(&str, &str); 34] = [
     ("normalize_forward", include_str!("kernels/normalize.wgsl")),
     ("conv2d_forward", include_str!("kernels/conv2d.wgsl")),
     ("relu_forward", include_str!("kernels/relu.wgsl")),
@@ -42,6 +42,7 @@ pub const KERNELS: [(&str, &str); 33] = [
     ("concat_forward", include_str!("kernels/concat.wgsl")),
     ("concat_backward", include_str!("kernels/concat.wgsl")),
     ("pad2d_forward", include_str!("kernels/pad2d.wgsl")),
+    ("add_channel_bias", include_str!("kernels/channel_bias.wgsl")),
     ("pad2d_backward", include_str!("kernels/pad2d.wgsl")),
     ("hard_sigmoid_forward", include_str!("kernels/activations.wgsl")),
     ("hard_sigmoid_backward", include_str!("kernels/activations.wgsl")),
@@ -290,6 +291,16 @@ impl GpuEngine {
                     let params = [g.batch, g.in_channels, g.height, g.width, out_channels, g.out_height, g.out_width, kernel, stride, padding, groups, dilation];
                     let params = params.map(|v| v as u32);
                     self.dispatch(encoder, "conv2d_forward", &[(0, x), (1, weight("weight")), (2, weight("bias")), (3, &y)], &params, len);
+                    y
+                }
+                Op::ConvTranspose2d { in_channels, out_channels, kernel, stride, padding, groups, dilation, .. } => {
+                    // The input gradient of the convolution it transposes, then the bias.
+                    let g = crate::engine::cpu::transposed_window(batch, in_shape, out_shape, kernel, stride, padding, dilation);
+                    let y = self.output_buffer(&node.name, len);
+                    let params = [g.batch, g.in_channels, g.height, g.width, in_channels, g.out_height, g.out_width, kernel, stride, padding, groups, dilation];
+                    self.dispatch(encoder, "conv2d_backward", &[(0, x), (1, weight("weight")), (3, &y)], &params.map(|v| v as u32), len);
+                    let params = [len, g.height * g.width, out_channels, 0].map(|v| v as u32);
+                    self.dispatch(encoder, "add_channel_bias", &[(1, weight("bias")), (3, &y)], &params, len);
                     y
                 }
                 Op::MaxPool2d { kernel, stride, padding } => {

@@ -71,6 +71,41 @@ impl Translator {
         self.push(index, node, op, vec![x], weights).map(drop)
     }
 
+    /// `ConvTranspose` with square kernels, equal padding on all sides and no `output_shape`
+    /// (export with explicit pads and output_padding instead).
+    pub(super) fn conv_transpose(&mut self, index: usize, node: &NodeProto) -> Result<()> {
+        if attr(node, "output_shape").is_some() {
+            return Err(err("output_shape is not supported: export with explicit pads and output_padding".into()));
+        }
+        if !matches!(auto_pad(node).as_str(), "" | "NOTSET" | "VALID") {
+            return Err(err(format!("auto_pad {} is not supported for ConvTranspose: export with explicit pads", auto_pad(node))));
+        }
+        let groups = usize::try_from(attr_i(node, "group", 1)).ok().filter(|&g| g > 0).ok_or_else(|| err("group is not positive".into()))?;
+        let (dims, w) = self.floats(node.input.get(1).ok_or_else(|| err("it has no weight".into()))?)?;
+        let [ci, co_per_group, kh, kw] = dims[..] else { return Err(err(format!("weight dims {dims:?} are not [in, out / group, kh, kw]"))) };
+        if kh != kw {
+            return Err(err(format!("kernel {kh}x{kw} is not square")));
+        }
+        let out_channels = co_per_group.checked_mul(groups).ok_or_else(|| err(format!("group {groups} is implausible")))?;
+        let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
+            Some(b) => self.floats(b)?.1,
+            None => vec![0.0; out_channels],
+        };
+        let padding = if auto_pad(node) == "VALID" { 0 } else { square(node, "pads", 0)? };
+        let op = Op::ConvTranspose2d {
+            in_channels: ci,
+            out_channels,
+            kernel: kh,
+            stride: square(node, "strides", 1)?,
+            padding,
+            output_padding: square(node, "output_padding", 0)?,
+            groups,
+            dilation: square(node, "dilations", 1)?,
+        };
+        let weights = vec![("weight", Tensor::new(dims.clone(), w)?), ("bias", Tensor::new(vec![out_channels], bias)?)];
+        self.layer(index, node, op, weights)
+    }
+
     /// The layer output that `node`'s first input is, and the padding of a zero `Pad` between
     /// them (0 without one).
     pub(super) fn padded_input(&mut self, node: &NodeProto) -> Result<(String, usize)> {
