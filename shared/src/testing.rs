@@ -204,6 +204,23 @@ pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
                 3,
             ),
         ),
+        (
+            "nearest upsampling by 2 and by 3 around a strided convolution",
+            chain_spec(
+                [2, 5, 4],
+                vec![
+                    conv(2, 3, 3, 1, 1),
+                    Op::LeakyRelu { alpha: 0.1 },
+                    Op::Upsample2d { scale: 2 },
+                    conv(3, 4, 3, 2, 1),
+                    Op::Upsample2d { scale: 3 },
+                    Op::Sigmoid,
+                    Op::Flatten,
+                    linear(4 * 15 * 12, 3),
+                ],
+                3,
+            ),
+        ),
         ("concatenated branches (Inception-like, one branch read twice)", concat_spec()),
         ("squeeze-and-excitation gate, SiLU as x * sigmoid(x), hard swish", gate_spec()),
         (

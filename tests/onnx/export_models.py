@@ -20,9 +20,9 @@ and in float32. Models:
   as PyTorch writes them (`Pad` nodes) and as `auto_pad` SAME_UPPER / SAME_LOWER (built by hand
   from the same weights; its logits checked against PyTorch's before use);
 - a decoder-like network with ConvTranspose layers (stride 2 with output_padding; grouped and
-  dilated), by both exporters;
-- a small network with a nearest-neighbour Resize (Upsample), which the importer must refuse
-  naming the node and the op.
+  dilated) and a nearest-neighbour Upsample (Resize), by both exporters;
+- a small network with an InstanceNormalization, which the importer must refuse naming the node
+  and the op.
 """
 import copy
 import json
@@ -226,11 +226,12 @@ def main():
         torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
         torch.nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1), torch.nn.ReLU(),  # 4 -> 8 px
         torch.nn.ConvTranspose2d(4, 6, 3, groups=2, dilation=2), torch.nn.Sigmoid(),  # 8 -> 12 px
-        torch.nn.Flatten(), torch.nn.Linear(6 * 12 * 12, 5))
+        torch.nn.Upsample(scale_factor=2, mode="nearest"), torch.nn.Conv2d(6, 3, 3, stride=2),  # 24 -> 11 px
+        torch.nn.Flatten(), torch.nn.Linear(3 * 11 * 11, 5))
     for dynamo in (False, True):
         write(out, f"decoder-{'dynamo' if dynamo else 'torchscript'}", decoder, (3, 8, 8), [0.0] * 3, [1.0] * 3, dynamo)
-    upsampled = torch.nn.Sequential(torch.nn.Upsample(scale_factor=2, mode="nearest"), torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 14 * 14, 4))
-    write(out, "refused-resize", upsampled, (3, 8, 8), [0.0] * 3, [1.0] * 3, False)
+    normed = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.InstanceNorm2d(4, affine=True), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 4))
+    write(out, "refused-instancenorm", normed, (3, 8, 8), [0.0] * 3, [1.0] * 3, False)
 
 
 if __name__ == "__main__":

@@ -126,6 +126,10 @@ impl Net {
                         x * b
                     }
                 }
+                Op::Upsample2d { scale } => {
+                    let s = scale as i64;
+                    x.repeat_interleave_self_int(s, Some(2), None).repeat_interleave_self_int(s, Some(3), None)
+                }
                 // F.pad's order: last axis first (left, right), then top, bottom.
                 Op::Pad2d { top, left, bottom, right } => x.constant_pad_nd([left, right, top, bottom].map(|p| p as i64)),
                 Op::Add => x + &acts[&node.inputs[1]],

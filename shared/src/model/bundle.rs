@@ -586,6 +586,13 @@ pub(crate) fn infer_shape(name: &str, op: &Op, inputs: &[&[usize]]) -> Result<Ve
             [a @ [c, _, _], [k]] if c == k => Ok(a.to_vec()),
             _ => Err(bad(format!("inputs have shapes {inputs:?}; a product needs equal shapes, or a [C, H, W] map times a [C] vector"))),
         },
+        Op::Upsample2d { scale } => {
+            let (c, h, w) = chw()?;
+            if scale == 0 || scale > limits::MAX_SIDE {
+                return Err(bad(format!("scale {scale} must be a positive integer (at most {})", limits::MAX_SIDE)));
+            }
+            Ok(vec![c, h.saturating_mul(scale), w.saturating_mul(scale)])
+        }
         Op::Pad2d { top, left, bottom, right } => {
             let (c, h, w) = chw()?;
             Ok(vec![c, h.saturating_add(top).saturating_add(bottom), w.saturating_add(left).saturating_add(right)])

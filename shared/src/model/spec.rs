@@ -137,6 +137,10 @@ pub enum Op {
     /// gradient's crop. What a convolution with unequal padding on two sides reads (Keras's
     /// `same` padding of a stride-2 convolution, ONNX's `SAME_UPPER`).
     Pad2d { top: usize, left: usize, bottom: usize, right: usize },
+    /// Nearest-neighbour upsampling by an integer `scale`: `[C,H,W] -> [C, sH, sW]`,
+    /// `y[c, i, j] = x[c, i / s, j / s]`; the gradient sums each `s x s` block (ONNX `Resize`
+    /// with mode nearest, PyTorch's `Upsample(scale_factor=s)`).
+    Upsample2d { scale: usize },
     /// Transposed 2-D convolution (the gradient of a convolution with respect to its input, as
     /// a layer: decoders and learned upsampling), `[Cin,H,W] -> [Cout,H',W']` with
     /// `H' = (H - 1) s - 2p + d (k - 1) + output_padding + 1`:
@@ -270,7 +274,8 @@ impl Op {
             | Op::HardSigmoid { .. }
             | Op::HardSwish
             | Op::Mul
-            | Op::Pad2d { .. } => vec![],
+            | Op::Pad2d { .. }
+            | Op::Upsample2d { .. } => vec![],
         }
     }
 
@@ -295,6 +300,7 @@ impl Op {
             Op::HardSwish => "hard_swish",
             Op::Mul => "mul",
             Op::Pad2d { .. } => "pad2d",
+            Op::Upsample2d { .. } => "upsample2d",
             Op::ConvTranspose2d { .. } => "conv_transpose2d",
         }
     }

@@ -25,6 +25,10 @@ fn int(name: &str, value: i64) -> AttributeProto {
     AttributeProto { name: name.into(), i: value, r#type: attribute_type::INT, ..Default::default() }
 }
 
+fn string(name: &str, value: &str) -> AttributeProto {
+    AttributeProto { name: name.into(), s: value.as_bytes().to_vec(), r#type: attribute_type::STRING, ..Default::default() }
+}
+
 fn float(name: &str, value: f32) -> AttributeProto {
     AttributeProto { name: name.into(), f: value, r#type: attribute_type::FLOAT, ..Default::default() }
 }
@@ -117,6 +121,14 @@ pub fn export(bundle: &Bundle) -> Result<Vec<u8>> {
             Op::BatchNorm2d { eps, .. } => {
                 let inputs = [x[0], &param("weight"), &param("bias"), &param("running_mean"), &param("running_var")];
                 graph.node.push(node(name, "BatchNormalization", &inputs, name, vec![float("epsilon", eps)]));
+            }
+            Op::Upsample2d { scale } => {
+                // Opset 13 and later: X, roi (empty), scales. Nearest with floor of the asymmetric
+                // coordinate is y[i] = x[i / s], PyTorch's Upsample(mode="nearest").
+                let scales = [1.0, 1.0, scale as f32, scale as f32];
+                graph.initializer.push(tensor(&param("scales"), &[4], &scales));
+                let attrs = vec![string("mode", "nearest"), string("coordinate_transformation_mode", "asymmetric"), string("nearest_mode", "floor")];
+                graph.node.push(node(name, "Resize", &[x[0], "", &param("scales")], name, attrs));
             }
             Op::Pad2d { top, left, bottom, right } => {
                 // Opset 11 and later take the pads as an input: begins then ends, axes N C H W.

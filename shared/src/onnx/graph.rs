@@ -223,6 +223,7 @@ impl Translator {
             }
             "Conv" => self.conv(index, node),
             "ConvTranspose" => self.conv_transpose(index, node),
+            "Resize" | "Upsample" => self.resize(index, node, opset),
             "Relu" => self.layer(index, node, Op::Relu, vec![]),
             "Sigmoid" => self.layer(index, node, Op::Sigmoid, vec![]),
             "LeakyRelu" => self.layer(index, node, Op::LeakyRelu { alpha: attr_f(node, "alpha", 0.01) }, vec![]),

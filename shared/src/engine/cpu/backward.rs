@@ -201,3 +201,20 @@ pub fn pad2d_backward(d_y: &[f32], g: Padding) -> Vec<f32> {
     }
     d_x
 }
+
+/// Through nearest-neighbour upsampling by `s`: `d_x[p, i, j]` is the sum of the `s x s` block
+/// of `d_y` that copied `x[p, i, j]`.
+pub fn upsample2d_backward(d_y: &[f32], planes: usize, height: usize, width: usize, s: usize) -> Vec<f32> {
+    let (oh, ow) = (height * s, width * s);
+    let mut d_x = vec![0.0; planes * height * width];
+    for p in 0..planes {
+        for i in 0..oh {
+            let out = &d_y[(p * oh + i) * ow..][..ow];
+            let row = &mut d_x[(p * height + i / s) * width..][..width];
+            for (j, &g) in out.iter().enumerate() {
+                row[j / s] += g;
+            }
+        }
+    }
+    d_x
+}

@@ -226,6 +226,20 @@ pub fn pad2d_forward(x: &[f32], g: Padding) -> Vec<f32> {
     y
 }
 
+/// `y[p, i, j] = x[p, i / s, j / s]` over `planes` planes of `height x width` (nearest
+/// neighbour, integer scale `s`).
+pub fn upsample2d_forward(x: &[f32], planes: usize, height: usize, width: usize, s: usize) -> Vec<f32> {
+    let (oh, ow) = (height * s, width * s);
+    let mut y = Vec::with_capacity(planes * oh * ow);
+    for p in 0..planes {
+        for i in 0..oh {
+            let row = &x[(p * height + i / s) * width..][..width];
+            y.extend((0..ow).map(|j| row[j / s]));
+        }
+    }
+    y
+}
+
 /// `y = max(x, 0)`.
 pub fn relu_forward(x: &[f32]) -> Vec<f32> {
     x.iter().map(|&v| v.max(0.0)).collect()

@@ -121,6 +121,7 @@ impl CpuEngine {
                 let parts: Vec<&[f32]> = node.inputs.iter().map(|i| acts[i].data()).collect();
                 layers::concat_forward(&parts, &self.per_image(&node.inputs), batch)
             }
+            Op::Upsample2d { scale } => layers::upsample2d_forward(x, batch * in_shape[0], in_shape[1], in_shape[2], scale),
             Op::Pad2d { top, left, bottom, right } => layers::pad2d_forward(x, padding(batch, in_shape, top, left, bottom, right)),
             Op::Flatten | Op::Dropout => x.to_vec(),
         }
@@ -212,6 +213,7 @@ impl CpuEngine {
                 return vec![(source, d_a), (node.inputs[1].as_str(), d_b)];
             }
             Op::Add => return vec![(source, d_y.to_vec()), (node.inputs[1].as_str(), d_y.to_vec())],
+            Op::Upsample2d { scale } => backward::upsample2d_backward(d_y, batch * in_shape[0], in_shape[1], in_shape[2], scale),
             Op::Pad2d { top, left, bottom, right } => backward::pad2d_backward(d_y, padding(batch, in_shape, top, left, bottom, right)),
             Op::Flatten | Op::Dropout => d_y.to_vec(),
         };

@@ -173,6 +173,10 @@ impl GpuEngine {
                 }
                 return parts;
             }
+            Op::Upsample2d { scale } => {
+                let params = [batch * in_shape[0], in_shape[1], in_shape[2], scale].map(|v| v as u32);
+                self.dispatch(encoder, "upsample2d_backward", &[(0, d_y), (3, &d_x)], &params, len);
+            }
             Op::Pad2d { top, left, bottom, right } => {
                 let g = crate::engine::cpu::padding(batch, in_shape, top, left, bottom, right);
                 let params = [g.planes, g.height, g.width, top, left, g.out_height(), g.out_width(), len].map(|v| v as u32);

@@ -18,7 +18,7 @@ use crate::model::{Bundle, Op};
 use crate::{Error, Result, Tensor};
 
 /// The WGSL source of every kernel, by entry point (the tests validate each with naga).
-pub const KERNELS: [(&str, &str); 34] = [
+pub const KERNELS: [(&str, &str); 36] = [
     ("normalize_forward", include_str!("kernels/normalize.wgsl")),
     ("conv2d_forward", include_str!("kernels/conv2d.wgsl")),
     ("relu_forward", include_str!("kernels/relu.wgsl")),
@@ -43,6 +43,8 @@ pub const KERNELS: [(&str, &str); 34] = [
     ("concat_backward", include_str!("kernels/concat.wgsl")),
     ("pad2d_forward", include_str!("kernels/pad2d.wgsl")),
     ("add_channel_bias", include_str!("kernels/channel_bias.wgsl")),
+    ("upsample2d_forward", include_str!("kernels/upsample2d.wgsl")),
+    ("upsample2d_backward", include_str!("kernels/upsample2d.wgsl")),
     ("pad2d_backward", include_str!("kernels/pad2d.wgsl")),
     ("hard_sigmoid_forward", include_str!("kernels/activations.wgsl")),
     ("hard_sigmoid_backward", include_str!("kernels/activations.wgsl")),
@@ -378,6 +380,12 @@ impl GpuEngine {
                 Op::HardSigmoid { alpha, beta } => {
                     let y = self.output_buffer(&node.name, len);
                     self.dispatch(encoder, "hard_sigmoid_forward", &[(1, x), (3, &y)], &[len as u32, alpha.to_bits(), beta.to_bits(), 0], len);
+                    y
+                }
+                Op::Upsample2d { scale } => {
+                    let y = self.output_buffer(&node.name, len);
+                    let params = [batch * in_shape[0], in_shape[1], in_shape[2], scale].map(|v| v as u32);
+                    self.dispatch(encoder, "upsample2d_forward", &[(0, x), (3, &y)], &params, len);
                     y
                 }
                 Op::Pad2d { top, left, bottom, right } => {

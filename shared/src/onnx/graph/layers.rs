@@ -106,6 +106,42 @@ impl Translator {
         self.layer(index, node, op, weights)
     }
 
+    /// `Resize` (or the older `Upsample`) in nearest mode by one integer factor on both spatial
+    /// axes. With an integer factor, the `asymmetric` and the half-pixel coordinate modes pick
+    /// the same source pixel `i / s` whatever the rounding (no ties arise), so all of them read
+    /// as the bundle's `upsample2d`.
+    pub(super) fn resize(&mut self, index: usize, node: &NodeProto, opset: i64) -> Result<()> {
+        let text = |name: &str, default: &str| attr(node, name).map(|a| String::from_utf8_lossy(&a.s).into_owned()).unwrap_or_else(|| default.into());
+        let mode = text("mode", "nearest");
+        if mode != "nearest" {
+            return Err(err(format!("mode {mode} is not supported; only nearest-neighbour upsampling by an integer factor is")));
+        }
+        let coordinates = text("coordinate_transformation_mode", "half_pixel");
+        if !matches!(coordinates.as_str(), "asymmetric" | "half_pixel" | "pytorch_half_pixel") {
+            return Err(err(format!("coordinate_transformation_mode {coordinates} is not supported (asymmetric and half_pixel are)")));
+        }
+        let x = self.act(input(node, 0)?)?;
+        let [_, h, w] = self.shapes[&x][..] else { return Err(err("its input is not a [N, C, H, W] map".into())) };
+        // Opset 11+: X, roi, scales, sizes; before: X, scales.
+        let given = |k: usize| node.input.get(k).filter(|n| !n.is_empty());
+        let scales_input = if opset < 11 || node.op_type == "Upsample" { given(1) } else { given(2) };
+        let factors: Vec<f64> = match (scales_input, given(3).filter(|_| opset >= 11 && node.op_type == "Resize")) {
+            (Some(name), _) => self.floats(name)?.1.iter().map(|&v| f64::from(v)).collect(),
+            (None, Some(name)) => {
+                let sizes = self.ints(name)?;
+                let [_, _, oh, ow] = sizes[..] else { return Err(err(format!("sizes {sizes:?} are not [N, C, H, W]"))) };
+                vec![1.0, 1.0, oh as f64 / h as f64, ow as f64 / w as f64]
+            }
+            (None, None) => return Err(err("it has neither scales nor sizes".into())),
+        };
+        let [n, c, sh, sw] = factors[..] else { return Err(err(format!("scales {factors:?} are not [N, C, H, W]"))) };
+        let scale = sh.round();
+        if n != 1.0 || c != 1.0 || sh != sw || sh != scale || !(1.0..=limits::MAX_SIDE as f64).contains(&scale) {
+            return Err(err(format!("scales {factors:?} are supported only as one integer factor on both spatial axes")));
+        }
+        self.layer(index, node, Op::Upsample2d { scale: scale as usize }, vec![])
+    }
+
     /// The layer output that `node`'s first input is, and the padding of a zero `Pad` between
     /// them (0 without one).
     pub(super) fn padded_input(&mut self, node: &NodeProto) -> Result<(String, usize)> {
