@@ -71,6 +71,7 @@ mod ffi {
 
 /// DDP's default bucket: large enough that a small model is one collective per step (each
 /// collective costs ~2 ms on loopback, whatever its size up to a few MB).
+#[cfg(advlens_c10d)]
 const BUCKET_BYTES: i64 = 25 << 20;
 
 /// A joined Gloo process group. Dropping it leaves the group.
