@@ -1,6 +1,6 @@
 // The narrow C ABI between advlens (Rust, through tch) and libtorch's c10d: a process group
-// made from torchrun's environment, all-reduce of a list of tensors in buckets, broadcast,
-// barrier. Nothing else of c10d is exposed.
+// made from torchrun's environment, all-reduce and broadcast of a list of tensors in buckets.
+// Nothing else of c10d is exposed (Team::agree, an all-reduce, serves as the barrier).
 //
 // Tensors cross the boundary as `at::Tensor*`, which is what tch's `Tensor::as_ptr` gives
 // (torch-sys's C API passes `torch::Tensor*` the same way).
@@ -179,16 +179,6 @@ int advlens_c10d_broadcast(void* handle, at::Tensor** tensors, size_t n, int roo
     opts.timeout = g->timeout;
     auto list = borrow(tensors, n);
     bucketed(list, bucket_bytes, [&](std::vector<at::Tensor>& t) { wait(g, g->backend->broadcast(t, opts)); });
-  });
-}
-
-// Waits until every rank arrives, at most the group's timeout.
-int advlens_c10d_barrier(void* handle, char* err, size_t err_len) {
-  return guarded(err, err_len, [&] {
-    auto g = static_cast<Group*>(handle);
-    c10d::BarrierOptions opts;
-    opts.timeout = g->timeout;
-    wait(g, g->backend->barrier(opts));
   });
 }
 

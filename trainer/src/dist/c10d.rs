@@ -1,5 +1,5 @@
-//! The safe side of the c10d shim (`csrc/c10d_shim.cpp`): a Gloo process group and the three
-//! collectives advlens uses. Every C++ failure comes back as an error with c10d's message.
+//! The safe side of the c10d shim (`csrc/c10d_shim.cpp`): a Gloo process group and the two
+//! collectives advlens uses (all-reduce, broadcast). Every C++ failure comes back as an error with c10d's message.
 
 use anyhow::{bail, Result};
 use tch::Tensor;
@@ -61,7 +61,6 @@ mod ffi {
             err_len: usize,
         ) -> c_int;
         pub fn advlens_c10d_broadcast(handle: *mut c_void, tensors: *const TensorPtr, n: usize, root: c_int, bucket_bytes: i64, err: *mut c_char, err_len: usize) -> c_int;
-        pub fn advlens_c10d_barrier(handle: *mut c_void, err: *mut c_char, err_len: usize) -> c_int;
     }
 
     pub fn pointers(tensors: &[&Tensor]) -> Vec<TensorPtr> {
@@ -126,12 +125,6 @@ impl Group {
         err.check(rc, "broadcast")
     }
 
-    pub fn barrier(&self) -> Result<()> {
-        let mut err = ErrorBuffer::new();
-        // SAFETY: the handle is live.
-        let rc = unsafe { ffi::advlens_c10d_barrier(self.handle, err.ptr(), err.len()) };
-        err.check(rc, "barrier")
-    }
 }
 
 #[cfg(advlens_c10d)]
@@ -156,13 +149,7 @@ impl Group {
     pub fn broadcast(&self, _: &[&Tensor], _: usize) -> Result<()> {
         unreachable!("no Group exists without c10d")
     }
-    pub fn barrier(&self) -> Result<()> {
-        unreachable!("no Group exists without c10d")
-    }
 }
-
-/// Whether this build can join a process group.
-pub const AVAILABLE: bool = cfg!(advlens_c10d);
 
 #[cfg(advlens_c10d)]
 struct ErrorBuffer(Vec<u8>);

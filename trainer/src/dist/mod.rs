@@ -218,10 +218,6 @@ impl Team {
         values.copy_from_slice(&Vec::<f64>::try_from(&t)?);
         Ok(())
     }
-
-    pub fn barrier(&self) -> Result<()> {
-        self.group.barrier()
-    }
 }
 
 /// FNV-1a of `bytes`: equal inputs on every rank give equal numbers.
