@@ -229,6 +229,25 @@ pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
             // gradient that the tests compare.
             chain_spec([2, 3, 1], vec![conv(2, 3, 5, 1, 2), Op::LeakyRelu { alpha: 0.1 }, conv(3, 2, 5, 2, 2), Op::Flatten, linear(2 * 2 * 1, 3)], 3),
         ),
+        (
+            "matrix-product tiles: 7 and 13 channels, stride-2 3x3, pointwise 1x1, 2x2 pool on an odd map, 17 units",
+            // Channel and unit counts that are multiples of no tile size (4, 6, 8, 16), a 1x1
+            // convolution that skips im2col, and a pooled map whose last row is dropped.
+            chain_spec(
+                [3, 19, 17],
+                vec![
+                    conv(3, 7, 3, 2, 1),
+                    Op::LeakyRelu { alpha: 0.1 },
+                    conv(7, 13, 1, 1, 0),
+                    pool(2, 2, 0),
+                    Op::Flatten,
+                    linear(13 * 5 * 4, 17),
+                    Op::LeakyRelu { alpha: 0.1 },
+                    linear(17, 5),
+                ],
+                5,
+            ),
+        ),
     ]
 }
 

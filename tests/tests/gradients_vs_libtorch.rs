@@ -58,7 +58,9 @@ fn input_and_activation_gradients_match_libtorch() {
         let engine = CpuEngine::new(bundle.clone());
         let gpu = context.as_ref().map(|c| pollster::block_on(GpuEngine::with_context(bundle.clone(), c.clone())).unwrap());
         let [c, h, w] = bundle.input_shape();
-        let x = random_images(&mut rng, [3, c, h, w]);
+        // Five images: at four or more the dense layers run as matrix products (gemm), below as
+        // dot products; both paths are covered between this test and the finite differences.
+        let x = random_images(&mut rng, [5, c, h, w]);
         let objectives = [
             Objective::Logit { class: classes - 1 },
             Objective::CrossEntropy { target: 0 },

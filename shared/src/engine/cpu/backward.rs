@@ -2,7 +2,8 @@
 //! forward in `layers.rs`. `d_y` is the gradient at a layer's output, `d_x` at its input.
 //! Weight gradients are not needed here: the engines explain and attack, they do not train.
 
-use super::layers::{self, Padding, Window};
+use super::gemm::{gemm, Mat};
+use super::layers::{self, Padding, Window, SMALL_BATCH};
 
 /// Through `y = (x - mean[c]) / std[c]`: `d_x = d_y / std[c]`.
 pub fn normalize_backward(d_y: &[f32], batch: usize, std: &[f32], plane: usize) -> Vec<f32> {
@@ -18,7 +19,8 @@ pub fn normalize_backward(d_y: &[f32], batch: usize, std: &[f32], plane: usize) 
 }
 
 /// Through a convolution: `d_x[n,c,r,s] = sum_{o,u,v: r = i*st+u-p, s = j*st+v-p} w[o,c,u,v] d_y[n,o,i,j]`,
-/// computed as `d_cols[t] = sum_o w[o,t] d_y[o]` followed by `col2im` (the transpose of the forward).
+/// computed as the matrix product `d_cols = W^T d_y` ([`gemm`]) followed by `col2im` (the
+/// transpose of the forward); for a pointwise window `d_cols` is `d_x` itself.
 pub fn conv2d_backward(d_y: &[f32], w: &[f32], g: Window, out_channels: usize, groups: usize) -> Vec<f32> {
     let pixels = g.out_height * g.out_width;
     // One group at a time, as in the forward pass: its outputs reach only its inputs.
@@ -27,18 +29,20 @@ pub fn conv2d_backward(d_y: &[f32], w: &[f32], g: Window, out_channels: usize, g
     let taps = group.in_channels * g.kernel * g.kernel;
     let image = g.in_channels * plane;
     let mut d_x = vec![0.0; g.batch * image];
-    let mut d_cols = vec![0.0; taps * pixels];
+    let mut d_cols = if g.is_pointwise() { Vec::new() } else { vec![0.0; taps * pixels] };
     for n in 0..g.batch {
         for grp in 0..groups {
-            d_cols.fill(0.0);
-            for o in grp * per_group_out..(grp + 1) * per_group_out {
-                let d_out = &d_y[(n * out_channels + o) * pixels..][..pixels];
-                for (t, &wv) in w[o * taps..][..taps].iter().enumerate() {
-                    layers::axpy(&mut d_cols[t * pixels..][..pixels], wv, d_out);
-                }
-            }
+            let d_out = &d_y[(n * out_channels + grp * per_group_out) * pixels..][..per_group_out * pixels];
+            let weights_t = Mat::transposed(&w[grp * per_group_out * taps..][..per_group_out * taps], taps);
             let first = n * image + grp * group.in_channels * plane;
-            layers::col2im(&d_cols, group, &mut d_x[first..][..group.in_channels * plane]);
+            let d_in = &mut d_x[first..][..group.in_channels * plane];
+            if g.is_pointwise() {
+                gemm(taps, pixels, per_group_out, weights_t, Mat::rows(d_out, pixels), d_in, pixels);
+            } else {
+                d_cols.fill(0.0);
+                gemm(taps, pixels, per_group_out, weights_t, Mat::rows(d_out, pixels), &mut d_cols, pixels);
+                layers::col2im(&d_cols, group, d_in);
+            }
         }
     }
     d_x
@@ -113,29 +117,52 @@ pub fn max_pool2d_backward(x: &[f32], d_y: &[f32], g: Window) -> Vec<f32> {
     let mut d_x = vec![0.0; x.len()];
     for nc in 0..g.batch * g.in_channels {
         let plane = &x[nc * g.height * g.width..][..g.height * g.width];
+        let d_plane = &mut d_x[nc * g.height * g.width..][..g.height * g.width];
+        let d_out = &d_y[nc * oh * ow..][..oh * ow];
         for i in 0..oh {
             for j in 0..ow {
-                let mut best: Option<(usize, f32)> = None;
-                for u in 0..k {
-                    let Some(row) = (i * g.stride + u).checked_sub(g.padding).filter(|&r| r < g.height) else {
-                        continue;
-                    };
-                    for v in 0..k {
-                        if let Some(col) = (j * g.stride + v).checked_sub(g.padding).filter(|&c| c < g.width) {
-                            let at = row * g.width + col;
-                            if best.is_none_or(|(_, b)| plane[at] > b) {
-                                best = Some((at, plane[at]));
-                            }
+                let best = if g.padding == 0 {
+                    // The whole window is inside: start from its first tap.
+                    let first = i * g.stride * g.width + j * g.stride;
+                    let mut best = (first, plane[first]);
+                    for u in 0..k {
+                        let row = first + u * g.width;
+                        for (v, &value) in plane[row..][..k].iter().enumerate() {
+                            // A select, not a branch: after a ReLU, ties and winners are a coin flip.
+                            let better = value > best.1;
+                            best = (if better { row + v } else { best.0 }, if better { value } else { best.1 });
                         }
                     }
-                }
+                    Some(best)
+                } else {
+                    first_max_with_padding(plane, g, i, j)
+                };
                 if let Some((at, _)) = best {
-                    d_x[nc * g.height * g.width + at] += d_y[(nc * oh + i) * ow + j];
+                    d_plane[at] += d_out[i * ow + j];
                 }
             }
         }
     }
     d_x
+}
+
+/// The first tap (in scan order) holding the maximum of window `(i, j)`, skipping padding.
+fn first_max_with_padding(plane: &[f32], g: Window, i: usize, j: usize) -> Option<(usize, f32)> {
+    let mut best: Option<(usize, f32)> = None;
+    for u in 0..g.kernel {
+        let Some(row) = (i * g.stride + u).checked_sub(g.padding).filter(|&r| r < g.height) else {
+            continue;
+        };
+        for v in 0..g.kernel {
+            if let Some(col) = (j * g.stride + v).checked_sub(g.padding).filter(|&c| c < g.width) {
+                let at = row * g.width + col;
+                if best.is_none_or(|(_, b)| plane[at] > b) {
+                    best = Some((at, plane[at]));
+                }
+            }
+        }
+    }
+    best
 }
 
 /// Through average pooling (padding counted in the divisor, PyTorch's default).
@@ -168,16 +195,17 @@ pub fn global_avg_pool_backward(d_y: &[f32], planes: usize, plane: usize) -> Vec
     (0..planes).flat_map(|p| std::iter::repeat_n(d_y[p] / plane as f32, plane)).collect()
 }
 
-/// Through `y = x W^T + b`: `d_x = d_y W`.
+/// Through `y = x W^T + b`: `d_x = d_y W` (row updates for a few images, [`gemm`] for a batch).
 pub fn linear_backward(d_y: &[f32], w: &[f32], batch: usize, in_features: usize, out_features: usize) -> Vec<f32> {
     let mut d_x = vec![0.0; batch * in_features];
+    if batch >= SMALL_BATCH {
+        gemm(batch, in_features, out_features, Mat::rows(d_y, out_features), Mat::rows(w, in_features), &mut d_x, in_features);
+        return d_x;
+    }
     for n in 0..batch {
         let d_in = &mut d_x[n * in_features..][..in_features];
         for o in 0..out_features {
-            let g = d_y[n * out_features + o];
-            for (d, wv) in d_in.iter_mut().zip(&w[o * in_features..][..in_features]) {
-                *d += g * wv;
-            }
+            layers::axpy(d_in, d_y[n * out_features + o], &w[o * in_features..][..in_features]);
         }
     }
     d_x

@@ -3,6 +3,8 @@
 //! All images are NCHW. These functions trust their shapes; [`crate::Bundle`]
 //! validation guarantees them before any of them runs.
 
+use super::gemm::{gemm, Mat};
+
 /// `y[n,c,i] = (x[n,c,i] - mean[c]) / std[c]`.
 pub fn normalize_forward(x: &[f32], batch: usize, mean: &[f32], std: &[f32], plane: usize) -> Vec<f32> {
     let channels = mean.len();
@@ -35,9 +37,9 @@ pub struct Window {
 /// `y[n,o,i,j] = b[o] + sum_{c,u,v} w[o,c,u,v] * x[n,c, i*s+u*d-p, j*s+v*d-p]` (zero padding,
 /// dilation `d`).
 ///
-/// Per image the input is unrolled into columns (`im2col`: one row per tap `(c,u,v)`, one
-/// column per output pixel), and each output channel accumulates `w * row` over the taps: long
-/// contiguous rows that the compiler vectorises. The sum runs in tap order, as in the WGSL kernel.
+/// Per image and group the input is unrolled into columns (`im2col`: one row per tap `(c,u,v)`,
+/// one column per output pixel) and the output is the matrix product `W cols` ([`gemm`]) added
+/// to the bias. A 1x1 convolution with stride 1 and no padding reads the image itself as `cols`.
 ///
 /// With `groups` > 1, output channel `o` reads only the input channels of its group
 /// (`c` runs over the `Cin / groups` channels from `(o / (Cout / groups)) * Cin / groups`).
@@ -48,18 +50,24 @@ pub fn conv2d_forward(x: &[f32], w: &[f32], b: &[f32], g: Window, out_channels: 
     let (plane, per_group_out) = (g.height * g.width, out_channels / groups);
     let taps = group.in_channels * g.kernel * g.kernel;
     let mut y = vec![0.0; g.batch * out_channels * pixels];
-    let mut cols = vec![0.0; taps * pixels];
+    let mut cols = if g.is_pointwise() { Vec::new() } else { vec![0.0; taps * pixels] };
     for n in 0..g.batch {
         for grp in 0..groups {
             let first = (n * g.in_channels + grp * group.in_channels) * plane;
-            im2col(&x[first..][..group.in_channels * plane], group, &mut cols);
-            for o in grp * per_group_out..(grp + 1) * per_group_out {
-                let out = &mut y[(n * out_channels + o) * pixels..][..pixels];
-                out.fill(b[o]);
-                for (t, &wv) in w[o * taps..][..taps].iter().enumerate() {
-                    axpy(out, wv, &cols[t * pixels..][..pixels]);
-                }
+            let image = &x[first..][..group.in_channels * plane];
+            let cols: &[f32] = if g.is_pointwise() {
+                image
+            } else {
+                im2col(image, group, &mut cols);
+                &cols
+            };
+            let first_out = n * out_channels + grp * per_group_out;
+            let out = &mut y[first_out * pixels..][..per_group_out * pixels];
+            for (o, plane) in out.chunks_exact_mut(pixels).enumerate() {
+                plane.fill(b[grp * per_group_out + o]);
             }
+            let weights = Mat::rows(&w[grp * per_group_out * taps..][..per_group_out * taps], taps);
+            gemm(per_group_out, pixels, taps, weights, Mat::rows(cols, pixels), out, pixels);
         }
     }
     y
@@ -96,7 +104,10 @@ pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
 /// (zero outside the image).
 pub fn im2col(x: &[f32], g: Window, cols: &mut [f32]) {
     let (k, d, oh, ow) = (g.kernel, g.dilation, g.out_height, g.out_width);
-    cols.fill(0.0);
+    if g.padding > 0 {
+        // Taps that read padding are never written below. Without padding every tap is inside.
+        cols.fill(0.0);
+    }
     for c in 0..g.in_channels {
         let plane = &x[c * g.height * g.width..][..g.height * g.width];
         for u in 0..k {
@@ -144,6 +155,11 @@ pub fn col2im(cols: &[f32], g: Window, x: &mut [f32]) {
 }
 
 impl Window {
+    /// A 1x1 window with stride 1 and no padding: `im2col` would copy the image unchanged.
+    pub fn is_pointwise(&self) -> bool {
+        self.kernel == 1 && self.stride == 1 && self.padding == 0
+    }
+
     /// The output indices `i` whose tap at offset `u` (the tap index times the dilation) reads
     /// inside the input: `0 <= i*s + u - p < size`.
     pub fn valid_outputs(&self, u: usize, size: usize, out: usize) -> std::ops::Range<usize> {
@@ -257,6 +273,20 @@ pub fn max_pool2d_forward(x: &[f32], g: Window) -> Vec<f32> {
     for nc in 0..g.batch * g.in_channels {
         let plane = &x[nc * g.height * g.width..][..g.height * g.width];
         let out = &mut y[nc * oh * ow..][..oh * ow];
+        if g.padding == 0 {
+            // Every window lies inside the image: rows of taps, no bounds to test.
+            for (i, out_row) in out.chunks_exact_mut(ow).enumerate() {
+                for u in 0..k {
+                    let row = &plane[(i * g.stride + u) * g.width..][..g.width];
+                    for v in 0..k {
+                        for (o, &value) in out_row.iter_mut().zip(row[v..].iter().step_by(g.stride)) {
+                            *o = o.max(value);
+                        }
+                    }
+                }
+            }
+            continue;
+        }
         for i in 0..oh {
             for j in 0..ow {
                 for u in 0..k {
@@ -275,17 +305,26 @@ pub fn max_pool2d_forward(x: &[f32], g: Window) -> Vec<f32> {
     y
 }
 
-/// `y[n,o] = b[o] + sum_i w[o,i] * x[n,i]`.
+/// `y[n,o] = b[o] + sum_i w[o,i] * x[n,i]`: one dot product per output for a few images (the
+/// weights are read once either way), the matrix product `x W^T` ([`gemm`]) for a batch.
 pub fn linear_forward(x: &[f32], w: &[f32], b: &[f32], batch: usize, in_features: usize, out_features: usize) -> Vec<f32> {
-    let mut y = vec![0.0; batch * out_features];
-    for n in 0..batch {
-        let xs = &x[n * in_features..][..in_features];
-        for o in 0..out_features {
-            y[n * out_features + o] = b[o] + dot(xs, &w[o * in_features..][..in_features]);
+    let mut y: Vec<f32> = (0..batch).flat_map(|_| b.iter().copied()).collect();
+    if batch < SMALL_BATCH {
+        for n in 0..batch {
+            let xs = &x[n * in_features..][..in_features];
+            for o in 0..out_features {
+                y[n * out_features + o] += dot(xs, &w[o * in_features..][..in_features]);
+            }
         }
+    } else {
+        gemm(batch, out_features, in_features, Mat::rows(x, in_features), Mat::transposed(w, in_features), &mut y, out_features);
     }
     y
 }
+
+/// Below this many images a dense layer runs as dot products: packing the whole weight matrix
+/// for the matrix product would cost more than it saves.
+pub const SMALL_BATCH: usize = 4;
 
 /// `y[n,c,i,j] = mean_{u,v} x[n,c, i*s+u-p, j*s+v-p]`; zero padding counts in the divisor `k*k`.
 pub fn avg_pool2d_forward(x: &[f32], g: Window) -> Vec<f32> {

@@ -1,7 +1,9 @@
 //! The CPU reference engine: exact, portable (native and wasm32), single-threaded.
-//! Forward in [`layers`], backward in [`backward`], both plain loops that state the math.
+//! Forward in [`layers`], backward in [`backward`], both plain loops that state the math, except
+//! that convolutions and dense layers over a batch are matrix products in [`gemm`].
 
 pub mod backward;
+pub mod gemm;
 pub mod layers;
 
 use std::collections::HashMap;

@@ -1,0 +1,539 @@
+//! `C += A B`: the one matrix product under the CPU engine's convolutions and dense layers.
+//!
+//! `C[i,j] += sum_p A[i,p] B[p,j]` for `i < m`, `j < n`, `p < k`, with `A` and `B` read through
+//! strides ([`Mat`]) so that a transposed weight costs nothing, and `C` row-major.
+//!
+//! The layout is the one of BLIS and of llm.c's matmul: `B` is copied ("packed") in blocks of
+//! `KC` rows into strips `NR` columns wide, `A` in blocks of `MC x KC` into strips `MR` rows
+//! tall, and a micro-kernel keeps an `MR x NR` tile of `C` in registers while it runs over `KC`
+//! products, reading both strips contiguously. Which micro-kernel runs is decided once per call:
+//! AVX2 + FMA (6 x 16) when the x86-64 CPU has it, SSE (6 x 8) otherwise, simd128 (4 x 8) in a
+//! wasm32 build with that feature, and plain arrays elsewhere. Every kernel sums over `p` in
+//! increasing order, so results differ from the plain loops only by rounding (FMA or not).
+
+/// A read-only matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Mat<'a> {
+    pub data: &'a [f32],
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// A row-major matrix with `cols` columns.
+    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix with `cols` columns (its element `(i, j)` is the
+    /// stored `(j, i)`).
+    pub fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: 1,
+            col_stride: cols,
+        }
+    }
+
+    #[inline(always)]
+    fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.row_stride + j * self.col_stride]
+    }
+}
+
+/// Rows of `B` packed per block: a `KC x NR` strip of `B` and an `MR x KC` strip of `A` stay in
+/// L1 while the micro-kernel runs.
+const KC: usize = 256;
+/// Columns of `B` packed per block (`KC x NC` floats: 1 MiB, the L2 of current cores).
+const NC: usize = 1024;
+/// Rows of `A` per block, a multiple of every kernel's `MR`.
+const MC: usize = 96;
+
+/// `C += A B` for an `m x k` matrix `a`, a `k x n` matrix `b` and a row-major `c` whose rows
+/// are `ldc` apart, with the best [`Kernel`] this CPU has.
+pub fn gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], ldc: usize) {
+    gemm_with(Kernel::best(), m, n, k, a, b, c, ldc)
+}
+
+/// A micro-kernel: which instructions the product runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// x86-64 with AVX2 and FMA: 6 x 16 tiles, fused multiply-add.
+    Avx2Fma,
+    /// x86-64 baseline (SSE2): 6 x 8 tiles.
+    Sse,
+    /// wasm32 built with simd128: 4 x 8 tiles.
+    Simd128,
+    /// Plain arrays of four lanes, for any target.
+    Portable,
+}
+
+impl Kernel {
+    /// The fastest kernel this build and CPU can run.
+    pub fn best() -> Self {
+        Self::available()[0]
+    }
+
+    /// Every kernel this build and CPU can run, fastest first.
+    pub fn available() -> Vec<Self> {
+        let mut kernels = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                kernels.push(Self::Avx2Fma);
+            }
+            kernels.push(Self::Sse);
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        kernels.push(Self::Simd128);
+        kernels.push(Self::Portable);
+        kernels
+    }
+}
+
+/// [`gemm`] with a chosen kernel.
+///
+/// # Panics
+/// If `kernel` is not in [`Kernel::available`], or a matrix is too small for its shape.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_with(
+    kernel: Kernel,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat,
+    b: Mat,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert!(
+        ldc >= n && c.len() >= (m - 1) * ldc + n,
+        "C is too small for {m} x {n} rows {ldc} apart"
+    );
+    assert!(
+        a.data.len() > (m - 1) * a.row_stride + (k - 1) * a.col_stride,
+        "A is too small for {m} x {k}"
+    );
+    assert!(
+        b.data.len() > (k - 1) * b.row_stride + (n - 1) * b.col_stride,
+        "B is too small for {k} x {n}"
+    );
+    assert!(
+        Kernel::available().contains(&kernel),
+        "the {kernel:?} kernel does not run on this CPU or build"
+    );
+    // SAFETY: the kernel's instructions are available (checked above); shapes are checked too.
+    unsafe {
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2Fma => x86::gemm_avx2(m, n, k, a, b, c, ldc),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Sse => blocked::<x86::Sse, 6>(m, n, k, a, b, c, ldc),
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Kernel::Simd128 => blocked::<wasm::Simd128, 4>(m, n, k, a, b, c, ldc),
+            Kernel::Portable => blocked::<Portable, 4>(m, n, k, a, b, c, ldc),
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("checked by Kernel::available"),
+        }
+    }
+}
+
+/// A vector of `N` f32 lanes; a micro-kernel tile is `MR` rows of two vectors.
+///
+/// Implementations are `#[inline(always)]` so that they compile with the target features of the
+/// function they end up in (`gemm_avx2`'s AVX2 + FMA).
+trait Lanes: Copy {
+    const N: usize;
+    unsafe fn zero() -> Self;
+    unsafe fn splat(x: f32) -> Self;
+    unsafe fn load(p: *const f32) -> Self;
+    unsafe fn store(self, p: *mut f32);
+    /// `self + a * b` (fused where the hardware has it).
+    unsafe fn mul_add(self, a: Self, b: Self) -> Self;
+    unsafe fn add(self, b: Self) -> Self;
+}
+
+/// The blocked product with a `MR x 2N` micro-kernel over lanes `V`.
+///
+/// # Safety
+/// The CPU must support `V`'s instructions; shapes are checked by [`gemm`].
+#[inline(always)]
+unsafe fn blocked<V: Lanes, const MR: usize>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat,
+    b: Mat,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let nr = 2 * V::N;
+    let mut packed_b = vec![0.0f32; KC * NC.min(n.next_multiple_of(nr))];
+    let mut packed_a = vec![0.0f32; MC.min(m.next_multiple_of(MR)) * KC];
+    let mut edge = [0.0f32; 6 * 16];
+    debug_assert!(MR * nr <= edge.len() && MC % MR == 0);
+    for j0 in (0..n).step_by(NC) {
+        let nc = NC.min(n - j0);
+        for p0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - p0);
+            pack_b(b, p0, kc, j0, nc, nr, &mut packed_b);
+            for i0 in (0..m).step_by(MC) {
+                let mc = MC.min(m - i0);
+                pack_a::<MR>(a, i0, mc, p0, kc, &mut packed_a);
+                for jr in (0..nc).step_by(nr) {
+                    let cols = nr.min(nc - jr);
+                    let strip_b = packed_b.as_ptr().add(jr * kc);
+                    for ir in (0..mc).step_by(MR) {
+                        let rows = MR.min(mc - ir);
+                        let strip_a = packed_a.as_ptr().add(ir * kc);
+                        let corner = (i0 + ir) * ldc + j0 + jr;
+                        if rows == MR && cols == nr {
+                            tile::<V, MR>(kc, strip_a, strip_b, c.as_mut_ptr().add(corner), ldc);
+                        } else {
+                            // A partial tile: run the full kernel on a scratch tile, add the part
+                            // that exists.
+                            edge[..MR * nr].fill(0.0);
+                            tile::<V, MR>(kc, strip_a, strip_b, edge.as_mut_ptr(), nr);
+                            for r in 0..rows {
+                                let out = &mut c[corner + r * ldc..][..cols];
+                                out.iter_mut()
+                                    .zip(&edge[r * nr..][..cols])
+                                    .for_each(|(o, e)| *o += e);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `C[0..MR, 0..2N] += sum_p a[p*MR + i] b[p*2N + j]`, the tile in registers.
+#[inline(always)]
+unsafe fn tile<V: Lanes, const MR: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+) {
+    let n = V::N;
+    let mut acc = [[V::zero(); 2]; MR];
+    for p in 0..kc {
+        let b0 = V::load(b.add(p * 2 * n));
+        let b1 = V::load(b.add(p * 2 * n + n));
+        let ap = a.add(p * MR);
+        for (i, row) in acc.iter_mut().enumerate() {
+            let ai = V::splat(*ap.add(i));
+            row[0] = row[0].mul_add(ai, b0);
+            row[1] = row[1].mul_add(ai, b1);
+        }
+    }
+    for (i, row) in acc.iter().enumerate() {
+        let out = c.add(i * ldc);
+        V::load(out).add(row[0]).store(out);
+        V::load(out.add(n)).add(row[1]).store(out.add(n));
+    }
+}
+
+/// Rows `p0..p0+kc`, columns `j0..j0+nc` of `b` as strips `nr` wide: strip `s` holds
+/// `packed[s*kc*nr + p*nr + j] = b[p0+p, j0+s*nr+j]`, zero past column `nc`.
+#[inline(always)]
+fn pack_b(b: Mat, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, packed: &mut [f32]) {
+    for (s, jr) in (0..nc).step_by(nr).enumerate() {
+        let cols = nr.min(nc - jr);
+        let strip = &mut packed[s * kc * nr..][..kc * nr];
+        for p in 0..kc {
+            let dst = &mut strip[p * nr..][..nr];
+            if b.col_stride == 1 {
+                let first = (p0 + p) * b.row_stride + j0 + jr;
+                dst[..cols].copy_from_slice(&b.data[first..][..cols]);
+            } else {
+                for (j, d) in dst[..cols].iter_mut().enumerate() {
+                    *d = b.at(p0 + p, j0 + jr + j);
+                }
+            }
+            dst[cols..].fill(0.0);
+        }
+    }
+}
+
+/// Rows `i0..i0+mc`, columns `p0..p0+kc` of `a` as strips `MR` tall: strip `s` holds
+/// `packed[s*MR*kc + p*MR + i] = a[i0+s*MR+i, p0+p]`, zero past row `mc`.
+#[inline(always)]
+fn pack_a<const MR: usize>(a: Mat, i0: usize, mc: usize, p0: usize, kc: usize, packed: &mut [f32]) {
+    for (s, ir) in (0..mc).step_by(MR).enumerate() {
+        let rows = MR.min(mc - ir);
+        let strip = &mut packed[s * MR * kc..][..MR * kc];
+        for p in 0..kc {
+            let dst = &mut strip[p * MR..][..MR];
+            for (i, d) in dst.iter_mut().enumerate() {
+                *d = if i < rows {
+                    a.at(i0 + ir + i, p0 + p)
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{blocked, Lanes, Mat};
+    use std::arch::x86_64::*;
+
+    /// The blocked product compiled for AVX2 + FMA: 6 x 16 tiles in 12 of the 16 ymm registers.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn gemm_avx2(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Mat,
+        b: Mat,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        blocked::<Avx, 6>(m, n, k, a, b, c, ldc)
+    }
+
+    #[derive(Clone, Copy)]
+    pub struct Avx(__m256);
+
+    impl Lanes for Avx {
+        const N: usize = 8;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            Avx(_mm256_setzero_ps())
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> Self {
+            Avx(_mm256_set1_ps(x))
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            Avx(_mm256_loadu_ps(p))
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            _mm256_storeu_ps(p, self.0)
+        }
+        #[inline(always)]
+        unsafe fn mul_add(self, a: Self, b: Self) -> Self {
+            Avx(_mm256_fmadd_ps(a.0, b.0, self.0))
+        }
+        #[inline(always)]
+        unsafe fn add(self, b: Self) -> Self {
+            Avx(_mm256_add_ps(self.0, b.0))
+        }
+    }
+
+    /// SSE2, part of every x86-64 CPU: 6 x 8 tiles, multiply then add.
+    #[derive(Clone, Copy)]
+    pub struct Sse(__m128);
+
+    impl Lanes for Sse {
+        const N: usize = 4;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            Sse(_mm_setzero_ps())
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> Self {
+            Sse(_mm_set1_ps(x))
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            Sse(_mm_loadu_ps(p))
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            _mm_storeu_ps(p, self.0)
+        }
+        #[inline(always)]
+        unsafe fn mul_add(self, a: Self, b: Self) -> Self {
+            Sse(_mm_add_ps(self.0, _mm_mul_ps(a.0, b.0)))
+        }
+        #[inline(always)]
+        unsafe fn add(self, b: Self) -> Self {
+            Sse(_mm_add_ps(self.0, b.0))
+        }
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm {
+    use super::Lanes;
+    use std::arch::wasm32::*;
+
+    /// WebAssembly's 128-bit SIMD: 4 x 8 tiles (8 accumulators leave the engine's register
+    /// allocator room on a 16-register host), multiply then add.
+    #[derive(Clone, Copy)]
+    pub struct Simd128(v128);
+
+    impl Lanes for Simd128 {
+        const N: usize = 4;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            Simd128(f32x4_splat(0.0))
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> Self {
+            Simd128(f32x4_splat(x))
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            Simd128(v128_load(p as *const v128))
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            v128_store(p as *mut v128, self.0)
+        }
+        #[inline(always)]
+        unsafe fn mul_add(self, a: Self, b: Self) -> Self {
+            Simd128(f32x4_add(self.0, f32x4_mul(a.0, b.0)))
+        }
+        #[inline(always)]
+        unsafe fn add(self, b: Self) -> Self {
+            Simd128(f32x4_add(self.0, b.0))
+        }
+    }
+}
+
+/// Lanes as plain arrays, for targets without a kernel of their own.
+#[derive(Clone, Copy)]
+struct Portable([f32; 4]);
+
+impl Lanes for Portable {
+    const N: usize = 4;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        Portable([0.0; 4])
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        Portable([x; 4])
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        Portable(std::ptr::read_unaligned(p as *const [f32; 4]))
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        std::ptr::write_unaligned(p as *mut [f32; 4], self.0)
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, a: Self, b: Self) -> Self {
+        Portable(std::array::from_fn(|l| self.0[l] + a.0[l] * b.0[l]))
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        Portable(std::array::from_fn(|l| self.0[l] + b.0[l]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Rng;
+
+    /// `C += A B` in f64, one output at a time.
+    fn reference(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], ldc: usize) {
+        for i in 0..m {
+            for j in 0..n {
+                let sum: f64 = (0..k).map(|p| a.at(i, p) as f64 * b.at(p, j) as f64).sum();
+                c[i * ldc + j] = (c[i * ldc + j] as f64 + sum) as f32;
+            }
+        }
+    }
+
+    fn random(rng: &mut Rng, len: usize) -> Vec<f32> {
+        (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect()
+    }
+
+    /// Shapes around every block edge (MR, NR, KC, MC, NC), with transposed operands, a wider
+    /// `C` and a non-zero starting `C`, on every kernel this machine runs: each output within 1e-5 (relative to the sum of the
+    /// magnitudes of its products) of the f64 reference.
+    #[test]
+    fn matches_the_reference_around_every_block_edge() {
+        let mut rng = Rng::new(17);
+        let shapes = [
+            (1, 1, 1),
+            (1, 7, 3),
+            (5, 1, 9),
+            (6, 16, 1),
+            (7, 17, 5),
+            (13, 33, 257),
+            (97, 40, 31),
+            (4, 1025, 3),
+            (2, 9, 600),
+            (64, 784, 9),
+        ];
+        for (case, &(m, n, k)) in shapes.iter().enumerate() {
+            let (ta, tb) = (case % 2 == 1, case % 3 == 2);
+            let (a, b) = (random(&mut rng, m * k), random(&mut rng, k * n));
+            let a = if ta {
+                Mat::transposed(&a, m)
+            } else {
+                Mat::rows(&a, k)
+            };
+            let b = if tb {
+                Mat::transposed(&b, k)
+            } else {
+                Mat::rows(&b, n)
+            };
+            let ldc = n + case % 4;
+            let start = random(&mut rng, m * ldc);
+            let mut want = start.clone();
+            reference(m, n, k, a, b, &mut want, ldc);
+            for kernel in Kernel::available() {
+                let mut got = start.clone();
+                gemm_with(kernel, m, n, k, a, b, &mut got, ldc);
+                for i in 0..m {
+                    for j in 0..ldc {
+                        let at = i * ldc + j;
+                        if j >= n {
+                            assert_eq!(
+                                got[at], start[at],
+                                "{kernel:?} ({m},{n},{k}): wrote past column n at ({i},{j})"
+                            );
+                            continue;
+                        }
+                        let scale: f32 =
+                            1.0 + (0..k).map(|p| (a.at(i, p) * b.at(p, j)).abs()).sum::<f32>();
+                        let err = (got[at] - want[at]).abs() / scale;
+                        assert!(err < 1e-5, "{kernel:?} ({m},{n},{k}) ta={ta} tb={tb}: C[{i},{j}] = {} want {} (err {err:e})", got[at], want[at]);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn empty_products_leave_c_alone() {
+        let mut c = vec![1.0; 6];
+        gemm(2, 3, 0, Mat::rows(&[], 0), Mat::rows(&[], 3), &mut c, 3);
+        assert_eq!(c, vec![1.0; 6]);
+    }
+
+    #[test]
+    fn every_build_has_a_kernel_and_the_portable_one() {
+        let kernels = Kernel::available();
+        assert_eq!(kernels.last(), Some(&Kernel::Portable));
+        assert_eq!(Kernel::best(), kernels[0]);
+        #[cfg(target_arch = "x86_64")]
+        assert!(kernels.contains(&Kernel::Sse));
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        assert_eq!(Kernel::best(), Kernel::Simd128);
+    }
+}
