@@ -91,3 +91,25 @@ async fn attack_and_trace_on_webgpu_match_the_cpu_engine() {
         assert!((p.logit_drop - q.logit_drop).abs() < 1e-3 * (1.0 + p.logit_drop.abs()), "seed {seed}: {p:?} vs {q:?}");
     }
 }
+
+/// The matrix product's simd128 and portable kernels in wasm32 against a plain sum, on shapes
+/// around their tile edges, with a transposed operand (the dense layers' weights).
+#[wasm_bindgen_test]
+fn matrix_product_kernels_match_a_plain_sum_in_wasm() {
+    use advlens_shared::engine::cpu::gemm::{gemm_with, Kernel, Mat};
+    let kernels = Kernel::available();
+    assert_eq!(kernels, vec![Kernel::Simd128, Kernel::Portable], "the wasm build lost simd128");
+    let seed = fresh_seed();
+    let mut rng = Rng::new(seed);
+    for (m, n, k) in [(1, 1, 1), (5, 9, 3), (4, 8, 300), (13, 130, 27)] {
+        let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let want: Vec<f32> = (0..m * n).map(|ij| (0..k).map(|p| a[(ij / n) * k + p] as f64 * b[(ij % n) * k + p] as f64).sum::<f64>() as f32).collect();
+        for &kernel in &kernels {
+            let mut got = vec![0.0; m * n];
+            gemm_with(kernel, m, n, k, Mat::rows(&a, k), Mat::transposed(&b, k), &mut got, n);
+            let err = max_rel_diff(&got, &want);
+            assert!(err < 1e-4, "seed {seed}: {kernel:?} ({m},{n},{k}) relative error {err:e}");
+        }
+    }
+}
