@@ -79,3 +79,22 @@ fn sigmoid_leaky_relu_and_concat() {
     assert_eq!(y, vec![1., 3., 4., 2., 5., 6.]);
     assert_eq!(concat_backward(&y, &[1, 2], 2), vec![vec![1., 2.], vec![3., 4., 5., 6.]]);
 }
+
+/// Ties (common after a ReLU) send the gradient to the first maximum in row-major order, as
+/// libtorch does — in the 2x2 stride-2 path, the general unpadded path and the padded path.
+#[test]
+fn max_pool_backward_gives_ties_to_the_first_maximum() {
+    use advlens_shared::engine::cpu::backward::max_pool2d_backward;
+    // One 2x4 plane, two 2x2 windows: [0 0 | 1 5] over [0 0 | 5 2]: the left window is all ties
+    // (top-left wins), the right one ties at 5 (top-right before bottom-left).
+    let x = [0., 0., 1., 5., 0., 0., 5., 2.];
+    let d = max_pool2d_backward(&x, &[3., 7.], window(1, 1, 2, 4, 2, 2, 0));
+    assert_eq!(d, vec![3., 0., 0., 7., 0., 0., 0., 0.]);
+    // Stride 1 (overlapping windows, the general path): columns 0-1 all tie (top-left), columns
+    // 1-2 peak at the bottom 5, columns 2-3 tie at 5 (top-right first).
+    let d = max_pool2d_backward(&x, &[1., 2., 4.], window(1, 1, 2, 4, 2, 1, 0));
+    assert_eq!(d, vec![1., 0., 0., 4., 0., 0., 2., 0.]);
+    // Padding 1 with a 2x2 window, stride 2: the padded path, same rule.
+    let d = max_pool2d_backward(&[0., 0., 0., 0.], &[1., 2., 3., 4.], window(1, 1, 2, 2, 2, 2, 1));
+    assert_eq!(d, vec![1., 2., 3., 4.]);
+}

@@ -119,6 +119,10 @@ pub fn max_pool2d_backward(x: &[f32], d_y: &[f32], g: Window) -> Vec<f32> {
         let plane = &x[nc * g.height * g.width..][..g.height * g.width];
         let d_plane = &mut d_x[nc * g.height * g.width..][..g.height * g.width];
         let d_out = &d_y[nc * oh * ow..][..oh * ow];
+        if (k, g.stride, g.padding) == (2, 2, 0) {
+            pool_2x2_backward(plane, d_out, d_plane, g.width, ow);
+            continue;
+        }
         for i in 0..oh {
             for j in 0..ow {
                 let best = if g.padding == 0 {
@@ -144,6 +148,35 @@ pub fn max_pool2d_backward(x: &[f32], d_y: &[f32], g: Window) -> Vec<f32> {
         }
     }
     d_x
+}
+
+/// [`max_pool2d_backward`] for the common 2x2 window with stride 2 and no padding, one pair of
+/// input rows at a time and without branches: the maximum of each window, then the first of its
+/// four taps equal to it (top-left, top-right, bottom-left, bottom-right) takes the gradient.
+fn pool_2x2_backward(plane: &[f32], d_out: &[f32], d_plane: &mut [f32], width: usize, ow: usize) {
+    if ow == 0 {
+        return;
+    }
+    for (i, d_row) in d_out.chunks_exact(ow).enumerate() {
+        let (top, bottom) = (&plane[2 * i * width..][..2 * ow], &plane[(2 * i + 1) * width..][..2 * ow]);
+        let (d_top, d_bottom) = d_plane[2 * i * width..].split_at_mut(width);
+        let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+        let d_windows = d_top[..2 * ow].chunks_exact_mut(2).zip(d_bottom[..2 * ow].chunks_exact_mut(2));
+        for (((t, b), (dt, db)), &d) in windows.zip(d_windows).zip(d_row) {
+            let max = t[0].max(t[1]).max(b[0].max(b[1]));
+            // Indicators as numbers, not booleans: the compiler turns boolean selects back into
+            // branches here, and a ReLU makes them unpredictable.
+            let is = |v: f32| (v == max) as u8 as f32;
+            let first = is(t[0]);
+            let second = is(t[1]) * (1.0 - first);
+            let third = is(b[0]) * (1.0 - first - second);
+            let fourth = 1.0 - first - second - third;
+            dt[0] = d * first;
+            dt[1] = d * second;
+            db[0] = d * third;
+            db[1] = d * fourth;
+        }
+    }
 }
 
 /// The first tap (in scan order) holding the maximum of window `(i, j)`, skipping padding.
