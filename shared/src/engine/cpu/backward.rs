@@ -132,7 +132,6 @@ pub fn max_pool2d_backward(x: &[f32], d_y: &[f32], g: Window) -> Vec<f32> {
                     for u in 0..k {
                         let row = first + u * g.width;
                         for (v, &value) in plane[row..][..k].iter().enumerate() {
-                            // A select, not a branch: after a ReLU, ties and winners are a coin flip.
                             let better = value > best.1;
                             best = (if better { row + v } else { best.0 }, if better { value } else { best.1 });
                         }

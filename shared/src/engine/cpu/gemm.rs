@@ -75,23 +75,29 @@ pub enum Kernel {
 impl Kernel {
     /// The fastest kernel this build and CPU can run.
     pub fn best() -> Self {
-        Self::available()[0]
+        Self::ALL.into_iter().find(|k| k.runs_here()).expect("the portable kernel runs everywhere")
     }
 
     /// Every kernel this build and CPU can run, fastest first.
     pub fn available() -> Vec<Self> {
-        let mut kernels = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                kernels.push(Self::Avx2Fma);
-            }
-            kernels.push(Self::Sse);
+        Self::ALL.into_iter().filter(|k| k.runs_here()).collect()
+    }
+
+    /// Every kernel, fastest first.
+    const ALL: [Self; 4] = [Self::Avx2Fma, Self::Sse, Self::Simd128, Self::Portable];
+
+    /// Whether this build and CPU have the kernel's instructions (no allocation: it is checked
+    /// on every product; the CPU feature test is cached by the standard library).
+    fn runs_here(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2Fma => std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
+            Self::Sse => cfg!(target_arch = "x86_64"),
+            Self::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
+            Self::Portable => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
         }
-        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        kernels.push(Self::Simd128);
-        kernels.push(Self::Portable);
-        kernels
     }
 }
 
@@ -126,7 +132,7 @@ pub fn gemm_with(
         "B is too small for {k} x {n}"
     );
     assert!(
-        Kernel::available().contains(&kernel),
+        kernel.runs_here(),
         "the {kernel:?} kernel does not run on this CPU or build"
     );
     // SAFETY: the kernel's instructions are available (checked above); shapes are checked too.
