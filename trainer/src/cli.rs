@@ -617,10 +617,11 @@ pub struct PackArgs {
 
 #[derive(Debug, Args)]
 pub struct ReproduceArgs {
-    /// quick (a 2-core CPU, ~30 minutes) or full (a GPU).
+    /// quick (a 2-core CPU, ~30 minutes), standard (CIFAR-10 or Fashion-MNIST at a larger scale,
+    /// about 75 minutes on 2 cores) or full (a GPU); smoke tests the pipeline in minutes.
     #[arg(long, default_value = "quick")]
     pub preset: String,
-    /// mnist or fashion-mnist (or cifar10 with --preset full).
+    /// mnist, fashion-mnist or cifar10.
     #[arg(long, default_value = "mnist")]
     pub dataset: String,
     #[arg(long, env = "ADVLENS_DATA", value_name = "DIR")]

@@ -615,7 +615,7 @@ mod tests {
     /// removed flag fails here, not hours into a reproduction).
     #[test]
     fn every_reproduce_step_parses_with_the_cli() {
-        for preset in ["smoke", "quick", "full"] {
+        for preset in ["smoke", "quick", "standard", "full"] {
             for dataset in ["mnist", "fashion-mnist", "cifar10"] {
                 let steps = advlens_trainer::reproduce::step_commands(preset, dataset, "/data".as_ref(), "/out".as_ref(), 3, true).unwrap();
                 assert!(steps.len() > 40, "{preset} {dataset}: {} steps", steps.len());
