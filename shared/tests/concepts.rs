@@ -47,8 +47,10 @@ fn every_label_lies_on_what_was_drawn_and_every_drawn_pixel_is_labelled() {
                     }
                 }
             }
-            // The object is visible: at least 5% of the image.
-            assert!(object_pixels * 20 > n, "seed {seed} image {index}: object covers only {object_pixels} px");
+            // The object is visible: at least 3% of the image. (The smallest class, near the
+            // edge at the smallest scale, covered 4.7% at least over 40,000 images; 5% here
+            // failed about one run in 40.)
+            assert!(object_pixels * 100 > 3 * n, "seed {seed} image {index}: object covers only {object_pixels} px");
         }
     }
 }
