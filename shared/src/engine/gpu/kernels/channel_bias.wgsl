@@ -1,7 +1,7 @@
 // A per-channel bias added in place, as `add_channel_bias` in engine/cpu (a transposed
 // convolution's bias, after the gather of `conv2d_backward` computed its sums):
 //   y[n, c, i] += b[c]   (planes of `plane` values, `channels` of them per image)
-struct Params { len: u32, plane: u32, channels: u32, unused: u32 }
+struct Params { len: u32, channels: u32, plane: u32, _pad: u32 }
 
 @group(0) @binding(1) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
