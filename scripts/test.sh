@@ -45,3 +45,14 @@ timed "build the explorer (production: trunk + wasm-opt)" scripts/build-web.sh d
 timed "explorer end to end in Chromium (WebGPU and CPU)" env ADVLENS_BIN="$PWD/target/debug/advlens" node tests/e2e/explorer.mjs dist
 
 timed "explorer budget (payload, first prediction, main-thread tasks)" node tests/bench/page-budget.mjs dist 3
+
+# The browser benchmark, short: advlens's CPU (wasm) and WebGPU engines on the peer harness's
+# models, every output checked against the harness's float64 references (correctness, not time).
+browser_bench_check() {
+    if [ ! -f "${ADVLENS_PEERS:-$PWD/../shared/bench/peers}/run-bench.mjs" ]; then
+        echo "note: no peer harness at ../shared/bench/peers (set ADVLENS_PEERS): the short browser benchmark did not run" >&2
+        return 0
+    fi
+    ADVLENS_BENCH_ONLY=advlens ADVLENS_BENCH_RUNS=2 ADVLENS_BENCH_WARMUP=1 ADVLENS_BENCH_CHECK=1 tests/bench/browser-peers.sh
+}
+timed "browser benchmark, short (advlens's outputs vs the harness's references)" browser_bench_check

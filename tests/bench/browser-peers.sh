@@ -3,6 +3,10 @@
 # browser run, with the peer harness of ../shared/bench/peers (or $ADVLENS_PEERS).
 #   tests/bench/browser-peers.sh [extra run-bench.mjs args]      ~10 minutes on 2 cores
 # Writes target/peer-bench/results-advlens.{md,json}; docs/benchmarks.md quotes them.
+#   ADVLENS_BENCH_ONLY   configurations to run (a substring of their names; default threads=1)
+#   ADVLENS_BENCH_RUNS   timed calls per measurement (default 30)
+#   ADVLENS_BENCH_CHECK=1  then fail if an advlens result differs from the reference outputs
+#                          (tests/bench/check-peer-results.mjs; what the test suite's short run uses)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/env.sh
@@ -22,8 +26,12 @@ wasm-bindgen --target web --out-dir "$work/advlens-pkg" target/wasm/wasm32-unkno
 cp tests/bench/advlens-adapter.mjs "$work/adapters/advlens.mjs"
 stage "benchmark (one Chromium run)"
 cd "$work"
-node run-bench.mjs --models mnist,cifar --runs 30 --only "${ADVLENS_BENCH_ONLY:-threads=1}" \
+node run-bench.mjs --models mnist,cifar --runs "${ADVLENS_BENCH_RUNS:-30}" --warmup "${ADVLENS_BENCH_WARMUP:-10}" --only "${ADVLENS_BENCH_ONLY:-threads=1}" \
     --extra 'advlens cpu|engine=advlens&device=cpu&ep=wasm&threads=1' \
     --extra 'advlens webgpu|engine=advlens&device=webgpu&threads=1' \
     --out results-advlens "$@"
 echo "results: $work/results-advlens.md" >&2
+if [ "${ADVLENS_BENCH_CHECK:-0}" = 1 ]; then
+    cd - >/dev/null
+    node tests/bench/check-peer-results.mjs "$work/results-advlens.json" advlens
+fi
