@@ -610,22 +610,68 @@ fn import_command(a: cli::ImportArgs) -> Result<()> {
 mod tests {
     use clap::Parser;
 
-    /// `reproduce` drives this binary through argument lists: every one of them, for every
-    /// preset and both kinds of world, must parse with the real command line (a renamed or
-    /// removed flag fails here, not hours into a reproduction).
+    use crate::cli::{Cli, Command, DataCommand};
+    use advlens_trainer::study::steps::StepConfig;
+
+    /// `reproduce` runs this binary with each step's typed config spelled as flags: every step of
+    /// every preset, for both kinds of world, must parse with the real command line into the
+    /// values of its config (a renamed, removed or retyped flag fails here, not hours into a
+    /// reproduction).
     #[test]
-    fn every_reproduce_step_parses_with_the_cli() {
+    fn every_reproduce_step_round_trips_through_the_cli() {
         for preset in ["smoke", "quick", "standard", "full"] {
             for dataset in ["mnist", "fashion-mnist", "cifar10"] {
-                let steps = advlens_trainer::reproduce::step_commands(preset, dataset, "/data".as_ref(), "/out".as_ref(), 3, true).unwrap();
+                let steps = advlens_trainer::reproduce::step_configs(preset, dataset, "/data".as_ref(), "/out".as_ref(), 3, true).unwrap();
                 assert!(steps.len() > 40, "{preset} {dataset}: {} steps", steps.len());
-                for args in steps {
+                for step in steps {
+                    let args = step.args();
                     let line = std::iter::once("advlens".to_string()).chain(args.iter().cloned());
-                    if let Err(e) = crate::cli::Cli::try_parse_from(line) {
-                        panic!("{preset} {dataset}: `advlens {}` does not parse:\n{e}", args.join(" "));
+                    match Cli::try_parse_from(line) {
+                        Ok(cli) => same_values(&step, cli.command),
+                        Err(e) => panic!("{preset} {dataset}: `advlens {}` does not parse:\n{e}", args.join(" ")),
                     }
                 }
             }
+        }
+    }
+
+    /// What clap read equals the config.
+    fn same_values(step: &StepConfig, command: Command) {
+        match (step, command) {
+            (StepConfig::Concepts(s), Command::Data(DataCommand::Concepts { out, train, test, seed, .. })) => {
+                assert_eq!((out, train, test, seed), (Some(s.out.clone()), s.train, s.test, s.seed), "{step:?}");
+            }
+            (StepConfig::Train(s), Command::Train(a)) => {
+                assert!(!a.resume);
+                assert_eq!((a.dataset, a.data, a.arch, a.width), (s.dataset.clone(), Some(s.data.clone()), s.arch.clone(), Some(s.width)), "{step:?}");
+                assert_eq!(a.mode.mode, s.mode.mode);
+                assert_eq!(a.mode.lambda, s.mode.lambda.unwrap_or(1.0), "{step:?}");
+                assert_eq!(a.mode.attack, s.mode.attack.clone().unwrap_or_else(|| "pgd".into()), "{step:?}");
+                assert_eq!((a.mode.attack_steps, a.mode.epsilon, a.mode.step_size), (Some(s.attack_steps), Some(s.epsilon), Some(s.step_size)), "{step:?}");
+                assert_eq!((a.epochs, a.name, a.out, a.seed), (s.epochs, Some(s.name.clone()), s.out.clone(), s.seed), "{step:?}");
+                assert_eq!((a.epsilon_warmup, a.limit, a.device.threads), (s.epsilon_warmup, s.limit, s.threads), "{step:?}");
+            }
+            (StepConfig::Resume(s), Command::Train(a)) => {
+                assert!(a.resume);
+                assert_eq!((a.data, a.out, a.device.threads), (Some(s.data.clone()), s.out.clone(), s.threads), "{step:?}");
+            }
+            (StepConfig::Eval(s), Command::Eval(a)) => {
+                assert_eq!((a.run, a.data, a.attacks), (Some(s.run.clone()), s.data.clone(), s.attacks.clone()), "{step:?}");
+                assert_eq!((a.limit, a.seed, a.epsilon, a.device.threads), (Some(s.limit), s.seed, s.epsilon, s.threads), "{step:?}");
+            }
+            (StepConfig::Export(s), Command::Export(a)) => {
+                assert_eq!((a.run, a.data, a.out, a.device.threads), (s.run.clone(), Some(s.data.clone()), s.out.clone(), s.threads), "{step:?}");
+            }
+            (StepConfig::Attack(s), Command::Attack(a)) => {
+                assert_eq!((a.models, a.held_out, a.data), (s.models.clone(), vec![s.held_out.clone()], s.data.clone()), "{step:?}");
+                assert_eq!((a.limit, a.steps, a.out, a.seed), (s.limit, s.steps, s.out.clone(), s.seed), "{step:?}");
+                assert_eq!((a.epsilon, a.device.threads), (s.epsilon, s.threads), "{step:?}");
+            }
+            (StepConfig::Analyze(s), Command::Analyze(a)) => {
+                assert_eq!((a.model, a.adv, a.data, a.limit), (s.model.clone(), s.adv.clone(), s.data.clone(), s.limit), "{step:?}");
+                assert_eq!((a.atlas, a.out, a.device.threads), (s.atlas, s.out.clone(), s.threads), "{step:?}");
+            }
+            (step, other) => panic!("{step:?} parsed as another command: {other:?}"),
         }
     }
 }

@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::study::figures::figures;
-use crate::study::plan::{collect, replicate_jobs, s, worlds, World};
+use crate::study::plan::{collect, concepts_step, replicate_jobs, worlds, World};
 pub use crate::study::plan::Replication;
 pub use crate::study::preset::{preset, preset_with, Preset, CONTROL_MODES};
 pub use crate::study::report::report;
 pub use crate::study::results::ModelResult;
 use crate::study::schedule::{run_jobs, Job, Step, TimingLog};
+use crate::study::steps::StepConfig;
 pub use crate::study::schedule::{Invocation, Timings};
 
 /// Runs the whole pipeline once per replicate and writes `report.md`, `results.json` and the
@@ -35,7 +36,7 @@ pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, thre
         cost: 0.0,
         steps: vec![Step {
             done: concepts.join("vocab.json"),
-            args: vec![s("data"), s("concepts"), s("--train"), s(p.concept_train), s("--test"), s(p.concept_test), s("--seed"), s(0), s("--out"), concepts.display().to_string(), s("--quiet")],
+            config: concepts_step(&p, &concepts),
         }],
     };
     let runs = replication.runs(out);
@@ -72,11 +73,14 @@ pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, thre
     Ok(path)
 }
 
-/// The command line of every step `preset` runs for one replicate (seed) into `out`, in order:
-/// what the binary's test parses with the real CLI, so that a renamed flag fails a test instead
-/// of a reproduction hours in.
-pub fn step_commands(preset_name: &str, dataset: &str, data: &Path, out: &Path, seed: u64, controls: bool) -> Result<Vec<Vec<String>>> {
+/// Every step `preset` runs for one replicate (seed) into `out`, in order (the concept world's
+/// generation first): what the binary's test parses with the real CLI and compares with, so
+/// that a renamed flag fails a test instead of a reproduction hours in.
+pub fn step_configs(preset_name: &str, dataset: &str, data: &Path, out: &Path, seed: u64, controls: bool) -> Result<Vec<StepConfig>> {
     let p = preset_with(preset_name, controls)?;
-    let ws = worlds(&p, dataset, data, &out.join("data").join("concepts"), seed);
-    Ok(replicate_jobs(&p, &ws, out, 1).into_iter().flatten().flat_map(|j| j.steps.into_iter().map(|s| s.args)).collect())
+    let concepts = out.join("data").join("concepts");
+    let generate = concepts_step(&p, &concepts);
+    let ws = worlds(&p, dataset, data, &concepts, seed);
+    let steps = replicate_jobs(&p, &ws, out, 1).into_iter().flatten().flat_map(|j| j.steps.into_iter().map(|s| s.config));
+    Ok(std::iter::once(generate).chain(steps).collect())
 }

@@ -11,13 +11,9 @@ use crate::attack::pgd_step_size;
 use crate::data::DatasetKind;
 use super::results::ModelResult;
 use super::schedule::{Job, Step};
+use super::steps::{AnalyzeStep, AttackStep, ConceptsStep, EvalStep, ExportStep, ResumeStep, StepConfig, TrainMode, TrainStep};
 use crate::analysis::AnalysisReport;
 use crate::eval::EvalReport;
-
-pub fn s(v: impl ToString) -> String {
-    v.to_string()
-}
-
 
 /// One world to reproduce on: a dataset, or the generated concept world.
 pub struct World {
@@ -42,16 +38,27 @@ impl World {
     fn model(&self, arch: &str, mode: &str) -> String {
         format!("{}-{arch}-{mode}", self.name)
     }
+
+    /// The attack budget of eval and attack steps: the dataset's default, except the concept
+    /// world's (a folder of images, whose default the CLI cannot know).
+    fn epsilon(&self) -> Option<f64> {
+        (self.dataset == "folder").then(|| DatasetKind::Folder.default_epsilon())
+    }
 }
 
-/// The `train` arguments of a mode: `--mode M`; for `consistent-lambda<X>` the consistent loss
-/// with `--lambda X`; for `consistent-targeted` with `--attack ll`.
-fn mode_args(mode: &str) -> Vec<String> {
+/// The training mode of a preset's mode name: `consistent-lambda<X>` is the consistent loss with
+/// lambda X; `consistent-targeted` with the least-likely-class attack.
+pub fn train_mode(mode: &str) -> TrainMode {
     match (mode.strip_prefix("consistent-lambda"), mode) {
-        (Some(lambda), _) => vec![s("--mode"), s("consistent"), s("--lambda"), s(lambda)],
-        (None, "consistent-targeted") => vec![s("--mode"), s("consistent"), s("--attack"), s("ll")],
-        (None, _) => vec![s("--mode"), s(mode)],
+        (Some(lambda), _) => TrainMode { mode: "consistent".into(), lambda: Some(lambda.parse().expect("control modes carry a number")), attack: None },
+        (None, "consistent-targeted") => TrainMode { mode: "consistent".into(), lambda: None, attack: Some("ll".into()) },
+        (None, _) => TrainMode { mode: mode.into(), lambda: None, attack: None },
     }
+}
+
+/// The concept world's generation (data, not a replicate's choice: seed 0, shared).
+pub fn concepts_step(p: &Preset, out: &Path) -> StepConfig {
+    StepConfig::Concepts(ConceptsStep { train: p.concept_train, test: p.concept_test, seed: 0, out: out.to_path_buf() })
 }
 
 /// Relative cost of training `arch` in `mode` (measured on the quick preset, roughly).
@@ -67,8 +74,6 @@ fn cost(arch: &str, mode: &str) -> f64 {
 
 /// The train -> eval -> export job of every model of `w`.
 fn training_jobs(p: &Preset, w: &World, out: &Path, threads: usize) -> Vec<Job> {
-    let common = |v: &mut Vec<String>| v.extend([s("--threads"), s(threads), s("--quiet")]);
-    let data_s = w.data.display().to_string();
     let mut jobs = Vec::new();
     for mode in &p.modes {
         for (arch, width) in &w.archs {
@@ -76,38 +81,46 @@ fn training_jobs(p: &Preset, w: &World, out: &Path, threads: usize) -> Vec<Job> 
             let run = out.join("runs").join(&name);
             let bundle = out.join("models").join(&name);
             let mut steps = Vec::new();
-            let mut args = vec![s("train"), s("--dataset"), s(&w.dataset), s("--data"), data_s.clone(), s("--arch"), s(arch), s("--width"), s(width)];
-            args.extend(mode_args(mode));
-            args.extend([s("--attack-steps"), s(p.attack_steps), s("--epochs"), s(w.epochs), s("--name"), name.clone()]);
-            args.extend([s("--out"), run.display().to_string(), s("--seed"), s(w.seed)]);
             // Few attack steps must still reach the edge of the ball: step = 2.5 eps / steps;
             // epsilon grows over the first quarter of the run so short runs do not collapse.
             let eps = w.kind().default_epsilon();
-            args.extend([s("--epsilon"), s(eps), s("--step-size"), s(pgd_step_size(eps, p.attack_steps))]);
-            args.extend([s("--epsilon-warmup"), s(w.epochs as f64 / 4.0)]);
-            if let Some(l) = w.limit {
-                args.extend([s("--limit"), s(l)]);
-            }
-            common(&mut args);
+            let train = TrainStep {
+                dataset: w.dataset.clone(),
+                data: w.data.clone(),
+                arch: arch.to_string(),
+                width: *width,
+                mode: train_mode(mode),
+                attack_steps: p.attack_steps,
+                epochs: w.epochs,
+                name: name.clone(),
+                out: run.clone(),
+                seed: w.seed,
+                epsilon: eps,
+                step_size: pgd_step_size(eps, p.attack_steps),
+                epsilon_warmup: w.epochs as f64 / 4.0,
+                limit: w.limit,
+                threads,
+            };
             let epochs_done = std::fs::read_to_string(run.join("metrics.jsonl")).map_or(0, |t| t.lines().count());
             if run.join("last.safetensors").exists() && epochs_done < w.epochs {
                 // Interrupted earlier: continue it.
-                let mut resume = vec![s("train"), s("--resume"), s("--data"), data_s.clone(), s("--out"), run.display().to_string()];
-                common(&mut resume);
-                steps.push(Step { done: run.join("no-such-marker"), args: resume });
+                let resume = ResumeStep { data: w.data.clone(), out: run.clone(), threads };
+                steps.push(Step { done: run.join("no-such-marker"), config: StepConfig::Resume(resume) });
             } else if epochs_done < w.epochs {
-                steps.push(Step { done: run.join("metrics.jsonl"), args });
+                steps.push(Step { done: run.join("metrics.jsonl"), config: StepConfig::Train(train) });
             }
-            let mut args = vec![s("eval"), s("--run"), run.display().to_string(), s("--data"), data_s.clone(), s("--attacks"), s("fgsm,pgd20")];
-            args.extend([s("--limit"), s(p.attack_images), s("--seed"), s(w.seed)]);
-            if w.dataset == "folder" {
-                args.extend([s("--epsilon"), s(DatasetKind::Folder.default_epsilon())]);
-            }
-            common(&mut args);
-            steps.push(Step { done: run.join("eval.json"), args });
-            let mut args = vec![s("export"), s("--run"), run.display().to_string(), s("--data"), data_s.clone(), s("--out"), bundle.display().to_string()];
-            common(&mut args);
-            steps.push(Step { done: bundle.join("model.json"), args });
+            let eval = EvalStep {
+                run: run.clone(),
+                data: w.data.clone(),
+                attacks: vec!["fgsm".into(), "pgd20".into()],
+                limit: p.attack_images,
+                seed: w.seed,
+                epsilon: w.epsilon(),
+                threads,
+            };
+            steps.push(Step { done: run.join("eval.json"), config: StepConfig::Eval(eval) });
+            let export = ExportStep { run: run.clone(), data: w.data.clone(), out: bundle.clone(), threads };
+            steps.push(Step { done: bundle.join("model.json"), config: StepConfig::Export(export) });
             jobs.push(Job { name, cost: cost(arch, mode) * w.scale * w.epochs as f64, steps });
         }
     }
@@ -120,18 +133,21 @@ fn attack_jobs(p: &Preset, w: &World, out: &Path, threads: usize) -> Vec<Job> {
     p.modes
         .iter()
         .map(|mode| {
-            let bundle = |arch: &str| out.join("models").join(w.model(arch, mode)).display().to_string();
+            let bundle = |arch: &str| out.join("models").join(w.model(arch, mode));
             let (held_out, attacked) = w.archs.split_last().expect("archs");
             let adv = out.join("adversarial").join(format!("{}-{mode}", w.name));
-            let attacked: Vec<String> = attacked.iter().map(|(a, _)| bundle(a)).collect();
-            let mut args = vec![s("attack"), s("--models"), attacked.join(","), s("--held-out"), bundle(held_out.0)];
-            args.extend([s("--data"), w.data.display().to_string(), s("--limit"), s(p.attack_images), s("--steps"), s(p.ensemble_steps)]);
-            args.extend([s("--out"), adv.display().to_string(), s("--seed"), s(w.seed)]);
-            if w.dataset == "folder" {
-                args.extend([s("--epsilon"), s(DatasetKind::Folder.default_epsilon())]);
-            }
-            args.extend([s("--threads"), s(threads), s("--quiet")]);
-            Job { name: format!("{}-attack-{mode}", w.name), cost: w.scale, steps: vec![Step { done: adv.join("meta.json"), args }] }
+            let attack = AttackStep {
+                models: attacked.iter().map(|(a, _)| bundle(a)).collect(),
+                held_out: bundle(held_out.0),
+                data: w.data.clone(),
+                limit: p.attack_images,
+                steps: p.ensemble_steps,
+                out: adv.clone(),
+                seed: w.seed,
+                epsilon: w.epsilon(),
+                threads,
+            };
+            Job { name: format!("{}-attack-{mode}", w.name), cost: w.scale, steps: vec![Step { done: adv.join("meta.json"), config: StepConfig::Attack(attack) }] }
         })
         .collect()
 }
@@ -141,14 +157,19 @@ fn analysis_jobs(p: &Preset, w: &World, out: &Path, threads: usize) -> Vec<Job> 
     for mode in &p.modes {
         for (arch, _) in &w.archs {
             let name = w.model(arch, mode);
-            let bundle = out.join("models").join(&name);
-            let adv = out.join("adversarial").join(format!("{}-{mode}", w.name));
             let dir = out.join("analysis").join(&name);
-            let mut args = vec![s("analyze"), s("--model"), bundle.display().to_string(), s("--adv"), adv.display().to_string(), s("--data"), w.data.display().to_string()];
             // Equal pools: the real top-K among the same test images whose adversarial versions
             // the attack made (a larger real pool alone would favour real top images).
-            args.extend([s("--limit"), s(p.attack_images), s("--atlas"), s("--out"), dir.display().to_string(), s("--threads"), s(threads)]);
-            jobs.push(Job { name: format!("{name}-analysis"), cost: w.scale, steps: vec![Step { done: dir.join("analysis.json"), args }] });
+            let analyze = AnalyzeStep {
+                model: out.join("models").join(&name),
+                adv: out.join("adversarial").join(format!("{}-{mode}", w.name)),
+                data: w.data.clone(),
+                limit: p.attack_images,
+                atlas: true,
+                out: dir.clone(),
+                threads,
+            };
+            jobs.push(Job { name: format!("{name}-analysis"), cost: w.scale, steps: vec![Step { done: dir.join("analysis.json"), config: StepConfig::Analyze(analyze) }] });
         }
     }
     jobs
@@ -242,27 +263,34 @@ mod tests {
         let out = Path::new("/r");
         assert_eq!(Replication { seed: 0, replicates: 1, controls: false }.runs(out), vec![(0, PathBuf::from("/r"))], "one replicate keeps the old layout");
         assert_eq!(Replication { seed: 5, replicates: 2, controls: false }.runs(out), vec![(5, PathBuf::from("/r/seed-5")), (6, PathBuf::from("/r/seed-6"))]);
-        // Every step that draws random numbers carries the replicate's seed (export draws none).
+        // Every step that draws random numbers carries the replicate's seed.
         let p = preset("smoke").unwrap();
         let [w, _] = worlds(&p, "mnist", Path::new("/d"), Path::new("/r/data/concepts"), 6);
-        for job in training_jobs(&p, &w, Path::new("/r/seed-6"), 1).iter().chain(&attack_jobs(&p, &w, Path::new("/r/seed-6"), 1)) {
-            for step in job.steps.iter().filter(|s| s.args[0] != "export") {
-                let at = step.args.iter().position(|a| a == "--seed").unwrap_or_else(|| panic!("no --seed in {:?}", step.args));
-                assert_eq!(step.args[at + 1], "6", "{:?}", step.args);
-            }
-        }
+        let jobs = training_jobs(&p, &w, Path::new("/r/seed-6"), 1).into_iter().chain(attack_jobs(&p, &w, Path::new("/r/seed-6"), 1));
+        let steps: Vec<StepConfig> = jobs.flat_map(|j| j.steps.into_iter().map(|s| s.config)).collect();
+        assert!(steps.iter().filter(|s| s.verb() != "export").all(|s| s.seed() == Some(6)), "{steps:?}");
+        assert!(steps.iter().any(|s| s.args().windows(2).any(|w| w == ["--seed", "6"])), "the seed reaches the command line");
     }
 
     #[test]
     fn control_modes_train_the_consistent_loss_with_their_lambda() {
-        assert_eq!(mode_args("pgd"), ["--mode", "pgd"]);
-        assert_eq!(mode_args("consistent-lambda0.1"), ["--mode", "consistent", "--lambda", "0.1"]);
-        assert_eq!(mode_args("consistent-targeted"), ["--mode", "consistent", "--attack", "ll"]);
+        assert_eq!(train_mode("pgd"), TrainMode { mode: "pgd".into(), lambda: None, attack: None });
+        assert_eq!(train_mode("consistent-lambda0.1"), TrainMode { mode: "consistent".into(), lambda: Some(0.1), attack: None });
+        assert_eq!(train_mode("consistent-targeted"), TrainMode { mode: "consistent".into(), lambda: None, attack: Some("ll".into()) });
         let p = preset_with("smoke", true).unwrap();
         let ws = worlds(&p, "mnist", Path::new("/d"), Path::new("/o/data/concepts"), 0);
-        let commands: Vec<Vec<String>> = replicate_jobs(&p, &ws, Path::new("/o"), 1).into_iter().flatten().flat_map(|j| j.steps.into_iter().map(|s| s.args)).collect();
-        let trains: Vec<&Vec<String>> = commands.iter().filter(|c| c[0] == "train").collect();
+        let trains: Vec<TrainStep> = replicate_jobs(&p, &ws, Path::new("/o"), 1)
+            .into_iter()
+            .flatten()
+            .flat_map(|j| j.steps)
+            .filter_map(|s| match s.config {
+                StepConfig::Train(t) => Some(t),
+                _ => None,
+            })
+            .collect();
         assert_eq!(trains.len(), 2 * 3 * (3 + CONTROL_MODES.len()), "two worlds x three archs x seven modes");
-        assert!(trains.iter().any(|c| c.windows(2).any(|w| w == ["--lambda", "0"]) && c.iter().any(|a| a == "mnist-resnet-consistent-lambda0")));
+        let lambda0 = trains.iter().find(|t| t.name == "mnist-resnet-consistent-lambda0").expect("the lambda-0 control");
+        assert_eq!(lambda0.mode.lambda, Some(0.0));
+        assert!(StepConfig::Train(lambda0.clone()).args().windows(2).any(|w| w == ["--lambda", "0"]));
     }
 }

@@ -10,10 +10,12 @@ use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use serde::Serialize;
 
+use super::steps::StepConfig;
+
 /// One invocation of this binary, skipped when its output `done` exists.
 pub struct Step {
     pub done: PathBuf,
-    pub args: Vec<String>,
+    pub config: StepConfig,
 }
 
 /// Steps that must run in order (train -> eval -> export), by one worker.
@@ -121,7 +123,8 @@ pub fn run_jobs(mut jobs: Vec<Job>, workers: usize, out: &Path, bar: &ProgressBa
 
 fn run_job(job: &Job, exe: &Path, logs: &Path, bar: &ProgressBar, timings: &TimingLog) -> Result<()> {
     for step in &job.steps {
-        let verb = step.args[0].clone();
+        let verb = step.config.verb();
+        let args = step.config.args();
         if step.done.exists() {
             bar.suspend(|| eprintln!("[skip] {} exists", step.done.display()));
             bar.inc(1);
@@ -129,10 +132,10 @@ fn run_job(job: &Job, exe: &Path, logs: &Path, bar: &ProgressBar, timings: &Timi
         }
         let log_path = logs.join(format!("{}.log", job.name));
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).with_context(|| format!("opening {}", log_path.display()))?;
-        bar.suspend(|| eprintln!("[run] advlens {}", step.args.join(" ")));
+        bar.suspend(|| eprintln!("[run] advlens {}", args.join(" ")));
         let start = std::time::Instant::now();
         let status = Command::new(exe)
-            .args(&step.args)
+            .args(&args)
             .stdout(log.try_clone()?)
             .stderr(log)
             .status()
@@ -141,13 +144,13 @@ fn run_job(job: &Job, exe: &Path, logs: &Path, bar: &ProgressBar, timings: &Timi
         if !status.success() {
             bail!(
                 "`advlens {}` failed ({status}); its output is in {}. Fix the cause and rerun reproduce: finished steps are kept",
-                step.args.join(" "),
+                args.join(" "),
                 log_path.display()
             );
         }
         bar.suspend(|| eprintln!("[done] {} {verb} in {seconds:.0} s", job.name));
         bar.inc(1);
-        timings.record(&job.name, &verb, seconds)?;
+        timings.record(&job.name, verb, seconds)?;
     }
     Ok(())
 }
