@@ -73,6 +73,10 @@ fn gpu_forward_equals_cpu_forward() {
         let got = pollster::block_on(gpu.forward_ablated(&x, &ablation)).unwrap();
         assert!(max_rel_diff(got.data(), want.data()) < 1e-4, "{name}: ablated forward differs");
         assert!(max_rel_diff(want.data(), cpu.forward(&x).unwrap().data()) > 1e-5, "{name}: ablation changed nothing");
+        // The same masked node with other channels reuses the call's plan: its mask is new data.
+        let other = Ablation::default().zero(&first, 1);
+        let got = pollster::block_on(gpu.forward_ablated(&x, &other)).unwrap();
+        assert!(max_rel_diff(got.data(), cpu.forward_ablated(&x, &other).unwrap().data()) < 1e-4, "{name}: a reused plan kept the old mask");
         assert!(pollster::block_on(gpu.forward_ablated(&x, &Ablation::default().zero(&first, 999))).is_err());
 
         // Finite differences on the GPU engine itself.
