@@ -109,14 +109,21 @@ fn ablating_a_channel_equals_zeroing_its_filter() {
         let bundle = Arc::new(Bundle::new(spec.clone(), weights.clone()).unwrap());
         let [c, h, w] = bundle.input_shape();
         let x = random_images(&mut rng, [2, c, h, w]);
+        let channels = bundle.shape_of(&conv).unwrap()[0];
         let engine = CpuEngine::new(bundle);
-        let ablated = engine.forward_ablated(&x, &Ablation::default().zero(&conv, 2)).unwrap();
-        assert!(max_scaled_diff(ablated.data(), engine.forward(&x).unwrap().data()) > 1e-4, "{name}: ablation changed nothing");
+        // A channel that matters for these images (with random weights a given one can be dead
+        // after its ReLU, or lose every max-pool window: channel 2 always was the choice, and
+        // one run in many failed on it).
+        let base = engine.forward(&x).unwrap();
+        let (channel, ablated) = (0..channels)
+            .map(|ch| (ch, engine.forward_ablated(&x, &Ablation::default().zero(&conv, ch)).unwrap()))
+            .find(|(_, ablated)| max_scaled_diff(ablated.data(), base.data()) > 1e-4)
+            .unwrap_or_else(|| panic!("{name}, seed {seed}: ablating any channel of {conv} changes nothing"));
 
         let filter = weights.get_mut(&format!("{conv}.weight")).unwrap();
         let per_channel = filter.len() / filter.shape()[0];
-        filter.data_mut()[2 * per_channel..3 * per_channel].fill(0.0);
-        weights.get_mut(&format!("{conv}.bias")).unwrap().data_mut()[2] = 0.0;
+        filter.data_mut()[channel * per_channel..(channel + 1) * per_channel].fill(0.0);
+        weights.get_mut(&format!("{conv}.bias")).unwrap().data_mut()[channel] = 0.0;
         let zeroed = CpuEngine::new(Arc::new(Bundle::new(spec, weights).unwrap())).forward(&x).unwrap();
         assert!(max_scaled_diff(ablated.data(), zeroed.data()) < 1e-6, "{name}, seed {seed}");
     }
