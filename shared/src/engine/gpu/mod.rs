@@ -135,9 +135,7 @@ impl GpuEngine {
 
     /// Class logits `[N, classes]` for images `[N, C, H, W]` in [0, 1].
     pub async fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        let output = self.bundle.spec().output.as_str();
-        let mut acts = self.forward_all(input, &[output], &Ablation::default()).await?;
-        Ok(acts.remove(output).expect("requested"))
+        self.forward_ablated(input, &Ablation::default()).await
     }
 
     /// The outputs of the nodes in `names` (`"input"`: the normalised input), with the channels

@@ -99,11 +99,9 @@ fn tile_origin(wid: vec3<u32>, groups: vec3<u32>) -> vec3<u32> {
     return vec3<u32>((tile / tiles_q) * TILE, (tile % tiles_q) * TILE, inside);
 }
 
-@compute @workgroup_size(64)
-fn conv2d_tiled(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let origin = tile_origin(wid, groups);
-    if (origin.z == 0u) { return; }
-    let acc = product_block(lid, origin.x, origin.y, false);
+// Writes invocation `lid`'s block of the tile at `origin`, row r plus bias[r]. The bias comes as
+// a value so that the gradient's entry point binds none.
+fn store_block(lid: u32, origin: vec3<u32>, acc: array<vec4<f32>, 4>, bias: vec4<f32>) {
     let plane = p.out_height * p.out_width;
     for (var a = 0u; a < 4u; a++) {
         let o = origin.x + (lid / 8u) * 4u + a;
@@ -111,24 +109,27 @@ fn conv2d_tiled(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id
         for (var t = 0u; t < 4u; t++) {
             let q = origin.y + (lid % 8u) * 4u + t;
             if (q >= p.batch * plane) { break; }
-            y[((q / plane) * p.out_channels + o) * plane + q % plane] = b[o] + acc[a][t];
+            y[((q / plane) * p.out_channels + o) * plane + q % plane] = bias[a] + acc[a][t];
         }
     }
+}
+
+@compute @workgroup_size(64)
+fn conv2d_tiled(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let origin = tile_origin(wid, groups);
+    if (origin.z == 0u) { return; }
+    let acc = product_block(lid, origin.x, origin.y, false);
+    var bias = vec4<f32>(0.0);
+    for (var a = 0u; a < 4u; a++) {
+        let o = origin.x + (lid / 8u) * 4u + a;
+        if (o < p.out_channels) { bias[a] = b[o]; }
+    }
+    store_block(lid, origin, acc, bias);
 }
 
 @compute @workgroup_size(64)
 fn conv2d_backward_tiled(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let origin = tile_origin(wid, groups);
     if (origin.z == 0u) { return; }
-    let acc = product_block(lid, origin.x, origin.y, true);
-    let plane = p.out_height * p.out_width;
-    for (var a = 0u; a < 4u; a++) {
-        let o = origin.x + (lid / 8u) * 4u + a;
-        if (o >= p.out_channels) { break; }
-        for (var t = 0u; t < 4u; t++) {
-            let q = origin.y + (lid % 8u) * 4u + t;
-            if (q >= p.batch * plane) { break; }
-            y[((q / plane) * p.out_channels + o) * plane + q % plane] = acc[a][t];
-        }
-    }
+    store_block(lid, origin, product_block(lid, origin.x, origin.y, true), vec4<f32>(0.0));
 }
