@@ -50,6 +50,9 @@ pub enum Command {
     /// The whole paper pipeline: train 3 architectures x (standard, pgd, consistent), ensemble
     /// attacks, every analysis, on the dataset and on the concept world; writes report.md.
     Reproduce(ReproduceArgs),
+    /// Rewrite a finished reproduction's report.md and figures from its results.json with the
+    /// current rules and controls, without rerunning anything.
+    Report(ReportArgs),
     /// Time training steps on random data (compare with tests/bench/train-step.sh).
     BenchStep(BenchStepArgs),
     /// List the known datasets, verify a copy, or write a PNG grid of its images.
@@ -618,7 +621,7 @@ pub struct PackArgs {
 #[derive(Debug, Args)]
 pub struct ReproduceArgs {
     /// quick (a 2-core CPU, ~30 minutes), standard (CIFAR-10 or Fashion-MNIST at a larger scale,
-    /// about 75 minutes on 2 cores) or full (a GPU); smoke tests the pipeline in minutes.
+    /// about two hours on 2 cores) or full (a GPU); smoke tests the pipeline in minutes.
     #[arg(long, default_value = "quick")]
     pub preset: String,
     /// mnist, fashion-mnist or cifar10.
@@ -649,6 +652,19 @@ pub struct ReproduceArgs {
     /// trainings per architecture and world.
     #[arg(long)]
     pub controls: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The results.json a reproduction wrote; report.md and the figures are written beside it.
+    #[arg(long, value_name = "FILE")]
+    pub results: PathBuf,
+    /// The preset it ran (named in the report's first line).
+    #[arg(long, default_value = "quick")]
+    pub preset: String,
+    /// The dataset whose claims the report decides (mnist, fashion-mnist or cifar10).
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
 }
 
 #[derive(Debug, Args)]

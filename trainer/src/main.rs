@@ -210,6 +210,12 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
             let report = advlens_trainer::reproduce::reproduce(&a.preset, &a.dataset, &a.data, &a.out, a.threads, a.jobs, replication)?;
             println!("report written to {}", report.display());
         }
+        cli::Command::Report(a) => {
+            DatasetKind::parse(&a.dataset)?;
+            advlens_trainer::reproduce::preset(&a.preset)?;
+            let report = advlens_trainer::reproduce::rewrite_report(&a.results, &a.preset, &a.dataset)?;
+            println!("report written to {}", report.display());
+        }
         cli::Command::BenchStep(a) => {
             let device = device::select(&a.device.device, a.device.threads)?;
             eprintln!("device: {}", device::describe(device, a.device.threads));

@@ -18,6 +18,8 @@ const BOOTSTRAP_SEED: u64 = 16;
 const R_SHARE: f64 = 0.5;
 /// The tracing AUC that claim 4 needs.
 const AUC: f64 = 0.6;
+/// How the success-matched controls are named in the report.
+const SUCCESSFUL: &str = "successful attacks only (over models)";
 
 /// One measured effect of a claim, oriented so that the claim predicts it above `margin`.
 #[derive(Clone, Debug)]
@@ -119,6 +121,18 @@ pub fn decide(results: &[ModelResult], world: &str) -> Vec<Claim> {
     if results.iter().any(|m| m.world == world && m.mode == "consistent-targeted") {
         three_controls.push(effect("CS1 consistent (untargeted x*) − CS1 consistent with targeted x* (least likely class)".into(), &g("consistent-targeted", &cs1), &g("consistent", &cs1), 0.0));
     }
+    // Success-matched controls: consis and CS with the adversarial top images taken among the
+    // images whose attack succeeded on that model only, so that failed attacks (which the model
+    // still sees as their source class) cannot raise CS1 by themselves. These are per-model
+    // means, so the interval resamples replicates, then models.
+    let ok_cs1 = |m: &ModelResult| m.analysis.successful_only.as_ref().map(|o| o.mean_cs1).into_iter().collect();
+    let ok_cs2 = |m: &ModelResult| m.analysis.successful_only.as_ref().and_then(|o| o.mean_cs2).into_iter().collect();
+    let one_controls = vec![effect(format!("CS2 − CS1, standard, {SUCCESSFUL}"), &g("standard", &ok_cs1), &g("standard", &ok_cs2), 0.0)];
+    three_controls.extend([
+        effect(format!("CS1 consistent − CS1 standard, {SUCCESSFUL}"), &g("standard", &ok_cs1), &g("consistent", &ok_cs1), 0.0),
+        effect(format!("CS2 standard − CS2 consistent, {SUCCESSFUL}"), &g("consistent", &ok_cs2), &g("standard", &ok_cs2), 0.0),
+        effect(format!("CS1 consistent − CS1 pgd, {SUCCESSFUL}"), &g("pgd", &ok_cs1), &g("consistent", &ok_cs1), 0.0),
+    ]);
     let four = vec![
         effect(format!("trace AUC − {AUC}, gradient × activation, standard (over models)"), &constant(AUC), &g("standard", &auc), 0.0),
         effect(format!("trace AUC − {AUC}, gradient × activation, consistent (over models)"), &constant(AUC), &g("consistent", &auc), 0.0),
@@ -126,7 +140,7 @@ pub fn decide(results: &[ModelResult], world: &str) -> Vec<Claim> {
         effect(format!("trace AUC − {AUC}, prediction difference, consistent (over models)"), &constant(AUC), &g("consistent", &auc_exact), 0.0),
     ];
     vec![
-        Claim { title: "Neurons respond to discriminative patches, not concepts", verdict: all_of(&one), effects: one, controls: Vec::new() },
+        Claim { title: "Neurons respond to discriminative patches, not concepts", verdict: all_of(&one), effects: one, controls: one_controls },
         Claim { title: "Adversarial representations are far from those of real images of the true class", verdict: all_of(&two), effects: two, controls: Vec::new() },
         Claim { title: "The consistent loss makes neurons consistent", verdict: all_of(&three), effects: three, controls: three_controls },
         Claim { title: "Tracing to influential neurons flags wrong decisions", verdict: any_of(&four), effects: four, controls: Vec::new() },
@@ -140,7 +154,9 @@ pub fn rules() -> String {
          resamples replicates (training seeds) and, within each, neurons (images for r, models for the AUC); silent neurons are left out. \
          An effect **held** when its interval lies above its margin (0 unless stated), **did not hold** when it lies below, and is **undecided** when it contains the margin. \
          Claims 1 and 3 need all their effects, claim 4 any of its four (two kinds of model × two ways to rank neurons: gradient × activation and the prediction difference). Margins: claim 1: consis real − adversarial > 0 and CS2 − CS1 > 0; \
-         claim 2: share of r > 1 above {R_SHARE}; claim 3: CS1 up, CS2 down and the r > 1 share down against standard training (pgd shown as a control); claim 4: AUC above {AUC}.\n"
+         claim 2: share of r > 1 above {R_SHARE}; claim 3: CS1 up, CS2 down and the r > 1 share down against standard training (pgd shown as a control); claim 4: AUC above {AUC}. \
+         Controls are shown beside claims 1 and 3 without deciding them: pgd training, the λ sweep and targeted x* when run, and the CS effects recomputed with the adversarial top images \
+         taken among successful attacks only (per-model means, resampling replicates then models), since a failed attack still looks like its source class.\n"
     )
 }
 
@@ -230,9 +246,38 @@ mod tests {
         }
         let claims = decide(&results, "mnist");
         let names: Vec<&str> = claims[2].controls.iter().map(|e| e.what.as_str()).collect();
-        assert_eq!(names[2..], ["CS1 consistent (λ 1) − CS1 consistent with λ 0", "CS1 consistent (λ 1) − CS1 consistent with λ 10"], "sorted by lambda");
+        assert_eq!(names[2..4], ["CS1 consistent (λ 1) − CS1 consistent with λ 0", "CS1 consistent (λ 1) − CS1 consistent with λ 10"], "sorted by lambda");
         assert_eq!(claims[2].controls[2].verdict, Verdict::Held, "λ 1 above λ 0 by 0.3 in every neuron");
         assert_eq!(claims[2].controls[3].verdict, Verdict::DidNotHold, "λ 10 above λ 1");
+    }
+
+    #[test]
+    fn success_matched_controls_read_the_successful_images_only() {
+        // By definition (all adversarial images) consistent training raises CS1 by 0.4; among
+        // successful attacks only, it raises it by nothing. The control must say so.
+        let with_successful = |mode: &str, seed: u64, cs1: f64, ok_cs1: f64| {
+            let mut m = model(mode, seed, cs1, 0.7);
+            m.analysis.successful_only = Some(serde_json::from_value(serde_json::json!({
+                "images": 50, "neurons": 20, "mean_consis_adv_source": 0.3, "mean_cs1": ok_cs1 + 0.01 * seed as f64, "mean_cs2": 0.6
+            })).unwrap());
+            m
+        };
+        let mut results = Vec::new();
+        for seed in 0..3 {
+            results.push(with_successful("standard", seed, 0.4, 0.5));
+            results.push(with_successful("consistent", seed, 0.8, 0.5));
+        }
+        let claims = decide(&results, "mnist");
+        assert_eq!(claims[2].effects[0].verdict, Verdict::Held, "by definition");
+        let control = claims[2].controls.iter().find(|e| e.what == format!("CS1 consistent − CS1 standard, {SUCCESSFUL}")).expect("the control");
+        let i = control.interval.expect("measured");
+        assert!(i.estimate.abs() < 1e-12 && matches!(control.verdict, Verdict::Undecided { .. }), "{control:?}");
+        let cs2_minus_cs1 = claims[0].controls[0].interval.expect("measured").estimate;
+        assert!((cs2_minus_cs1 - 0.09).abs() < 1e-12, "CS2 0.6 − mean CS1 0.51: {cs2_minus_cs1}");
+        // Models without enough successful attacks leave the control unmeasured, not failed.
+        let claims = decide(&[model("standard", 0, 0.4, 0.7), model("consistent", 0, 0.8, 0.7)], "mnist");
+        let control = claims[2].controls.iter().find(|e| e.what.contains(SUCCESSFUL)).unwrap();
+        assert!(control.interval.is_none() && matches!(control.verdict, Verdict::Undecided { .. }));
     }
 
     #[test]
