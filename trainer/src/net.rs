@@ -1,6 +1,6 @@
 //! A bundle graph as a libtorch module: parameters in a `VarStore`, named as in the bundle.
 
-use advlens_shared::model::{ModelSpec, Op, INPUT_NAME};
+use advlens_shared::model::{ModelSpec, Node, Op, INPUT_NAME};
 use std::collections::HashMap;
 use tch::{nn, Kind, Tensor};
 
@@ -76,68 +76,7 @@ impl Net {
         let mut acts: HashMap<String, Tensor> = HashMap::new();
         acts.insert(INPUT_NAME.into(), (images - &self.mean) / &self.std);
         for node in &self.spec.nodes {
-            let x = &acts[&node.inputs[0]];
-            let p = |leaf: &str| &self.params[&format!("{}.{leaf}", node.name)];
-            let y = match node.op {
-                Op::Conv2d { stride, padding, groups, dilation, .. } => {
-                    let (s, pad, d) = (stride as i64, padding as i64, dilation as i64);
-                    x.conv2d(p("weight"), Some(p("bias")), [s, s], [pad, pad], [d, d], groups as i64)
-                }
-                Op::ConvTranspose2d { stride, padding, output_padding, groups, dilation, .. } => {
-                    let (s, pad, op, d) = (stride as i64, padding as i64, output_padding as i64, dilation as i64);
-                    x.conv_transpose2d(p("weight"), Some(p("bias")), [s, s], [pad, pad], [op, op], groups as i64, [d, d])
-                }
-                Op::MaxPool2d { kernel, stride, padding } => {
-                    let (k, s, pad) = (kernel as i64, stride as i64, padding as i64);
-                    x.max_pool2d([k, k], [s, s], [pad, pad], [1, 1], false)
-                }
-                Op::AvgPool2d { kernel, stride, padding } => {
-                    let (k, s, pad) = (kernel as i64, stride as i64, padding as i64);
-                    x.avg_pool2d([k, k], [s, s], [pad, pad], false, true, None)
-                }
-                Op::GlobalAvgPool => x.mean_dim([2i64, 3].as_slice(), false, Kind::Float),
-                Op::BatchNorm2d { eps, .. } => x.batch_norm(
-                    Some(p("weight")),
-                    Some(p("bias")),
-                    Some(p("running_mean")),
-                    Some(p("running_var")),
-                    train,
-                    0.1,
-                    f64::from(eps),
-                    false,
-                ),
-                Op::Linear { .. } => x.linear(p("weight"), Some(p("bias"))),
-                Op::Relu => x.relu(),
-                // Clamp passes the gradient at the bounds themselves too; the engines (and
-                // PyTorch's ReLU6) do not: a difference only for inputs exactly on a bound.
-                Op::Clip { min, max } => x.clamp(f64::from(min), f64::from(max)),
-                Op::Sigmoid => x.sigmoid(),
-                // tch's leaky_relu has no slope argument: x where x > 0, else alpha x (gradient
-                // alpha at 0, as PyTorch's and the engines').
-                Op::LeakyRelu { alpha } => x.where_self(&x.gt(0.0), &(x * f64::from(alpha))),
-                Op::HardSigmoid { alpha, beta } => (x * f64::from(alpha) + f64::from(beta)).clamp(0.0, 1.0),
-                Op::HardSwish => x.hardswish(),
-                Op::Mul => {
-                    let b = &acts[&node.inputs[1]];
-                    // A per-channel vector [N, C] scales the maps [N, C, H, W].
-                    if b.dim() == 2 && x.dim() == 4 {
-                        x * b.unsqueeze(-1).unsqueeze(-1)
-                    } else {
-                        x * b
-                    }
-                }
-                Op::Upsample2d { scale } => {
-                    let s = scale as i64;
-                    x.repeat_interleave_self_int(s, Some(2), None).repeat_interleave_self_int(s, Some(3), None)
-                }
-                // F.pad's order: last axis first (left, right), then top, bottom.
-                Op::Pad2d { top, left, bottom, right } => x.constant_pad_nd([left, right, top, bottom].map(|p| p as i64)),
-                Op::Add => x + &acts[&node.inputs[1]],
-                Op::Concat => Tensor::cat(&node.inputs.iter().map(|i| &acts[i]).collect::<Vec<_>>(), 1),
-                Op::Flatten => x.flatten(1, -1),
-                // p = 0.5 as in AlexNet; identity at inference, like the shared engines.
-                Op::Dropout => x.dropout(0.5, train),
-            };
+            let y = self.node_output(node, &acts, train);
             let y = match scaled {
                 Some((layer, scale)) if layer == node.name => y * scale,
                 _ => y,
@@ -145,6 +84,98 @@ impl Net {
             acts.insert(node.name.clone(), y);
         }
         acts
+    }
+
+    /// Logits in inference mode with `layer`'s output replaced by `replaced`, recomputing only
+    /// the nodes downstream of `layer` and reading every other node from `acts` (a
+    /// [`Self::forward_all_t`] of the same images): the same numbers as
+    /// [`Self::forward_with_layer_scaled`] for `replaced` = the layer's output times the scale,
+    /// at the cost of the network's tail only (tracing ablates each channel of a late layer).
+    pub fn forward_after(&self, acts: &HashMap<String, Tensor>, layer: &str, replaced: &Tensor) -> Tensor {
+        assert!(acts.contains_key(layer), "forward_after: `{layer}` is not a node of {}", self.spec.name);
+        let mut changed: HashMap<String, Tensor> = HashMap::new();
+        changed.insert(layer.to_string(), replaced.shallow_clone());
+        // Nodes are in topological order: a node is downstream when one of its inputs is.
+        let after = self.spec.nodes.iter().position(|n| n.name == layer).map_or(0, |k| k + 1);
+        for node in &self.spec.nodes[after..] {
+            if node.inputs.iter().any(|i| changed.contains_key(i)) {
+                let view: HashMap<String, Tensor> =
+                    node.inputs.iter().map(|i| (i.clone(), changed.get(i).unwrap_or_else(|| &acts[i]).shallow_clone())).collect();
+                let y = self.node_output(node, &view, false);
+                changed.insert(node.name.clone(), y);
+            }
+        }
+        match changed.remove(&self.spec.output) {
+            Some(y) => y,
+            // The output does not depend on the layer.
+            None => acts[&self.spec.output].shallow_clone(),
+        }
+    }
+
+    /// One node's output from its inputs' values in `acts`.
+    fn node_output(&self, node: &Node, acts: &HashMap<String, Tensor>, train: bool) -> Tensor {
+        let x = &acts[&node.inputs[0]];
+        let p = |leaf: &str| &self.params[&format!("{}.{leaf}", node.name)];
+        match node.op {
+            Op::Conv2d { stride, padding, groups, dilation, .. } => {
+                let (s, pad, d) = (stride as i64, padding as i64, dilation as i64);
+                x.conv2d(p("weight"), Some(p("bias")), [s, s], [pad, pad], [d, d], groups as i64)
+            }
+            Op::ConvTranspose2d { stride, padding, output_padding, groups, dilation, .. } => {
+                let (s, pad, op, d) = (stride as i64, padding as i64, output_padding as i64, dilation as i64);
+                x.conv_transpose2d(p("weight"), Some(p("bias")), [s, s], [pad, pad], [op, op], groups as i64, [d, d])
+            }
+            Op::MaxPool2d { kernel, stride, padding } => {
+                let (k, s, pad) = (kernel as i64, stride as i64, padding as i64);
+                x.max_pool2d([k, k], [s, s], [pad, pad], [1, 1], false)
+            }
+            Op::AvgPool2d { kernel, stride, padding } => {
+                let (k, s, pad) = (kernel as i64, stride as i64, padding as i64);
+                x.avg_pool2d([k, k], [s, s], [pad, pad], false, true, None)
+            }
+            Op::GlobalAvgPool => x.mean_dim([2i64, 3].as_slice(), false, Kind::Float),
+            Op::BatchNorm2d { eps, .. } => x.batch_norm(
+                Some(p("weight")),
+                Some(p("bias")),
+                Some(p("running_mean")),
+                Some(p("running_var")),
+                train,
+                0.1,
+                f64::from(eps),
+                false,
+            ),
+            Op::Linear { .. } => x.linear(p("weight"), Some(p("bias"))),
+            Op::Relu => x.relu(),
+            // Clamp passes the gradient at the bounds themselves too; the engines (and
+            // PyTorch's ReLU6) do not: a difference only for inputs exactly on a bound.
+            Op::Clip { min, max } => x.clamp(f64::from(min), f64::from(max)),
+            Op::Sigmoid => x.sigmoid(),
+            // tch's leaky_relu has no slope argument: x where x > 0, else alpha x (gradient
+            // alpha at 0, as PyTorch's and the engines').
+            Op::LeakyRelu { alpha } => x.where_self(&x.gt(0.0), &(x * f64::from(alpha))),
+            Op::HardSigmoid { alpha, beta } => (x * f64::from(alpha) + f64::from(beta)).clamp(0.0, 1.0),
+            Op::HardSwish => x.hardswish(),
+            Op::Mul => {
+                let b = &acts[&node.inputs[1]];
+                // A per-channel vector [N, C] scales the maps [N, C, H, W].
+                if b.dim() == 2 && x.dim() == 4 {
+                    x * b.unsqueeze(-1).unsqueeze(-1)
+                } else {
+                    x * b
+                }
+            }
+            Op::Upsample2d { scale } => {
+                let s = scale as i64;
+                x.repeat_interleave_self_int(s, Some(2), None).repeat_interleave_self_int(s, Some(3), None)
+            }
+            // F.pad's order: last axis first (left, right), then top, bottom.
+            Op::Pad2d { top, left, bottom, right } => x.constant_pad_nd([left, right, top, bottom].map(|p| p as i64)),
+            Op::Add => x + &acts[&node.inputs[1]],
+            Op::Concat => Tensor::cat(&node.inputs.iter().map(|i| &acts[i]).collect::<Vec<_>>(), 1),
+            Op::Flatten => x.flatten(1, -1),
+            // p = 0.5 as in AlexNet; identity at inference, like the shared engines.
+            Op::Dropout => x.dropout(0.5, train),
+        }
     }
 
     /// Overwrites the parameters with `weights` (bundle names, e.g. from a loaded bundle).
@@ -193,4 +224,40 @@ pub fn images_tensor(pixels: &[u8], shape: [usize; 3], device: tch::Device) -> T
     let n = pixels.len() / shape.iter().product::<usize>();
     let [c, h, w] = shape.map(|d| d as i64);
     (Tensor::from_slice(pixels).to_kind(Kind::Float) / 255.0).view([n as i64, c, h, w]).to_device(device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use advlens_shared::model::InputSpec;
+    use tch::Device;
+
+    /// The tail-only forward gives the full forward's logits for every layer of a ResNet
+    /// (skip connections cross its blocks' insides) and of an AlexNet, channel zeroed or not.
+    #[test]
+    fn forward_after_equals_the_full_forward_with_the_layer_scaled() {
+        tch::manual_seed(3);
+        let input = InputSpec { channels: 3, height: 32, width: 32, mean: vec![0.5; 3], std: vec![0.25; 3] };
+        let classes: Vec<String> = (0..10).map(|k| format!("c{k}")).collect();
+        for arch in ["resnet", "alexnet"] {
+            let spec = crate::arch::build(arch, "t", input.clone(), classes.clone(), 4).unwrap();
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = Net::new(&vs.root(), &spec);
+            let x = Tensor::rand([3, 3, 32, 32], (Kind::Float, Device::Cpu));
+            let acts = tch::no_grad(|| net.forward_all_t(&x, false));
+            let mut checked = 0;
+            for node in spec.nodes.iter().filter(|n| acts[&n.name].dim() == 4) {
+                let channels = acts[&node.name].size()[1];
+                let scale = Tensor::ones([1, channels, 1, 1], (Kind::Float, Device::Cpu)).index_fill(1, &Tensor::from_slice(&[channels - 1]), 0.0);
+                let (full, tail) = tch::no_grad(|| (net.forward_with_layer_scaled(&x, &node.name, &scale), net.forward_after(&acts, &node.name, &(&acts[&node.name] * &scale))));
+                let diff = (&full - &tail).abs().max().double_value(&[]);
+                assert!(diff <= 1e-6, "{arch} {}: tail-only forward differs by {diff}", node.name);
+                checked += 1;
+            }
+            assert!(checked > 5, "{arch}: only {checked} layers checked");
+            // Scaling by one changes nothing: the unchanged logits come back.
+            let same = net.forward_after(&acts, INPUT_NAME, &acts[INPUT_NAME]);
+            assert_eq!((&same - &acts[&spec.output]).abs().max().double_value(&[]), 0.0);
+        }
+    }
 }

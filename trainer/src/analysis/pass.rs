@@ -112,14 +112,15 @@ fn batch_pass(net: &Net, x: &Tensor, layer: &str, keep_maps: bool) -> Result<Bat
     let chosen = logits.gather(1, &p.unsqueeze(1), false).sum(Kind::Float);
     let g = Tensor::run_backward(&[chosen], &[a], false, false).pop().expect("one gradient");
     let a = a.detach();
-    // One forward per channel with that channel zeroed: the exact drop of the chosen logit.
+    // Per channel, the network's tail after `layer` with that channel zeroed (the nodes before
+    // it are reused): the exact drop of the chosen logit.
     let channels = a.size()[1];
     let full = logits.detach().gather(1, &p.unsqueeze(1), false);
     let per_channel: Vec<Tensor> = tch::no_grad(|| {
         (0..channels)
             .map(|c| {
                 let scale = Tensor::ones([1, channels, 1, 1], (Kind::Float, a.device())).index_fill(1, &Tensor::from_slice(&[c]).to_device(a.device()), 0.0);
-                &full - net.forward_with_layer_scaled(x, layer, &scale).gather(1, &p.unsqueeze(1), false)
+                &full - net.forward_after(&acts, layer, &(&a * &scale)).gather(1, &p.unsqueeze(1), false)
             })
             .collect()
     });
