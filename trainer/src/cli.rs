@@ -652,6 +652,11 @@ pub struct ReproduceArgs {
     /// trainings per architecture and world.
     #[arg(long)]
     pub controls: bool,
+    /// Leave out the concept world (and its concept detectors): the claims are decided on the
+    /// dataset, and the concept world is most of the quick preset's time, so control studies
+    /// run faster without it.
+    #[arg(long)]
+    pub dataset_only: bool,
 }
 
 #[derive(Debug, Args)]

@@ -206,7 +206,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
         cli::Command::Reproduce(a) => {
             a.check()?;
             DatasetKind::parse(&a.dataset)?;
-            let replication = advlens_trainer::reproduce::Replication { seed: a.seed, replicates: a.replicates, controls: a.controls };
+            let replication = advlens_trainer::reproduce::Replication { seed: a.seed, replicates: a.replicates, controls: a.controls, concepts: !a.dataset_only };
             let report = advlens_trainer::reproduce::reproduce(&a.preset, &a.dataset, &a.data, &a.out, a.threads, a.jobs, replication)?;
             println!("report written to {}", report.display());
         }

@@ -40,7 +40,8 @@ pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, thre
         }],
     };
     let runs = replication.runs(out);
-    let worlds: Vec<(PathBuf, [World; 2])> = runs.iter().map(|(seed, dir)| (dir.clone(), worlds(&p, dataset, data, &concepts, *seed))).collect();
+    let concept_world = replication.concepts.then_some(concepts.as_path());
+    let worlds: Vec<(PathBuf, Vec<World>)> = runs.iter().map(|(seed, dir)| (dir.clone(), worlds(&p, dataset, data, concept_world, *seed))).collect();
     // Each phase across all replicates, so that independent steps of different seeds overlap.
     let (mut train, mut attack, mut analyse) = (Vec::new(), Vec::new(), Vec::new());
     for (dir, ws) in &worlds {
@@ -49,8 +50,8 @@ pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, thre
         attack.extend(a);
         analyse.extend(n);
     }
-    let phases: Vec<(&str, Vec<Job>)> =
-        vec![("concept world", vec![generate]), ("train, eval, export", train), ("ensemble attacks", attack), ("analyses", analyse)];
+    let generate = if replication.concepts { vec![generate] } else { Vec::new() };
+    let phases: Vec<(&str, Vec<Job>)> = vec![("concept world", generate), ("train, eval, export", train), ("ensemble attacks", attack), ("analyses", analyse)];
     let total: usize = phases.iter().flat_map(|(_, jobs)| jobs.iter().map(|j| j.steps.len())).sum();
     let bar = crate::train::progress_bar(total as u64, false, "reproduce");
     for (phase, jobs) in phases {
@@ -61,7 +62,7 @@ pub fn reproduce(preset_name: &str, dataset: &str, data: &Path, out: &Path, thre
     let mut results = Vec::new();
     for (dir, ws) in &worlds {
         for w in ws {
-            results.extend(collect(&p, w, dir)?);
+            results.extend(collect(w, dir)?);
         }
     }
     let all = timings.finish(start.elapsed().as_secs_f64(), workers, steps_before)?;
@@ -98,7 +99,12 @@ pub fn rewrite_report(results_json: &Path, preset_name: &str, dataset: &str) -> 
     let mut seeds: Vec<u64> = results.iter().map(|m| m.seed).collect();
     seeds.sort_unstable();
     seeds.dedup();
-    let replication = Replication { seed: seeds[0], replicates: seeds.len(), controls: results.iter().any(|m| CONTROL_MODES.contains(&m.mode.as_str())) };
+    let replication = Replication {
+        seed: seeds[0],
+        replicates: seeds.len(),
+        controls: results.iter().any(|m| CONTROL_MODES.contains(&m.mode.as_str())),
+        concepts: results.iter().any(|m| m.world == "concepts"),
+    };
     write_report(&results, preset_name, dataset, &timings, replication, out)
 }
 
@@ -109,7 +115,7 @@ pub fn step_configs(preset_name: &str, dataset: &str, data: &Path, out: &Path, s
     let p = preset_with(preset_name, controls)?;
     let concepts = out.join("data").join("concepts");
     let generate = concepts_step(&p, &concepts);
-    let ws = worlds(&p, dataset, data, &concepts, seed);
+    let ws = worlds(&p, dataset, data, Some(&concepts), seed);
     let steps = replicate_jobs(&p, &ws, out, 1).into_iter().flatten().flat_map(|j| j.steps.into_iter().map(|s| s.config));
     Ok(std::iter::once(generate).chain(steps).collect())
 }

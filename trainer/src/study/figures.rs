@@ -84,8 +84,8 @@ pub fn figures(results: &[ModelResult], dataset: &str, out: &Path) -> Result<()>
         chart.configure_series_labels().label_font((f, 11)).background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| err(&e))?;
         root.present().map_err(|e| err(&e))?;
     }
-    // Concept detectors per category, real vs adversarial, per mode (concept world).
-    {
+    // Concept detectors per category, real vs adversarial, per mode (concept world, when run).
+    if results.iter().any(|m| m.world == "concepts") {
         let path = out.join("detectors.png");
         let root = BitMapBackend::new(&path, (960, 320)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
