@@ -3,7 +3,9 @@
 //! before the numbers, and the verdict rule of [`super::stats`]. A claim made of several
 //! effects holds when all hold, did not hold when any did not, and is undecided otherwise.
 
-use advlens_shared::analysis::metrics::consistency_chance;
+use advlens_shared::analysis::metrics::{class_similarity, consistency_chance};
+
+use crate::data::DatasetKind;
 
 use super::results::ModelResult;
 use super::stats::{bootstrap_difference, Interval, Verdict};
@@ -160,10 +162,12 @@ pub fn rules() -> String {
     )
 }
 
-/// consis's chance level with `classes` unrelated classes and `top_k` images: 1/C + (1 − 1/C)/K.
-pub fn consis_chance(classes: usize, top_k: usize) -> f64 {
-    let identity: Vec<Vec<f64>> = (0..classes).map(|i| (0..classes).map(|j| if i == j { 1.0 } else { 0.0 }).collect()).collect();
-    consistency_chance(&identity, top_k)
+/// consis's chance level on `dataset` with `top_k` images: a neuron blind to class draws its
+/// top images' classes uniformly, 1/C + (1 − 1/C)/K with unrelated classes; with the dataset's
+/// class hierarchy (CIFAR-10's WordNet) related classes count in part, which raises it.
+pub fn consis_chance(dataset: &str, top_k: usize) -> f64 {
+    let kind = DatasetKind::parse(dataset).unwrap_or(DatasetKind::Folder);
+    consistency_chance(&class_similarity(&kind.classes(), &kind.hierarchy()), top_k)
 }
 
 /// The claims as report lines: numbers, intervals, margins and verdicts.
@@ -235,7 +239,8 @@ mod tests {
         assert!(text.contains("3. *The consistent loss makes neurons consistent* — **undecided**"), "{text}");
         assert!(text.contains("control, not deciding: CS1 pgd − CS1 standard"), "{text}");
         assert!(rules().contains("undecided"));
-        assert!((consis_chance(10, 10) - 0.19).abs() < 1e-12);
+        assert!((consis_chance("mnist", 10) - 0.19).abs() < 1e-12, "1/10 + 0.9/10");
+        assert!(consis_chance("cifar10", 10) > 0.19 + 0.05, "related classes count in part: {}", consis_chance("cifar10", 10));
     }
 
     #[test]

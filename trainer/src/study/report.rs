@@ -71,15 +71,18 @@ pub fn report(results: &[ModelResult], preset: &str, dataset: &str, timings: &Ti
     // Claims 1-4 on the real dataset; the concept world has its own section below.
     let seeds: std::collections::BTreeSet<u64> = results.iter().map(|m| m.seed).collect();
     let top_k = results.first().map_or(10, |m| m.analysis.top_k);
-    let consis_chance = crate::study::claims::consis_chance(10, top_k);
+    let consis_chance = crate::study::claims::consis_chance(dataset, top_k);
+    let hierarchy = crate::data::DatasetKind::parse(dataset).is_ok_and(|k| !k.hierarchy().is_empty());
     let consis_real = mean(results.iter().filter(|m| m.world == dataset && m.mode == "standard").map(|m| m.analysis.mean_consis_real));
     r += &format!(
         "\n## The paper's claims (on {dataset}; {} replicate(s), seeds {:?}; architectures pooled)\n\n**The rule, stated before the numbers.** {}\n\
-         Chance levels: consis of a neuron blind to class is {consis_chance:.3} (10 classes, top {top_k}); CS of such a neuron is about 1/sqrt(10 consis) = {:.3} at the standard models' mean real consis {consis_real:.3}.\n\n",
+         Chance levels: consis of a neuron blind to class is {consis_chance:.3} (10 classes, top {top_k}{}); CS between a neuron's real top images and class-blind adversarial ones is about 1/sqrt(10 consis) = {:.3} at the standard models' mean real consis {consis_real:.3}{}.\n\n",
         seeds.len(),
         seeds,
         crate::study::claims::rules(),
+        if hierarchy { ", related classes counting in part by the class hierarchy" } else { "" },
         1.0 / (10.0 * consis_real).sqrt(),
+        if hierarchy { " (a lower bound here: the formula needs consis without the hierarchy, which is smaller)" } else { "" },
     );
     r += &crate::study::claims::section(&crate::study::claims::decide(results, dataset));
     if replication.replicates < 3 {
