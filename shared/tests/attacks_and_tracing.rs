@@ -145,3 +145,38 @@ fn tracing_gradient_x_activation_equals_the_ablation_effect_on_the_logit() {
     }
     assert!(pollster::block_on(trace(&engine, &x, class, "linear7")).is_err(), "a linear layer has no feature maps");
 }
+
+/// Tracing's tail-only ablation equals the whole ablated forward, on every reference model, for
+/// each node's first and last channel and for two nodes at once (residual and concatenating
+/// graphs make the "downstream" set non-trivial); a map without every node is refused.
+#[test]
+fn ablation_from_cached_activations_equals_the_whole_ablated_forward() {
+    let seed = fresh_seed();
+    let mut rng = Rng::new(seed);
+    for (name, spec) in reference_cases() {
+        let bundle = Arc::new(random_bundle(&mut rng, spec.clone()));
+        let cpu = advlens_shared::engine::cpu::CpuEngine::new(bundle.clone());
+        let [c, h, w] = bundle.input_shape();
+        let x = random_images(&mut rng, [2, c, h, w]);
+        let all = cpu.forward_all(&x).unwrap();
+        let nodes: Vec<&str> = spec.nodes.iter().map(|n| n.name.as_str()).filter(|n| *n != spec.output).collect();
+        for node in &nodes {
+            let channels = bundle.shape_of(node).unwrap()[0];
+            for ch in [0, channels - 1] {
+                let ablation = Ablation::default().zero(node, ch);
+                let want = cpu.forward_ablated(&x, &ablation).unwrap();
+                let got = cpu.forward_ablated_from(&all, &ablation).unwrap();
+                assert_eq!(got.shape(), want.shape());
+                assert!(max_abs_diff(got.data(), want.data()) == 0.0, "seed {seed} {name}: `{node}` channel {ch}");
+            }
+        }
+        let two = Ablation::default().zero(nodes[0], 0).zero(nodes[nodes.len() / 2], 0);
+        assert_eq!(cpu.forward_ablated_from(&all, &two).unwrap().data(), cpu.forward_ablated(&x, &two).unwrap().data(), "{name}: two nodes");
+        assert_eq!(cpu.forward_ablated_from(&all, &Ablation::default()).unwrap().data(), all[&spec.output].data(), "{name}: nothing ablated");
+        let mut partial = all.clone();
+        partial.remove(nodes[0]);
+        let err = cpu.forward_ablated_from(&partial, &Ablation::default().zero(nodes[0], 0)).unwrap_err().to_string();
+        assert!(err.contains(&format!("`{}` is missing", nodes[0])), "{err}");
+        assert!(cpu.forward_ablated_from(&all, &Ablation::default().zero(nodes[0], 9999)).is_err());
+    }
+}

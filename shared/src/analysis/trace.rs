@@ -23,7 +23,8 @@ pub struct Influence {
 }
 
 /// The influence of every channel of `layer` on class `class` for `image` (`[1, C, H, W]`),
-/// sorted by exact effect on the logit, largest first. One gradient and one forward pass per channel.
+/// sorted by exact effect on the logit, largest first. One gradient, and per channel one forward
+/// pass (of the network's tail after `layer` on the CPU engine).
 pub async fn trace(engine: &Engine, image: &Tensor, class: usize, layer: &str) -> Result<Vec<Influence>> {
     if image.shape().first() != Some(&1) {
         return Err(Error::InputShape { expected: "one image [1, C, H, W]".into(), found: format!("{:?}", image.shape()) });
@@ -38,11 +39,22 @@ pub async fn trace(engine: &Engine, image: &Tensor, class: usize, layer: &str) -
     let g = &grad.activations[layer];
     let logits = engine.forward(image).await?;
     let (base_logit, base) = (logits.row(0)[class], softmax(logits.row(0))[class]);
+    // On the CPU every node's output is kept once, and each ablation reruns only the network's
+    // tail after `layer`; the GPU engine runs whole forwards (its plans are made per request).
+    let cpu = match engine {
+        Engine::Cpu(e) => Some((e, e.forward_all(image)?)),
+        #[cfg(feature = "webgpu")]
+        _ => None,
+    };
     let mut out = Vec::with_capacity(channels);
     for c in 0..channels {
         let a = &act.data()[c * plane..(c + 1) * plane];
         let gc = &g.data()[c * plane..(c + 1) * plane];
-        let ablated = engine.forward_ablated(image, &Ablation::default().zero(layer, c)).await?;
+        let ablation = Ablation::default().zero(layer, c);
+        let ablated = match &cpu {
+            Some((e, all)) => e.forward_ablated_from(all, &ablation)?,
+            None => engine.forward_ablated(image, &ablation).await?,
+        };
         out.push(Influence {
             channel: c,
             activation: a.iter().cloned().fold(f32::MIN, f32::max),

@@ -57,22 +57,49 @@ impl CpuEngine {
         let mut acts: HashMap<String, Tensor> = HashMap::new();
         acts.insert(INPUT_NAME.into(), Tensor::new(vec![batch, c, h, w], normalized)?);
         for node in &spec.nodes {
-            let mut y = self.node_forward(node, batch, &acts);
+            let mut y = self.node_forward(node, batch, &|n| &acts[n]);
             let out_shape = bundle.shape_of(&node.name).expect("validated");
             if let Some(channels) = ablation.channels.get(&node.name) {
-                let per_image: usize = out_shape.iter().product();
-                let plane = per_image / out_shape[0];
-                for n in 0..batch {
-                    for &ch in channels {
-                        y[n * per_image + ch * plane..][..plane].fill(0.0);
-                    }
-                }
+                zero_channels(&mut y, out_shape, channels);
             }
             let mut shape = vec![batch];
             shape.extend_from_slice(out_shape);
             acts.insert(node.name.clone(), Tensor::new(shape, y)?);
         }
         Ok(acts)
+    }
+
+    /// [`CpuEngine::forward_ablated`] from `acts`, a [`CpuEngine::forward_all`] of the same
+    /// images: only the nodes downstream of an ablated node are recomputed, the others are read
+    /// from `acts`. Tracing zeroes each channel of one late layer in turn, and everything before
+    /// that layer stays the same, so each ablation costs the network's tail only.
+    pub fn forward_ablated_from(&self, acts: &HashMap<String, Tensor>, ablation: &Ablation) -> Result<Tensor> {
+        let bundle = &*self.bundle;
+        ablation.validate(bundle)?;
+        let spec = bundle.spec();
+        let missing = std::iter::once(INPUT_NAME).chain(spec.nodes.iter().map(|n| n.name.as_str())).find(|n| !acts.contains_key(*n));
+        if let Some(name) = missing {
+            return Err(Error::Graph(format!("forward_ablated_from needs every node's output (a forward_all of the same images); `{name}` is missing")));
+        }
+        let batch = acts[INPUT_NAME].shape()[0];
+        let mut changed: HashMap<String, Tensor> = HashMap::new();
+        for node in &spec.nodes {
+            let upstream_changed = node.inputs.iter().any(|i| changed.contains_key(i));
+            let zeroed = ablation.channels.get(&node.name).filter(|c| !c.is_empty());
+            if !upstream_changed && zeroed.is_none() {
+                continue;
+            }
+            let mut y = if upstream_changed {
+                self.node_forward(node, batch, &|n| changed.get(n).unwrap_or_else(|| &acts[n]))
+            } else {
+                acts[&node.name].data().to_vec()
+            };
+            if let Some(channels) = zeroed {
+                zero_channels(&mut y, bundle.shape_of(&node.name).expect("validated"), channels);
+            }
+            changed.insert(node.name.clone(), Tensor::new(acts[&node.name].shape().to_vec(), y)?);
+        }
+        Ok(changed.remove(&spec.output).unwrap_or_else(|| acts[&spec.output].clone()))
     }
 
     fn node_shape(&self, node: &str) -> Result<&[usize]> {
@@ -82,9 +109,10 @@ impl CpuEngine {
             .ok_or_else(|| Error::Graph(format!("the model has no node `{node}`")))
     }
 
-    fn node_forward(&self, node: &Node, batch: usize, acts: &HashMap<String, Tensor>) -> Vec<f32> {
+    /// One node's output from its inputs, looked up by name in `value`.
+    fn node_forward<'a>(&self, node: &Node, batch: usize, value: &dyn Fn(&str) -> &'a Tensor) -> Vec<f32> {
         let bundle = &*self.bundle;
-        let x = acts[&node.inputs[0]].data();
+        let x = value(&node.inputs[0]).data();
         let in_shape = bundle.shape_of(&node.inputs[0]).expect("validated");
         let out_shape = bundle.shape_of(&node.name).expect("validated");
         let tensor = |leaf: &str| bundle.weight(&format!("{}.{leaf}", node.name)).data();
@@ -117,10 +145,10 @@ impl CpuEngine {
             Op::LeakyRelu { alpha } => layers::leaky_relu_forward(x, alpha),
             Op::HardSigmoid { alpha, beta } => layers::hard_sigmoid_forward(x, alpha, beta),
             Op::HardSwish => layers::hard_swish_forward(x),
-            Op::Mul => layers::mul_forward(x, acts[&node.inputs[1]].data(), self.mul_plane(node)),
-            Op::Add => layers::add_forward(x, acts[&node.inputs[1]].data()),
+            Op::Mul => layers::mul_forward(x, value(&node.inputs[1]).data(), self.mul_plane(node)),
+            Op::Add => layers::add_forward(x, value(&node.inputs[1]).data()),
             Op::Concat => {
-                let parts: Vec<&[f32]> = node.inputs.iter().map(|i| acts[i].data()).collect();
+                let parts: Vec<&[f32]> = node.inputs.iter().map(|i| value(i).data()).collect();
                 layers::concat_forward(&parts, &self.per_image(&node.inputs), batch)
             }
             Op::Upsample2d { scale } => layers::upsample2d_forward(x, batch * in_shape[0], in_shape[1], in_shape[2], scale),
@@ -269,5 +297,17 @@ pub(crate) fn check_input(bundle: &Bundle, input: &Tensor) -> Result<usize> {
     match *input.shape() {
         [n, ic, ih, iw] if n > 0 && [ic, ih, iw] == [c, h, w] => Ok(n),
         _ => Err(Error::InputShape { expected: format!("[N, {c}, {h}, {w}] with N > 0"), found: format!("{:?}", input.shape()) }),
+    }
+}
+
+/// Zeroes `channels` of every image of `y`, a node's output whose per-image shape is `shape`
+/// (`[C, ...]`).
+fn zero_channels(y: &mut [f32], shape: &[usize], channels: &[usize]) {
+    let per_image: usize = shape.iter().product();
+    let plane = per_image / shape[0];
+    for image in y.chunks_mut(per_image) {
+        for &ch in channels {
+            image[ch * plane..][..plane].fill(0.0);
+        }
     }
 }
