@@ -739,7 +739,7 @@ fn imagenet_layout_folders_feed_attack_and_analyze() {
     }
     use advlens_shared::model::Op;
     let conv = Op::Conv2d { in_channels: 3, out_channels: 8, kernel: 3, stride: 2, padding: 1, groups: 1, dilation: 1 };
-    let mut spec = advlens_shared::testing::chain_spec([3, 64, 64], vec![conv, Op::Relu, Op::GlobalAvgPool, Op::Linear { in_features: 8, out_features: 3 }], 3);
+    let mut spec = advlens_shared::testing::chain_spec([3, 64, 64], vec![conv.clone(), Op::Relu, Op::GlobalAvgPool, Op::Linear { in_features: 8, out_features: 3 }], 3);
     spec.classes = wnids.iter().map(|s| s.to_string()).collect();
     spec.provenance.dataset = Some("folder".into());
     let weights = advlens_shared::testing::random_weights(&mut rng, &spec);
@@ -754,6 +754,24 @@ fn imagenet_layout_folders_feed_attack_and_analyze() {
     assert!(out.status.success(), "analyze: {}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("analysis/analysis.json")).unwrap()).unwrap();
     assert_eq!(report["layer"], "relu1", "{report}");
+    // A model of many classes reads a folder of some of them (Imagenette for an ImageNet
+    // model), each photo keeping its class by name; a class it lacks is named, briefly.
+    let mut rng = advlens_shared::testing::Rng::new(6);
+    let mut spec = advlens_shared::testing::chain_spec([3, 64, 64], vec![conv, Op::Relu, Op::GlobalAvgPool, Op::Linear { in_features: 8, out_features: 12 }], 12);
+    spec.classes = (0..12).map(|k| format!("n9{k:07}")).collect();
+    (spec.classes[3], spec.classes[4], spec.classes[1]) = (wnids[0].into(), wnids[1].into(), wnids[2].into());
+    spec.provenance.dataset = Some("folder".into());
+    let weights = advlens_shared::testing::random_weights(&mut rng, &spec);
+    Bundle::new(spec.clone(), weights.clone()).unwrap().save(path("wide")).unwrap();
+    let out = advlens(&["attack", "--models", &path("wide"), "--data", &path("imagenet"), "--attack", "fgsm", "--target", "none", "--device", "cpu", "--out", &path("adv-wide")]);
+    assert!(out.status.success(), "attack: {}", String::from_utf8_lossy(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("adv-wide/meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["source"].as_array().unwrap()[..6], serde_json::json!([3, 4, 1, 3, 4, 1]).as_array().unwrap()[..], "{meta}");
+    spec.classes[1] = "n90000001".into();
+    Bundle::new(spec, weights).unwrap().save(path("lacking")).unwrap();
+    let out = advlens(&["attack", "--models", &path("lacking"), "--data", &path("imagenet"), "--attack", "fgsm", "--target", "none", "--device", "cpu", "--out", &path("adv-lacking")]);
+    assert_user_error(&out, &["its classes \"n01484850\" are not among the model's 12", "\"n90000000\", \"n90000001\", \"n90000002\", \"n01440764\", \"n01443537\" and 7 more"]);
+
     // A model of another size reads the same photos at its own size; a folder with neither
     // test/ nor val/ is named.
     std::fs::rename(tmp.path().join("imagenet/val"), tmp.path().join("imagenet/other")).unwrap();

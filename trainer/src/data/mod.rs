@@ -207,13 +207,33 @@ impl Dataset {
     /// checked by [`Dataset::check_fits`] before any work starts.
     pub fn load_for(spec: &ModelSpec, dir: &Path, split: Split) -> Result<Self, DataError> {
         let name = spec.provenance.dataset.as_deref().ok_or_else(|| DataError::NoDataset(spec.name.clone()))?;
-        let data = match DatasetKind::parse(name)? {
+        let mut data = match DatasetKind::parse(name)? {
             // A folder of photos of any size (ImageNet's layout) is read at the model's size.
             DatasetKind::Folder if spec.input.height == spec.input.width => Self::load_folder(dir, split, Some(spec.input.height))?,
             kind => Self::load(kind, dir, split)?,
         };
+        if data.kind == DatasetKind::Folder {
+            data.relabel_as_subset_of(&spec.classes);
+        }
         data.check_fits(dir, &spec.name, [spec.input.channels, spec.input.height, spec.input.width], &spec.classes)?;
         Ok(data)
+    }
+
+    /// A folder holding some of the model's classes (a subset of ImageNet such as Imagenette's
+    /// ten synsets, for a 1000-class model) takes the model's class list, each image keeping
+    /// its class by name. Nothing changes when a folder class is not among the model's (the
+    /// check that follows names it).
+    fn relabel_as_subset_of(&mut self, model_classes: &[String]) {
+        if self.classes == model_classes {
+            return;
+        }
+        let Some(index): Option<Vec<Label>> = self.classes.iter().map(|c| model_classes.iter().position(|m| m == c).map(|k| k as Label)).collect() else {
+            return;
+        };
+        for label in &mut self.labels {
+            *label = index[*label as usize];
+        }
+        self.classes = model_classes.to_vec();
     }
 
     /// Whether a model taking `[channels, height, width]` images and predicting `classes` can
@@ -227,7 +247,17 @@ impl Dataset {
             return fail(format!("its images are {c}x{h}x{w} (channels x height x width), the model takes {}x{}x{}", shape[0], shape[1], shape[2]));
         }
         if self.classes != classes {
-            return fail(format!("its classes are {:?}, the model's are {:?}", self.classes, classes));
+            // Name what differs, a few at a time: an ImageNet model has 1,000 classes.
+            let few = |v: Vec<&String>| {
+                let shown: Vec<String> = v.iter().take(5).map(|c| format!("{c:?}")).collect();
+                if v.len() > 5 { format!("{} and {} more", shown.join(", "), v.len() - 5) } else { shown.join(", ") }
+            };
+            let unknown: Vec<&String> = self.classes.iter().filter(|c| !classes.contains(c)).collect();
+            return fail(if unknown.is_empty() {
+                format!("it has the model's classes in another order ({} vs the model's {})", few(self.classes.iter().collect()), few(classes.iter().collect()))
+            } else {
+                format!("its classes {} are not among the model's {} ({})", few(unknown), classes.len(), few(classes.iter().collect()))
+            });
         }
         Ok(())
     }
