@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use advlens_trainer::attack::{Attack, AttackKind, Norm};
 use advlens_trainer::data::DatasetKind;
-use advlens_trainer::mode::Mode;
+use advlens_trainer::mode::{Distance, Mode};
 use advlens_trainer::{arch, export::ExportConfig, params, train::TrainConfig};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -246,6 +246,10 @@ pub struct ModeArgs {
     /// Layer whose output the consistent loss compares (default: the last convolutional block).
     #[arg(long)]
     pub feature_layer: Option<String>,
+    /// The consistent loss's feature distance: mean (squared difference averaged over the
+    /// features) or sum (the paper's squared norm, the mean times the feature size).
+    #[arg(long, default_value = "mean")]
+    pub distance: String,
     /// Weight of the KL term in --mode trades.
     #[arg(long, default_value_t = 6.0)]
     pub beta: f64,
@@ -275,7 +279,7 @@ impl ModeArgs {
                     AttackKind::LeastLikely => Attack { kind, random_start: false, ..pgd },
                 };
                 let feature_layer = self.feature_layer.unwrap_or_else(|| default_feature_layer.into());
-                Mode::Consistent { lambda: self.lambda, feature_layer, attack }
+                Mode::Consistent { lambda: self.lambda, feature_layer, attack, distance: Distance::parse(&self.distance)? }
             }
             other => bail!("unknown mode `{other}`: use standard, pgd, trades or consistent"),
         })
@@ -647,9 +651,10 @@ pub struct ReproduceArgs {
     /// one); the verdicts' intervals then cover training noise too.
     #[arg(long, default_value_t = 1)]
     pub replicates: usize,
-    /// Also train claim 3's controls: the consistent loss with lambda 0 (adversarial
-    /// cross-entropy alone), 0.1 and 10, and with targeted x* (least likely class): four more
-    /// trainings per architecture and world.
+    /// Also train claim 3's controls on the dataset: the consistent loss with lambda 0
+    /// (adversarial cross-entropy alone), 0.1 and 10, with the paper's squared norm (summed over
+    /// the features), and with targeted x* (least likely class): five more trainings per
+    /// architecture.
     #[arg(long)]
     pub controls: bool,
     /// Leave out the concept world (and its concept detectors): the claims are decided on the

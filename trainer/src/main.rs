@@ -653,6 +653,7 @@ mod tests {
                 assert_eq!(a.mode.mode, s.mode.mode);
                 assert_eq!(a.mode.lambda, s.mode.lambda.unwrap_or(1.0), "{step:?}");
                 assert_eq!(a.mode.attack, s.mode.attack.clone().unwrap_or_else(|| "pgd".into()), "{step:?}");
+                assert_eq!(a.mode.distance, s.mode.distance.clone().unwrap_or_else(|| "mean".into()), "{step:?}");
                 assert_eq!((a.mode.attack_steps, a.mode.epsilon, a.mode.step_size), (Some(s.attack_steps), Some(s.epsilon), Some(s.step_size)), "{step:?}");
                 assert_eq!((a.epochs, a.name, a.out, a.seed), (s.epochs, Some(s.name.clone()), s.out.clone(), s.seed), "{step:?}");
                 assert_eq!((a.epsilon_warmup, a.limit, a.device.threads), (s.epsilon_warmup, s.limit, s.threads), "{step:?}");

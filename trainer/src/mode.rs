@@ -3,7 +3,8 @@
 //! - standard:   CE(f(x), y)
 //! - pgd:        CE(f(x_pgd), y)                                   (Madry et al.)
 //! - trades:     CE(f(x), y) + beta * KL(f(x) || f(x'))            (Zhang et al.)
-//! - consistent: CE(f(x), y) + CE(f(x*), y) + lambda * mean((phi(x) - phi(x*))^2)   (Dong et al.)
+//! - consistent: CE(f(x), y) + CE(f(x*), y) + lambda * mean((phi(x) - phi(x*))^2)   (Dong et al.;
+//!   with `Distance::Sum`, the paper's squared norm: summed over each image's features)
 //!
 //! Adversarial images are generated from the current weights in inference mode and held constant.
 
@@ -21,7 +22,37 @@ pub enum Mode {
     Standard,
     Pgd { attack: Attack },
     Trades { beta: f64, attack: Attack },
-    Consistent { lambda: f64, feature_layer: String, attack: Attack },
+    Consistent {
+        lambda: f64,
+        feature_layer: String,
+        attack: Attack,
+        /// How the feature-map difference is reduced (runs saved before it existed: the mean).
+        #[serde(default)]
+        distance: Distance,
+    },
+}
+
+/// The consistent loss's feature distance between a real image and its adversarial version.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Distance {
+    /// The mean squared difference over the batch and the features: the term's scale does not
+    /// grow with the layer's size, so one lambda suits every architecture.
+    #[default]
+    Mean,
+    /// The paper's ||phi(x) - phi(x*)||^2: summed over each image's features, averaged over the
+    /// batch — the mean times the feature size (thousands for our layers).
+    Sum,
+}
+
+impl Distance {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "mean" => Ok(Distance::Mean),
+            "sum" => Ok(Distance::Sum),
+            other => bail!("unknown --distance `{other}`: use mean (the default) or sum (the paper's squared norm)"),
+        }
+    }
 }
 
 impl Mode {
@@ -103,9 +134,9 @@ pub fn step_loss_part(net: &Net, mode: &Mode, x: &Tensor, y: &Tensor, part: Batc
             let loss = trades_loss(&clean, &adv, y, *beta);
             StepLoss { loss, clean_logits: Some(clean), adversarial_logits: Some(adv) }
         }
-        Mode::Consistent { lambda, feature_layer, attack } => {
+        Mode::Consistent { lambda, feature_layer, attack, distance } => {
             let x_adv = attack.perturb_part(net, x, y, part);
-            let (loss, clean, adv) = consistent_loss(net, x, &x_adv, y, *lambda, feature_layer, true);
+            let (loss, clean, adv) = consistent_loss(net, x, &x_adv, y, *lambda, *distance, feature_layer, true);
             StepLoss { loss, clean_logits: Some(clean), adversarial_logits: Some(adv) }
         }
     }
@@ -126,6 +157,7 @@ pub fn consistent_loss(
     x_adv: &Tensor,
     y: &Tensor,
     lambda: f64,
+    distance: Distance,
     feature_layer: &str,
     train: bool,
 ) -> (Tensor, Tensor, Tensor) {
@@ -134,7 +166,11 @@ pub fn consistent_loss(
     let logits = &acts[&net.spec().output];
     let phi = &acts[feature_layer];
     let (clean, adv) = (logits.narrow(0, 0, b), logits.narrow(0, b, b));
-    let distance = (phi.narrow(0, 0, b) - phi.narrow(0, b, b)).square().mean(Kind::Float);
+    let squared = (phi.narrow(0, 0, b) - phi.narrow(0, b, b)).square();
+    let distance = match distance {
+        Distance::Mean => squared.mean(Kind::Float),
+        Distance::Sum => squared.sum(Kind::Float) / b as f64,
+    };
     let loss = clean.cross_entropy_for_logits(y) + adv.cross_entropy_for_logits(y) + distance * lambda;
     (loss, clean, adv)
 }

@@ -39,6 +39,7 @@ const CASES: &[Case] = &[
     case("train limit 0", "train --data {fx}/d28 --out OUT --limit 0", &["--limit must be at least 1"]),
     case("train warmup negative", "train --data {fx}/d28 --out OUT --epsilon-warmup=-2", &["--epsilon-warmup"]),
     case("train unknown mode", "train --data {fx}/d28 --out OUT --mode fancy", &["unknown mode `fancy`"]),
+    case("train unknown distance", "train --data {fx}/d28 --out OUT --mode consistent --distance l1", &["unknown --distance `l1`", "sum (the paper's squared norm)"]),
     case("train unknown arch", "train --data {fx}/d28 --out OUT --arch transformer", &["unknown architecture `transformer`"]),
     case("train unknown schedule", "train --data {fx}/d28 --out OUT --lr-schedule step", &["--lr-schedule", "step"]),
     case("train augment maybe", "train --data {fx}/d28 --out OUT --augment maybe", &["--augment", "maybe"]),

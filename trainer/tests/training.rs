@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use advlens_shared::model::{InputSpec, ModelSpec, Node, Op, FORMAT_NAME, FORMAT_VERSION, INPUT_NAME};
 use advlens_trainer::attack::{trades_perturb, Attack, AttackKind, BatchPart, Norm};
-use advlens_trainer::mode::{consistent_loss, step_loss, trades_loss, Mode};
+use advlens_trainer::mode::{consistent_loss, step_loss, trades_loss, Distance, Mode};
 use advlens_trainer::net::Net;
 use advlens_trainer::optim::Adam;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Reduction, Tensor};
@@ -99,7 +99,7 @@ fn each_loss_equals_a_hand_computation() {
 
     // consistent: CE(clean) + CE(adv) + lambda * mean over all feature values of the squared difference
     let lambda = 0.7;
-    let (loss, _, _) = consistent_loss(&net, &x, &xa, &y, lambda, "flatten", false);
+    let (loss, _, _) = consistent_loss(&net, &x, &xa, &y, lambda, Distance::Mean, "flatten", false);
     let ce_adv = (0..2).map(|i| hand_ce(&hand_logits(&XA[i]).0, YS[i])).sum::<f64>() / 2.0;
     let mut sq = 0.0;
     for i in 0..2 {
@@ -109,6 +109,11 @@ fn each_loss_equals_a_hand_computation() {
     let want_consistent = want + ce_adv + lambda * sq / 8.0;
     let got = loss.double_value(&[]);
     assert!((got - want_consistent).abs() < 1e-5, "consistent: {got} vs {want_consistent}");
+    // The paper's squared norm: summed over each image's 4 features, averaged over the 2 images.
+    let (loss, _, _) = consistent_loss(&net, &x, &xa, &y, lambda, Distance::Sum, "flatten", false);
+    let want_sum = want + ce_adv + lambda * sq / 2.0;
+    let got = loss.double_value(&[]);
+    assert!((got - want_sum).abs() < 1e-5, "consistent, summed distance: {got} vs {want_sum}");
 }
 
 #[test]
@@ -120,14 +125,14 @@ fn consistent_loss_with_lambda_zero_is_plain_adversarial_training() {
     let y = Tensor::randint(10, [6], (Kind::Int64, Device::Cpu));
     let attack = Attack { kind: AttackKind::Pgd, norm: Norm::Linf, epsilon: 0.1, step_size: 0.03, steps: 3, random_start: false };
     let xa = attack.perturb(&net, &x, &y);
-    let (loss, _, _) = consistent_loss(&net, &x, &xa, &y, 0.0, "relu1", false);
+    let (loss, _, _) = consistent_loss(&net, &x, &xa, &y, 0.0, Distance::Mean, "relu1", false);
     // Adversarial training of Goodfellow et al. / Kurakin et al.: CE on clean + CE on adversarial,
     // each image through the network on its own.
     let plain = net.forward(&x).cross_entropy_for_logits(&y) + net.forward(&xa).cross_entropy_for_logits(&y);
     let (a, b) = (loss.double_value(&[]), plain.double_value(&[]));
     assert!((a - b).abs() < 1e-5 * b.abs().max(1.0), "{a} vs {b}");
     // And lambda > 0 adds a positive term (the feature maps differ).
-    let (with, _, _) = consistent_loss(&net, &x, &xa, &y, 1.0, "relu1", false);
+    let (with, _, _) = consistent_loss(&net, &x, &xa, &y, 1.0, Distance::Mean, "relu1", false);
     assert!(with.double_value(&[]) > a);
 }
 

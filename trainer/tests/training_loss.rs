@@ -33,6 +33,7 @@ fn training_reduces_the_loss_on_real_mnist() {
             lambda: 1.0,
             feature_layer: arch::default_feature_layer("resnet").into(),
             attack: Attack { kind: AttackKind::LeastLikely, norm: Norm::Linf, epsilon: 0.1, step_size: 0.05, steps: 2, random_start: false },
+            distance: Default::default(),
         }),
     ] {
         let spec = arch::build(arch, "m", input.clone(), DatasetKind::Mnist.classes(), 8).unwrap();

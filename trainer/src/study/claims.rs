@@ -120,6 +120,9 @@ pub fn decide(results: &[ModelResult], world: &str) -> Vec<Claim> {
         let mode = format!("consistent-lambda{lambda}");
         three_controls.push(effect(format!("CS1 consistent (λ 1) − CS1 consistent with λ {lambda}"), &g(&mode, &cs1), &g("consistent", &cs1), 0.0));
     }
+    if results.iter().any(|m| m.world == world && m.mode == "consistent-sum") {
+        three_controls.push(effect("CS1 consistent (mean distance) − CS1 consistent with the paper's squared norm (summed over the features)".into(), &g("consistent-sum", &cs1), &g("consistent", &cs1), 0.0));
+    }
     if results.iter().any(|m| m.world == world && m.mode == "consistent-targeted") {
         three_controls.push(effect("CS1 consistent (untargeted x*) − CS1 consistent with targeted x* (least likely class)".into(), &g("consistent-targeted", &cs1), &g("consistent", &cs1), 0.0));
     }

@@ -51,12 +51,15 @@ impl World {
 }
 
 /// The training mode of a preset's mode name: `consistent-lambda<X>` is the consistent loss with
-/// lambda X; `consistent-targeted` with the least-likely-class attack.
+/// lambda X; `consistent-targeted` with the least-likely-class attack; `consistent-sum` with the
+/// paper's squared norm (summed over the features) instead of the mean.
 pub fn train_mode(mode: &str) -> TrainMode {
+    let consistent = TrainMode { mode: "consistent".into(), lambda: None, attack: None, distance: None };
     match (mode.strip_prefix("consistent-lambda"), mode) {
-        (Some(lambda), _) => TrainMode { mode: "consistent".into(), lambda: Some(lambda.parse().expect("control modes carry a number")), attack: None },
-        (None, "consistent-targeted") => TrainMode { mode: "consistent".into(), lambda: None, attack: Some("ll".into()) },
-        (None, _) => TrainMode { mode: mode.into(), lambda: None, attack: None },
+        (Some(lambda), _) => TrainMode { lambda: Some(lambda.parse().expect("control modes carry a number")), ..consistent },
+        (None, "consistent-targeted") => TrainMode { attack: Some("ll".into()), ..consistent },
+        (None, "consistent-sum") => TrainMode { distance: Some("sum".into()), ..consistent },
+        (None, _) => TrainMode { mode: mode.into(), ..consistent },
     }
 }
 
@@ -292,9 +295,10 @@ mod tests {
 
     #[test]
     fn control_modes_train_the_consistent_loss_with_their_lambda() {
-        assert_eq!(train_mode("pgd"), TrainMode { mode: "pgd".into(), lambda: None, attack: None });
-        assert_eq!(train_mode("consistent-lambda0.1"), TrainMode { mode: "consistent".into(), lambda: Some(0.1), attack: None });
-        assert_eq!(train_mode("consistent-targeted"), TrainMode { mode: "consistent".into(), lambda: None, attack: Some("ll".into()) });
+        assert_eq!(train_mode("pgd"), TrainMode { mode: "pgd".into(), lambda: None, attack: None, distance: None });
+        assert_eq!(train_mode("consistent-lambda0.1"), TrainMode { mode: "consistent".into(), lambda: Some(0.1), attack: None, distance: None });
+        assert_eq!(train_mode("consistent-targeted"), TrainMode { mode: "consistent".into(), lambda: None, attack: Some("ll".into()), distance: None });
+        assert_eq!(train_mode("consistent-sum"), TrainMode { mode: "consistent".into(), lambda: None, attack: None, distance: Some("sum".into()) });
         let p = preset_with("smoke", true).unwrap();
         let ws = worlds(&p, "mnist", Path::new("/d"), Some(Path::new("/o/data/concepts")), 0);
         let trains: Vec<TrainStep> = replicate_jobs(&p, &ws, Path::new("/o"), 1)
@@ -306,7 +310,7 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(trains.len(), 3 * (3 + CONTROL_MODES.len()) + 3 * 3, "the dataset's three archs x seven modes, the concept world's x three");
+        assert_eq!(trains.len(), 3 * (3 + CONTROL_MODES.len()) + 3 * 3, "the dataset's three archs x eight modes, the concept world's x three");
         assert!(!trains.iter().any(|t| t.name.starts_with("concepts-") && t.name.contains("-consistent-")), "no controls on the concept world");
         let dataset_only = worlds(&p, "mnist", Path::new("/d"), None, 0);
         assert_eq!(dataset_only.len(), 1);

@@ -91,7 +91,7 @@ pub fn preset_with(name: &str, controls: bool) -> Result<Preset> {
 
 /// The controls of claim 3 (`--controls`): the consistent loss with the feature-distance term
 /// off (lambda 0: adversarial cross-entropy alone), weaker and stronger (lambda 1 is the
-/// `consistent` mode itself), and with targeted adversarial images (iterative least-likely
-/// class) instead of untargeted PGD. The paper's unnormalised squared norm is lambda times the
-/// feature layer's size here (the loss takes the mean).
-pub const CONTROL_MODES: [&str; 4] = ["consistent-lambda0", "consistent-lambda0.1", "consistent-lambda10", "consistent-targeted"];
+/// `consistent` mode itself), with the paper's unnormalised squared norm (summed over the
+/// features: the mean times the layer's size), and with targeted adversarial images (iterative
+/// least-likely class) instead of untargeted PGD.
+pub const CONTROL_MODES: [&str; 5] = ["consistent-lambda0", "consistent-lambda0.1", "consistent-lambda10", "consistent-sum", "consistent-targeted"];

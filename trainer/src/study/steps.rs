@@ -24,6 +24,8 @@ pub struct TrainMode {
     pub lambda: Option<f64>,
     /// The consistent loss's attack (`None`: the CLI default, PGD).
     pub attack: Option<String>,
+    /// The consistent loss's feature distance (`None`: the CLI default, the mean).
+    pub distance: Option<String>,
 }
 
 /// `advlens train`.
@@ -156,6 +158,9 @@ impl StepConfig {
                 }
                 if let Some(attack) = &s.mode.attack {
                     a.flag("attack", attack);
+                }
+                if let Some(distance) = &s.mode.distance {
+                    a.flag("distance", distance);
                 }
                 a.flag("attack-steps", s.attack_steps).flag("epochs", s.epochs).flag("name", &s.name).path("out", &s.out).flag("seed", s.seed);
                 a.flag("epsilon", s.epsilon).flag("step-size", s.step_size).flag("epsilon-warmup", s.epsilon_warmup);
