@@ -12,45 +12,32 @@ use tch::{Kind, Reduction, Tensor};
 
 use crate::net::Net;
 
-/// Which attack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AttackKind {
-    /// One signed-gradient step of size epsilon (Goodfellow et al.).
-    Fgsm,
-    /// Projected gradient descent (Madry et al.), optional random start.
-    Pgd,
-    /// Iterative least-likely class (Kurakin et al.): a targeted PGD towards the class the model
-    /// finds least likely on the clean image.
-    LeastLikely,
+pub use advlens_shared::attack::{AttackKind, Norm};
+
+/// The attacks the batched libtorch code runs, by their command-line names: FGSM (one
+/// signed-gradient step of size epsilon, Goodfellow et al.), PGD (Madry et al., optional random
+/// start) and the iterative least-likely class (Kurakin et al.: a targeted PGD towards the class
+/// the model finds least likely on the clean image).
+pub fn parse_kind(name: &str) -> Result<AttackKind> {
+    Ok(match name {
+        "fgsm" => AttackKind::Fgsm,
+        "pgd" => AttackKind::Pgd,
+        "ll" | "least-likely" => AttackKind::LeastLikely,
+        other => bail!("unknown attack `{other}`: use fgsm, pgd or ll (iterative least-likely class)"),
+    })
 }
 
-impl AttackKind {
-    pub fn parse(name: &str) -> Result<Self> {
-        Ok(match name {
-            "fgsm" => AttackKind::Fgsm,
-            "pgd" => AttackKind::Pgd,
-            "ll" | "least-likely" => AttackKind::LeastLikely,
-            other => bail!("unknown attack `{other}`: use fgsm, pgd or ll (iterative least-likely class)"),
-        })
-    }
+/// `linf` or `l2`.
+pub fn parse_norm(name: &str) -> Result<Norm> {
+    Norm::parse(name).ok_or_else(|| anyhow::anyhow!("unknown norm `{name}`: use linf or l2"))
 }
 
-/// The perturbation norm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Norm {
-    Linf,
-    L2,
-}
-
-impl Norm {
-    pub fn parse(name: &str) -> Result<Self> {
-        Ok(match name {
-            "linf" | "Linf" | "inf" => Norm::Linf,
-            "l2" | "L2" => Norm::L2,
-            other => bail!("unknown norm `{other}`: use linf or l2"),
-        })
+/// Whether the batched attacks run `kind` (MI-FGSM and the ensemble attack run on one image,
+/// in `shared`: `advlens perturb` and the explorer).
+pub fn check_batched(kind: AttackKind) -> Result<()> {
+    match kind {
+        AttackKind::Fgsm | AttackKind::Pgd | AttackKind::LeastLikely => Ok(()),
+        other => bail!("the trainer's batched attacks are fgsm, pgd and ll; {other:?} runs on one image only (advlens perturb)"),
     }
 }
 
@@ -76,16 +63,14 @@ pub struct Attack {
 
 impl fmt::Display for Attack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let norm = match self.norm {
-            Norm::Linf => "Linf",
-            Norm::L2 => "L2",
-        };
+        let norm = self.norm.label();
         match self.kind {
             AttackKind::Fgsm => write!(f, "FGSM {norm} eps={}", self.epsilon),
             AttackKind::Pgd => write!(f, "PGD-{} {norm} eps={} step={}", self.steps, self.epsilon, self.step_size),
             AttackKind::LeastLikely => {
                 write!(f, "least-likely-{} {norm} eps={} step={}", self.steps, self.epsilon, self.step_size)
             }
+            other => write!(f, "{other:?} {norm} eps={}", self.epsilon),
         }
     }
 }
@@ -133,6 +118,8 @@ impl Attack {
                 let target = tch::no_grad(|| net.forward(images).argmin(-1, false));
                 self.iterate(net, images, &target, true, part)
             }
+            // Refused where attacks are made (parse_kind, Mode::check).
+            other => unreachable!("{other:?} is not a batched attack: {}", check_batched(other).unwrap_err()),
         }
     }
 
@@ -206,4 +193,25 @@ pub fn trades_perturb(net: &Net, images: &Tensor, epsilon: f64, step_size: f64, 
         x = tch::no_grad(|| ball.project(&x0, &(&x + grad.sign() * step_size)));
     }
     x.detach()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mode::Mode;
+
+    /// The trainer reads shared's attack names; a saved run's mode still reads; the attacks it
+    /// cannot batch are refused with the way to run them.
+    #[test]
+    fn one_attack_vocabulary_with_the_batched_subset() {
+        assert_eq!(parse_kind("ll").unwrap(), AttackKind::LeastLikely);
+        assert!(parse_kind("mi-fgsm").unwrap_err().to_string().contains("use fgsm, pgd or ll"));
+        assert_eq!(parse_norm("l2").unwrap(), Norm::L2);
+        assert!(parse_norm("l1").unwrap_err().to_string().contains("use linf or l2"));
+        let saved = r#"{"mode": "pgd", "attack": {"kind": "pgd", "norm": "linf", "epsilon": 0.03, "step_size": 0.02, "steps": 3, "random_start": true}}"#;
+        let mode: Mode = serde_json::from_str(saved).unwrap();
+        assert_eq!(mode.attack().map(|a| (a.kind, a.norm)), Some((AttackKind::Pgd, Norm::Linf)));
+        let err = check_batched(AttackKind::MiFgsm { decay: 1.0 }).unwrap_err().to_string();
+        assert!(err.contains("advlens perturb"), "{err}");
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use advlens_trainer::attack::{Attack, AttackKind, Norm};
+use advlens_trainer::attack::{parse_kind, parse_norm, Attack, AttackKind, Norm};
 use advlens_trainer::data::DatasetKind;
 use advlens_trainer::mode::{Distance, Mode};
 use advlens_trainer::{arch, export::ExportConfig, params, train::TrainConfig};
@@ -260,7 +260,7 @@ impl ModeArgs {
     /// `--feature-layer` names another.
     pub fn into_mode(self, kind: DatasetKind, default_feature_layer: &str) -> Result<Mode> {
         let (eps, step, steps) = attack_defaults(kind);
-        let norm = Norm::parse(&self.norm)?;
+        let norm = parse_norm(&self.norm)?;
         let epsilon = params::budget("--epsilon", self.epsilon.unwrap_or(eps), norm)?;
         let step_size = params::positive("--step-size", self.step_size.unwrap_or(step))?;
         let steps = params::count("--attack-steps", self.attack_steps.unwrap_or(steps))?;
@@ -272,11 +272,11 @@ impl ModeArgs {
             "pgd" | "adversarial" => Mode::Pgd { attack: pgd },
             "trades" => Mode::Trades { beta: self.beta, attack: Attack { norm: Norm::Linf, ..pgd } },
             "consistent" => {
-                let kind = AttackKind::parse(&self.attack)?;
+                let kind = parse_kind(&self.attack)?;
                 let attack = match kind {
                     AttackKind::Fgsm => Attack { kind, step_size: epsilon, steps: 1, random_start: false, ..pgd },
                     AttackKind::Pgd => pgd,
-                    AttackKind::LeastLikely => Attack { kind, random_start: false, ..pgd },
+                    _ => Attack { kind, random_start: false, ..pgd },
                 };
                 let feature_layer = self.feature_layer.unwrap_or_else(|| default_feature_layer.into());
                 Mode::Consistent { lambda: self.lambda, feature_layer, attack, distance: Distance::parse(&self.distance)? }
@@ -733,7 +733,7 @@ impl EvalArgs {
     /// Checks the numbers before any model or data is read.
     pub fn check(&self) -> Result<()> {
         if let Some(e) = self.epsilon {
-            params::budget("--epsilon", e, Norm::parse(&self.norm)?)?;
+            params::budget("--epsilon", e, parse_norm(&self.norm)?)?;
         }
         params::count("--restarts", self.restarts)?;
         params::count("--batch-size", self.batch_size)?;

@@ -139,7 +139,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
             let dataset = spec.provenance.dataset.clone().context("the model does not say which dataset it was trained on (provenance.dataset)")?;
             let kind = DatasetKind::parse(&dataset)?;
             let epsilon = a.epsilon.or(spec.provenance.epsilon).unwrap_or(cli::attack_defaults(kind).0);
-            let norm = advlens_trainer::attack::Norm::parse(&a.norm)?;
+            let norm = advlens_trainer::attack::parse_norm(&a.norm)?;
             let attacks = a
                 .attacks
                 .iter()

@@ -83,8 +83,13 @@ impl Mode {
         mode
     }
 
-    /// Checks the mode against the network (the feature layer must exist and be a feature map).
+    /// Checks the mode against the network (the feature layer must exist and be a feature map)
+    /// and its attack against what the batched attacks run (a run's saved configuration is
+    /// checked again when it resumes).
     pub fn check(&self, net: &Net) -> Result<()> {
+        if let Some(attack) = self.attack() {
+            crate::attack::check_batched(attack.kind)?;
+        }
         if let Mode::Consistent { feature_layer, .. } = self {
             let spec = net.spec();
             let Some(node) = spec.nodes.iter().find(|n| &n.name == feature_layer) else {

@@ -17,8 +17,11 @@ mod ensemble;
 pub use choice::{AttackChoice, DEFAULT_EPSILON, DEFAULT_STEPS};
 pub use ensemble::{ensemble_attack, ensemble_observed, EnsembleOutcome, EnsembleSpec, ENSEMBLE_LEARNING_RATE};
 
-/// Which attack.
+/// Which attack: the one vocabulary of the explorer, the CLI and the trainer (whose batched
+/// libtorch attacks run the first three). In JSON: "fgsm", "pgd", "least-likely",
+/// {"mi-fgsm": {"decay": ..}}, {"ensemble": {"lambda": ..}}.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum AttackKind {
     /// One signed-gradient step of size epsilon.
     Fgsm,
@@ -37,11 +40,33 @@ pub enum AttackKind {
     Ensemble { lambda: f32 },
 }
 
-/// The perturbation norm.
+/// The perturbation norm ("linf" or "l2" in JSON and on command lines).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Norm {
+    #[serde(alias = "Linf")]
     Linf,
+    #[serde(alias = "L2")]
     L2,
+}
+
+impl Norm {
+    /// `linf` (also `inf`) or `l2`, any case.
+    pub fn parse(name: &str) -> Option<Norm> {
+        match name.to_ascii_lowercase().as_str() {
+            "linf" | "inf" => Some(Norm::Linf),
+            "l2" => Some(Norm::L2),
+            _ => None,
+        }
+    }
+
+    /// "Linf" or "L2", for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Norm::Linf => "Linf",
+            Norm::L2 => "L2",
+        }
+    }
 }
 
 /// An attack and its budget (serialisable: the explorer sends it to its worker).
@@ -203,4 +228,24 @@ pub fn project(x0: &[f32], x: &mut [f32], norm: Norm, eps: f32) {
         }
     }
     x.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names the trainer's saved runs and the explorer's messages carry: one vocabulary.
+    #[test]
+    fn attack_names_in_json_and_on_command_lines() {
+        fn json<T: Serialize>(v: &T) -> String {
+            serde_json::to_string(v).unwrap()
+        }
+        assert_eq!(json(&Norm::Linf), "\"linf\"");
+        assert_eq!(json(&AttackKind::LeastLikely), "\"least-likely\"");
+        assert_eq!(json(&AttackKind::MiFgsm { decay: 1.0 }), r#"{"mi-fgsm":{"decay":1.0}}"#);
+        assert_eq!(serde_json::from_str::<Norm>("\"Linf\"").unwrap(), Norm::Linf, "the older spelling still reads");
+        assert_eq!(serde_json::from_str::<AttackKind>("\"pgd\"").unwrap(), AttackKind::Pgd);
+        assert_eq!((Norm::parse("inf"), Norm::parse("L2"), Norm::parse("l1")), (Some(Norm::Linf), Some(Norm::L2), None));
+        assert_eq!(Norm::L2.label(), "L2");
+    }
 }
