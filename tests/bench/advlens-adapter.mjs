@@ -60,7 +60,9 @@ function safetensors(tensors) {
 export async function init_({ manifest, weights, params }) {
   await init();
   [C, H, W] = manifest.input_shape; K = manifest.classes;
-  const [json, st] = bundleFor(manifest, weights);
+  // An imported model (tests/bench/peer224.py) comes as a bundle; the harness's own nets are built here.
+  const fetched = async (suffix) => new Uint8Array(await (await fetch(`models/${manifest.name}.${suffix}`)).arrayBuffer());
+  const [json, st] = manifest.bundle ? await Promise.all([fetched('model.json'), fetched('weights.safetensors')]) : bundleFor(manifest, weights);
   session = await Session.create(json, st, params.get('device') || 'cpu');
   return { info: { engine: `advlens ${session.engine()}`, device: session.engine() } };
 }

@@ -7,6 +7,10 @@
 #   ADVLENS_BENCH_RUNS   timed calls per measurement (default 30)
 #   ADVLENS_BENCH_CHECK=1  then fail if an advlens result differs from the reference outputs
 #                          (tests/bench/check-peer-results.mjs; what the test suite's short run uses)
+#   ADVLENS_BENCH_224=1  instead: torchvision's resnet18 at 224 px (random weights, exported to ONNX
+#                        and imported), forward of one image, advlens cpu / webgpu beside
+#                        onnxruntime-web wasm / webgpu on the same file (tests/bench/peer224.py);
+#                        writes results-224.{md,json}
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/env.sh
@@ -24,6 +28,28 @@ stage "advlens web package"
 wasm_env cargo build --release -p advlens-web --target wasm32-unknown-unknown
 wasm-bindgen --target web --out-dir "$work/advlens-pkg" target/wasm/wasm32-unknown-unknown/release/advlens_web.wasm
 cp tests/bench/advlens-adapter.mjs "$work/adapters/advlens.mjs"
+if [ "${ADVLENS_BENCH_224:-0}" = 1 ]; then
+    stage "resnet18 at 224 px for the harness"
+    torch_env
+    out224=target/bench224
+    mkdir -p "$out224"
+    [ -f "$out224/resnet18-224-torchscript.onnx" ] || python3 tests/onnx/export_models.py "$out224" --imagenet resnet18 2>&1 | grep -v Warning >&2 || true
+    cargo build --release -j2 -p advlens-trainer >&2
+    rm -rf "$out224/resnet18-raw"
+    target/release/advlens import "$out224/resnet18-224-torchscript.onnx" --out "$out224/resnet18-raw" --quiet >&2
+    python3 tests/bench/peer224.py "$out224/resnet18-224-torchscript.onnx" "$out224/resnet18-raw" "$work" resnet18 >&2
+    stage "benchmark, 224 px (one Chromium run)"
+    cd "$work"
+    one='batches=1&grad=0&threads=1'
+    node run-bench.mjs --models resnet18 --runs "${ADVLENS_BENCH_RUNS:-5}" --warmup 1 --only 224 \
+        --extra "ort wasm 224|engine=ort&build=jsep&ep=wasm&$one" \
+        --extra "ort webgpu (native EP) 224|engine=ort&build=webgpu&ep=webgpu&$one" \
+        --extra "advlens cpu 224|engine=advlens&device=cpu&$one" \
+        --extra "advlens webgpu 224|engine=advlens&device=webgpu&$one" \
+        --out results-224 "$@"
+    echo "results: $work/results-224.md" >&2
+    exit 0
+fi
 stage "benchmark (one Chromium run)"
 cd "$work"
 node run-bench.mjs --models mnist,cifar --runs "${ADVLENS_BENCH_RUNS:-30}" --warmup "${ADVLENS_BENCH_WARMUP:-10}" --only "${ADVLENS_BENCH_ONLY:-threads=1}" \
