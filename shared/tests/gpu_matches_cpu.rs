@@ -61,6 +61,12 @@ fn gpu_forward_equals_cpu_forward() {
             let (a, b) = (&got.activations[&first], &want.activations[&first]);
             assert!(max_scaled_diff(a.data(), b.data()) < 1e-4, "{name}, {objective:?}: gradient at {first}");
             assert_eq!(got.values.len(), 3);
+            // The values come from the GPU's seed kernel, not the host.
+            assert!(max_rel_diff(&got.values, &want.values) < 1e-4, "{name}, {objective:?}: values {:?} vs {:?}", got.values, want.values);
+        }
+        for wrong in [Objective::Logit { class: classes }, Objective::ChannelMax { node: first.clone(), channel: 9999 }] {
+            let (want, got) = (cpu.gradient(&x, &wrong, &[]).unwrap_err().to_string(), pollster::block_on(gpu.gradient(&x, &wrong, &[])).unwrap_err().to_string());
+            assert_eq!(got, want, "{name}: the same error on both engines");
         }
         // Intermediate activations and channel ablation.
         let all = cpu.forward_all(&x).unwrap();

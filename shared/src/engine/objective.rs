@@ -28,6 +28,26 @@ impl Objective {
         }
     }
 
+    /// The objective as the GPU's seed kernel takes it (`kernels/objective.wgsl`): a kind (0
+    /// logit, 1 cross-entropy, 2 channel maximum, 3 channel sum) and its class or channel.
+    #[cfg(feature = "webgpu")]
+    pub(crate) fn code(&self) -> (u32, u32) {
+        match *self {
+            Objective::Logit { class } => (0, class as u32),
+            Objective::CrossEntropy { target } => (1, target as u32),
+            Objective::ChannelMax { channel, .. } => (2, channel as u32),
+            Objective::ChannelSum { channel, .. } => (3, channel as u32),
+        }
+    }
+
+    /// Whether the class or channel exists in a node of per-image shape `shape` (the errors of
+    /// [`Objective::value_and_seed`], before a GPU computes the seed).
+    #[cfg(feature = "webgpu")]
+    pub(crate) fn check(&self, shape: &[usize]) -> Result<()> {
+        let probe = Tensor::zeros([&[1][..], shape].concat());
+        self.value_and_seed(&probe).map(|_| ())
+    }
+
     /// Per-image values and the gradient with respect to `act` (`[N, ...]`, the node read).
     pub(crate) fn value_and_seed(&self, act: &Tensor) -> Result<(Vec<f32>, Vec<f32>)> {
         let batch = act.shape()[0];

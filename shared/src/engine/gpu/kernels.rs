@@ -50,6 +50,9 @@ params! {
     Pad { planes, height, width, top, left, out_height, out_width, len }
     /// Nearest-neighbour upsampling of `planes` planes by `scale`.
     Upsample { planes, height, width, scale }
+    /// An objective on `batch` images of `per_image` values (`kind` and `index`: see
+    /// `lower::ObjectiveCode`), channels of `plane` values.
+    ObjectiveSeed { batch, per_image, plane, kind, index, _pad0, _pad1, _pad2 }
 }
 
 /// An entry point whose uniform block is `P`: lowering can only pair it with a `P`.
@@ -128,6 +131,7 @@ kernels! {
     PAD2D_BACKWARD = "pad2d_backward" in "kernels/pad2d.wgsl" with Pad;
     UPSAMPLE2D_FORWARD = "upsample2d_forward" in "kernels/upsample2d.wgsl" with Upsample;
     UPSAMPLE2D_BACKWARD = "upsample2d_backward" in "kernels/upsample2d.wgsl" with Upsample;
+    OBJECTIVE_SEED = "objective_seed" in "kernels/objective.wgsl" with ObjectiveSeed;
 }
 
 impl Elementwise {

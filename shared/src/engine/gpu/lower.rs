@@ -18,8 +18,9 @@ pub enum Request {
     /// Every node's output, with a channel mask after each node of `masked` (in graph order).
     Forward { batch: usize, masked: Vec<String> },
     /// The forward pass, then the gradient of an objective on `target`'s output with respect to
-    /// the image and to the outputs of `wrt`.
-    Gradient { batch: usize, target: String, wrt: Vec<String> },
+    /// the image and to the outputs of `wrt`; `objective` is its kind and class or channel
+    /// (`Objective::code`), whose value and seed the backward stage's first pass computes.
+    Gradient { batch: usize, target: String, wrt: Vec<String>, objective: (u32, u32) },
 }
 
 /// A buffer a pass binds.
@@ -65,8 +66,10 @@ const MIN_TILES: usize = 4;
 #[derive(Clone, Debug)]
 pub struct GradientPlan {
     pub target: String,
-    /// d objective / d target, written by the host between the two stages.
+    /// d objective / d target, written by the first pass of the backward stage.
     pub seed: usize,
+    /// The objective's value for each image.
+    pub values: usize,
     /// d objective / d image.
     pub d_image: usize,
     /// d objective / d output of each requested node reached by the gradient.
@@ -77,7 +80,8 @@ pub struct GradientPlan {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub values: Vec<Value>,
-    /// One submission each: the forward pass and, for a gradient, the backward pass.
+    /// The forward pass and, for a gradient, the backward pass (one compute pass each, encoded
+    /// into the call's one submission).
     pub stages: Vec<Vec<Pass>>,
     /// The images `[N, C, H, W]` in [0, 1], written by the host.
     pub image: usize,
@@ -97,8 +101,8 @@ pub fn lower(bundle: &Bundle, request: &Request) -> Plan {
     let mut b = Builder { bundle, batch, values: Vec::new(), passes: Vec::new() };
     let (image, acts, masks) = b.forward(masked);
     let mut plan = Plan { values: Vec::new(), stages: vec![std::mem::take(&mut b.passes)], image, acts, masks, gradient: None };
-    if let Request::Gradient { target, wrt, .. } = request {
-        let gradient = b.backward(&plan.acts, target, wrt);
+    if let Request::Gradient { target, wrt, objective, .. } = request {
+        let gradient = b.backward(&plan.acts, target, wrt, *objective);
         plan.stages.push(std::mem::take(&mut b.passes));
         plan.gradient = Some(gradient);
     }
@@ -256,10 +260,15 @@ impl Builder<'_> {
         y
     }
 
-    fn backward(&mut self, acts: &HashMap<String, usize>, target: &str, wrt: &[String]) -> GradientPlan {
+    fn backward(&mut self, acts: &HashMap<String, usize>, target: &str, wrt: &[String], (kind, index): (u32, u32)) -> GradientPlan {
         let bundle = self.bundle;
         let batch = self.batch;
-        let seed = self.value("seed", batch * self.size(target));
+        let per_image = self.size(target);
+        let channels = bundle.shape_of(target).expect("validated").first().copied().unwrap_or(1).max(1);
+        let seed = self.value("seed", batch * per_image);
+        let values = self.value("objective values", batch);
+        let params = ObjectiveSeed { batch: batch as u32, per_image: per_image as u32, plane: (per_image / channels) as u32, kind, index, ..Default::default() };
+        self.pass(OBJECTIVE_SEED, &[(0, &Buf::Value(acts[target])), (3, &Buf::Value(seed)), (5, &Buf::Value(values))], params, batch);
         let mut grads: HashMap<String, usize> = HashMap::from([(target.to_string(), seed)]);
         let mut kept = Vec::new();
         for node in bundle.spec().nodes.iter().rev() {
@@ -290,7 +299,7 @@ impl Builder<'_> {
             let bindings = [(0, &Buf::Value(d_normalized)), (1, &Buf::InvStd), (3, &Buf::Value(d_image))];
             self.pass(CHANNEL_SCALE, &bindings, PerChannel::new(len, c, h * w), len);
         }
-        GradientPlan { target: target.to_string(), seed, d_image, kept }
+        GradientPlan { target: target.to_string(), seed, values, d_image, kept }
     }
 
     /// Records the gradient at each input of `node` given `d_y` at its output.
@@ -434,12 +443,12 @@ mod tests {
 
     /// What any plan must satisfy to run: each pass reads only values that the host wrote or an
     /// earlier pass wrote (or that nothing ever writes: zeros by construction), binds only
-    /// tensors the engine uploads, and carries its kernel's parameter block.
+    /// tensors the engine uploads, and carries its kernel's parameter block. Passes write at
+    /// binding 3 (and the objective's values at 5).
     fn check(name: &str, bundle: &Bundle, plan: &Plan) {
         let sizes: HashMap<&str, usize> = param_layouts().into_iter().map(|l| (l.entry, l.size)).collect();
         let mut written: HashSet<usize> = [plan.image].into_iter().chain(plan.masks.iter().map(|m| m.1)).collect();
-        written.extend(plan.gradient.as_ref().map(|g| g.seed));
-        let ever_written: HashSet<usize> = plan.stages.iter().flatten().flat_map(|p| p.bindings.iter()).filter(|b| b.0 == 3).filter_map(|b| match b.1 {
+        let ever_written: HashSet<usize> = plan.stages.iter().flatten().flat_map(|p| p.bindings.iter()).filter(|b| matches!(b.0, 3 | 5)).filter_map(|b| match b.1 {
             Buf::Value(v) => Some(v),
             _ => None,
         }).collect();
@@ -448,7 +457,7 @@ mod tests {
             assert!(pass.workgroups > 0, "{name}: {} runs nothing", pass.entry);
             for (slot, buf) in &pass.bindings {
                 match buf {
-                    Buf::Value(v) if *slot == 3 => {
+                    Buf::Value(v) if matches!(*slot, 3 | 5) => {
                         // A tile has at least one output; a flat workgroup at least one of its 64.
                         let per = if pass.entry.ends_with("_tiled") { 1 } else { WORKGROUP };
                         assert!((pass.workgroups - 1) * per < plan.values[*v].len, "{name}: {} has workgroups with nothing to write in `{}`", pass.entry, plan.values[*v].label);
@@ -463,7 +472,7 @@ mod tests {
                 }
             }
             for (slot, buf) in &pass.bindings {
-                if let (3, Buf::Value(v)) = (slot, buf) {
+                if let (3 | 5, Buf::Value(v)) = (slot, buf) {
                     written.insert(*v);
                 }
             }
@@ -488,12 +497,17 @@ mod tests {
                 assert_eq!(out.len, batch * spec.classes.len(), "{name}: logits");
 
                 let wrt: Vec<String> = spec.nodes.iter().map(|n| n.name.clone()).collect();
-                let gradient = lower(&bundle, &Request::Gradient { batch, target: spec.output.clone(), wrt: wrt.clone() });
+                let gradient = lower(&bundle, &Request::Gradient { batch, target: spec.output.clone(), wrt: wrt.clone(), objective: (1, 0) });
                 check(&name, &bundle, &gradient);
                 assert_eq!(gradient.stages.len(), 2);
                 let g = gradient.gradient.as_ref().unwrap();
                 assert_eq!(gradient.values[g.d_image].len, batch * c * h * w);
                 assert_eq!(gradient.values[g.seed].len, batch * spec.classes.len());
+                // The backward stage starts from the objective, computed on the GPU.
+                let first = &gradient.stages[1][0];
+                assert_eq!(first.entry, "objective_seed", "{name}");
+                assert_eq!(first.bindings, vec![(0, Buf::Value(gradient.acts[&spec.output])), (3, Buf::Value(g.seed)), (5, Buf::Value(g.values))], "{name}");
+                assert_eq!(gradient.values[g.values].len, batch);
                 // Every node feeds the output in these models: each gets a gradient.
                 let kept: HashSet<&str> = g.kept.iter().map(|k| k.0.as_str()).collect();
                 assert_eq!(kept.len(), wrt.len(), "{name}: {kept:?}");

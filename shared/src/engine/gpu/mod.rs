@@ -202,28 +202,22 @@ impl GpuEngine {
         let with_batch = |name: &str| [&[batch][..], bundle.shape_of(name).expect("checked")].concat();
         let scopes = error_scopes(&self.device);
         let wrt_names: Vec<String> = wrt.iter().map(|n| n.to_string()).collect();
-        let prepared = self.checkout(Request::Gradient { batch, target: target.clone(), wrt: wrt_names });
+        objective.check(bundle.shape_of(&target).expect("checked"))?;
+        let prepared = self.checkout(Request::Gradient { batch, target: target.clone(), wrt: wrt_names, objective: objective.code() });
         let plan = &prepared.plan;
         let grad = plan.gradient.as_ref().expect("a gradient request plans its gradient");
 
-        // Forward, keeping the activations; read back only what the objective reads.
+        // Forward, the objective's seed and the backward pass: one submission, one read-back.
         self.write(&prepared, plan.image, input.data());
         let mut encoder = self.device.create_command_encoder(&Default::default());
         self.encode_stage(&mut encoder, &prepared, 0);
-        let target_shape = with_batch(&target);
-        let target_len = target_shape.iter().product();
-        let target_act = self.read_back(&prepared, encoder, &[(plan.acts[&target], target_len)]).await?.remove(0);
-        let (values, seed) = objective.value_and_seed(&Tensor::new(target_shape, target_act)?)?;
-
-        // Backward.
-        self.write(&prepared, grad.seed, &seed);
-        let mut encoder = self.device.create_command_encoder(&Default::default());
         self.encode_stage(&mut encoder, &prepared, 1);
-        let mut reads = vec![(grad.d_image, input.len())];
+        let mut reads = vec![(grad.values, batch), (grad.d_image, input.len())];
         reads.extend(grad.kept.iter().map(|(name, value)| (*value, with_batch(name).iter().product())));
         let mut out = self.read_back(&prepared, encoder, &reads).await?.into_iter();
         scopes.check(batch).await?;
 
+        let values = out.next().expect("one per read");
         let input_grad = Tensor::new(input.shape().to_vec(), out.next().expect("one per read"))?;
         let mut activations = HashMap::new();
         for ((name, _), data) in grad.kept.iter().zip(out) {
