@@ -87,11 +87,11 @@ else
     python3 -m venv "$TORCH_VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
     "$TORCH_VENV/bin/pip" install -q "torch==$TORCH_VERSION" || die "pip install torch==$TORCH_VERSION failed (is PyPI reachable?)"
 fi
-stage "ONNX test tools: torchvision, onnx, onnxscript, onnxruntime in $TORCH_VENV"
-if "$TORCH_VENV/bin/python" -c "import torchvision, onnx, onnxscript, onnxruntime" 2>/dev/null; then
+stage "ONNX test tools: torchvision, timm, onnx, onnxscript, onnxruntime in $TORCH_VENV"
+if "$TORCH_VENV/bin/python" -c "import torchvision, timm, onnx, onnxscript, onnxruntime" 2>/dev/null; then
     echo "present" >&2
 else
-    "$TORCH_VENV/bin/pip" install -q "torchvision==$TORCHVISION_VERSION" "onnx==$ONNX_VERSION" "onnxscript==$ONNXSCRIPT_VERSION" "onnxruntime==$ONNXRUNTIME_VERSION" \
+    "$TORCH_VENV/bin/pip" install -q "torchvision==$TORCHVISION_VERSION" "timm==$TIMM_VERSION" "onnx==$ONNX_VERSION" "onnxscript==$ONNXSCRIPT_VERSION" "onnxruntime==$ONNXRUNTIME_VERSION" \
         || die "pip install of the ONNX test tools failed (is PyPI reachable?)"
 fi
 echo "setup complete" >&2

@@ -222,6 +222,7 @@ pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
             ),
         ),
         ("concatenated branches (Inception-like, one branch read twice)", concat_spec()),
+        ("channel slices: a split, an overlapping slice, a slice of pooled features", split_spec()),
         ("squeeze-and-excitation gate, SiLU as x * sigmoid(x), hard swish", gate_spec()),
         (
             "kernels wider than their input (5x5 with padding 2 on 3x1, as deep in EfficientNet at 32 px)",
@@ -271,6 +272,30 @@ pub fn gate_spec() -> ModelSpec {
         node("silu", &["excited", "excited_sigmoid"], Op::Mul),
         node("flat", &["silu"], Op::Flatten),
         node("head", &["flat"], Op::Linear { in_features: 6 * 5 * 5, out_features: 4 }),
+    ];
+    spec.output = "head".into();
+    spec
+}
+
+/// GhostNet / CSP pieces: the stem's channels split in two (one half convolved, one passed on),
+/// a third slice overlapping both (its gradient adds to theirs), joined again; after the global
+/// pool a slice of the pooled features feeds the head.
+pub fn split_spec() -> ModelSpec {
+    let conv = |cin, cout| Op::Conv2d { in_channels: cin, out_channels: cout, kernel: 3, stride: 1, padding: 1, groups: 1, dilation: 1 };
+    let node = |name: &str, inputs: &[&str], op| Node { name: name.into(), inputs: inputs.iter().map(|s| s.to_string()).collect(), op };
+    let mut spec = chain_spec([2, 7, 6], vec![Op::Relu], 3);
+    spec.nodes = vec![
+        node("stem", &[INPUT_NAME], conv(2, 6)),
+        node("stem_act", &["stem"], Op::LeakyRelu { alpha: 0.1 }),
+        node("passed", &["stem_act"], Op::SliceChannels { start: 0, end: 2 }),
+        node("rest", &["stem_act"], Op::SliceChannels { start: 2, end: 6 }),
+        node("rest_conv", &["rest"], conv(4, 3)),
+        node("rest_act", &["rest_conv"], Op::Sigmoid),
+        node("middle", &["stem_act"], Op::SliceChannels { start: 1, end: 4 }),
+        node("joined", &["passed", "rest_act", "middle"], Op::Concat),
+        node("gap", &["joined"], Op::GlobalAvgPool),
+        node("features", &["gap"], Op::SliceChannels { start: 1, end: 7 }),
+        node("head", &["features"], Op::Linear { in_features: 6, out_features: 3 }),
     ];
     spec.output = "head".into();
     spec

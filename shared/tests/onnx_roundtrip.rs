@@ -32,3 +32,57 @@ fn every_reference_case_round_trips_through_onnx() {
         assert_eq!(a.data(), b.data(), "{what}: outputs");
     }
 }
+
+/// A channel split written as ONNX `Split` reads back as the same slices; a slice or split the
+/// layers cannot express is refused, saying why.
+#[test]
+fn channel_splits_read_back_and_other_slices_are_refused() {
+    use advlens_shared::onnx::proto::{attribute_type, AttributeProto, ModelProto, NodeProto, TensorProto};
+    use prost::Message;
+    let (what, spec) = reference_cases().into_iter().find(|(w, _)| w.starts_with("channel slices")).expect("the slice case");
+    let bundle = Bundle::new(spec.clone(), random_weights(&mut Rng::new(6), &spec)).unwrap();
+    let model = ModelProto::decode(export(&bundle).unwrap().as_slice()).unwrap();
+    let import_edited = |edit: &dyn Fn(&mut ModelProto)| {
+        let mut m = model.clone();
+        edit(&mut m);
+        import(&m.encode_to_vec(), &ImportOptions { name: spec.name.clone(), ..Default::default() })
+    };
+    let ints = |name: &str, v: Vec<i64>| AttributeProto { name: name.into(), ints: v, r#type: attribute_type::INTS, ..Default::default() };
+    let int = |name: &str, v: i64| AttributeProto { name: name.into(), i: v, r#type: attribute_type::INT, ..Default::default() };
+    let slice_node = |m: &ModelProto, out: &str| m.graph.as_ref().unwrap().node.iter().position(|n| n.op_type == "Slice" && n.output[0] == out).unwrap();
+    // `passed` (channels 0..2) and `rest` (2..6) as one Split.
+    let as_split = |split: Vec<i64>, axis: i64| {
+        move |m: &mut ModelProto| {
+            let (a, b) = (slice_node(m, "passed"), slice_node(m, "rest"));
+            let g = m.graph.as_mut().unwrap();
+            let x = g.node[a].input[0].clone();
+            g.node[a] = NodeProto { name: "split".into(), op_type: "Split".into(), input: vec![x], output: vec!["passed".into(), "rest".into()], attribute: vec![ints("split", split.clone()), int("axis", axis)], ..Default::default() };
+            g.node.remove(b);
+        }
+    };
+    let back = import_edited(&as_split(vec![2, 4], 1)).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let slices = |b: &Bundle| b.spec().nodes.iter().filter_map(|n| match n.op { Op::SliceChannels { start, end } => Some((start, end)), _ => None }).collect::<Vec<_>>();
+    assert_eq!(slices(&back), slices(&bundle), "the split's parts are the original slices");
+    let [c, h, w] = bundle.input_shape();
+    let x = Tensor::new(vec![1, c, h, w], (0..c * h * w).map(|i| (i % 7) as f32 / 7.0).collect()).unwrap();
+    assert_eq!(CpuEngine::new(Arc::new(back)).forward(&x).unwrap().data(), CpuEngine::new(Arc::new(bundle.clone())).forward(&x).unwrap().data());
+
+    let refused = |edit: &dyn Fn(&mut ModelProto), says: &str| {
+        let e = import_edited(edit).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains(says), "`{says}` missing from: {e}");
+    };
+    refused(&as_split(vec![2, 3], 1), "splits 6 channels into [2, 3] for 2 outputs");
+    refused(&as_split(vec![2, 4], 2), "a Split along axis 2 is supported only along the channels");
+    let edit_slice = |input: usize, values: Vec<i64>| {
+        move |m: &mut ModelProto| {
+            let k = slice_node(m, "middle");
+            let g = m.graph.as_mut().unwrap();
+            let name = format!("edited{input}");
+            g.initializer.push(TensorProto { name: name.clone(), dims: vec![values.len() as i64], data_type: 7, int64_data: values.clone(), ..Default::default() });
+            g.node[k].input.resize(5, String::new());
+            g.node[k].input[input] = name;
+        }
+    };
+    refused(&edit_slice(4, vec![2]), "a Slice with step 2 is supported only with step 1");
+    refused(&edit_slice(3, vec![2]), "a Slice along axis 2 (1..4 of 7) is supported only along the channels");
+}

@@ -21,6 +21,8 @@ and in float32. Models:
   from the same weights; its logits checked against PyTorch's before use);
 - a decoder-like network with ConvTranspose layers (stride 2 with output_padding; grouped and
   dilated) and a nearest-neighbour Upsample (Resize), by both exporters;
+- timm's ghostnet_050, mixnet_s and rexnet_100 at 32 px (channel Slice and Split of layer
+  outputs);
 - a small network with an InstanceNormalization, which the importer must refuse naming the node
   and the op.
 """
@@ -31,6 +33,7 @@ import sys
 
 import numpy as np
 import onnxruntime as ort
+import timm
 import torch
 import torchvision
 import torch.nn.functional as F
@@ -230,6 +233,10 @@ def main():
         torch.nn.Flatten(), torch.nn.Linear(3 * 11 * 11, 5))
     for dynamo in (False, True):
         write(out, f"decoder-{'dynamo' if dynamo else 'torchscript'}", decoder, (3, 8, 8), [0.0] * 3, [1.0] * 3, dynamo)
+    # timm networks that slice and split their maps along the channels (Slice, Split).
+    for name in ("ghostnet_050", "mixnet_s", "rexnet_100"):
+        net = calibrated(timm.create_model(name, pretrained=False, num_classes=10), (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD)
+        write(out, f"timm-{name}-32-torchscript", net, (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, False)
     normed = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.InstanceNorm2d(4, affine=True), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 4))
     write(out, "refused-instancenorm", normed, (3, 8, 8), [0.0] * 3, [1.0] * 3, False)
 

@@ -173,6 +173,7 @@ impl Net {
             Op::Add => x + &acts[&node.inputs[1]],
             Op::Concat => Tensor::cat(&node.inputs.iter().map(|i| &acts[i]).collect::<Vec<_>>(), 1),
             Op::Flatten => x.flatten(1, -1),
+            Op::SliceChannels { start, end } => x.narrow(1, start as i64, (end - start) as i64),
             // p = 0.5 as in AlexNet; identity at inference, like the shared engines.
             Op::Dropout => x.dropout(0.5, train),
         }

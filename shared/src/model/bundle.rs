@@ -593,6 +593,15 @@ pub(crate) fn infer_shape(name: &str, op: &Op, inputs: &[&[usize]]) -> Result<Ve
             }
             Ok(vec![c, h.saturating_mul(scale), w.saturating_mul(scale)])
         }
+        Op::SliceChannels { start, end } => {
+            let Some((&c, rest)) = input.split_first() else {
+                return Err(bad("its input has no channel axis to slice".into()));
+            };
+            if !(start < end && end <= c) {
+                return Err(bad(format!("channels {start}..{end} must be a non-empty range within its input's {c}")));
+            }
+            Ok([&[end - start][..], rest].concat())
+        }
         Op::Pad2d { top, left, bottom, right } => {
             let (c, h, w) = chw()?;
             Ok(vec![c, h.saturating_add(top).saturating_add(bottom), w.saturating_add(left).saturating_add(right)])

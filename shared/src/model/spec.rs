@@ -141,6 +141,10 @@ pub enum Op {
     /// `y[c, i, j] = x[c, i / s, j / s]`; the gradient sums each `s x s` block (ONNX `Resize`
     /// with mode nearest, PyTorch's `Upsample(scale_factor=s)`).
     Upsample2d { scale: usize },
+    /// Channels `start..end` of the input (its first per-image axis): `[C,H,W] -> [end-start,H,W]`,
+    /// `[F] -> [end-start]`; the gradient goes back to those channels, zeros elsewhere. ONNX
+    /// `Slice` and `Split` along the channels (GhostNet, ReXNet, MixNet, CSP networks).
+    SliceChannels { start: usize, end: usize },
     /// Transposed 2-D convolution (the gradient of a convolution with respect to its input, as
     /// a layer: decoders and learned upsampling), `[Cin,H,W] -> [Cout,H',W']` with
     /// `H' = (H - 1) s - 2p + d (k - 1) + output_padding + 1`:
@@ -275,7 +279,8 @@ impl Op {
             | Op::HardSwish
             | Op::Mul
             | Op::Pad2d { .. }
-            | Op::Upsample2d { .. } => vec![],
+            | Op::Upsample2d { .. }
+            | Op::SliceChannels { .. } => vec![],
         }
     }
 
@@ -301,6 +306,7 @@ impl Op {
             Op::Mul => "mul",
             Op::Pad2d { .. } => "pad2d",
             Op::Upsample2d { .. } => "upsample2d",
+            Op::SliceChannels { .. } => "slice_channels",
             Op::ConvTranspose2d { .. } => "conv_transpose2d",
         }
     }

@@ -136,6 +136,12 @@ pub fn export(bundle: &Bundle) -> Result<Vec<u8>> {
                 graph.initializer.push(TensorProto { name: param("pads"), dims: vec![8], data_type: data_type::INT64, int64_data: pads, ..Default::default() });
                 graph.node.push(node(name, "Pad", &[x[0], &param("pads")], name, vec![]));
             }
+            Op::SliceChannels { start, end } => {
+                // Opset 10 and later take starts, ends and axes as inputs.
+                let int64 = |leaf: &str, v: i64| TensorProto { name: param(leaf), dims: vec![1], data_type: data_type::INT64, int64_data: vec![v], ..Default::default() };
+                graph.initializer.extend([int64("starts", start as i64), int64("ends", end as i64), int64("axes", 1)]);
+                graph.node.push(node(name, "Slice", &[x[0], &param("starts"), &param("ends"), &param("axes")], name, vec![]));
+            }
             Op::Add => graph.node.push(node(name, "Add", &x, name, vec![])),
             Op::Dropout => graph.node.push(node(name, "Identity", &x, name, vec![])),
             Op::Clip { min, max } => {

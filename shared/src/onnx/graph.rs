@@ -14,6 +14,7 @@ use crate::{Error, Result, Tensor};
 use super::fold::{fold, Const, FOLDABLE};
 
 mod layers;
+mod slices;
 
 fn err(text: String) -> Error {
     Error::Onnx(text)
@@ -228,6 +229,8 @@ impl Translator {
             "Sigmoid" => self.layer(index, node, Op::Sigmoid, vec![]),
             "LeakyRelu" => self.layer(index, node, Op::LeakyRelu { alpha: attr_f(node, "alpha", 0.01) }, vec![]),
             "Concat" => self.concat(index, node),
+            "Slice" => self.slice(index, node),
+            "Split" => self.split(index, node, opset),
             "HardSigmoid" => self.layer(index, node, Op::HardSigmoid { alpha: attr_f(node, "alpha", 0.2), beta: attr_f(node, "beta", 0.5) }, vec![]),
             "HardSwish" => self.layer(index, node, Op::HardSwish, vec![]),
             "Unsqueeze" => self.unsqueeze(node, opset),

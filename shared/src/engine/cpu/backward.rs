@@ -84,6 +84,16 @@ pub fn concat_backward(d_y: &[f32], per_image: &[usize], batch: usize) -> Vec<Ve
         .collect()
 }
 
+/// Through a slice: each image's block of `len` values goes back to `offset` of its `total`,
+/// zeros elsewhere.
+pub fn slice_backward(d_y: &[f32], total: usize, offset: usize, len: usize) -> Vec<f32> {
+    let mut d_x = vec![0.0; d_y.len() / len.max(1) * total];
+    for (image, block) in d_x.chunks_mut(total).zip(d_y.chunks(len)) {
+        image[offset..][..len].copy_from_slice(block);
+    }
+    d_x
+}
+
 /// Through a hard sigmoid: `d_x = alpha d_y` where `0 < alpha x + beta < 1`, else 0.
 pub fn hard_sigmoid_backward(x: &[f32], d_y: &[f32], alpha: f32, beta: f32) -> Vec<f32> {
     x.iter().zip(d_y).map(|(&v, &g)| if alpha * v + beta > 0.0 && alpha * v + beta < 1.0 { alpha * g } else { 0.0 }).collect()

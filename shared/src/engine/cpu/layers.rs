@@ -191,6 +191,12 @@ pub fn concat_forward(parts: &[&[f32]], per_image: &[usize], batch: usize) -> Ve
     y
 }
 
+/// `y[n] = x[n][offset..offset + len]`: one block of each image's `total` values (channels
+/// `start..end` of planes of `plane` values: `offset = start plane`, `len = (end - start) plane`).
+pub fn slice_forward(x: &[f32], total: usize, offset: usize, len: usize) -> Vec<f32> {
+    x.chunks(total).flat_map(|image| image[offset..][..len].iter().copied()).collect()
+}
+
 /// `y = min(max(alpha x + beta, 0), 1)`.
 pub fn hard_sigmoid_forward(x: &[f32], alpha: f32, beta: f32) -> Vec<f32> {
     x.iter().map(|&v| (alpha * v + beta).max(0.0).min(1.0)).collect()

@@ -153,6 +153,10 @@ impl CpuEngine {
             }
             Op::Upsample2d { scale } => layers::upsample2d_forward(x, batch * in_shape[0], in_shape[1], in_shape[2], scale),
             Op::Pad2d { top, left, bottom, right } => layers::pad2d_forward(x, padding(batch, in_shape, top, left, bottom, right)),
+            Op::SliceChannels { start, end } => {
+                let (total, plane) = slice_geometry(in_shape);
+                layers::slice_forward(x, total, start * plane, (end - start) * plane)
+            }
             Op::Flatten | Op::Dropout => x.to_vec(),
         }
     }
@@ -245,6 +249,10 @@ impl CpuEngine {
             Op::Add => return vec![(source, d_y.to_vec()), (node.inputs[1].as_str(), d_y.to_vec())],
             Op::Upsample2d { scale } => backward::upsample2d_backward(d_y, batch * in_shape[0], in_shape[1], in_shape[2], scale),
             Op::Pad2d { top, left, bottom, right } => backward::pad2d_backward(d_y, padding(batch, in_shape, top, left, bottom, right)),
+            Op::SliceChannels { start, end } => {
+                let (total, plane) = slice_geometry(in_shape);
+                backward::slice_backward(d_y, total, start * plane, (end - start) * plane)
+            }
             Op::Flatten | Op::Dropout => d_y.to_vec(),
         };
         vec![(source, d_x)]
@@ -298,6 +306,11 @@ pub(crate) fn check_input(bundle: &Bundle, input: &Tensor) -> Result<usize> {
         [n, ic, ih, iw] if n > 0 && [ic, ih, iw] == [c, h, w] => Ok(n),
         _ => Err(Error::InputShape { expected: format!("[N, {c}, {h}, {w}] with N > 0"), found: format!("{:?}", input.shape()) }),
     }
+}
+
+/// Values per image and per channel of a node of per-image shape `shape` (`[C, ...]`).
+pub(crate) fn slice_geometry(shape: &[usize]) -> (usize, usize) {
+    (shape.iter().product(), shape[1..].iter().product())
 }
 
 /// Zeroes `channels` of every image of `y`, a node's output whose per-image shape is `shape`

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use super::kernels::*;
-use crate::engine::cpu::{padding, transposed_window, window};
+use crate::engine::cpu::{padding, slice_geometry, transposed_window, window};
 use crate::model::{Bundle, Node, Op, INPUT_NAME};
 
 /// What a call computes; a plan is made (and cached) per request.
@@ -252,6 +252,13 @@ impl Builder<'_> {
                 let params = Upsample { planes: (batch * in_shape[0]) as u32, height: in_shape[1] as u32, width: in_shape[2] as u32, scale: scale as u32 };
                 self.pass(UPSAMPLE2D_FORWARD, &[(0, &x), (3, &out)], params, len);
             }
+            // A slice reads one block of each image: a concatenation's backward for one part.
+            Op::SliceChannels { start, .. } => {
+                let (total, plane) = slice_geometry(in_shape);
+                let part = len / batch;
+                let params = Concat { len: len as u32, part: part as u32, total: total as u32, offset: (start * plane) as u32 };
+                self.pass(CONCAT_BACKWARD, &[(0, &x), (3, &out)], params, len);
+            }
             Op::Pad2d { top, left, bottom, right } => {
                 self.pass(PAD2D_FORWARD, &[(0, &x), (3, &out)], pad_params(padding(batch, in_shape, top, left, bottom, right), len), len);
             }
@@ -402,6 +409,14 @@ impl Builder<'_> {
             }
             Op::Pad2d { top, left, bottom, right } => {
                 self.pass(PAD2D_BACKWARD, &[(0, &dy), (3, &dx)], pad_params(padding(batch, in_shape, top, left, bottom, right), len), len);
+            }
+            // Back into its block of each image: a concatenation's forward for one part; the rest
+            // of d_x is never written, so it stays zero.
+            Op::SliceChannels { start, .. } => {
+                let (total, plane) = slice_geometry(in_shape);
+                let part: usize = out_shape.iter().product();
+                let params = Concat { len: (batch * part) as u32, part: part as u32, total: total as u32, offset: (start * plane) as u32 };
+                self.pass(CONCAT_FORWARD, &[(0, &dy), (3, &dx)], params, batch * part);
             }
             Op::Mul => {
                 let other = node.inputs[1].clone();
