@@ -625,7 +625,7 @@ pub struct PackArgs {
 #[derive(Debug, Args)]
 pub struct ReproduceArgs {
     /// quick (a 2-core CPU, ~30 minutes), standard (CIFAR-10 or Fashion-MNIST at a larger scale,
-    /// about two hours on 2 cores) or full (a GPU); smoke tests the pipeline in minutes.
+    /// about 100 minutes on 2 cores) or full (one GPU); smoke tests the pipeline in minutes.
     #[arg(long, default_value = "quick")]
     pub preset: String,
     /// mnist, fashion-mnist or cifar10.

@@ -44,7 +44,7 @@ pub fn preset(name: &str) -> Result<Preset> {
             concept_test: 60,
             concept_epochs: 1,
         },
-        // Sized for the 2-core machine in the background (about two hours idle, 2 jobs of one
+        // Sized for the 2-core machine in the background (about 100 minutes idle, 2 jobs of one
         // thread each): the paper's VGG- and ResNet-like families on 20,000 CIFAR-10 images
         // (every test image for evaluation), 3-step attacks in training, the quick preset's
         // concept world. On CIFAR-10 the consistency metric uses WordNet's class hierarchy.
@@ -76,7 +76,7 @@ pub fn preset(name: &str) -> Result<Preset> {
             concept_test: 1_000,
             concept_epochs: 8,
         },
-        other => bail!("unknown preset `{other}`: use quick (minutes), standard (about two hours on 2 cores; meant for cifar10 and fashion-mnist) or full (one GPU, about 10 minutes on an H200), or smoke to test the pipeline"),
+        other => bail!("unknown preset `{other}`: use quick (minutes), standard (about 100 minutes on 2 cores; meant for cifar10 and fashion-mnist) or full (one GPU, about 10 minutes on an H200), or smoke to test the pipeline"),
     })
 }
 
