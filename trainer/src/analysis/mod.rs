@@ -112,8 +112,9 @@ pub fn analyze(input: &AnalyzeInput) -> Result<Analysis> {
     let classes = spec.classes.len();
     let sim = class_similarity(&spec.classes, &spec.hierarchy);
     let keep_maps = input.masks.is_some();
-    let real = pass(net, input.real, input.layer, keep_maps, 250, input.team)?;
-    let adv = pass(net, input.adversarial, input.layer, keep_maps, 250, input.team)?;
+    let batch = batch_size(input.real);
+    let real = pass(net, input.real, input.layer, keep_maps, batch, input.team)?;
+    let adv = pass(net, input.adversarial, input.layer, keep_maps, batch, input.team)?;
     let channels = real.responses.size()[1] as usize;
     let m = input.adv_source.len();
     let success: Vec<bool> = (0..m)
@@ -191,7 +192,7 @@ pub fn analyze(input: &AnalyzeInput) -> Result<Analysis> {
     let (mut detectors_real, mut detectors_adv) = (BTreeMap::new(), BTreeMap::new());
     if let Some(masks) = input.masks {
         // The real images of the concept analysis are the ones the adversarial set came from.
-        let real_maps = pass(net, &input.real.narrow(0, 0, m as i64), input.layer, true, 250, input.team)?.maps.expect("kept");
+        let real_maps = pass(net, &input.real.narrow(0, 0, m as i64), input.layer, true, batch, input.team)?.maps.expect("kept");
         let thresholds = concept_thresholds(&real_maps)?;
         let best_real = concept_iou(&real_maps, &thresholds, masks)?;
         let best_adv = concept_iou(adv.maps.as_ref().expect("kept"), &thresholds, masks)?;
@@ -237,6 +238,13 @@ pub fn analyze(input: &AnalyzeInput) -> Result<Analysis> {
         successful_only,
     };
     Ok(Analysis { report, atlas })
+}
+
+/// Images per batch of a pass: 250 CIFAR-size images (a gradient through the whole network is
+/// kept per batch), fewer of larger ones — 5 at ImageNet's 224 px, where 250 took 9 GB.
+fn batch_size(images: &Tensor) -> usize {
+    let per_image: i64 = images.size()[1..].iter().product();
+    (250 * 3 * 32 * 32 / per_image.max(1)).clamp(1, 250) as usize
 }
 
 /// [`SubsetMeans`] over the adversarial images where `keep` is true; none when fewer than K are.
