@@ -29,23 +29,28 @@ pub async fn trace(engine: &Engine, image: &Tensor, class: usize, layer: &str) -
     if image.shape().first() != Some(&1) {
         return Err(Error::InputShape { expected: "one image [1, C, H, W]".into(), found: format!("{:?}", image.shape()) });
     }
-    let acts = engine.activations(image, &[layer]).await?;
-    let act = &acts[layer];
+    // On the CPU every node's output is kept from one forward (the layer, the logits, and what
+    // each ablation reruns: only the network's tail after `layer`); the GPU engine runs whole
+    // forwards (its plans are made per request).
+    let cpu = match engine {
+        Engine::Cpu(e) => Some((e, e.forward_all(image)?)),
+        #[cfg(feature = "webgpu")]
+        _ => None,
+    };
+    let (act, logits) = match &cpu {
+        Some((e, all)) => {
+            let act = all.get(layer).cloned().ok_or_else(|| Error::Graph(format!("no node `{layer}` in this model")))?;
+            (act, all[&e.bundle().spec().output].clone())
+        }
+        None => (engine.activations(image, &[layer]).await?.remove(layer).expect("one per name"), engine.forward(image).await?),
+    };
     if act.shape().len() != 4 {
         return Err(Error::Graph(format!("layer `{layer}` outputs {:?}, not feature maps [1, C, H, W]", act.shape())));
     }
     let (channels, plane) = (act.shape()[1], act.shape()[2] * act.shape()[3]);
     let grad = engine.gradient(image, &Objective::Logit { class }, &[layer]).await?;
     let g = &grad.activations[layer];
-    let logits = engine.forward(image).await?;
     let (base_logit, base) = (logits.row(0)[class], softmax(logits.row(0))[class]);
-    // On the CPU every node's output is kept once, and each ablation reruns only the network's
-    // tail after `layer`; the GPU engine runs whole forwards (its plans are made per request).
-    let cpu = match engine {
-        Engine::Cpu(e) => Some((e, e.forward_all(image)?)),
-        #[cfg(feature = "webgpu")]
-        _ => None,
-    };
     let mut out = Vec::with_capacity(channels);
     for c in 0..channels {
         let a = &act.data()[c * plane..(c + 1) * plane];
