@@ -2,7 +2,7 @@
 //! forward in `layers.rs`. `d_y` is the gradient at a layer's output, `d_x` at its input.
 //! Weight gradients are not needed here: the engines explain and attack, they do not train.
 
-use super::gemm::{gemm, Mat};
+use super::gemm::{gemm, gemm_packed, Mat, PackedA};
 use super::layers::{self, Padding, Window, SMALL_BATCH};
 
 /// Through `y = (x - mean[c]) / std[c]`: `d_x = d_y / std[c]`.
@@ -30,17 +30,18 @@ pub fn conv2d_backward(d_y: &[f32], w: &[f32], g: Window, out_channels: usize, g
     let image = g.in_channels * plane;
     let mut d_x = vec![0.0; g.batch * image];
     let mut d_cols = if g.is_pointwise() { Vec::new() } else { vec![0.0; taps * pixels] };
-    for n in 0..g.batch {
-        for grp in 0..groups {
+    for grp in 0..groups {
+        // The group's transposed weights are packed once for every image of the batch.
+        let weights_t = PackedA::new(Mat::transposed(&w[grp * per_group_out * taps..][..per_group_out * taps], taps), taps, per_group_out);
+        for n in 0..g.batch {
             let d_out = &d_y[(n * out_channels + grp * per_group_out) * pixels..][..per_group_out * pixels];
-            let weights_t = Mat::transposed(&w[grp * per_group_out * taps..][..per_group_out * taps], taps);
             let first = n * image + grp * group.in_channels * plane;
             let d_in = &mut d_x[first..][..group.in_channels * plane];
             if g.is_pointwise() {
-                gemm(taps, pixels, per_group_out, weights_t, Mat::rows(d_out, pixels), d_in, pixels);
+                gemm_packed(&weights_t, pixels, Mat::rows(d_out, pixels), d_in, pixels);
             } else {
                 d_cols.fill(0.0);
-                gemm(taps, pixels, per_group_out, weights_t, Mat::rows(d_out, pixels), &mut d_cols, pixels);
+                gemm_packed(&weights_t, pixels, Mat::rows(d_out, pixels), &mut d_cols, pixels);
                 layers::col2im(&d_cols, group, d_in);
             }
         }
@@ -172,7 +173,7 @@ fn pool_2x2_backward(plane: &[f32], d_out: &[f32], d_plane: &mut [f32], width: u
         let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
         let d_windows = d_top[..2 * ow].chunks_exact_mut(2).zip(d_bottom[..2 * ow].chunks_exact_mut(2));
         for (((t, b), (dt, db)), &d) in windows.zip(d_windows).zip(d_row) {
-            let max = t[0].max(t[1]).max(b[0].max(b[1]));
+            let max = [t[0], t[1], b[0], b[1]].into_iter().fold(f32::NEG_INFINITY, layers::max_f32);
             // Indicators as numbers, not booleans: the compiler turns boolean selects back into
             // branches here, and a ReLU makes them unpredictable.
             let is = |v: f32| (v == max) as u8 as f32;

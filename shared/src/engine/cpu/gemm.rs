@@ -83,6 +83,14 @@ impl Kernel {
         Self::ALL.into_iter().filter(|k| k.runs_here()).collect()
     }
 
+    /// The height of the kernel's tile (rows of `A` per strip).
+    fn mr(self) -> usize {
+        match self {
+            Self::Avx2Fma | Self::Sse => 6,
+            Self::Simd128 | Self::Portable => 4,
+        }
+    }
+
     /// Every kernel, fastest first.
     const ALL: [Self; 4] = [Self::Avx2Fma, Self::Sse, Self::Simd128, Self::Portable];
 
@@ -131,11 +139,98 @@ pub fn gemm_with(
         b.data.len() > (k - 1) * b.row_stride + (n - 1) * b.col_stride,
         "B is too small for {k} x {n}"
     );
+    run(kernel, m, n, k, Source::Plain(a), b, c, ldc);
+}
+
+/// `A` packed once for several products with different `B`s: a convolution's weights, shared by
+/// every image of a batch, are packed once per layer instead of once per image.
+#[derive(Clone, Debug)]
+pub struct PackedA {
+    kernel: Kernel,
+    m: usize,
+    k: usize,
+    /// Block `p0..p0+kc` of the columns starts at `p0 * m.next_multiple_of(MR)` and holds
+    /// strips `MR` rows tall, as [`pack_a`] writes them for all `m` rows.
+    data: Vec<f32>,
+}
+
+impl PackedA {
+    /// `a` (`m x k`) packed for the best [`Kernel`] of this CPU.
+    pub fn new(a: Mat, m: usize, k: usize) -> Self {
+        Self::with(Kernel::best(), a, m, k)
+    }
+
+    /// `a` packed for `kernel`'s tile height.
+    ///
+    /// # Panics
+    /// If `a` is too small for `m x k`.
+    pub fn with(kernel: Kernel, a: Mat, m: usize, k: usize) -> Self {
+        if m > 0 && k > 0 {
+            assert!(
+                a.data.len() > (m - 1) * a.row_stride + (k - 1) * a.col_stride,
+                "A is too small for {m} x {k}"
+            );
+        }
+        let rows = m.next_multiple_of(kernel.mr());
+        let mut data = vec![0.0; rows * k];
+        for p0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - p0);
+            let block = &mut data[p0 * rows..][..rows * kc];
+            match kernel.mr() {
+                6 => pack_a::<6>(a, 0, m, p0, kc, block),
+                _ => pack_a::<4>(a, 0, m, p0, kc, block),
+            }
+        }
+        Self { kernel, m, k, data }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.m
+    }
+
+    pub fn cols(&self) -> usize {
+        self.k
+    }
+}
+
+/// `C += A B` with `A` packed beforehand ([`PackedA`]); `b` is `a.cols() x n`.
+///
+/// # Panics
+/// If `a` was packed for a kernel this CPU does not run, or a matrix is too small.
+pub fn gemm_packed(a: &PackedA, n: usize, b: Mat, c: &mut [f32], ldc: usize) {
+    let (m, k) = (a.m, a.k);
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert!(
+        ldc >= n && c.len() >= (m - 1) * ldc + n,
+        "C is too small for {m} x {n} rows {ldc} apart"
+    );
+    assert!(
+        b.data.len() > (k - 1) * b.row_stride + (n - 1) * b.col_stride,
+        "B is too small for {k} x {n}"
+    );
+    run(a.kernel, m, n, k, Source::Packed(a), b, c, ldc);
+}
+
+/// Where the blocked product reads `A` from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// A matrix view, packed block by block as the product goes.
+    Plain(Mat<'a>),
+    /// Packed already, for the same kernel.
+    Packed(&'a PackedA),
+}
+
+/// Runs the product on `kernel` once shapes are checked.
+#[allow(clippy::too_many_arguments)]
+fn run(kernel: Kernel, m: usize, n: usize, k: usize, a: Source, b: Mat, c: &mut [f32], ldc: usize) {
     assert!(
         kernel.runs_here(),
         "the {kernel:?} kernel does not run on this CPU or build"
     );
-    // SAFETY: the kernel's instructions are available (checked above); shapes are checked too.
+    // SAFETY: the kernel's instructions are available (checked above); shapes are checked by the
+    // callers.
     unsafe {
         match kernel {
             #[cfg(target_arch = "x86_64")]
@@ -175,30 +270,44 @@ unsafe fn blocked<V: Lanes, const MR: usize>(
     m: usize,
     n: usize,
     k: usize,
-    a: Mat,
+    a: Source,
     b: Mat,
     c: &mut [f32],
     ldc: usize,
 ) {
     let nr = 2 * V::N;
-    let mut packed_b = vec![0.0f32; KC * NC.min(n.next_multiple_of(nr))];
-    let mut packed_a = vec![0.0f32; MC.min(m.next_multiple_of(MR)) * KC];
+    // Every packed entry the kernel reads is written by `pack_*` (zeros included), so the
+    // buffers are reused between products and never cleared: a fresh zeroed buffer per call
+    // cost more than the product itself on a first convolution's 9 taps.
+    let kc_max = KC.min(k);
+    let a_scratch = match a {
+        Source::Plain(_) => MC.min(m.next_multiple_of(MR)) * kc_max,
+        Source::Packed(_) => 0,
+    };
+    let mut scratch = Scratch::take(kc_max * NC.min(n.next_multiple_of(nr)), a_scratch);
+    let (packed_b, packed_a) = (&mut scratch.b, &mut scratch.a);
     let mut edge = [0.0f32; 6 * 16];
     debug_assert!(MR * nr <= edge.len() && MC % MR == 0);
     for j0 in (0..n).step_by(NC) {
         let nc = NC.min(n - j0);
         for p0 in (0..k).step_by(KC) {
             let kc = KC.min(k - p0);
-            pack_b(b, p0, kc, j0, nc, nr, &mut packed_b);
+            pack_b(b, p0, kc, j0, nc, nr, packed_b);
             for i0 in (0..m).step_by(MC) {
                 let mc = MC.min(m - i0);
-                pack_a::<MR>(a, i0, mc, p0, kc, &mut packed_a);
+                let block_a = match a {
+                    Source::Plain(a) => {
+                        pack_a::<MR>(a, i0, mc, p0, kc, packed_a);
+                        packed_a.as_ptr()
+                    }
+                    Source::Packed(a) => a.data.as_ptr().add(p0 * m.next_multiple_of(MR) + i0 * kc),
+                };
                 for jr in (0..nc).step_by(nr) {
                     let cols = nr.min(nc - jr);
                     let strip_b = packed_b.as_ptr().add(jr * kc);
                     for ir in (0..mc).step_by(MR) {
                         let rows = MR.min(mc - ir);
-                        let strip_a = packed_a.as_ptr().add(ir * kc);
+                        let strip_a = block_a.add(ir * kc);
                         let corner = (i0 + ir) * ldc + j0 + jr;
                         if rows == MR && cols == nr {
                             tile::<V, MR>(kc, strip_a, strip_b, c.as_mut_ptr().add(corner), ldc);
@@ -218,6 +327,36 @@ unsafe fn blocked<V: Lanes, const MR: usize>(
                 }
             }
         }
+    }
+    scratch.give_back();
+}
+
+/// The packing buffers of the last product on this thread, reused by the next one.
+struct Scratch {
+    b: Vec<f32>,
+    a: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Option<Scratch>> = const { std::cell::Cell::new(None) };
+}
+
+impl Scratch {
+    /// This thread's buffers (fresh ones if a product is already holding them), at least `b`
+    /// and `a` floats long; grown entries are zero, the others hold old data.
+    fn take(b: usize, a: usize) -> Self {
+        let mut s = SCRATCH.with(|c| c.take()).unwrap_or(Scratch { b: Vec::new(), a: Vec::new() });
+        if s.b.len() < b {
+            s.b.resize(b, 0.0);
+        }
+        if s.a.len() < a {
+            s.a.resize(a, 0.0);
+        }
+        s
+    }
+
+    fn give_back(self) {
+        SCRATCH.with(|c| c.set(Some(self)));
     }
 }
 
@@ -278,14 +417,20 @@ fn pack_a<const MR: usize>(a: Mat, i0: usize, mc: usize, p0: usize, kc: usize, p
     for (s, ir) in (0..mc).step_by(MR).enumerate() {
         let rows = MR.min(mc - ir);
         let strip = &mut packed[s * MR * kc..][..MR * kc];
-        for p in 0..kc {
-            let dst = &mut strip[p * MR..][..MR];
-            for (i, d) in dst.iter_mut().enumerate() {
-                *d = if i < rows {
-                    a.at(i0 + ir + i, p0 + p)
-                } else {
-                    0.0
-                };
+        if rows < MR {
+            strip.fill(0.0);
+        }
+        for i in 0..rows {
+            let row = i0 + ir + i;
+            if a.col_stride == 1 {
+                let src = &a.data[row * a.row_stride + p0..][..kc];
+                for (p, &v) in src.iter().enumerate() {
+                    strip[p * MR + i] = v;
+                }
+            } else {
+                for p in 0..kc {
+                    strip[p * MR + i] = a.at(row, p0 + p);
+                }
             }
         }
     }
@@ -293,7 +438,7 @@ fn pack_a<const MR: usize>(a: Mat, i0: usize, mc: usize, p0: usize, kc: usize, p
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{blocked, Lanes, Mat};
+    use super::{blocked, Lanes, Mat, Source};
     use std::arch::x86_64::*;
 
     /// The blocked product compiled for AVX2 + FMA: 6 x 16 tiles in 12 of the 16 ymm registers.
@@ -305,7 +450,7 @@ mod x86 {
         m: usize,
         n: usize,
         k: usize,
-        a: Mat,
+        a: Source,
         b: Mat,
         c: &mut [f32],
         ldc: usize,
@@ -468,7 +613,8 @@ mod tests {
     }
 
     /// Shapes around every block edge (MR, NR, KC, MC, NC), with transposed operands, a wider
-    /// `C` and a non-zero starting `C`, on every kernel this machine runs: each output within 1e-5 (relative to the sum of the
+    /// `C` and a non-zero starting `C`, on every kernel this machine runs, with `A` packed as
+    /// the product goes and packed beforehand: each output within 1e-5 (relative to the sum of the
     /// magnitudes of its products) of the f64 reference.
     #[test]
     fn matches_the_reference_around_every_block_edge() {
@@ -502,23 +648,29 @@ mod tests {
             let start = random(&mut rng, m * ldc);
             let mut want = start.clone();
             reference(m, n, k, a, b, &mut want, ldc);
-            for kernel in Kernel::available() {
+            let runs = Kernel::available().into_iter().flat_map(|kernel| [(kernel, false), (kernel, true)]);
+            for (kernel, prepacked) in runs {
                 let mut got = start.clone();
-                gemm_with(kernel, m, n, k, a, b, &mut got, ldc);
+                if prepacked {
+                    gemm_packed(&PackedA::with(kernel, a, m, k), n, b, &mut got, ldc);
+                } else {
+                    gemm_with(kernel, m, n, k, a, b, &mut got, ldc);
+                }
+                let kernel = format!("{kernel:?}{}", if prepacked { " (A packed first)" } else { "" });
                 for i in 0..m {
                     for j in 0..ldc {
                         let at = i * ldc + j;
                         if j >= n {
                             assert_eq!(
                                 got[at], start[at],
-                                "{kernel:?} ({m},{n},{k}): wrote past column n at ({i},{j})"
+                                "{kernel} ({m},{n},{k}): wrote past column n at ({i},{j})"
                             );
                             continue;
                         }
                         let scale: f32 =
                             1.0 + (0..k).map(|p| (a.at(i, p) * b.at(p, j)).abs()).sum::<f32>();
                         let err = (got[at] - want[at]).abs() / scale;
-                        assert!(err < 1e-5, "{kernel:?} ({m},{n},{k}) ta={ta} tb={tb}: C[{i},{j}] = {} want {} (err {err:e})", got[at], want[at]);
+                        assert!(err < 1e-5, "{kernel} ({m},{n},{k}) ta={ta} tb={tb}: C[{i},{j}] = {} want {} (err {err:e})", got[at], want[at]);
                     }
                 }
             }
