@@ -22,26 +22,34 @@ pub fn normalize_backward(d_y: &[f32], batch: usize, std: &[f32], plane: usize) 
 /// computed as the matrix product `d_cols = W^T d_y` ([`gemm`]) followed by `col2im` (the
 /// transpose of the forward); for a pointwise window `d_cols` is `d_x` itself.
 pub fn conv2d_backward(d_y: &[f32], w: &[f32], g: Window, out_channels: usize, groups: usize) -> Vec<f32> {
+    let weights_t = layers::pack_conv_weights(w, out_channels, g.in_channels / groups * g.kernel * g.kernel, groups, true);
+    conv2d_backward_packed(d_y, &weights_t, g, out_channels, groups)
+}
+
+/// [`conv2d_backward`] with the weights packed by [`layers::pack_conv_weights`] (transposed).
+pub fn conv2d_backward_packed(d_y: &[f32], weights_t: &[PackedA], g: Window, out_channels: usize, groups: usize) -> Vec<f32> {
     let pixels = g.out_height * g.out_width;
     // One group at a time, as in the forward pass: its outputs reach only its inputs.
     let group = Window { in_channels: g.in_channels / groups, ..g };
     let (plane, per_group_out) = (g.height * g.width, out_channels / groups);
     let taps = group.in_channels * g.kernel * g.kernel;
+    assert!(
+        weights_t.len() == groups && weights_t.iter().all(|w| (w.rows(), w.cols()) == (taps, per_group_out)),
+        "the packed weights do not fit this convolution"
+    );
     let image = g.in_channels * plane;
     let mut d_x = vec![0.0; g.batch * image];
     let mut d_cols = if g.is_pointwise() { Vec::new() } else { vec![0.0; taps * pixels] };
-    for grp in 0..groups {
-        // The group's transposed weights are packed once for every image of the batch.
-        let weights_t = PackedA::new(Mat::transposed(&w[grp * per_group_out * taps..][..per_group_out * taps], taps), taps, per_group_out);
+    for (grp, weights_t) in weights_t.iter().enumerate() {
         for n in 0..g.batch {
             let d_out = &d_y[(n * out_channels + grp * per_group_out) * pixels..][..per_group_out * pixels];
             let first = n * image + grp * group.in_channels * plane;
             let d_in = &mut d_x[first..][..group.in_channels * plane];
             if g.is_pointwise() {
-                gemm_packed(&weights_t, pixels, Mat::rows(d_out, pixels), d_in, pixels);
+                gemm_packed(weights_t, pixels, Mat::rows(d_out, pixels), d_in, pixels);
             } else {
                 d_cols.fill(0.0);
-                gemm_packed(&weights_t, pixels, Mat::rows(d_out, pixels), &mut d_cols, pixels);
+                gemm_packed(weights_t, pixels, Mat::rows(d_out, pixels), &mut d_cols, pixels);
                 layers::col2im(&d_cols, group, d_in);
             }
         }

@@ -395,6 +395,21 @@ fn pack_b(b: Mat, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, packed:
     for (s, jr) in (0..nc).step_by(nr).enumerate() {
         let cols = nr.min(nc - jr);
         let strip = &mut packed[s * kc * nr..][..kc * nr];
+        if b.row_stride == 1 && b.col_stride != 1 {
+            // A transposed matrix (a dense layer's weights): read each column where it is
+            // contiguous, write it down the strip.
+            for j in 0..nr {
+                if j < cols {
+                    let src = &b.data[(j0 + jr + j) * b.col_stride + p0..][..kc];
+                    for (p, &v) in src.iter().enumerate() {
+                        strip[p * nr + j] = v;
+                    }
+                } else {
+                    (0..kc).for_each(|p| strip[p * nr + j] = 0.0);
+                }
+            }
+            continue;
+        }
         for p in 0..kc {
             let dst = &mut strip[p * nr..][..nr];
             if b.col_stride == 1 {
@@ -419,6 +434,14 @@ fn pack_a<const MR: usize>(a: Mat, i0: usize, mc: usize, p0: usize, kc: usize, p
         let strip = &mut packed[s * MR * kc..][..MR * kc];
         if rows < MR {
             strip.fill(0.0);
+        }
+        if a.row_stride == 1 {
+            // A transposed matrix: the strip's rows are side by side in memory at every `p`.
+            for p in 0..kc {
+                let src = &a.data[(p0 + p) * a.col_stride + i0 + ir..][..rows];
+                strip[p * MR..][..rows].copy_from_slice(src);
+            }
+            continue;
         }
         for i in 0..rows {
             let row = i0 + ir + i;

@@ -44,16 +44,41 @@ pub struct Window {
 /// With `groups` > 1, output channel `o` reads only the input channels of its group
 /// (`c` runs over the `Cin / groups` channels from `(o / (Cout / groups)) * Cin / groups`).
 pub fn conv2d_forward(x: &[f32], w: &[f32], b: &[f32], g: Window, out_channels: usize, groups: usize) -> Vec<f32> {
+    let weights = pack_conv_weights(w, out_channels, g.in_channels / groups * g.kernel * g.kernel, groups, false);
+    conv2d_forward_packed(x, &weights, b, g, out_channels, groups)
+}
+
+/// A convolution's weights `[Cout, Cin/groups, k, k]` as the matrix products read them, one
+/// [`PackedA`] per group: `W` (`Cout/groups x taps`) for the forward, or `W^T` for the input
+/// gradient when `transposed`. A model's weights do not change, so the engine packs them once.
+pub fn pack_conv_weights(w: &[f32], out_channels: usize, taps: usize, groups: usize, transposed: bool) -> Vec<PackedA> {
+    let per_group_out = out_channels / groups;
+    (0..groups)
+        .map(|grp| {
+            let w = &w[grp * per_group_out * taps..][..per_group_out * taps];
+            if transposed {
+                PackedA::new(Mat::transposed(w, taps), taps, per_group_out)
+            } else {
+                PackedA::new(Mat::rows(w, taps), per_group_out, taps)
+            }
+        })
+        .collect()
+}
+
+/// [`conv2d_forward`] with the weights packed by [`pack_conv_weights`] (not transposed).
+pub fn conv2d_forward_packed(x: &[f32], weights: &[PackedA], b: &[f32], g: Window, out_channels: usize, groups: usize) -> Vec<f32> {
     let pixels = g.out_height * g.out_width;
     // One group at a time: a window over its input channels only.
     let group = Window { in_channels: g.in_channels / groups, ..g };
     let (plane, per_group_out) = (g.height * g.width, out_channels / groups);
     let taps = group.in_channels * g.kernel * g.kernel;
+    assert!(
+        weights.len() == groups && weights.iter().all(|w| (w.rows(), w.cols()) == (per_group_out, taps)),
+        "the packed weights do not fit this convolution"
+    );
     let mut y = vec![0.0; g.batch * out_channels * pixels];
     let mut cols = if g.is_pointwise() { Vec::new() } else { vec![0.0; taps * pixels] };
-    for grp in 0..groups {
-        // The group's weights are packed once for every image of the batch.
-        let weights = PackedA::new(Mat::rows(&w[grp * per_group_out * taps..][..per_group_out * taps], taps), per_group_out, taps);
+    for (grp, weights) in weights.iter().enumerate() {
         for n in 0..g.batch {
             let first = (n * g.in_channels + grp * group.in_channels) * plane;
             let image = &x[first..][..group.in_channels * plane];
@@ -68,7 +93,7 @@ pub fn conv2d_forward(x: &[f32], w: &[f32], b: &[f32], g: Window, out_channels: 
             for (o, plane) in out.chunks_exact_mut(pixels).enumerate() {
                 plane.fill(b[grp * per_group_out + o]);
             }
-            gemm_packed(&weights, pixels, Mat::rows(cols, pixels), out, pixels);
+            gemm_packed(weights, pixels, Mat::rows(cols, pixels), out, pixels);
         }
     }
     y

@@ -5,11 +5,13 @@
 pub mod backward;
 pub mod gemm;
 pub mod layers;
+mod packed;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use self::layers::Window;
+use self::packed::PackedWeights;
 use crate::engine::objective::{Ablation, Gradient, Objective};
 use crate::model::{Bundle, Node, Op, INPUT_NAME};
 use crate::{Error, Result, Tensor};
@@ -18,11 +20,14 @@ use crate::{Error, Result, Tensor};
 #[derive(Clone, Debug)]
 pub struct CpuEngine {
     bundle: Arc<Bundle>,
+    /// Convolution weights packed for the matrix product, shared by the engine's clones.
+    packed: Arc<PackedWeights>,
 }
 
 impl CpuEngine {
     pub fn new(bundle: Arc<Bundle>) -> Self {
-        Self { bundle }
+        let packed = Arc::new(PackedWeights::new(&bundle));
+        Self { bundle, packed }
     }
 
     pub fn bundle(&self) -> &Bundle {
@@ -119,7 +124,9 @@ impl CpuEngine {
         match node.op {
             Op::Conv2d { out_channels, kernel, stride, padding, groups, dilation, .. } => {
                 let g = Window { dilation, ..window(batch, in_shape, out_shape, kernel, stride, padding) };
-                layers::conv2d_forward(x, tensor("weight"), tensor("bias"), g, out_channels, groups)
+                let taps = g.in_channels / groups * kernel * kernel;
+                let weights = self.packed.forward(&node.name, tensor("weight"), out_channels, taps, groups);
+                layers::conv2d_forward_packed(x, weights, tensor("bias"), g, out_channels, groups)
             }
             Op::ConvTranspose2d { in_channels, kernel, stride, padding, groups, dilation, .. } => {
                 layers::conv_transpose2d_forward(x, tensor("weight"), tensor("bias"), transposed_window(batch, in_shape, out_shape, kernel, stride, padding, dilation), in_channels, groups)
@@ -214,7 +221,9 @@ impl CpuEngine {
         let d_x = match node.op {
             Op::Conv2d { out_channels, kernel, stride, padding, groups, dilation, .. } => {
                 let g = Window { dilation, ..window(batch, in_shape, out_shape, kernel, stride, padding) };
-                backward::conv2d_backward(d_y, tensor("weight"), g, out_channels, groups)
+                let taps = g.in_channels / groups * kernel * kernel;
+                let weights_t = self.packed.backward(&node.name, tensor("weight"), out_channels, taps, groups);
+                backward::conv2d_backward_packed(d_y, weights_t, g, out_channels, groups)
             }
             Op::ConvTranspose2d { in_channels, kernel, stride, padding, groups, dilation, .. } => {
                 backward::conv_transpose2d_backward(d_y, tensor("weight"), transposed_window(batch, in_shape, out_shape, kernel, stride, padding, dilation), in_channels, groups)
