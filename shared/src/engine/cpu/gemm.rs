@@ -388,6 +388,30 @@ unsafe fn tile<V: Lanes, const MR: usize>(
     }
 }
 
+/// `dst.copy_from_slice(src)` for the few floats of a packed row or an image row.
+///
+/// In wasm32 a slice copy is a `memory.copy`, which V8 runs as a call into the runtime: on rows
+/// of 8 or 14 floats that call costs more than the copy, so the wasm build moves 4 lanes at a
+/// time itself.
+#[inline(always)]
+pub(super) fn copy_short(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "copy_short needs equal lengths");
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        use std::arch::wasm32::{v128, v128_load, v128_store};
+        let (mut d, mut s) = (dst.chunks_exact_mut(4), src.chunks_exact(4));
+        for (d, s) in (&mut d).zip(&mut s) {
+            // SAFETY: both chunks hold 4 floats; v128 loads and stores need no alignment.
+            unsafe { v128_store(d.as_mut_ptr() as *mut v128, v128_load(s.as_ptr() as *const v128)) };
+        }
+        for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+            *d = *s;
+        }
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    dst.copy_from_slice(src);
+}
+
 /// Rows `p0..p0+kc`, columns `j0..j0+nc` of `b` as strips `nr` wide: strip `s` holds
 /// `packed[s*kc*nr + p*nr + j] = b[p0+p, j0+s*nr+j]`, zero past column `nc`.
 #[inline(always)]
@@ -414,7 +438,7 @@ fn pack_b(b: Mat, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, packed:
             let dst = &mut strip[p * nr..][..nr];
             if b.col_stride == 1 {
                 let first = (p0 + p) * b.row_stride + j0 + jr;
-                dst[..cols].copy_from_slice(&b.data[first..][..cols]);
+                copy_short(&mut dst[..cols], &b.data[first..][..cols]);
             } else {
                 for (j, d) in dst[..cols].iter_mut().enumerate() {
                     *d = b.at(p0 + p, j0 + jr + j);
@@ -439,7 +463,7 @@ fn pack_a<const MR: usize>(a: Mat, i0: usize, mc: usize, p0: usize, kc: usize, p
             // A transposed matrix: the strip's rows are side by side in memory at every `p`.
             for p in 0..kc {
                 let src = &a.data[(p0 + p) * a.col_stride + i0 + ir..][..rows];
-                strip[p * MR..][..rows].copy_from_slice(src);
+                copy_short(&mut strip[p * MR..][..rows], src);
             }
             continue;
         }

@@ -3,7 +3,9 @@
 //! All images are NCHW. These functions trust their shapes; [`crate::Bundle`]
 //! validation guarantees them before any of them runs.
 
-use super::gemm::{gemm, gemm_packed, Mat, PackedA};
+use std::ops::Range;
+
+use super::gemm::{copy_short, gemm, gemm_packed, Mat, PackedA};
 
 /// `y[n,c,i] = (x[n,c,i] - mean[c]) / std[c]`.
 pub fn normalize_forward(x: &[f32], batch: usize, mean: &[f32], std: &[f32], plane: usize) -> Vec<f32> {
@@ -145,11 +147,15 @@ pub fn im2col(x: &[f32], g: Window, cols: &mut [f32]) {
                     continue;
                 }
                 let col = &mut cols[((c * k + u) * k + v) * oh * ow..][..oh * ow];
+                if g.stride == 1 && ow == g.width {
+                    shifted_copy(plane, col, ow, rows.clone(), valid, (u * d) as isize - g.padding as isize, (v * d) as isize - g.padding as isize);
+                    continue;
+                }
                 for i in rows.clone() {
                     let first = (i * g.stride + u * d - g.padding) * g.width + valid.start * g.stride + v * d - g.padding;
                     let out = &mut col[i * ow..][valid.clone()];
                     if g.stride == 1 {
-                        out.copy_from_slice(&plane[first..][..out.len()]);
+                        copy_short(out, &plane[first..][..out.len()]);
                     } else {
                         for (j, out) in out.iter_mut().enumerate() {
                             *out = plane[first + j * g.stride];
@@ -158,6 +164,29 @@ pub fn im2col(x: &[f32], g: Window, cols: &mut [f32]) {
                 }
             }
         }
+    }
+}
+
+/// One tap of [`im2col`] when the output is as wide as the input (stride 1, "same" padding):
+/// `col[i*W + j] = plane[(i + dy)*W + j + dx]` is then one shifted copy of the plane for the
+/// valid output rows, after which the columns whose source wrapped into a neighbouring row are
+/// zeroed again. One copy per tap instead of one per output row: rows of an MNIST-size image are
+/// 14-28 floats, too short for a copy each.
+fn shifted_copy(plane: &[f32], col: &mut [f32], width: usize, rows: Range<usize>, valid: Range<usize>, dy: isize, dx: isize) {
+    let shift = dy * width as isize + dx;
+    // Output indices of the valid rows whose source lies inside the plane (the ones outside
+    // are all in invalid columns, zeroed below).
+    let lo = ((rows.start * width) as isize).max(-shift);
+    let hi = ((rows.end * width) as isize).min(plane.len() as isize - shift);
+    if lo < hi {
+        let (lo, hi) = (lo as usize, hi as usize);
+        let from = (lo as isize + shift) as usize;
+        col[lo..hi].copy_from_slice(&plane[from..][..hi - lo]);
+    }
+    for i in rows {
+        let row = &mut col[i * width..][..width];
+        row[..valid.start].fill(0.0);
+        row[valid.end..].fill(0.0);
     }
 }
 
