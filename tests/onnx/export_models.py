@@ -22,7 +22,8 @@ and in float32. Models:
 - a decoder-like network with ConvTranspose layers (stride 2 with output_padding; grouped and
   dilated) and a nearest-neighbour Upsample (Resize), by both exporters;
 - timm's ghostnet_050, mixnet_s and rexnet_100 at 32 px (channel Slice and Split of layer
-  outputs);
+  outputs), and tf_efficientnet_b0 by both exporters (TensorFlow's "same" padding computed from
+  Shape, Ceil and Clip on the sizes);
 - a small network with an InstanceNormalization, which the importer must refuse naming the node
   and the op.
 """
@@ -237,6 +238,11 @@ def main():
     for name in ("ghostnet_050", "mixnet_s", "rexnet_100"):
         net = calibrated(timm.create_model(name, pretrained=False, num_classes=10), (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD)
         write(out, f"timm-{name}-32-torchscript", net, (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, False)
+    # A TensorFlow port: "same" padding computed from sizes read with Shape (Ceil, Clip and Pad
+    # on the sizes) by the TorchScript exporter; the dynamo exporter folds the sizes itself.
+    net = calibrated(timm.create_model("tf_efficientnet_b0", pretrained=False, num_classes=10), (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD)
+    for dynamo in (False, True):
+        write(out, f"timm-tf_efficientnet_b0-32-{'dynamo' if dynamo else 'torchscript'}", net, (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, dynamo)
     normed = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.InstanceNorm2d(4, affine=True), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 4))
     write(out, "refused-instancenorm", normed, (3, 8, 8), [0.0] * 3, [1.0] * 3, False)
 

@@ -12,7 +12,7 @@ use crate::{Error, Result};
 
 /// The ops folded when every input is a constant.
 pub(super) const FOLDABLE: &[&str] =
-    &["ConstantOfShape", "Concat", "Reshape", "Slice", "Transpose", "Cast", "Unsqueeze", "Squeeze", "Gather", "Add", "Sub", "Mul", "Div", "Neg"];
+    &["ConstantOfShape", "Concat", "Reshape", "Slice", "Transpose", "Cast", "Unsqueeze", "Squeeze", "Gather", "Add", "Sub", "Mul", "Div", "Neg", "Ceil", "Floor", "Clip"];
 
 /// The largest constant a folded node may produce (a hostile file cannot make it allocate more).
 pub const MAX_FOLDED: usize = 1 << 20;
@@ -291,6 +291,27 @@ pub(super) fn fold(node: &NodeProto, inputs: &[Option<&Const>], opset: i64) -> R
             let data = input(0)?;
             Ok(Const { values: data.values.iter().map(|v| -v).collect(), ..data.clone() })
         }
+        // TensorFlow's "same" padding as timm writes it: ceil(size / stride), then
+        // max(padding, 0) as a Clip, on sizes read with Shape.
+        "Ceil" | "Floor" => {
+            let data = input(0)?;
+            let round = if node.op_type == "Ceil" { f64::ceil } else { f64::floor };
+            Ok(Const { values: data.values.iter().map(|&v| round(v)).collect(), ..data.clone() })
+        }
+        "Clip" => {
+            let data = input(0)?;
+            // Bounds are inputs from opset 11, attributes before; either may be left out.
+            let bound = |k: usize, name: &str| -> Result<Option<f64>> {
+                match inputs.get(k).copied().flatten() {
+                    Some(c) if c.values.len() == 1 => Ok(Some(c.values[0])),
+                    Some(c) => Err(err(format!("a Clip bound of shape {:?} is not a single value", c.dims))),
+                    None if opset < 11 => Ok(node.attribute.iter().find(|a| a.name == name).map(|a| f64::from(a.f))),
+                    None => Ok(None),
+                }
+            };
+            let (lo, hi) = (bound(1, "min")?.unwrap_or(f64::NEG_INFINITY), bound(2, "max")?.unwrap_or(f64::INFINITY));
+            Ok(Const { values: data.values.iter().map(|&v| v.max(lo).min(hi)).collect(), ..data.clone() })
+        }
         "Add" | "Sub" | "Mul" | "Div" => {
             let (a, b) = (input(0)?, input(1)?);
             // Equal shapes, or one side a single value.
@@ -373,6 +394,26 @@ mod tests {
         assert_eq!(d.as_ints().unwrap(), vec![3, -4]);
         let f = fold(&node("Mul", vec![]), &[Some(&Const::floats(vec![2], vec![0.5, 2.0])), Some(&Const::floats(vec![2], vec![4.0, 3.0]))], 17).unwrap();
         assert_eq!(f.as_floats().unwrap(), vec![2.0, 6.0]);
+    }
+
+    /// timm's `pad_same` for a 32-px map, kernel 3, stride 2, as TorchScript writes it:
+    /// `max((ceil(32 / 2) - 1) * 2 + 3 - 32, 0)` = 1 (0 on the left, 1 on the right), and the
+    /// negative case clipped to 0.
+    #[test]
+    fn tensorflow_same_padding_folds() {
+        let f = |v: &[f32]| Const::floats(vec![v.len()], v.to_vec());
+        let ceil = fold(&node("Ceil", vec![]), &[Some(&f(&[16.0, 15.5, -1.5]))], 17).unwrap();
+        assert_eq!(ceil.as_floats().unwrap(), vec![16.0, 16.0, -1.0]);
+        let floor = fold(&node("Floor", vec![]), &[Some(&f(&[15.5, -1.5]))], 17).unwrap();
+        assert_eq!(floor.as_floats().unwrap(), vec![15.0, -2.0]);
+        let total = Const::ints(vec![2], vec![1, -2]);
+        let zero = Const::ints(vec![], vec![0]);
+        let clipped = fold(&node("Clip", vec![]), &[Some(&total), Some(&zero), None], 17).unwrap();
+        assert_eq!(clipped.as_ints().unwrap(), vec![1, 0]);
+        // Before opset 11 the bounds are attributes.
+        let min = super::super::proto::AttributeProto { name: "min".into(), f: 0.0, ..Default::default() };
+        let clipped = fold(&node("Clip", vec![min]), &[Some(&f(&[1.0, -2.0]))], 10).unwrap();
+        assert_eq!(clipped.as_floats().unwrap(), vec![1.0, 0.0]);
     }
 
     #[test]

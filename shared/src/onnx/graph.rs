@@ -234,6 +234,7 @@ impl Translator {
             "HardSigmoid" => self.layer(index, node, Op::HardSigmoid { alpha: attr_f(node, "alpha", 0.2), beta: attr_f(node, "beta", 0.5) }, vec![]),
             "HardSwish" => self.layer(index, node, Op::HardSwish, vec![]),
             "Unsqueeze" => self.unsqueeze(node, opset),
+            "Shape" => self.shape(node),
             "Pad" => self.pad(index, node, opset),
             "Clip" => self.clip(index, node),
             "MaxPool" | "AveragePool" => self.pool(index, node),

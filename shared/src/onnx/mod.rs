@@ -33,7 +33,7 @@ use crate::{Error, Result};
 /// The ONNX ops the importer reads (the standard domain, opsets 11 to 21).
 pub const SUPPORTED_OPS: &[&str] = &[
     "Conv", "ConvTranspose", "Relu", "Clip", "LeakyRelu", "Sigmoid", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "BatchNormalization",
-    "Flatten", "Reshape", "Gemm", "MatMul", "Add", "Sub", "Div", "Mul", "Concat", "Slice", "Split", "Pad", "Resize", "Upsample", "HardSigmoid", "HardSwish", "Unsqueeze",
+    "Flatten", "Reshape", "Gemm", "MatMul", "Add", "Sub", "Div", "Mul", "Concat", "Slice", "Split", "Pad", "Resize", "Upsample", "HardSigmoid", "HardSwish", "Unsqueeze", "Shape",
     "Dropout", "Identity", "Constant",
 ];
 

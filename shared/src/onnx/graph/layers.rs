@@ -3,7 +3,7 @@
 //! leading `Sub` / `Div` into the input's normalisation). The bookkeeping they share — values,
 //! shapes, fresh names — is in the parent module.
 
-use super::{attr, attr_f, attr_i, attr_ints, err, input, output, square, Translator};
+use super::{attr, attr_f, attr_i, attr_ints, err, input, output, square, Const, Translator};
 use crate::model::{limits, Op, INPUT_NAME};
 use crate::onnx::proto::NodeProto;
 use crate::{Result, Tensor};
@@ -288,6 +288,27 @@ impl Translator {
             return self.alias(node);
         }
         Err(err(format!("Unsqueeze of a {:?} output along axes {axes:?} is supported only from [N, C] to [N, C, 1, 1]", self.shapes[&x])))
+    }
+
+    /// `Shape` of a layer's output (or of the input, or of a constant): a constant, since every size but the
+    /// batch is fixed at import. The batch axis reads as 1, so a size computed from it is the
+    /// size for one image (the bundle's layers take any batch; a `Reshape` to `[1, -1]` is a
+    /// flatten). TensorFlow-style "same" padding (timm's `tf_` models) computes its pads from
+    /// these sizes.
+    pub(super) fn shape(&mut self, node: &NodeProto) -> Result<()> {
+        let name = input(node, 0)?;
+        let dims: Vec<i64> = match self.consts.get(name) {
+            // The shape of a constant (pads being assembled) is its own.
+            Some(c) => c.dims.iter().map(|&d| d as i64).collect(),
+            None => std::iter::once(1).chain(self.shapes[&self.act(name)?].iter().map(|&d| d as i64)).collect(),
+        };
+        let rank = dims.len() as i64;
+        // Opset 15's start and end, negative from the end, clamped to the axes.
+        let at = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
+        let (start, end) = (at(attr_i(node, "start", 0)), at(attr_i(node, "end", rank)));
+        let dims = dims[start..end.max(start)].to_vec();
+        self.consts.insert(output(node)?.to_string(), Const::ints(vec![dims.len()], dims));
+        Ok(())
     }
 
     pub(super) fn reshape(&mut self, index: usize, node: &NodeProto) -> Result<()> {
