@@ -223,6 +223,23 @@ pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
         ),
         ("concatenated branches (Inception-like, one branch read twice)", concat_spec()),
         ("channel slices: a split, an overlapping slice, a slice of pooled features", split_spec()),
+        (
+            "ConvNeXt pieces: layer norm over the channels of a map and of pooled features, exact GELU",
+            chain_spec(
+                [3, 9, 8],
+                vec![
+                    conv(3, 6, 3, 1, 1),
+                    Op::ChannelNorm { channels: 6, eps: 1e-6 },
+                    conv(6, 10, 1, 1, 0),
+                    Op::Gelu,
+                    conv(10, 6, 1, 1, 0),
+                    Op::GlobalAvgPool,
+                    Op::ChannelNorm { channels: 6, eps: 1e-6 },
+                    linear(6, 4),
+                ],
+                4,
+            ),
+        ),
         ("squeeze-and-excitation gate, SiLU as x * sigmoid(x), hard swish", gate_spec()),
         (
             "kernels wider than their input (5x5 with padding 2 on 3x1, as deep in EfficientNet at 32 px)",

@@ -23,7 +23,8 @@ and in float32. Models:
   dilated) and a nearest-neighbour Upsample (Resize), by both exporters;
 - timm's ghostnet_050, mixnet_s and rexnet_100 at 32 px (channel Slice and Split of layer
   outputs), and tf_efficientnet_b0 by both exporters (TensorFlow's "same" padding computed from
-  Shape, Ceil and Clip on the sizes);
+  Shape, Ceil and Clip on the sizes), and convnext_atto (LayerNormalization between transposes,
+  GELU as Erf, a per-channel layer scale);
 - a small network with an InstanceNormalization, which the importer must refuse naming the node
   and the op.
 """
@@ -243,6 +244,15 @@ def main():
     net = calibrated(timm.create_model("tf_efficientnet_b0", pretrained=False, num_classes=10), (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD)
     for dynamo in (False, True):
         write(out, f"timm-tf_efficientnet_b0-32-{'dynamo' if dynamo else 'torchscript'}", net, (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, dynamo)
+    # ConvNeXt: LayerNorm over the channels between two transposes, exact GELU (Erf), layer scale.
+    net = timm.create_model("convnext_atto", pretrained=False, num_classes=10).eval()
+    with torch.no_grad():
+        # The layer scales start at 1e-6, which would leave every block's GELU and norm out of
+        # the logits that the test compares.
+        for name, p in net.named_parameters():
+            if name.endswith("gamma"):
+                p.uniform_(0.5, 1.0)
+    write(out, "timm-convnext_atto-32-torchscript", net, (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, False)
     normed = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.InstanceNorm2d(4, affine=True), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 4))
     write(out, "refused-instancenorm", normed, (3, 8, 8), [0.0] * 3, [1.0] * 3, False)
 

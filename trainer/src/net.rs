@@ -32,6 +32,9 @@ impl Net {
                     (Op::BatchNorm2d { .. }, "bias") => path.var(leaf, &dims, nn::Init::Const(0.0)),
                     (Op::BatchNorm2d { .. }, "running_mean") => path.zeros_no_train(leaf, &dims),
                     (Op::BatchNorm2d { .. }, _) => path.ones_no_train(leaf, &dims),
+                    // So does a channel norm (PyTorch's LayerNorm).
+                    (Op::ChannelNorm { .. }, "weight") => path.var(leaf, &dims, nn::Init::Const(1.0)),
+                    (Op::ChannelNorm { .. }, _) => path.var(leaf, &dims, nn::Init::Const(0.0)),
                     _ => path.var(leaf, &dims, nn::Init::Uniform { lo: -bound, up: bound }),
                 };
                 params.insert(name, var);
@@ -155,6 +158,17 @@ impl Net {
             Op::LeakyRelu { alpha } => x.where_self(&x.gt(0.0), &(x * f64::from(alpha))),
             Op::HardSigmoid { alpha, beta } => (x * f64::from(alpha) + f64::from(beta)).clamp(0.0, 1.0),
             Op::HardSwish => x.hardswish(),
+            Op::Gelu => x.gelu("none"),
+            // PyTorch's LayerNorm over the last axis, the channels moved there and back
+            // (timm's LayerNorm2d); a feature vector [N, C] is normalised as it is.
+            Op::ChannelNorm { channels, eps } => {
+                let norm = |t: &Tensor| t.layer_norm([channels as i64], Some(p("weight")), Some(p("bias")), f64::from(eps), false);
+                if x.dim() == 4 {
+                    norm(&x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
+                } else {
+                    norm(x)
+                }
+            }
             Op::Mul => {
                 let b = &acts[&node.inputs[1]];
                 // A per-channel vector [N, C] scales the maps [N, C, H, W].

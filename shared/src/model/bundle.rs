@@ -606,7 +606,17 @@ pub(crate) fn infer_shape(name: &str, op: &Op, inputs: &[&[usize]]) -> Result<Ve
             let (c, h, w) = chw()?;
             Ok(vec![c, h.saturating_add(top).saturating_add(bottom), w.saturating_add(left).saturating_add(right)])
         }
-        Op::Relu | Op::Sigmoid | Op::HardSwish | Op::Dropout => Ok(input.to_vec()),
+        Op::ChannelNorm { channels, eps } => {
+            let c = input.first().copied().unwrap_or(0);
+            if !(input.len() == 1 || input.len() == 3) || c != channels {
+                return Err(bad(format!("takes [{channels}, H, W] or [{channels}], but its input is {input:?}")));
+            }
+            if !(eps.is_finite() && eps > 0.0) {
+                return Err(bad(format!("eps must be positive, got {eps}")));
+            }
+            Ok(input.to_vec())
+        }
+        Op::Relu | Op::Sigmoid | Op::HardSwish | Op::Gelu | Op::Dropout => Ok(input.to_vec()),
     }
 }
 

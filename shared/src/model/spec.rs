@@ -145,6 +145,15 @@ pub enum Op {
     /// `[F] -> [end-start]`; the gradient goes back to those channels, zeros elsewhere. ONNX
     /// `Slice` and `Split` along the channels (GhostNet, ReXNet, MixNet, CSP networks).
     SliceChannels { start: usize, end: usize },
+    /// The exact GELU, `x Φ(x) = x (1 + erf(x / √2)) / 2`; gradient `Φ(x) + x φ(x)` (PyTorch's
+    /// `gelu` with `approximate='none'`, ConvNeXt's and the transformers' activation).
+    Gelu,
+    /// Layer normalisation over the channels of each pixel (ConvNeXt's `LayerNorm2d`, ONNX
+    /// `LayerNormalization` between two transposes): `y[c,p] = (x[c,p] - m[p]) / sqrt(v[p] + eps)
+    /// * weight[c] + bias[c]` with `m`, `v` the mean and the (biased) variance over `c` of pixel
+    /// `p`. Input `[C,H,W]`, or `[C]` (one pixel: a normalised feature vector); tensors
+    /// `weight`, `bias`, each `[channels]`.
+    ChannelNorm { channels: usize, eps: f32 },
     /// Transposed 2-D convolution (the gradient of a convolution with respect to its input, as
     /// a layer: decoders and learned upsampling), `[Cin,H,W] -> [Cout,H',W']` with
     /// `H' = (H - 1) s - 2p + d (k - 1) + output_padding + 1`:
@@ -260,6 +269,7 @@ impl Op {
                 (format!("{node}.weight"), vec![out_features, in_features]),
                 (format!("{node}.bias"), vec![out_features]),
             ],
+            Op::ChannelNorm { channels, .. } => ["weight", "bias"].iter().map(|leaf| (format!("{node}.{leaf}"), vec![channels])).collect(),
             Op::BatchNorm2d { channels, .. } => ["weight", "bias", "running_mean", "running_var"]
                 .iter()
                 .map(|leaf| (format!("{node}.{leaf}"), vec![channels]))
@@ -277,6 +287,7 @@ impl Op {
             | Op::Concat
             | Op::HardSigmoid { .. }
             | Op::HardSwish
+            | Op::Gelu
             | Op::Mul
             | Op::Pad2d { .. }
             | Op::Upsample2d { .. }
@@ -303,6 +314,8 @@ impl Op {
             Op::Concat => "concat",
             Op::HardSigmoid { .. } => "hard_sigmoid",
             Op::HardSwish => "hard_swish",
+            Op::Gelu => "gelu",
+            Op::ChannelNorm { .. } => "channel_norm",
             Op::Mul => "mul",
             Op::Pad2d { .. } => "pad2d",
             Op::Upsample2d { .. } => "upsample2d",
@@ -323,6 +336,6 @@ impl Op {
     /// Whether the op is a pointwise nonlinearity: its outputs are the neurons that the
     /// analyses, the atlas and the explorer look at (a ReLU's, a ReLU6's, a sigmoid's...).
     pub fn is_activation(&self) -> bool {
-        matches!(self, Op::Relu | Op::Clip { .. } | Op::Sigmoid | Op::LeakyRelu { .. } | Op::HardSwish)
+        matches!(self, Op::Relu | Op::Clip { .. } | Op::Sigmoid | Op::LeakyRelu { .. } | Op::HardSwish | Op::Gelu)
     }
 }

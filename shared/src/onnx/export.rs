@@ -142,6 +142,30 @@ pub fn export(bundle: &Bundle) -> Result<Vec<u8>> {
                 graph.initializer.extend([int64("starts", start as i64), int64("ends", end as i64), int64("axes", 1)]);
                 graph.node.push(node(name, "Slice", &[x[0], &param("starts"), &param("ends"), &param("axes")], name, vec![]));
             }
+            Op::Gelu => {
+                // Opset 17 has no Gelu: x (1 + erf(x / sqrt(2))) / 2, as PyTorch writes it there.
+                graph.initializer.extend([tensor(&param("sqrt2"), &[], &[std::f32::consts::SQRT_2]), tensor(&param("one"), &[], &[1.0]), tensor(&param("half"), &[], &[0.5])]);
+                let (scaled, erf, shifted, product) = (param("scaled"), param("erf"), param("shifted"), param("product"));
+                graph.node.push(node(&format!("{name}_div"), "Div", &[x[0], &param("sqrt2")], &scaled, vec![]));
+                graph.node.push(node(&format!("{name}_erf"), "Erf", &[&scaled], &erf, vec![]));
+                graph.node.push(node(&format!("{name}_add"), "Add", &[&erf, &param("one")], &shifted, vec![]));
+                graph.node.push(node(&format!("{name}_mul"), "Mul", &[x[0], &shifted], &product, vec![]));
+                graph.node.push(node(name, "Mul", &[&product, &param("half")], name, vec![]));
+            }
+            Op::ChannelNorm { eps, .. } => {
+                let attrs = vec![int("axis", -1), float("epsilon", eps)];
+                if bundle.shape_of(x[0]).is_some_and(|s| s.len() == 3) {
+                    // LayerNormalization normalises the last axes: channels last, then back.
+                    let (last, normed) = (param("channels_last"), param("normed"));
+                    graph.node.push(node(&format!("{name}_to_nhwc"), "Transpose", &[x[0]], &last, vec![ints("perm", &[0, 2, 3, 1])]));
+                    // The LayerNormalization node carries the layer's name: an import names the
+                    // layer after it.
+                    graph.node.push(node(name, "LayerNormalization", &[&last, &param("weight"), &param("bias")], &normed, attrs));
+                    graph.node.push(node(&format!("{name}_to_nchw"), "Transpose", &[&normed], name, vec![ints("perm", &[0, 3, 1, 2])]));
+                } else {
+                    graph.node.push(node(name, "LayerNormalization", &[x[0], &param("weight"), &param("bias")], name, attrs));
+                }
+            }
             Op::Add => graph.node.push(node(name, "Add", &x, name, vec![])),
             Op::Dropout => graph.node.push(node(name, "Identity", &x, name, vec![])),
             Op::Clip { min, max } => {

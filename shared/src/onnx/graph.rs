@@ -14,6 +14,7 @@ use crate::{Error, Result, Tensor};
 use super::fold::{fold, Const, FOLDABLE};
 
 mod layers;
+mod norms;
 mod slices;
 
 fn err(text: String) -> Error {
@@ -202,6 +203,11 @@ struct Translator {
     /// Outputs of zero `Pad`s: the padded value and the padding on every side, waiting for the
     /// convolution or average pool that reads it to take the padding over.
     pads: HashMap<String, (String, usize)>,
+    /// Channels-last views (`Transpose` `[0, 2, 3, 1]`) of bundle nodes, for a
+    /// `LayerNormalization` and the `Transpose` back.
+    channels_last: HashMap<String, String>,
+    /// Values part way through PyTorch's opset-17 GELU, with the node it is of.
+    gelu: HashMap<String, (String, norms::GeluStep)>,
 }
 
 impl Translator {
@@ -216,8 +222,14 @@ impl Translator {
             self.consts.insert(output(node)?.to_string(), value);
             return Ok(());
         }
+        if self.gelu_step(index, node)? {
+            return Ok(());
+        }
         match node.op_type.as_str() {
             "Constant" => self.constant_node(node),
+            "Transpose" => self.transpose(node),
+            "LayerNormalization" => self.layer_norm(index, node),
+            "Gelu" => self.gelu(index, node),
             "Identity" | "Dropout" => {
                 self.check_unused_outputs(node, 1)?;
                 self.alias(node)
@@ -263,6 +275,12 @@ impl Translator {
     fn act(&self, name: &str) -> Result<String> {
         if self.pads.contains_key(name) {
             return Err(err(format!("input `{name}` is a Pad's output; a zero Pad is supported only right before a Conv or an AveragePool (which take its padding over)")));
+        }
+        if self.channels_last.contains_key(name) {
+            return Err(err(format!("input `{name}` is a channels-last Transpose of a layer's output; only a LayerNormalization and the Transpose back may read it")));
+        }
+        if self.gelu.contains_key(name) {
+            return Err(err(format!("input `{name}` is part of an erf GELU (x (1 + erf(x / sqrt(2))) / 2), which is supported only as PyTorch writes it whole")));
         }
         match self.values.get(name) {
             Some(v) => Ok(v.clone()),

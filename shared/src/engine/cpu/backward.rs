@@ -116,6 +116,16 @@ pub fn hard_swish_backward(x: &[f32], d_y: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// Through the exact GELU: `d_x = d_y (Φ(x) + x φ(x))`, `Φ(x) = (1 + erf(x / sqrt(2))) / 2`,
+/// `φ(x) = exp(-x^2 / 2) / sqrt(2 pi)`.
+pub fn gelu_backward(x: &[f32], d_y: &[f32]) -> Vec<f32> {
+    let inv_sqrt_2pi = 0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2;
+    x.iter()
+        .zip(d_y)
+        .map(|(&v, &g)| g * (0.5 * (1.0 + layers::erf(v * std::f32::consts::FRAC_1_SQRT_2)) + v * inv_sqrt_2pi * (-0.5 * v * v).exp()))
+        .collect()
+}
+
 /// Through `y[i] = a[i] * b[i / plane]`: `d_a[i] = d_y[i] b[i / plane]` and
 /// `d_b[m] = sum_{i / plane = m} d_y[i] a[i]`.
 pub fn mul_backward(a: &[f32], b: &[f32], d_y: &[f32], plane: usize) -> (Vec<f32>, Vec<f32>) {

@@ -344,6 +344,26 @@ pub fn min_f32(a: f32, b: f32) -> f32 {
     }
 }
 
+/// `erf(x)` to about 1.2e-7 relative (Numerical Recipes' Chebyshev fit of `erfc`): Rust's
+/// standard library has no `erf`, and WGSL has none either; the GPU's GELU uses the same fit.
+pub fn erf(x: f32) -> f32 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_2
+        + t * (1.000_023_7 + t * (0.374_091_96 + t * (0.096_784_18 + t * (-0.186_288_06 + t * (0.278_868_07 + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * poly.exp();
+    if x >= 0.0 {
+        1.0 - erfc
+    } else {
+        erfc - 1.0
+    }
+}
+
+/// `y = x (1 + erf(x / sqrt(2))) / 2`, the exact GELU.
+pub fn gelu_forward(x: &[f32]) -> Vec<f32> {
+    x.iter().map(|&v| 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2))).collect()
+}
+
 /// `y = max(x, 0)`.
 pub fn relu_forward(x: &[f32]) -> Vec<f32> {
     x.iter().map(|&v| max_f32(0.0, v)).collect()

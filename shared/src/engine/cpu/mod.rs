@@ -3,6 +3,7 @@
 //! that convolutions and dense layers over a batch are matrix products in [`gemm`].
 
 pub mod backward;
+pub mod channel_norm;
 pub mod gemm;
 pub mod layers;
 mod packed;
@@ -152,6 +153,8 @@ impl CpuEngine {
             Op::LeakyRelu { alpha } => layers::leaky_relu_forward(x, alpha),
             Op::HardSigmoid { alpha, beta } => layers::hard_sigmoid_forward(x, alpha, beta),
             Op::HardSwish => layers::hard_swish_forward(x),
+            Op::Gelu => layers::gelu_forward(x),
+            Op::ChannelNorm { eps, .. } => channel_norm::channel_norm_forward(x, tensor("weight"), tensor("bias"), batch, in_shape[1..].iter().product(), eps),
             Op::Mul => layers::mul_forward(x, value(&node.inputs[1]).data(), self.mul_plane(node)),
             Op::Add => layers::add_forward(x, value(&node.inputs[1]).data()),
             Op::Concat => {
@@ -251,6 +254,8 @@ impl CpuEngine {
             }
             Op::HardSigmoid { alpha, beta } => backward::hard_sigmoid_backward(x, d_y, alpha, beta),
             Op::HardSwish => backward::hard_swish_backward(x, d_y),
+            Op::Gelu => backward::gelu_backward(x, d_y),
+            Op::ChannelNorm { eps, .. } => channel_norm::channel_norm_backward(x, d_y, tensor("weight"), batch, in_shape[1..].iter().product(), eps),
             Op::Mul => {
                 let (d_a, d_b) = backward::mul_backward(x, acts[&node.inputs[1]].data(), d_y, self.mul_plane(node));
                 return vec![(source, d_a), (node.inputs[1].as_str(), d_b)];

@@ -48,6 +48,8 @@ params! {
     Broadcast { len, plane, _pad0, _pad1 }
     /// Zero padding of `planes` planes.
     Pad { planes, height, width, top, left, out_height, out_width, len }
+    /// Layer normalisation over `channels` of `pixels` pixels (images x `plane`), `eps` as bits.
+    Norm { pixels, channels, plane, eps_bits }
     /// Nearest-neighbour upsampling of `planes` planes by `scale`.
     Upsample { planes, height, width, scale }
     /// An objective on `batch` images of `per_image` values (`kind` and `index`: see
@@ -122,6 +124,10 @@ kernels! {
     HARD_SIGMOID_BACKWARD = "hard_sigmoid_backward" in "kernels/activations.wgsl" with Activation;
     HARD_SWISH_FORWARD = "hard_swish_forward" in "kernels/activations.wgsl" with Activation;
     HARD_SWISH_BACKWARD = "hard_swish_backward" in "kernels/activations.wgsl" with Activation;
+    GELU_FORWARD = "gelu_forward" in "kernels/activations.wgsl" with Activation;
+    GELU_BACKWARD = "gelu_backward" in "kernels/activations.wgsl" with Activation;
+    CHANNEL_NORM_FORWARD = "channel_norm_forward" in "kernels/channel_norm.wgsl" with Norm;
+    CHANNEL_NORM_BACKWARD = "channel_norm_backward" in "kernels/channel_norm.wgsl" with Norm;
     CONCAT_FORWARD = "concat_forward" in "kernels/concat.wgsl" with Concat;
     CONCAT_BACKWARD = "concat_backward" in "kernels/concat.wgsl" with Concat;
     MUL_FORWARD = "mul_forward" in "kernels/mul.wgsl" with Broadcast;
@@ -143,6 +149,12 @@ impl Elementwise {
 impl PerChannel {
     pub fn new(len: usize, channels: usize, plane: usize) -> Self {
         Self { len: len as u32, channels: channels as u32, plane: plane as u32, _pad: 0 }
+    }
+}
+
+impl Norm {
+    pub fn new(pixels: usize, channels: usize, plane: usize, eps: f32) -> Self {
+        Self { pixels: pixels as u32, channels: channels as u32, plane: plane as u32, eps_bits: eps.to_bits() }
     }
 }
 

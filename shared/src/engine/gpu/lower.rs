@@ -238,6 +238,11 @@ impl Builder<'_> {
             Op::LeakyRelu { alpha } => self.pass(LEAKY_RELU_FORWARD, &[(1, &x), (3, &out)], Activation::new(len, alpha, 0.0), len),
             Op::HardSigmoid { alpha, beta } => self.pass(HARD_SIGMOID_FORWARD, &[(1, &x), (3, &out)], Activation::new(len, alpha, beta), len),
             Op::HardSwish => self.pass(HARD_SWISH_FORWARD, &[(1, &x), (3, &out)], Activation::new(len, 0.0, 0.0), len),
+            Op::Gelu => self.pass(GELU_FORWARD, &[(1, &x), (3, &out)], Activation::new(len, 0.0, 0.0), len),
+            Op::ChannelNorm { channels, eps } => {
+                let params = Norm::new(len / channels, channels, in_shape[1..].iter().product(), eps);
+                self.pass(CHANNEL_NORM_FORWARD, &[(0, &x), (1, &weight("weight")), (2, &weight("bias")), (3, &out)], params, len / channels);
+            }
             Op::Concat => {
                 let total = len / batch;
                 let mut offset = 0;
@@ -403,6 +408,11 @@ impl Builder<'_> {
                 self.pass(HARD_SIGMOID_BACKWARD, &[(0, &dy), (1, &x), (3, &dx)], Activation::new(len, alpha, beta), len);
             }
             Op::HardSwish => self.pass(HARD_SWISH_BACKWARD, &[(0, &dy), (1, &x), (3, &dx)], Activation::new(len, 0.0, 0.0), len),
+            Op::Gelu => self.pass(GELU_BACKWARD, &[(0, &dy), (1, &x), (3, &dx)], Activation::new(len, 0.0, 0.0), len),
+            Op::ChannelNorm { channels, eps } => {
+                let params = Norm::new(len / channels, channels, in_shape[1..].iter().product(), eps);
+                self.pass(CHANNEL_NORM_BACKWARD, &[(0, &dy), (1, &x), (2, &weight("weight")), (3, &dx)], params, len / channels);
+            }
             Op::Upsample2d { scale } => {
                 let params = Upsample { planes: (batch * in_shape[0]) as u32, height: in_shape[1] as u32, width: in_shape[2] as u32, scale: scale as u32 };
                 self.pass(UPSAMPLE2D_BACKWARD, &[(0, &dy), (3, &dx)], params, len);

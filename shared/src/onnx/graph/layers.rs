@@ -396,10 +396,43 @@ impl Translator {
             self.values.insert(output(node)?.to_string(), x);
             return Ok(());
         }
+        if let Some((scale, shift)) = self.channel_affine(node, &x, constant, &k, const_first)? {
+            // y = x * scale[c] + shift[c] as an inference batch norm with mean 0 and variance 1
+            // (eps below half an ulp of 1: the scale is exact).
+            let channels = scale.len();
+            let t = |v: Vec<f32>| Tensor::new(vec![channels], v);
+            let weights = vec![("weight", t(scale)?), ("bias", t(shift)?), ("running_mean", t(vec![0.0; channels])?), ("running_var", t(vec![1.0; channels])?)];
+            return self.push(index, node, Op::BatchNorm2d { channels, eps: AFFINE_EPS }, vec![x], weights).map(drop);
+        }
         Err(err(format!(
-            "{} with a constant is supported only as the input's normalisation (before any layer) or as the bias after a MatMul",
+            "{} with a constant is supported only as the input's normalisation (before any layer), as the bias after a MatMul, or per channel of a map (a constant of shape [1, C, 1, 1], [C, 1, 1] or one value)",
             node.op_type
         )))
+    }
+
+    /// `x op k` for a map `x` `[C, H, W]` and a constant `k` that is one value or one per
+    /// channel (ConvNeXt's layer scale, `x * gamma[c]`): the `(scale, shift)` per channel of
+    /// the affine map it is, or `None` for other shapes.
+    fn channel_affine(&self, node: &NodeProto, x: &str, constant: &str, k: &[f32], const_first: bool) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
+        let shape = &self.shapes[x];
+        let dims = &self.consts[constant].dims;
+        let per_channel = match dims.as_slice() {
+            [c, 1, 1] | [1, c, 1, 1] => Some(*c),
+            _ => None,
+        };
+        let ([channels, _, _], true) = (shape.as_slice(), k.len() == 1 || per_channel == shape.first().copied()) else {
+            return Ok(None);
+        };
+        let k = broadcast(k, *channels)?;
+        let (ones, zeros) = (vec![1.0; *channels], vec![0.0; *channels]);
+        Ok(match (node.op_type.as_str(), const_first) {
+            ("Mul", _) => Some((k, zeros)),
+            ("Div", false) => Some((k.iter().map(|v| 1.0 / v).collect(), zeros)),
+            ("Add", _) => Some((ones, k)),
+            ("Sub", false) => Some((ones, k.iter().map(|v| -v).collect())),
+            ("Sub", true) => Some((vec![-1.0; *channels], k)),
+            _ => None,
+        })
     }
 
     /// The graph's own normalisation of its input, composed into the bundle's mean and std:
@@ -421,6 +454,10 @@ impl Translator {
         Ok(())
     }
 }
+
+/// The `eps` of a batch norm that stands for a per-channel affine map: `sqrt(1 + eps)` is 1 in
+/// float32, so the map's scale is used as it is.
+const AFFINE_EPS: f32 = 1e-12;
 
 /// A node's `auto_pad` attribute ("" when absent).
 fn auto_pad(node: &NodeProto) -> String {

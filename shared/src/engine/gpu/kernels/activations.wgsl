@@ -10,6 +10,8 @@
 //   hard_sigmoid_backward: d_x = 0 < a x + b < 1 ? a d_y : 0
 //   hard_swish_forward:    y = x min(max(x + 3, 0), 6) / 6
 //   hard_swish_backward:   d_x = x < -3 ? 0 : (x <= 3 ? d_y (x / 3 + 1/2) : d_y)
+//   gelu_forward:          y = x (1 + erf(x / sqrt(2))) / 2
+//   gelu_backward:         d_x = d_y ((1 + erf(x / sqrt(2))) / 2 + x exp(-x^2 / 2) / sqrt(2 pi))
 struct Params { len: u32, a_bits: u32, b_bits: u32, _pad: u32 }
 
 @group(0) @binding(0) var<storage, read> d_y: array<f32>;
@@ -97,4 +99,30 @@ fn hard_swish_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     let v = x[idx];
     let g = d_y[idx];
     out[idx] = select(select(g, g * (v / 3.0 + 0.5), v <= 3.0), 0.0, v < -3.0);
+}
+
+// erf(x) to about 1.2e-7 relative: the CPU engine's fit (Numerical Recipes' erfc), WGSL has none.
+fn erf(x: f32) -> f32 {
+    let z = abs(x);
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.2655122
+        + t * (1.0000237 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.1352040 + t * (1.4885159 + t * (-0.82215223 + t * 0.17087277))))))));
+    let erfc = t * exp(poly);
+    return select(erfc - 1.0, 1.0 - erfc, x >= 0.0);
+}
+
+@compute @workgroup_size(64)
+fn gelu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let idx = index(gid, groups);
+    if (idx >= p.len || idx >= arrayLength(&out)) { return; }
+    let v = x[idx];
+    out[idx] = 0.5 * v * (1.0 + erf(v * 0.70710678));
+}
+
+@compute @workgroup_size(64)
+fn gelu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let idx = index(gid, groups);
+    if (idx >= p.len || idx >= arrayLength(&out)) { return; }
+    let v = x[idx];
+    out[idx] = d_y[idx] * (0.5 * (1.0 + erf(v * 0.70710678)) + v * 0.39894228 * exp(-0.5 * v * v));
 }
