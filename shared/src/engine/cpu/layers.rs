@@ -382,12 +382,19 @@ pub fn max_pool2d_forward(x: &[f32], g: Window) -> Vec<f32> {
         let plane = &x[nc * g.height * g.width..][..g.height * g.width];
         let out = &mut y[nc * oh * ow..][..oh * ow];
         if g.padding == 0 && k == 2 && g.stride == 2 {
-            // The common 2x2 window: pairs of two rows, in the scan order of the general path.
+            // The common 2x2 window: the larger of two rows (contiguous, vectorised), then of
+            // each pair of columns. NaN never wins (each row's value is first checked against
+            // the running -inf), as in the general path; of equal values another may be kept,
+            // which changes at most the sign of a zero.
+            let mut rows = vec![0.0f32; 2 * ow];
             for (i, out_row) in out.chunks_exact_mut(ow).enumerate() {
-                let top = plane[2 * i * g.width..][..2 * ow].chunks_exact(2);
-                let bottom = plane[(2 * i + 1) * g.width..][..2 * ow].chunks_exact(2);
-                for ((o, t), b) in out_row.iter_mut().zip(top).zip(bottom) {
-                    *o = [t[0], t[1], b[0], b[1]].into_iter().fold(*o, max_f32);
+                let top = &plane[2 * i * g.width..][..2 * ow];
+                let bottom = &plane[(2 * i + 1) * g.width..][..2 * ow];
+                for ((r, &t), &b) in rows.iter_mut().zip(top).zip(bottom) {
+                    *r = max_f32(max_f32(f32::NEG_INFINITY, t), b);
+                }
+                for (o, pair) in out_row.iter_mut().zip(rows.chunks_exact(2)) {
+                    *o = max_f32(pair[0], pair[1]);
                 }
             }
             continue;
