@@ -23,8 +23,9 @@ and in float32. Models:
   dilated) and a nearest-neighbour Upsample (Resize), by both exporters;
 - timm's ghostnet_050, mixnet_s and rexnet_100 at 32 px (channel Slice and Split of layer
   outputs), and tf_efficientnet_b0 by both exporters (TensorFlow's "same" padding computed from
-  Shape, Ceil and Clip on the sizes), and convnext_atto (LayerNormalization between transposes,
-  GELU as Erf, a per-channel layer scale);
+  Shape, Ceil and Clip on the sizes), and convnext_atto by both exporters (LayerNormalization
+  between transposes, GELU as Erf or Gelu, a per-channel layer scale; the dynamo file's head
+  flattens the batch and gathers one image back);
 - a small network with an InstanceNormalization, which the importer must refuse naming the node
   and the op.
 """
@@ -252,7 +253,8 @@ def main():
         for name, p in net.named_parameters():
             if name.endswith("gamma"):
                 p.uniform_(0.5, 1.0)
-    write(out, "timm-convnext_atto-32-torchscript", net, (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, False)
+    for dynamo in (False, True):
+        write(out, f"timm-convnext_atto-32-{'dynamo' if dynamo else 'torchscript'}", net, (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, dynamo)
     normed = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.InstanceNorm2d(4, affine=True), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 4))
     write(out, "refused-instancenorm", normed, (3, 8, 8), [0.0] * 3, [1.0] * 3, False)
 

@@ -206,6 +206,9 @@ struct Translator {
     /// Channels-last views (`Transpose` `[0, 2, 3, 1]`) of bundle nodes, for a
     /// `LayerNormalization` and the `Transpose` back.
     channels_last: HashMap<String, String>,
+    /// Layer outputs flattened together with the batch (`Reshape` to `[-1]`), for a `Gather`
+    /// that shapes one image back.
+    batch_flat: HashMap<String, String>,
     /// Values part way through PyTorch's opset-17 GELU, with the node it is of.
     gelu: HashMap<String, (String, norms::GeluStep)>,
 }
@@ -224,6 +227,9 @@ impl Translator {
         }
         if self.gelu_step(index, node)? {
             return Ok(());
+        }
+        if node.op_type == "Gather" && node.input.first().is_some_and(|x| self.batch_flat.contains_key(x)) {
+            return self.gather_view(node);
         }
         match node.op_type.as_str() {
             "Constant" => self.constant_node(node),
@@ -278,6 +284,9 @@ impl Translator {
         }
         if self.channels_last.contains_key(name) {
             return Err(err(format!("input `{name}` is a channels-last Transpose of a layer's output; only a LayerNormalization and the Transpose back may read it")));
+        }
+        if self.batch_flat.contains_key(name) {
+            return Err(err(format!("input `{name}` is a layer output flattened with the batch (Reshape to [-1]); only a Gather of one image in order may read it")));
         }
         if self.gelu.contains_key(name) {
             return Err(err(format!("input `{name}` is part of an erf GELU (x (1 + erf(x / sqrt(2))) / 2), which is supported only as PyTorch writes it whole")));

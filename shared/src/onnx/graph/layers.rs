@@ -315,6 +315,12 @@ impl Translator {
         let x = self.act(node.input.first().ok_or_else(|| err("it has no input".into()))?)?;
         let target = self.ints(node.input.get(1).ok_or_else(|| err("it has no shape".into()))?)?;
         let per_image = &self.shapes[&x];
+        if target == [-1] {
+            // The batch flattened with the image: what the dynamo exporter writes for a
+            // strided view at batch 1 (timm's ConvNeXt head), undone by a Gather right after.
+            self.batch_flat.insert(output(node)?.to_string(), x);
+            return Ok(());
+        }
         // A vector [N, C] as [N, C, 1, 1] (or back): the same values.
         if let ([c], [_, tc, 1, 1]) = (per_image.as_slice(), target.as_slice()) {
             if *tc == *c as i64 || *tc == -1 {

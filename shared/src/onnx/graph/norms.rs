@@ -86,6 +86,24 @@ impl Translator {
         Ok(())
     }
 
+    /// `Gather` along axis 0 of a batch-flattened layer output (`Reshape` to `[-1]`) with the
+    /// indices `0, 1, ..., n-1` of one image in order, shaped `[1, ...]`: the image itself, as
+    /// the dynamo exporter writes a strided view (`as_strided`) at batch 1. Other indices would
+    /// move values between images or within one, and are refused.
+    pub(super) fn gather_view(&mut self, node: &NodeProto) -> Result<()> {
+        let source = self.batch_flat[input(node, 0)?].clone();
+        let indices = self.consts.get(input(node, 1)?).ok_or_else(|| err("its indices must be a constant".into()))?;
+        let per_image: usize = self.shapes[&source].iter().product();
+        let in_order = indices.as_ints().is_some_and(|v| v.len() == per_image && v.iter().enumerate().all(|(i, &k)| k == i as i64));
+        if attr_i(node, "axis", 0) != 0 || indices.dims.first() != Some(&1) || !in_order {
+            return Err(err(format!(
+                "a Gather from a batch-flattened layer output is supported only as the identity view of one image (axis 0, indices 0..{per_image} in order, shape [1, ...])"
+            )));
+        }
+        self.values.insert(output(node)?.to_string(), source);
+        Ok(())
+    }
+
     /// The `Gelu` op (opset 20): the exact one; the tanh approximation is refused.
     pub(super) fn gelu(&mut self, index: usize, node: &NodeProto) -> Result<()> {
         let approximate = attr(node, "approximate").map(|a| String::from_utf8_lossy(&a.s).into_owned()).unwrap_or_else(|| "none".into());
