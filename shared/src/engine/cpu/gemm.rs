@@ -39,6 +39,14 @@ impl<'a> Mat<'a> {
         }
     }
 
+    /// Panics with `what`'s name unless the view holds a `rows x cols` matrix (both non-zero).
+    fn check(&self, what: &str, rows: usize, cols: usize) {
+        assert!(
+            self.data.len() > (rows - 1) * self.row_stride + (cols - 1) * self.col_stride,
+            "{what} is too small for {rows} x {cols}"
+        );
+    }
+
     #[inline(always)]
     fn at(&self, i: usize, j: usize) -> f32 {
         self.data[i * self.row_stride + j * self.col_stride]
@@ -127,18 +135,9 @@ pub fn gemm_with(
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    assert!(
-        ldc >= n && c.len() >= (m - 1) * ldc + n,
-        "C is too small for {m} x {n} rows {ldc} apart"
-    );
-    assert!(
-        a.data.len() > (m - 1) * a.row_stride + (k - 1) * a.col_stride,
-        "A is too small for {m} x {k}"
-    );
-    assert!(
-        b.data.len() > (k - 1) * b.row_stride + (n - 1) * b.col_stride,
-        "B is too small for {k} x {n}"
-    );
+    check_c(c, m, n, ldc);
+    a.check("A", m, k);
+    b.check("B", k, n);
     run(kernel, m, n, k, Source::Plain(a), b, c, ldc);
 }
 
@@ -166,10 +165,7 @@ impl PackedA {
     /// If `a` is too small for `m x k`.
     pub fn with(kernel: Kernel, a: Mat, m: usize, k: usize) -> Self {
         if m > 0 && k > 0 {
-            assert!(
-                a.data.len() > (m - 1) * a.row_stride + (k - 1) * a.col_stride,
-                "A is too small for {m} x {k}"
-            );
+            a.check("A", m, k);
         }
         let rows = m.next_multiple_of(kernel.mr());
         let mut data = vec![0.0; rows * k];
@@ -202,15 +198,14 @@ pub fn gemm_packed(a: &PackedA, n: usize, b: Mat, c: &mut [f32], ldc: usize) {
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    assert!(
-        ldc >= n && c.len() >= (m - 1) * ldc + n,
-        "C is too small for {m} x {n} rows {ldc} apart"
-    );
-    assert!(
-        b.data.len() > (k - 1) * b.row_stride + (n - 1) * b.col_stride,
-        "B is too small for {k} x {n}"
-    );
+    check_c(c, m, n, ldc);
+    b.check("B", k, n);
     run(a.kernel, m, n, k, Source::Packed(a), b, c, ldc);
+}
+
+/// Panics unless `c` holds `m` rows of `n` values, `ldc` apart (`m`, `n` non-zero).
+fn check_c(c: &[f32], m: usize, n: usize, ldc: usize) {
+    assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "C is too small for {m} x {n} rows {ldc} apart");
 }
 
 /// Where the blocked product reads `A` from.

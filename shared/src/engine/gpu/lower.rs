@@ -241,7 +241,7 @@ impl Builder<'_> {
             Op::Gelu => self.pass(GELU_FORWARD, &[(1, &x), (3, &out)], Activation::new(len, 0.0, 0.0), len),
             Op::ChannelNorm { channels, eps } => {
                 let params = Norm::new(len / channels, channels, in_shape[1..].iter().product(), eps);
-                self.pass(CHANNEL_NORM_FORWARD, &[(0, &x), (1, &weight("weight")), (2, &weight("bias")), (3, &out)], params, len / channels);
+                self.pass(CHANNEL_NORM_FORWARD, &[(0, &weight("weight")), (1, &x), (2, &weight("bias")), (3, &out)], params, len / channels);
             }
             Op::Concat => {
                 let total = len / batch;
