@@ -9,6 +9,12 @@ TIMM_VERSION=1.0.31
 ONNX_VERSION=1.23.2
 ONNXSCRIPT_VERSION=0.7.2
 ONNXRUNTIME_VERSION=1.32.0
+# Keras models for the import tests: Keras 3 on the torch backend in the torch venv, and on
+# TensorFlow (exported through tf2onnx) in a venv of its own.
+KERAS_VERSION=3.15.1
+TENSORFLOW_VERSION=2.21.0
+TF2ONNX_VERSION=1.17.0
+KERAS_TF_VENV="$ADVLENS_CACHE/keras-tf-$TENSORFLOW_VERSION"
 TRUNK_VERSION=0.21.14
 # Must equal the `wasm-bindgen` pin in Cargo.toml.
 WASM_BINDGEN_VERSION=0.2.130
@@ -20,6 +26,8 @@ torch_env() {
     export LIBTORCH_USE_PYTORCH=1
     export VIRTUAL_ENV="$TORCH_VENV"
     export PATH="$TORCH_VENV/bin:$PATH"
+    # For trainer/tests/onnx_import.rs's Keras models on TensorFlow.
+    export ADVLENS_KERAS_TF_PYTHON="$KERAS_TF_VENV/bin/python"
 }
 
 # How wasm32 is built here: `rustup` when its wasm32 target is installed, otherwise Debian's

@@ -94,4 +94,20 @@ else
     "$TORCH_VENV/bin/pip" install -q "torchvision==$TORCHVISION_VERSION" "timm==$TIMM_VERSION" "onnx==$ONNX_VERSION" "onnxscript==$ONNXSCRIPT_VERSION" "onnxruntime==$ONNXRUNTIME_VERSION" \
         || die "pip install of the ONNX test tools failed (is PyPI reachable?)"
 fi
+stage "Keras $KERAS_VERSION (torch backend) in $TORCH_VENV"
+if KERAS_BACKEND=torch "$TORCH_VENV/bin/python" -c "import keras, sys; sys.exit(keras.__version__ != '$KERAS_VERSION')" 2>/dev/null; then
+    echo "present" >&2
+else
+    "$TORCH_VENV/bin/pip" install -q "keras==$KERAS_VERSION" || die "pip install keras==$KERAS_VERSION failed (is PyPI reachable?)"
+fi
+stage "Keras on TensorFlow $TENSORFLOW_VERSION with tf2onnx in $KERAS_TF_VENV"
+if "$KERAS_TF_VENV/bin/python" -c "import keras, tensorflow, tf2onnx, onnxruntime, sys; sys.exit(tensorflow.__version__ != '$TENSORFLOW_VERSION')" 2>/dev/null; then
+    echo "present" >&2
+else
+    rm -rf "$KERAS_TF_VENV"
+    python3 -m venv "$KERAS_TF_VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    "$KERAS_TF_VENV/bin/pip" install -q "tensorflow-cpu==$TENSORFLOW_VERSION" "tf2onnx==$TF2ONNX_VERSION" "keras==$KERAS_VERSION" \
+        "onnx==$ONNX_VERSION" "onnxruntime==$ONNXRUNTIME_VERSION" \
+        || die "pip install of TensorFlow, tf2onnx and Keras failed (is PyPI reachable?)"
+fi
 echo "setup complete" >&2

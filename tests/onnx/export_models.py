@@ -202,15 +202,15 @@ def main():
             spec = json.load(f)
         graph = Graph(spec)
         for p in graph.parameters():
-            # Random weights of a trained model's size, batch-norm statistics included.
+            # Random weights of a trained model's size.
             torch.nn.init.normal_(p, std=0.1)
-        for m in graph.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
         inp = spec["input"]
         shape = (inp["channels"], inp["height"], inp["width"])
         c = inp["channels"]
+        # Batch-norm statistics measured on random images: with made-up ones, the narrow vgg's
+        # and resnet's activations shrink ~0.4x per layer and their input gradients to 1e-10,
+        # which a comparison relative to the largest value cannot check.
+        graph = calibrated(graph, shape, [0.0] * c, [1.0] * c)
         # The graph normalises inside: the ONNX input is the raw image.
         for dynamo in (False, True):
             write(out, f"{spec['name']}-{'dynamo' if dynamo else 'torchscript'}", graph, shape, [0.0] * c, [1.0] * c, dynamo)

@@ -104,6 +104,59 @@ fn imported_models_match_onnxruntime_and_pytorch() {
     assert!(!bundle_dir.exists(), "a failed import wrote {}", bundle_dir.display());
 }
 
+/// Keras lays images out channels last. Its two ONNX paths, torch.onnx on the torch backend
+/// (transposes around every convolution, float casts everywhere) and tf2onnx on TensorFlow's
+/// (one transpose after the input), write the same three models (a course's MNIST CNN with
+/// Flatten and softmax, depthwise / separable / residual blocks, MobileNetV2); each must give
+/// Keras's logits and input gradients, as for the PyTorch models above.
+#[test]
+fn keras_models_match_keras_and_onnxruntime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("onnx");
+    let tensorflow = std::env::var_os("ADVLENS_KERAS_TF_PYTHON")
+        .map(PathBuf::from)
+        .expect("ADVLENS_KERAS_TF_PYTHON is unset: `. scripts/env.sh && torch_env` sets it (scripts/setup.sh all installs TensorFlow's venv)");
+    for (backend, python) in [("torch", python()), ("tensorflow", tensorflow)] {
+        let status = Command::new(&python)
+            .env("KERAS_BACKEND", backend)
+            .arg(repo().join("tests/onnx/export_keras.py"))
+            .arg(&out)
+            .status()
+            .unwrap_or_else(|e| panic!("run {}: {e} (scripts/setup.sh all installs Keras)", python.display()));
+        assert!(status.success(), "tests/onnx/export_keras.py on Keras's {backend} backend failed");
+    }
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "onnx") {
+            checked.push(check_against_references(&path, tmp.path()));
+        }
+    }
+    checked.sort();
+    eprintln!("matched: {}", checked.join(", "));
+    assert_eq!(checked.len(), 6, "{checked:?}");
+    // The bundle says what the importer changed: the layout it read, the softmax it left out.
+    let bundle = Bundle::load(tmp.path().join("bundles/keras-cnn-tensorflow")).unwrap();
+    let source = &bundle.spec().provenance.extra["imported_from"];
+    assert_eq!(source["input_layout"], "NHWC (read as NCHW)", "{source}");
+    assert_eq!(source["dropped_output_op"], "Softmax", "{source}");
+    // Without --mean / --std, a graph that divides its input by 255 itself (Rescaling(1/255))
+    // is fed 0-255 pixels: the bundle's normalisation of [0, 1] pixels is then the identity.
+    let plain = tmp.path().join("bundles/keras-cnn-plain");
+    let o = advlens(&["import", out.join("keras-cnn-torch.onnx").to_str().unwrap(), "--out", plain.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bundle = Bundle::load(&plain).unwrap();
+    let input = &bundle.spec().input;
+    assert!(input.mean == [0.0] && (input.std[0] - 1.0).abs() < 1e-5, "{input:?}");
+    assert!(bundle.spec().provenance.extra["imported_from"]["pixels"].as_str().is_some_and(|p| p.starts_with("0-255")));
+    // A model that normalises [0, 1] pixels itself keeps them.
+    let blocks = tmp.path().join("bundles/keras-blocks-plain");
+    let o = advlens(&["import", out.join("keras-blocks-tensorflow.onnx").to_str().unwrap(), "--out", blocks.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let input = Bundle::load(&blocks).unwrap().spec().input.clone();
+    assert!((input.mean[0] - 0.4).abs() < 1e-5 && (input.std[2] - 0.25).abs() < 1e-5, "{input:?}");
+}
+
 /// Imports `onnx` (written by tests/onnx/export_models.py beside its `.json` references) into a
 /// bundle under `work`, and requires the CPU engine's logits to be onnxruntime's, its input
 /// gradient PyTorch's, and the bundle written back as ONNX to run in onnxruntime with the
@@ -115,6 +168,8 @@ fn check_against_references(onnx: &Path, work: &Path) -> String {
     // A relative comparison of vanishing numbers would compare nothing.
     let largest = reference.logits.iter().fold(0f32, |m, v| m.max(v.abs()));
     assert!(largest > 1e-3, "{name}: the reference logits are all below {largest}: the test model is degenerate");
+    let steepest = reference.gradient.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(steepest > 1e-4, "{name}: the reference input gradient is all below {steepest}: the test model is degenerate");
     let bundle_dir = work.join("bundles").join(&name);
     let o = advlens(&["import", onnx.to_str().unwrap(), "--out", bundle_dir.to_str().unwrap(), "--mean", &join(&reference.mean), "--std", &join(&reference.std)]);
     assert!(o.status.success(), "import {name}: {}", String::from_utf8_lossy(&o.stderr));

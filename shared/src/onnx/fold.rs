@@ -18,7 +18,7 @@ pub(super) const FOLDABLE: &[&str] =
 pub const MAX_FOLDED: usize = 1 << 20;
 
 /// A constant tensor: its dims and its values, float or int64. Constants of other types (bool
-/// masks, int32 indices) keep only their dims (`opaque`): an op that needs their values says so.
+/// masks, strings) keep only their dims (`opaque`): an op that needs their values says so.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Const {
     pub dims: Vec<usize>,
@@ -239,8 +239,9 @@ pub(super) fn fold(node: &NodeProto, inputs: &[Option<&Const>], opset: i64) -> R
             let data = input(0)?;
             match attr_i(node, "to").and_then(|t| i32::try_from(t).ok()) {
                 Some(data_type::FLOAT) => Ok(Const { values: data.values.iter().map(|&v| f64::from(v as f32)).collect(), int: false, ..data.clone() }),
-                Some(data_type::INT64) => Ok(Const { values: data.values.iter().map(|v| v.trunc()).collect(), int: true, ..data.clone() }),
-                other => Err(err(format!("a cast to type {other:?} is not folded (only to float, 1, and int64, 7)"))),
+                // Shapes and indices (int32 in TensorFlow's files) are held as integers either way.
+                Some(data_type::INT64 | data_type::INT32) => Ok(Const { values: data.values.iter().map(|v| v.trunc()).collect(), int: true, ..data.clone() }),
+                other => Err(err(format!("a cast to type {other:?} is not folded (only to float, 1, int32, 6, and int64, 7)"))),
             }
         }
         "Unsqueeze" | "Squeeze" => {

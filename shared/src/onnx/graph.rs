@@ -14,6 +14,7 @@ use crate::{Error, Result, Tensor};
 use super::fold::{fold, Const, FOLDABLE};
 
 mod layers;
+mod layout;
 mod norms;
 mod slices;
 
@@ -32,8 +33,18 @@ pub(super) fn translate(graph: &GraphProto, model: &ModelProto, opset: i64, opti
             *t.uses.entry(input.clone()).or_default() += 1;
         }
     }
-    let (input_name, [c, h, w]) = model_input(graph, &t.consts)?;
-    t.values.insert(input_name, INPUT_NAME.to_string());
+    let (input_name, dims) = model_input(graph)?;
+    let channels_last = layout::channels_last_input(graph, &input_name, dims, &t.consts);
+    let [c, h, w] = if channels_last { [dims[2], dims[0], dims[1]] } else { dims };
+    if c > limits::MAX_CHANNELS || h > limits::MAX_SIDE || w > limits::MAX_SIDE {
+        return Err(Error::TooLarge(format!("input `{input_name}` is {c}x{h}x{w}: more than {} channels or {} pixels a side", limits::MAX_CHANNELS, limits::MAX_SIDE)));
+    }
+    if channels_last {
+        t.channels_last.insert(input_name, INPUT_NAME.to_string());
+    } else {
+        t.values.insert(input_name, INPUT_NAME.to_string());
+    }
+    t.graph_output = graph.output.first().map(|o| o.name.clone()).unwrap_or_default();
     t.shapes.insert(INPUT_NAME.to_string(), vec![c, h, w]);
     let per_channel = |v: &Option<Vec<f32>>, default: f32, flag: &str| -> Result<Vec<f32>> {
         match v {
@@ -84,7 +95,23 @@ pub(super) fn translate(graph: &GraphProto, model: &ModelProto, opset: i64, opti
     };
     let mut provenance = Provenance { dataset: options.dataset.clone(), ..Default::default() };
     let producer = format!("{} {}", model.producer_name, model.producer_version).trim().to_string();
-    provenance.extra.insert("imported_from".into(), serde_json::json!({ "format": "onnx", "opset": opset, "producer": producer }));
+    let mut source = serde_json::json!({ "format": "onnx", "opset": opset, "producer": producer });
+    if options.mean.is_none() && options.std.is_none() && t.std.iter().all(|&s| s >= BYTE_RESCALE_STD) {
+        // The graph divides its input by ~255 itself (Keras's `Rescaling(1/255)`, or
+        // `Rescaling(1/127.5, offset=-1)`): it was trained on 0-255 pixels. Starting from a
+        // mean of 0, the folded normalisation is linear in the starting std, so 0-255 pixels
+        // (a starting std of 1/255) scale both by 1/255.
+        t.mean.iter_mut().for_each(|m| *m /= 255.0);
+        t.std.iter_mut().for_each(|s| *s /= 255.0);
+        source["pixels"] = "0-255 (the graph rescales its input itself)".into();
+    }
+    if channels_last {
+        source["input_layout"] = "NHWC (read as NCHW)".into();
+    }
+    if let Some(op) = &t.dropped_softmax {
+        source["dropped_output_op"] = op.clone().into();
+    }
+    provenance.extra.insert("imported_from".into(), source);
     let spec = ModelSpec {
         format: FORMAT_NAME.into(),
         version: FORMAT_VERSION,
@@ -99,9 +126,15 @@ pub(super) fn translate(graph: &GraphProto, model: &ModelProto, opset: i64, opti
     Ok((spec, t.weights))
 }
 
-/// The one graph input that is not an initialiser: its name and `[C, H, W]`.
-fn model_input(graph: &GraphProto, consts: &HashMap<String, Const>) -> Result<(String, [usize; 3])> {
-    let inputs: Vec<_> = graph.input.iter().filter(|i| !consts.contains_key(&i.name)).collect();
+/// A folded input std at or above this on every channel means the graph rescales 0-255 pixels
+/// itself: [0, 1] pixels would reach it below 0.02.
+const BYTE_RESCALE_STD: f32 = 50.0;
+
+/// The one graph input that is not an initialiser: its name and its per-image dims (`[C, H, W]`,
+/// or `[H, W, C]` for Keras and TensorFlow: see [`layout::channels_last_input`]).
+fn model_input(graph: &GraphProto) -> Result<(String, [usize; 3])> {
+    let initialisers: HashSet<&str> = graph.initializer.iter().map(|i| i.name.as_str()).collect();
+    let inputs: Vec<_> = graph.input.iter().filter(|i| !initialisers.contains(i.name.as_str())).collect();
     let input = match inputs.as_slice() {
         [one] => *one,
         [] => return Err(err("the graph has no input".into())),
@@ -113,14 +146,11 @@ fn model_input(graph: &GraphProto, consts: &HashMap<String, Const>) -> Result<(S
     }
     let dims = tensor.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or_default();
     if dims.len() != 4 {
-        return Err(err(format!("input `{}` has {} dimensions; an image batch has 4 (N, C, H, W)", input.name, dims.len())));
+        return Err(err(format!("input `{}` has {} dimensions; an image batch has 4 (N, C, H, W, or N, H, W, C)", input.name, dims.len())));
     }
     let fixed = |k: usize| dims[k].dim_value.filter(|&v| v > 0).and_then(|v| usize::try_from(v).ok());
     match (fixed(1), fixed(2), fixed(3)) {
-        (Some(c), Some(h), Some(w)) if c > limits::MAX_CHANNELS || h > limits::MAX_SIDE || w > limits::MAX_SIDE => {
-            Err(Error::TooLarge(format!("input `{}` is {c}x{h}x{w}: more than {} channels or {} pixels a side", input.name, limits::MAX_CHANNELS, limits::MAX_SIDE)))
-        }
-        (Some(c), Some(h), Some(w)) => Ok((input.name.clone(), [c, h, w])),
+        (Some(a), Some(b), Some(c)) => Ok((input.name.clone(), [a, b, c])),
         _ => Err(err(format!(
             "input `{}` has a dynamic channel count or spatial size ({}): re-export with a fixed input size (e.g. torch.onnx.export with a 1x3x224x224 example and no dynamic_axes on H and W)",
             input.name,
@@ -134,6 +164,7 @@ fn constant(t: &TensorProto) -> Result<Const> {
     Ok(match t.data_type {
         super::proto::data_type::FLOAT => Const::floats(dims, t.floats().map_err(err)?),
         super::proto::data_type::INT64 => Const::ints(dims, t.int64s().map_err(err)?),
+        super::proto::data_type::INT32 => Const::ints(dims, t.int32s().map_err(err)?),
         _ => Const::opaque(dims),
     })
 }
@@ -203,9 +234,18 @@ struct Translator {
     /// Outputs of zero `Pad`s: the padded value and the padding on every side, waiting for the
     /// convolution or average pool that reads it to take the padding over.
     pads: HashMap<String, (String, usize)>,
-    /// Channels-last views (`Transpose` `[0, 2, 3, 1]`) of bundle nodes, for a
-    /// `LayerNormalization` and the `Transpose` back.
+    /// Channels-last views of bundle nodes (see [`layout`]): ONNX value -> the node holding
+    /// its map channels first.
     channels_last: HashMap<String, String>,
+    /// Channels-last maps flattened in `H, W, C` order: the `Flatten` node and the map's
+    /// `[C, H, W]`, for the `Dense` layer that reads them.
+    hwc_flat: HashMap<String, (String, [usize; 3])>,
+    /// Steps of an erf GELU whose input is a channels-last view.
+    gelu_views: HashSet<String>,
+    /// The graph's output, which a final `Softmax` may compute.
+    graph_output: String,
+    /// The final `Softmax` (or `LogSoftmax`) left out: advlens reads logits.
+    dropped_softmax: Option<String>,
     /// Layer outputs flattened together with the batch (`Reshape` to `[-1]`), for a `Gather`
     /// that shapes one image back.
     batch_flat: HashMap<String, String>,
@@ -225,6 +265,9 @@ impl Translator {
             self.consts.insert(output(node)?.to_string(), value);
             return Ok(());
         }
+        if self.elementwise_view(index, node, opset)? {
+            return Ok(());
+        }
         if self.gelu_step(index, node)? {
             return Ok(());
         }
@@ -240,6 +283,8 @@ impl Translator {
                 self.check_unused_outputs(node, 1)?;
                 self.alias(node)
             }
+            "Cast" => self.cast(node),
+            "Squeeze" => self.squeeze(node, opset),
             "Conv" => self.conv(index, node),
             "ConvTranspose" => self.conv_transpose(index, node),
             "Resize" | "Upsample" => self.resize(index, node, opset),
@@ -264,7 +309,7 @@ impl Translator {
             "Gemm" => self.gemm(index, node),
             "MatMul" => self.matmul(index, node),
             "Add" | "Sub" | "Div" | "Mul" => self.arithmetic(index, node),
-            "Softmax" | "LogSoftmax" => self.alias(node),
+            "Softmax" | "LogSoftmax" => self.softmax(node),
             other => Err(err(format!(
                 "op `{other}` is not supported{}; supported: {} (and, on constants only, {})",
                 match other {
@@ -283,7 +328,12 @@ impl Translator {
             return Err(err(format!("input `{name}` is a Pad's output; a zero Pad is supported only right before a Conv or an AveragePool (which take its padding over)")));
         }
         if self.channels_last.contains_key(name) {
-            return Err(err(format!("input `{name}` is a channels-last Transpose of a layer's output; only a LayerNormalization and the Transpose back may read it")));
+            return Err(err(format!(
+                "input `{name}` is a layer's output laid out channels last (Keras, TensorFlow); only elementwise ops, the Transpose back to channels first, a flatten, a mean over H and W, a zero Pad and LayerNormalization read such values"
+            )));
+        }
+        if self.hwc_flat.contains_key(name) {
+            return Err(err(format!("input `{name}` is a channels-last map flattened in H, W, C order (Keras's Flatten); only a Dense layer (MatMul or Gemm) may read it")));
         }
         if self.batch_flat.contains_key(name) {
             return Err(err(format!("input `{name}` is a layer output flattened with the batch (Reshape to [-1]); only a Gather of one image in order may read it")));
@@ -340,6 +390,10 @@ impl Translator {
         let out = node.output.first().ok_or_else(|| err("it has no output".into()))?;
         if let Some(c) = self.consts.get(source).cloned() {
             self.consts.insert(out.clone(), c);
+        } else if let Some(view) = self.channels_last.get(source).cloned() {
+            self.channels_last.insert(out.clone(), view);
+        } else if let Some(flat) = self.hwc_flat.get(source).cloned() {
+            self.hwc_flat.insert(out.clone(), flat);
         } else {
             let v = self.act(source)?;
             self.values.insert(out.clone(), v);
@@ -375,6 +429,25 @@ impl Translator {
     fn layer(&mut self, index: usize, node: &NodeProto, op: Op, weights: Vec<(&str, Tensor)>) -> Result<()> {
         let x = self.act(node.input.first().ok_or_else(|| err("it has no input".into()))?)?;
         self.push(index, node, op, vec![x], weights).map(drop)
+    }
+
+    /// `Cast` of a layer's output to float (Keras's torch backend casts float to float around
+    /// every op): the same values.
+    fn cast(&mut self, node: &NodeProto) -> Result<()> {
+        match attr(node, "to").map(|a| a.i) {
+            Some(to) if to == i64::from(super::proto::data_type::FLOAT) => self.alias(node),
+            to => Err(err(format!("a Cast of a layer's output to type {} is not supported (only to float, 1)", to.map_or_else(|| "?".into(), |t| t.to_string())))),
+        }
+    }
+
+    /// A `Softmax` (or `LogSoftmax`) computing the graph's output is left out: advlens's
+    /// attacks and analyses read the logits before it. One inside the network is refused.
+    fn softmax(&mut self, node: &NodeProto) -> Result<()> {
+        if output(node)? != self.graph_output {
+            return Err(err(format!("{} is supported only as the last op, computing the graph's output (it is left out: advlens reads logits)", node.op_type)));
+        }
+        self.dropped_softmax = Some(node.op_type.clone());
+        self.alias(node)
     }
 
     fn constant_node(&mut self, node: &NodeProto) -> Result<()> {

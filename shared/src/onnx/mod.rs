@@ -6,7 +6,8 @@
 //! `Dropout` disappear, a leading `Sub` / `Div` / `Mul` by per-channel constants becomes the
 //! input's mean and std, `MatMul` + `Add` becomes a linear layer, `Flatten` and `Reshape` to
 //! `[N, features]` become a flatten, `ReduceMean` over H and W a global average pool, a zero
-//! `Pad` the padding of the convolution or average pool that reads it. What
+//! `Pad` the padding of the convolution or average pool that reads it. Keras's and TensorFlow's
+//! channels-last values are read as views of channels-first layers (`graph/layout.rs`). What
 //! cannot be mapped is an error naming the node, its op and what is supported — never a
 //! silent skip. See [`SUPPORTED_OPS`]. [`export`] writes a bundle as ONNX (opset 17); importing
 //! that file gives the same tensors.
@@ -34,7 +35,7 @@ use crate::{Error, Result};
 pub const SUPPORTED_OPS: &[&str] = &[
     "Conv", "ConvTranspose", "Relu", "Clip", "LeakyRelu", "Sigmoid", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "BatchNormalization",
     "Flatten", "Reshape", "Gemm", "MatMul", "Add", "Sub", "Div", "Mul", "Concat", "Slice", "Split", "Pad", "Resize", "Upsample", "HardSigmoid", "HardSwish", "Unsqueeze", "Shape",
-    "Transpose", "LayerNormalization", "Gelu", "Erf",
+    "Transpose", "LayerNormalization", "Gelu", "Erf", "Squeeze", "Cast", "Softmax", "LogSoftmax",
     "Dropout", "Identity", "Constant",
 ];
 
@@ -53,7 +54,9 @@ pub struct ImportOptions {
     pub classes: Option<Vec<String>>,
     /// Per-channel mean and std that turn [0, 1] pixels into what the ONNX graph's input expects
     /// (e.g. ImageNet's for torchvision models); default 0 and 1. A normalisation inside the
-    /// graph (a leading `Sub` / `Div`) is folded in as well.
+    /// graph (a leading `Sub` / `Div`) is folded in as well. Without either, a graph that
+    /// divides its input by 50 or more itself (Keras's `Rescaling(1/255)`) is taken to read
+    /// 0-255 pixels: [0, 1] pixels are scaled by 255 (the provenance says so).
     pub mean: Option<Vec<f32>>,
     pub std: Option<Vec<f32>>,
     /// The dataset the model was trained on, for provenance (and the trainer's commands).

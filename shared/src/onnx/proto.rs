@@ -105,6 +105,8 @@ pub mod attribute_type {
 /// `TensorProto.DataType` values the importer reads.
 pub mod data_type {
     pub const FLOAT: i32 = 1;
+    /// TensorFlow's exporter writes shapes and indices as int32.
+    pub const INT32: i32 = 6;
     pub const INT64: i32 = 7;
 }
 
@@ -116,6 +118,8 @@ pub struct TensorProto {
     pub data_type: i32,
     #[prost(float, repeated, tag = "4")]
     pub float_data: Vec<f32>,
+    #[prost(int32, repeated, tag = "5")]
+    pub int32_data: Vec<i32>,
     #[prost(int64, repeated, tag = "7")]
     pub int64_data: Vec<i64>,
     #[prost(string, tag = "8")]
@@ -194,6 +198,20 @@ impl TensorProto {
             self.int64_data.clone()
         } else {
             self.raw_data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes"))).collect()
+        };
+        self.check_count(values.len())?;
+        Ok(values)
+    }
+
+    /// The values of an INT32 tensor (tf2onnx's shapes), widened to i64.
+    pub fn int32s(&self) -> Result<Vec<i64>, String> {
+        if self.data_type != data_type::INT32 {
+            return Err(format!("tensor `{}` has data type {} where INT32 (6) is expected", self.name, self.data_type));
+        }
+        let values: Vec<i64> = if self.raw_data.is_empty() {
+            self.int32_data.iter().map(|&v| i64::from(v)).collect()
+        } else {
+            self.raw_data.chunks_exact(4).map(|b| i64::from(i32::from_le_bytes(b.try_into().expect("4 bytes")))).collect()
         };
         self.check_count(values.len())?;
         Ok(values)

@@ -15,7 +15,15 @@ pub fn card(model: &LoadedModel) -> Element {
     }
     if let Some(onnx) = p.extra.get("imported_from").filter(|v| v["format"] == "onnx") {
         let producer = onnx["producer"].as_str().filter(|s| !s.is_empty()).unwrap_or("an unknown tool");
-        facts.push(("imported from".into(), format!("ONNX (opset {}, written by {producer}); pixels go in as values from 0 to 1", onnx["opset"])));
+        let pixels = if onnx["pixels"].is_string() { "0 to 255 (it rescales them itself, as Keras's Rescaling does)" } else { "0 to 1" };
+        let mut text = format!("ONNX (opset {}, written by {producer}); the model reads pixels as values from {pixels}", onnx["opset"]);
+        if onnx["input_layout"].is_string() {
+            text.push_str("; its channels-last layout (Keras, TensorFlow) is read as channels first");
+        }
+        if let Some(op) = onnx["dropped_output_op"].as_str() {
+            text.push_str(&format!("; its final {op} is left out: the page works on the scores before it"));
+        }
+        facts.push(("imported from".into(), text));
     }
     if let Some(d) = &p.dataset {
         facts.push(("trained on".into(), d.clone()));

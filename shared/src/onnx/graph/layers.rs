@@ -3,6 +3,7 @@
 //! leading `Sub` / `Div` into the input's normalisation). The bookkeeping they share — values,
 //! shapes, fresh names — is in the parent module.
 
+use super::layout::hwc_columns_to_chw;
 use super::{attr, attr_f, attr_i, attr_ints, err, input, output, square, Const, Translator};
 use crate::model::{limits, Op, INPUT_NAME};
 use crate::onnx::proto::NodeProto;
@@ -168,6 +169,9 @@ impl Translator {
         if node.input.get(3).is_some_and(|a| !a.is_empty()) {
             return Err(err("a Pad with explicit axes is not supported: export with pads for all four axes".into()));
         }
+        if let Some(source) = self.channels_last.get(input(node, 0)?).cloned() {
+            return self.pad_view(index, node, source, &pads);
+        }
         let [0, 0, top, left, 0, 0, bottom, right] = pads[..] else {
             return Err(err(format!("pads {pads:?} pad the batch or channel axes, or are not for an [N, C, H, W] tensor")));
         };
@@ -246,6 +250,9 @@ impl Translator {
         };
         let mut axes: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + 4 } else { a }).collect();
         axes.sort_unstable();
+        if let Some(source) = self.channels_last.get(input(node, 0)?).cloned() {
+            return self.reduce_mean_view(index, node, source, &axes);
+        }
         if axes != [2, 3] {
             return Err(err(format!("a mean over axes {axes:?} is supported only over H and W (a global average pool)")));
         }
@@ -269,6 +276,9 @@ impl Translator {
         if !to_features {
             return Err(err("only a flatten to [N, features] (axis 1) is supported".into()));
         }
+        if let Some(source) = self.channels_last.get(input(node, 0)?).cloned() {
+            return self.flatten_view(index, node, source);
+        }
         let x = self.act(input(node, 0)?)?;
         if self.shapes[&x].len() == 1 {
             // Already [features] per image (e.g. after a global average pool).
@@ -290,6 +300,22 @@ impl Translator {
         Err(err(format!("Unsqueeze of a {:?} output along axes {axes:?} is supported only from [N, C] to [N, C, 1, 1]", self.shapes[&x])))
     }
 
+    /// `Squeeze` of a pooled `[N, C, 1, 1]` along H and W (tf2onnx's form of Keras's global
+    /// pooling): the same `[C]` values.
+    pub(super) fn squeeze(&mut self, node: &NodeProto, opset: i64) -> Result<()> {
+        let x = self.act(input(node, 0)?)?;
+        let mut axes = match node.input.get(1).filter(|a| !a.is_empty()) {
+            Some(name) if opset >= 13 => self.ints(name)?,
+            _ => attr_ints(node, "axes").unwrap_or_default(),
+        };
+        axes.iter_mut().for_each(|a| *a = if *a < 0 { *a + 4 } else { *a });
+        axes.sort_unstable();
+        if self.shapes[&x].len() == 1 && axes == [2, 3] {
+            return self.alias(node);
+        }
+        Err(err(format!("Squeeze of a {:?} output along axes {axes:?} is supported only from [N, C, 1, 1] to [N, C] (axes 2 and 3)", self.shapes[&x])))
+    }
+
     /// `Shape` of a layer's output (or of the input, or of a constant): a constant, since every size but the
     /// batch is fixed at import. The batch axis reads as 1, so a size computed from it is the
     /// size for one image (the bundle's layers take any batch; a `Reshape` to `[1, -1]` is a
@@ -300,6 +326,7 @@ impl Translator {
         let dims: Vec<i64> = match self.consts.get(name) {
             // The shape of a constant (pads being assembled) is its own.
             Some(c) => c.dims.iter().map(|&d| d as i64).collect(),
+            None if self.channels_last.contains_key(name) => self.view_dims(name).ok_or_else(|| err(format!("`{name}` has no channels-last shape")))?,
             None => std::iter::once(1).chain(self.shapes[&self.act(name)?].iter().map(|&d| d as i64)).collect(),
         };
         let rank = dims.len() as i64;
@@ -312,8 +339,11 @@ impl Translator {
     }
 
     pub(super) fn reshape(&mut self, index: usize, node: &NodeProto) -> Result<()> {
-        let x = self.act(node.input.first().ok_or_else(|| err("it has no input".into()))?)?;
         let target = self.ints(node.input.get(1).ok_or_else(|| err("it has no shape".into()))?)?;
+        if let Some(source) = self.channels_last.get(input(node, 0)?).cloned() {
+            return self.reshape_view(index, node, source, &target);
+        }
+        let x = self.act(input(node, 0)?)?;
         let per_image = &self.shapes[&x];
         if target == [-1] {
             // The batch flattened with the image: what the dynamo exporter writes for a
@@ -352,20 +382,28 @@ impl Translator {
         // The bundle's linear weight is [out, in].
         let (out, inp, mut weight) = if attr_i(node, "transB", 0) == 1 { (r, c, b) } else { (c, r, transpose(&b, r, c)) };
         weight.iter_mut().for_each(|v| *v *= alpha);
+        let (x, hwc) = self.linear_input(input(node, 0)?)?;
+        if let Some(chw) = hwc {
+            weight = hwc_columns_to_chw(&weight, out, chw);
+        }
         let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
             Some(name) => broadcast(&self.floats(name)?.1, out)?.into_iter().map(|v| v * beta).collect(),
             None => vec![0.0; out],
         };
         let op = Op::Linear { in_features: inp, out_features: out };
-        self.layer(index, node, op, vec![("weight", Tensor::new(vec![out, inp], weight)?), ("bias", Tensor::new(vec![out], bias)?)])
+        self.push(index, node, op, vec![x], vec![("weight", Tensor::new(vec![out, inp], weight)?), ("bias", Tensor::new(vec![out], bias)?)]).map(drop)
     }
 
     pub(super) fn matmul(&mut self, index: usize, node: &NodeProto) -> Result<()> {
         let (dims, b) = self.floats(input(node, 1)?)?;
         let [inp, out] = dims[..] else { return Err(err(format!("a MatMul by {dims:?} is supported only with a constant matrix"))) };
         let op = Op::Linear { in_features: inp, out_features: out };
-        let x = self.act(input(node, 0)?)?;
-        let weights = vec![("weight", Tensor::new(vec![out, inp], transpose(&b, inp, out))?), ("bias", Tensor::new(vec![out], vec![0.0; out])?)];
+        let (x, hwc) = self.linear_input(input(node, 0)?)?;
+        let mut weight = transpose(&b, inp, out);
+        if let Some(chw) = hwc {
+            weight = hwc_columns_to_chw(&weight, out, chw);
+        }
+        let weights = vec![("weight", Tensor::new(vec![out, inp], weight)?), ("bias", Tensor::new(vec![out], vec![0.0; out])?)];
         let name = self.push(index, node, op, vec![x], weights)?;
         if self.uses.get(output(node)?).copied() == Some(1) {
             self.open_bias.insert(name);

@@ -3,7 +3,7 @@
 //! `[N, C]` vector) and the exact GELU (the `Gelu` op of opset 20, or the `Div -> Erf -> Add ->
 //! Mul -> Mul` that PyTorch writes for it before).
 
-use super::{attr, attr_f, attr_i, attr_ints, err, input, output, Translator};
+use super::{attr, attr_f, attr_i, err, input, output, Translator};
 use crate::model::Op;
 use crate::onnx::proto::NodeProto;
 use crate::{Result, Tensor};
@@ -22,30 +22,6 @@ pub(super) enum GeluStep {
 }
 
 impl Translator {
-    /// `Transpose` of a layer's output to channels last (`perm` `[0, 2, 3, 1]`) or of such a
-    /// view back (`[0, 3, 1, 2]`): no layer, the view is remembered for a `LayerNormalization`.
-    pub(super) fn transpose(&mut self, node: &NodeProto) -> Result<()> {
-        let (x, out) = (input(node, 0)?, output(node)?.to_string());
-        let perm = attr_ints(node, "perm").unwrap_or_default();
-        if perm == [0, 3, 1, 2] {
-            if let Some(source) = self.channels_last.get(x).cloned() {
-                self.values.insert(out, source);
-                return Ok(());
-            }
-        }
-        if perm == [0, 2, 3, 1] {
-            // A map [C, H, W], or a pooled vector [C] (ONNX's [N, C, 1, 1]).
-            let source = self.act(x)?;
-            if matches!(self.shapes[&source].len(), 1 | 3) {
-                self.channels_last.insert(out, source);
-                return Ok(());
-            }
-        }
-        Err(err(format!(
-            "Transpose with perm {perm:?} is supported only as the channels-last round trip around a LayerNormalization ([0, 2, 3, 1], then [0, 3, 1, 2])"
-        )))
-    }
-
     /// `LayerNormalization` over the channels: of a channels-last view of a map (axis -1 or 3),
     /// or of a `[N, C]` vector (axis -1 or 1). A `channel_norm` layer.
     pub(super) fn layer_norm(&mut self, index: usize, node: &NodeProto) -> Result<()> {
