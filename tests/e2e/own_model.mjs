@@ -118,6 +118,31 @@ export async function ownModels(page, base, tag, { dist, expected }) {
     await settled(page);
     console.log(`${tag} an ONNX file opens (card: imported from ONNX), predicts "${onnxVerdict}" as advlens trace does with the bundle it was made from, and is attacked`);
 
+    // A Keras file (tests/onnx/export_keras.py on TensorFlow, through tf2onnx: channels last,
+    // Rescaling(1/255) inside, a softmax output, random weights): the card says how it is read,
+    // and it predicts as the CLI's import of the same file does.
+    const keras = new URL('./fixtures/keras-cnn.onnx', import.meta.url).pathname;
+    await pick(page, keras);
+    await page.waitForFunction(() => /channels-last/.test(document.querySelector('#model-card-body')?.textContent ?? ''), null, { timeout: 60_000 })
+      .catch(async () => fail(`${tag} a Keras ONNX file did not open: "${await page.textContent('#notices')}"`));
+    await settled(page);
+    const kerasCard = await page.textContent('#model-card-body');
+    if (!/from 0 to 255/.test(kerasCard) || !/final Softmax is left out/.test(kerasCard)) fail(`${tag} the card of a Keras model: ${kerasCard.slice(0, 400)}`);
+    const kerasVerdict = await page.textContent('#network .verdict');
+    const kerasSaid = /^The model says class (\d+) \(([\d.]+)%\)/.exec(kerasVerdict);
+    if (!kerasSaid) fail(`${tag} a Keras model's verdict: "${kerasVerdict}"`);
+    if (kerasSaid && process.env.ADVLENS_BIN) {
+      const imported = path.join(dir, 'keras-bundle');
+      execFileSync(process.env.ADVLENS_BIN, ['import', keras, '--out', imported, '--quiet']);
+      const black = path.join(dir, 'black-keras.png');
+      fs.writeFileSync(black, blackPng(bundleSide(imported)));
+      const t = JSON.parse(execFileSync(process.env.ADVLENS_BIN, ['trace', '--model', imported, '--image', black, '--json'], { encoding: 'utf8' }));
+      if (t.predicted !== Number(kerasSaid[1]) || Math.abs(100 * t.probability - Number(kerasSaid[2])) > 0.051) {
+        fail(`${tag} the Keras model says class ${kerasSaid[1]} (${kerasSaid[2]}%) in the page, ${t.predicted} (${(100 * t.probability).toFixed(1)}%) in advlens trace`);
+      }
+    }
+    console.log(`${tag} a Keras ONNX file (channels last, 0-255 pixels, softmax output) opens, says so on its card, and predicts "${kerasVerdict}" as advlens import + trace do`);
+
     // ?bundle=URL: from a host that allows it, and from one that does not.
     const allowed = `http://127.0.0.1:${withCors.address().port}/mine.advlens.safetensors`;
     await page.goto(`${base}?bundle=${encodeURIComponent(allowed)}`);
