@@ -384,7 +384,7 @@ impl Translator {
         weight.iter_mut().for_each(|v| *v *= alpha);
         let (x, hwc) = self.linear_input(input(node, 0)?)?;
         if let Some(chw) = hwc {
-            weight = hwc_columns_to_chw(&weight, out, chw);
+            weight = hwc_columns_to_chw(&weight, out, chw)?;
         }
         let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
             Some(name) => broadcast(&self.floats(name)?.1, out)?.into_iter().map(|v| v * beta).collect(),
@@ -401,7 +401,7 @@ impl Translator {
         let (x, hwc) = self.linear_input(input(node, 0)?)?;
         let mut weight = transpose(&b, inp, out);
         if let Some(chw) = hwc {
-            weight = hwc_columns_to_chw(&weight, out, chw);
+            weight = hwc_columns_to_chw(&weight, out, chw)?;
         }
         let weights = vec![("weight", Tensor::new(vec![out, inp], weight)?), ("bias", Tensor::new(vec![out], vec![0.0; out])?)];
         let name = self.push(index, node, op, vec![x], weights)?;

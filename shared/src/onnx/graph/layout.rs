@@ -223,9 +223,13 @@ impl Translator {
 }
 
 /// A linear weight `[out, in]` whose inputs are a `[C, H, W]` map listed in `H, W, C` order,
-/// with its columns reordered for the bundle's flatten (`C, H, W` order).
-pub(super) fn hwc_columns_to_chw(weight: &[f32], out: usize, [c, h, w]: [usize; 3]) -> Vec<f32> {
+/// with its columns reordered for the bundle's flatten (`C, H, W` order); an error when `in` is
+/// not the map's size.
+pub(super) fn hwc_columns_to_chw(weight: &[f32], out: usize, [c, h, w]: [usize; 3]) -> Result<Vec<f32>> {
     let features = c * h * w;
+    if out.checked_mul(features) != Some(weight.len()) {
+        return Err(err(format!("a dense layer of {} weights for {out} outputs reads a flattened {c}x{h}x{w} map ({features} values)", weight.len())));
+    }
     let mut reordered = vec![0.0; weight.len()];
     for o in 0..out {
         let (from, to) = (&weight[o * features..(o + 1) * features], &mut reordered[o * features..(o + 1) * features]);
@@ -235,7 +239,7 @@ pub(super) fn hwc_columns_to_chw(weight: &[f32], out: usize, [c, h, w]: [usize; 
             }
         }
     }
-    reordered
+    Ok(reordered)
 }
 
 #[cfg(test)]
@@ -247,7 +251,8 @@ mod tests {
         // 2 channels of 1x3 pixels; a row of the weight reads value (ch, p) at column p * 2 + ch.
         let (c, h, w) = (2, 1, 3);
         let hwc: Vec<f32> = (0..2 * c * h * w).map(|i| i as f32).collect();
-        let chw = hwc_columns_to_chw(&hwc, 2, [c, h, w]);
+        let chw = hwc_columns_to_chw(&hwc, 2, [c, h, w]).unwrap();
+        assert!(hwc_columns_to_chw(&hwc, 3, [c, h, w]).is_err());
         assert_eq!(chw, vec![0.0, 2.0, 4.0, 1.0, 3.0, 5.0, 6.0, 8.0, 10.0, 7.0, 9.0, 11.0]);
         // A map as a vector in both orders: the dot products agree.
         let map_chw = [1.0, -2.0, 3.0, 0.5, 4.0, -1.0];
