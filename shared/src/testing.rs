@@ -240,6 +240,22 @@ pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
                 4,
             ),
         ),
+        (
+            "instance norm (style-transfer networks) on 7x6 and 4x3 planes",
+            chain_spec(
+                [3, 7, 6],
+                vec![
+                    conv(3, 5, 3, 1, 1),
+                    Op::InstanceNorm { channels: 5, eps: 1e-5 },
+                    Op::LeakyRelu { alpha: 0.1 },
+                    conv(5, 4, 3, 2, 1),
+                    Op::InstanceNorm { channels: 4, eps: 1e-3 },
+                    Op::Flatten,
+                    linear(4 * 4 * 3, 3),
+                ],
+                3,
+            ),
+        ),
         ("squeeze-and-excitation gate, SiLU as x * sigmoid(x), hard swish", gate_spec()),
         (
             "kernels wider than their input (5x5 with padding 2 on 3x1, as deep in EfficientNet at 32 px)",

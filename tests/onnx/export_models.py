@@ -26,8 +26,8 @@ and in float32. Models:
   Shape, Ceil and Clip on the sizes), and convnext_atto by both exporters (LayerNormalization
   between transposes, GELU as Erf or Gelu, a per-channel layer scale; the dynamo file's head
   flattens the batch and gathers one image back);
-- a small network with an InstanceNormalization, which the importer must refuse naming the node
-  and the op.
+- a small network with an InstanceNormalization (scale and shift set away from the identity);
+- a small network with an ELU, which the importer must refuse naming the node and the op.
 """
 import copy
 import json
@@ -255,8 +255,15 @@ def main():
                 p.uniform_(0.5, 1.0)
     for dynamo in (False, True):
         write(out, f"timm-convnext_atto-32-{'dynamo' if dynamo else 'torchscript'}", net, (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD, dynamo)
-    normed = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.InstanceNorm2d(4, affine=True), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 4))
-    write(out, "refused-instancenorm", normed, (3, 8, 8), [0.0] * 3, [1.0] * 3, False)
+    # Instance normalisation (style-transfer and GAN networks), its scale and shift not the identity.
+    normed = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.InstanceNorm2d(4, affine=True), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 4))
+    with torch.no_grad():
+        normed[1].weight.uniform_(0.5, 1.5)
+        normed[1].bias.uniform_(-0.5, 0.5)
+    for dynamo in (False, True):
+        write(out, f"instancenorm-{'dynamo' if dynamo else 'torchscript'}", normed, (3, 8, 8), [0.0] * 3, [1.0] * 3, dynamo)
+    elu = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ELU(), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 4))
+    write(out, "refused-elu", elu, (3, 8, 8), [0.0] * 3, [1.0] * 3, False)
 
 
 if __name__ == "__main__":

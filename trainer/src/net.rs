@@ -33,8 +33,8 @@ impl Net {
                     (Op::BatchNorm2d { .. }, "running_mean") => path.zeros_no_train(leaf, &dims),
                     (Op::BatchNorm2d { .. }, _) => path.ones_no_train(leaf, &dims),
                     // So does a channel norm (PyTorch's LayerNorm).
-                    (Op::ChannelNorm { .. }, "weight") => path.var(leaf, &dims, nn::Init::Const(1.0)),
-                    (Op::ChannelNorm { .. }, _) => path.var(leaf, &dims, nn::Init::Const(0.0)),
+                    (Op::ChannelNorm { .. } | Op::InstanceNorm { .. }, "weight") => path.var(leaf, &dims, nn::Init::Const(1.0)),
+                    (Op::ChannelNorm { .. } | Op::InstanceNorm { .. }, _) => path.var(leaf, &dims, nn::Init::Const(0.0)),
                     _ => path.var(leaf, &dims, nn::Init::Uniform { lo: -bound, up: bound }),
                 };
                 params.insert(name, var);
@@ -169,6 +169,9 @@ impl Net {
                     norm(x)
                 }
             }
+            // Statistics of each image's planes, none kept: use_input_stats in training and
+            // evaluation alike.
+            Op::InstanceNorm { eps, .. } => x.instance_norm(Some(p("weight")), Some(p("bias")), None::<&Tensor>, None::<&Tensor>, true, 0.1, f64::from(eps), false),
             Op::Mul => {
                 let b = &acts[&node.inputs[1]];
                 // A per-channel vector [N, C] scales the maps [N, C, H, W].

@@ -616,6 +616,16 @@ pub(crate) fn infer_shape(name: &str, op: &Op, inputs: &[&[usize]]) -> Result<Ve
             }
             Ok(input.to_vec())
         }
+        Op::InstanceNorm { channels, eps } => {
+            let (c, h, w) = chw()?;
+            if c != channels {
+                return Err(bad(format!("takes [{channels}, H, W], but its input is {input:?}")));
+            }
+            if !(eps.is_finite() && eps > 0.0) {
+                return Err(bad(format!("eps must be positive, got {eps}")));
+            }
+            Ok(vec![c, h, w])
+        }
         Op::Relu | Op::Sigmoid | Op::HardSwish | Op::Gelu | Op::Dropout => Ok(input.to_vec()),
     }
 }

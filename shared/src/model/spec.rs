@@ -154,6 +154,13 @@ pub enum Op {
     /// `p`. Input `[C,H,W]`, or `[C]` (one pixel: a normalised feature vector); tensors
     /// `weight`, `bias`, each `[channels]`.
     ChannelNorm { channels: usize, eps: f32 },
+    /// Instance normalisation (ONNX `InstanceNormalization`, PyTorch's
+    /// `InstanceNorm2d(affine=True)`, style-transfer and GAN networks): every channel plane of
+    /// every image normalised over its pixels, `y[c,p] = (x[c,p] - m[c]) / sqrt(v[c] + eps) *
+    /// weight[c] + bias[c]` with `m`, `v` the mean and the (biased) variance over the pixels `p`
+    /// of channel `c`; no running statistics. Input `[C,H,W]`; tensors `weight`, `bias`, each
+    /// `[channels]`.
+    InstanceNorm { channels: usize, eps: f32 },
     /// Transposed 2-D convolution (the gradient of a convolution with respect to its input, as
     /// a layer: decoders and learned upsampling), `[Cin,H,W] -> [Cout,H',W']` with
     /// `H' = (H - 1) s - 2p + d (k - 1) + output_padding + 1`:
@@ -269,7 +276,7 @@ impl Op {
                 (format!("{node}.weight"), vec![out_features, in_features]),
                 (format!("{node}.bias"), vec![out_features]),
             ],
-            Op::ChannelNorm { channels, .. } => ["weight", "bias"].iter().map(|leaf| (format!("{node}.{leaf}"), vec![channels])).collect(),
+            Op::ChannelNorm { channels, .. } | Op::InstanceNorm { channels, .. } => ["weight", "bias"].iter().map(|leaf| (format!("{node}.{leaf}"), vec![channels])).collect(),
             Op::BatchNorm2d { channels, .. } => ["weight", "bias", "running_mean", "running_var"]
                 .iter()
                 .map(|leaf| (format!("{node}.{leaf}"), vec![channels]))
@@ -316,6 +323,7 @@ impl Op {
             Op::HardSwish => "hard_swish",
             Op::Gelu => "gelu",
             Op::ChannelNorm { .. } => "channel_norm",
+            Op::InstanceNorm { .. } => "instance_norm",
             Op::Mul => "mul",
             Op::Pad2d { .. } => "pad2d",
             Op::Upsample2d { .. } => "upsample2d",

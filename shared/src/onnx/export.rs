@@ -166,6 +166,7 @@ pub fn export(bundle: &Bundle) -> Result<Vec<u8>> {
                     graph.node.push(node(name, "LayerNormalization", &[x[0], &param("weight"), &param("bias")], name, attrs));
                 }
             }
+            Op::InstanceNorm { eps, .. } => graph.node.push(node(name, "InstanceNormalization", &[x[0], &param("weight"), &param("bias")], name, vec![float("epsilon", eps)])),
             Op::Add => graph.node.push(node(name, "Add", &x, name, vec![])),
             Op::Dropout => graph.node.push(node(name, "Identity", &x, name, vec![])),
             Op::Clip { min, max } => {

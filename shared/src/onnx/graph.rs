@@ -278,6 +278,7 @@ impl Translator {
             "Constant" => self.constant_node(node),
             "Transpose" => self.transpose(node),
             "LayerNormalization" => self.layer_norm(index, node),
+            "InstanceNormalization" => self.instance_norm(index, node),
             "Gelu" => self.gelu(index, node),
             "Identity" | "Dropout" => {
                 self.check_unused_outputs(node, 1)?;

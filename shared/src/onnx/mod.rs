@@ -35,7 +35,7 @@ use crate::{Error, Result};
 pub const SUPPORTED_OPS: &[&str] = &[
     "Conv", "ConvTranspose", "Relu", "Clip", "LeakyRelu", "Sigmoid", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "BatchNormalization",
     "Flatten", "Reshape", "Gemm", "MatMul", "Add", "Sub", "Div", "Mul", "Concat", "Slice", "Split", "Pad", "Resize", "Upsample", "HardSigmoid", "HardSwish", "Unsqueeze", "Shape",
-    "Transpose", "LayerNormalization", "Gelu", "Erf", "Squeeze", "Cast", "Softmax", "LogSoftmax",
+    "Transpose", "LayerNormalization", "InstanceNormalization", "Gelu", "Erf", "Squeeze", "Cast", "Softmax", "LogSoftmax",
     "Dropout", "Identity", "Constant",
 ];
 

@@ -5,6 +5,7 @@
 pub mod backward;
 pub mod channel_norm;
 pub mod gemm;
+pub mod instance_norm;
 pub mod layers;
 mod packed;
 
@@ -155,6 +156,7 @@ impl CpuEngine {
             Op::HardSwish => layers::hard_swish_forward(x),
             Op::Gelu => layers::gelu_forward(x),
             Op::ChannelNorm { eps, .. } => channel_norm::channel_norm_forward(x, tensor("weight"), tensor("bias"), batch, in_shape[1..].iter().product(), eps),
+            Op::InstanceNorm { eps, .. } => instance_norm::instance_norm_forward(x, tensor("weight"), tensor("bias"), in_shape[1..].iter().product(), eps),
             Op::Mul => layers::mul_forward(x, value(&node.inputs[1]).data(), self.mul_plane(node)),
             Op::Add => layers::add_forward(x, value(&node.inputs[1]).data()),
             Op::Concat => {
@@ -256,6 +258,7 @@ impl CpuEngine {
             Op::HardSwish => backward::hard_swish_backward(x, d_y),
             Op::Gelu => backward::gelu_backward(x, d_y),
             Op::ChannelNorm { eps, .. } => channel_norm::channel_norm_backward(x, d_y, tensor("weight"), batch, in_shape[1..].iter().product(), eps),
+            Op::InstanceNorm { eps, .. } => instance_norm::instance_norm_backward(x, d_y, tensor("weight"), in_shape[1..].iter().product(), eps),
             Op::Mul => {
                 let (d_a, d_b) = backward::mul_backward(x, acts[&node.inputs[1]].data(), d_y, self.mul_plane(node));
                 return vec![(source, d_a), (node.inputs[1].as_str(), d_b)];

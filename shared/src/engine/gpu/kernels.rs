@@ -50,6 +50,8 @@ params! {
     Pad { planes, height, width, top, left, out_height, out_width, len }
     /// Layer normalisation over `channels` of `pixels` pixels (images x `plane`), `eps` as bits.
     Norm { pixels, channels, plane, eps_bits }
+    /// Instance normalisation of `rows` planes (images x `channels`) of `plane` pixels, `eps` as bits.
+    InstanceNorm { rows, channels, plane, eps_bits }
     /// Nearest-neighbour upsampling of `planes` planes by `scale`.
     Upsample { planes, height, width, scale }
     /// An objective on `batch` images of `per_image` values (`kind` and `index`: see
@@ -128,6 +130,8 @@ kernels! {
     GELU_BACKWARD = "gelu_backward" in "kernels/activations.wgsl" with Activation;
     CHANNEL_NORM_FORWARD = "channel_norm_forward" in "kernels/channel_norm.wgsl" with Norm;
     CHANNEL_NORM_BACKWARD = "channel_norm_backward" in "kernels/channel_norm.wgsl" with Norm;
+    INSTANCE_NORM_FORWARD = "instance_norm_forward" in "kernels/instance_norm.wgsl" with InstanceNorm;
+    INSTANCE_NORM_BACKWARD = "instance_norm_backward" in "kernels/instance_norm.wgsl" with InstanceNorm;
     CONCAT_FORWARD = "concat_forward" in "kernels/concat.wgsl" with Concat;
     CONCAT_BACKWARD = "concat_backward" in "kernels/concat.wgsl" with Concat;
     MUL_FORWARD = "mul_forward" in "kernels/mul.wgsl" with Broadcast;
@@ -155,6 +159,12 @@ impl PerChannel {
 impl Norm {
     pub fn new(pixels: usize, channels: usize, plane: usize, eps: f32) -> Self {
         Self { pixels: pixels as u32, channels: channels as u32, plane: plane as u32, eps_bits: eps.to_bits() }
+    }
+}
+
+impl InstanceNorm {
+    pub fn new(rows: usize, channels: usize, plane: usize, eps: f32) -> Self {
+        Self { rows: rows as u32, channels: channels as u32, plane: plane as u32, eps_bits: eps.to_bits() }
     }
 }
 

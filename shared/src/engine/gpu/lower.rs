@@ -243,6 +243,11 @@ impl Builder<'_> {
                 let params = Norm::new(len / channels, channels, in_shape[1..].iter().product(), eps);
                 self.pass(CHANNEL_NORM_FORWARD, &[(0, &weight("weight")), (1, &x), (2, &weight("bias")), (3, &out)], params, len / channels);
             }
+            Op::InstanceNorm { channels, eps } => {
+                let plane: usize = in_shape[1..].iter().product();
+                let params = InstanceNorm::new(len / plane, channels, plane, eps);
+                self.pass(INSTANCE_NORM_FORWARD, &[(0, &weight("weight")), (1, &x), (2, &weight("bias")), (3, &out)], params, len / plane);
+            }
             Op::Concat => {
                 let total = len / batch;
                 let mut offset = 0;
@@ -412,6 +417,11 @@ impl Builder<'_> {
             Op::ChannelNorm { channels, eps } => {
                 let params = Norm::new(len / channels, channels, in_shape[1..].iter().product(), eps);
                 self.pass(CHANNEL_NORM_BACKWARD, &[(0, &dy), (1, &x), (2, &weight("weight")), (3, &dx)], params, len / channels);
+            }
+            Op::InstanceNorm { channels, eps } => {
+                let plane: usize = in_shape[1..].iter().product();
+                let params = InstanceNorm::new(len / plane, channels, plane, eps);
+                self.pass(INSTANCE_NORM_BACKWARD, &[(0, &dy), (1, &x), (2, &weight("weight")), (3, &dx)], params, len / plane);
             }
             Op::Upsample2d { scale } => {
                 let params = Upsample { planes: (batch * in_shape[0]) as u32, height: in_shape[1] as u32, width: in_shape[2] as u32, scale: scale as u32 };

@@ -62,6 +62,21 @@ impl Translator {
         Ok(())
     }
 
+    /// `InstanceNormalization` of a map: an `instance_norm` layer.
+    pub(super) fn instance_norm(&mut self, index: usize, node: &NodeProto) -> Result<()> {
+        let source = self.act(input(node, 0)?)?;
+        let &[channels, _, _] = self.shapes[&source].as_slice() else {
+            return Err(err(format!("InstanceNormalization of a {:?} value per image is supported only of an [N, C, H, W] map", self.shapes[&source])));
+        };
+        let (weight, bias) = (self.floats(input(node, 1)?)?.1, self.floats(input(node, 2)?)?.1);
+        if weight.len() != channels || bias.len() != channels {
+            return Err(err(format!("its scale ({}) and bias ({}) must have one value per channel ({channels})", weight.len(), bias.len())));
+        }
+        let op = Op::InstanceNorm { channels, eps: attr_f(node, "epsilon", 1e-5) };
+        let weights = vec![("weight", Tensor::new(vec![channels], weight)?), ("bias", Tensor::new(vec![channels], bias)?)];
+        self.push(index, node, op, vec![source], weights).map(drop)
+    }
+
     /// `Gather` along axis 0 of a batch-flattened layer output (`Reshape` to `[-1]`) with the
     /// indices `0, 1, ..., n-1` of one image in order, shaped `[1, ...]`: the image itself, as
     /// the dynamo exporter writes a strided view (`as_strided`) at batch 1. Other indices would
