@@ -241,6 +241,22 @@ pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
             ),
         ),
         (
+            "bilinear upsampling by 2 (half-pixel centres) and by 3 (corners aligned)",
+            chain_spec(
+                [2, 4, 3],
+                vec![
+                    conv(2, 3, 3, 1, 1),
+                    Op::ResizeBilinear { scale: 2, align_corners: false },
+                    Op::LeakyRelu { alpha: 0.1 },
+                    conv(3, 2, 3, 2, 1),
+                    Op::ResizeBilinear { scale: 3, align_corners: true },
+                    Op::Flatten,
+                    linear(2 * 12 * 9, 3),
+                ],
+                3,
+            ),
+        ),
+        (
             "instance norm (style-transfer networks) on 7x6 and 4x3 planes",
             chain_spec(
                 [3, 7, 6],

@@ -21,6 +21,8 @@ and in float32. Models:
   from the same weights; its logits checked against PyTorch's before use);
 - a decoder-like network with ConvTranspose layers (stride 2 with output_padding; grouped and
   dilated) and a nearest-neighbour Upsample (Resize), by both exporters;
+- bilinear Upsample (Resize in linear mode) with half-pixel centres and with aligned corners,
+  by both exporters;
 - timm's ghostnet_050, mixnet_s and rexnet_100 at 32 px (channel Slice and Split of layer
   outputs), and tf_efficientnet_b0 by both exporters (TensorFlow's "same" padding computed from
   Shape, Ceil and Clip on the sizes), and convnext_atto by both exporters (LayerNormalization
@@ -236,6 +238,14 @@ def main():
         torch.nn.Flatten(), torch.nn.Linear(3 * 11 * 11, 5))
     for dynamo in (False, True):
         write(out, f"decoder-{'dynamo' if dynamo else 'torchscript'}", decoder, (3, 8, 8), [0.0] * 3, [1.0] * 3, dynamo)
+    # Bilinear upsampling (segmentation heads, feature pyramids): half-pixel centres, aligned corners.
+    smooth = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 6, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Upsample(scale_factor=2, mode="bilinear"), torch.nn.Conv2d(6, 4, 3, padding=1), torch.nn.Sigmoid(),  # 4 -> 8 px
+        torch.nn.Upsample(scale_factor=3, mode="bilinear", align_corners=True), torch.nn.Conv2d(4, 3, 3, stride=2),  # 24 -> 11 px
+        torch.nn.Flatten(), torch.nn.Linear(3 * 11 * 11, 5))
+    for dynamo in (False, True):
+        write(out, f"bilinear-{'dynamo' if dynamo else 'torchscript'}", smooth, (3, 8, 8), [0.0] * 3, [1.0] * 3, dynamo)
     # timm networks that slice and split their maps along the channels (Slice, Split).
     for name in ("ghostnet_050", "mixnet_s", "rexnet_100"):
         net = calibrated(timm.create_model(name, pretrained=False, num_classes=10), (3, 32, 32), IMAGENET_MEAN, IMAGENET_STD)

@@ -185,6 +185,11 @@ impl Net {
                 let s = scale as i64;
                 x.repeat_interleave_self_int(s, Some(2), None).repeat_interleave_self_int(s, Some(3), None)
             }
+            Op::ResizeBilinear { scale, align_corners } => {
+                let s = scale as i64;
+                let size = [x.size()[2] * s, x.size()[3] * s];
+                x.upsample_bilinear2d(size, align_corners, Some(scale as f64), Some(scale as f64))
+            }
             // F.pad's order: last axis first (left, right), then top, bottom.
             Op::Pad2d { top, left, bottom, right } => x.constant_pad_nd([left, right, top, bottom].map(|p| p as i64)),
             Op::Add => x + &acts[&node.inputs[1]],

@@ -586,7 +586,7 @@ pub(crate) fn infer_shape(name: &str, op: &Op, inputs: &[&[usize]]) -> Result<Ve
             [a @ [c, _, _], [k]] if c == k => Ok(a.to_vec()),
             _ => Err(bad(format!("inputs have shapes {inputs:?}; a product needs equal shapes, or a [C, H, W] map times a [C] vector"))),
         },
-        Op::Upsample2d { scale } => {
+        Op::Upsample2d { scale } | Op::ResizeBilinear { scale, .. } => {
             let (c, h, w) = chw()?;
             if scale == 0 || scale > limits::MAX_SIDE {
                 return Err(bad(format!("scale {scale} must be a positive integer (at most {})", limits::MAX_SIDE)));

@@ -141,6 +141,13 @@ pub enum Op {
     /// `y[c, i, j] = x[c, i / s, j / s]`; the gradient sums each `s x s` block (ONNX `Resize`
     /// with mode nearest, PyTorch's `Upsample(scale_factor=s)`).
     Upsample2d { scale: usize },
+    /// Bilinear upsampling by an integer `scale`: `[C,H,W] -> [C, sH, sW]`, each output pixel
+    /// a mix of the two nearest input rows and columns, weighted by where its centre falls:
+    /// `src = max((dst + 1/2) / s - 1/2, 0)` (half-pixel centres, PyTorch's default) or, with
+    /// `align_corners`, `src = dst (H - 1) / (sH - 1)`; the gradient sends each output's
+    /// gradient back to its four taps (ONNX `Resize` in linear mode, PyTorch's
+    /// `Upsample(mode="bilinear")`).
+    ResizeBilinear { scale: usize, align_corners: bool },
     /// Channels `start..end` of the input (its first per-image axis): `[C,H,W] -> [end-start,H,W]`,
     /// `[F] -> [end-start]`; the gradient goes back to those channels, zeros elsewhere. ONNX
     /// `Slice` and `Split` along the channels (GhostNet, ReXNet, MixNet, CSP networks).
@@ -298,6 +305,7 @@ impl Op {
             | Op::Mul
             | Op::Pad2d { .. }
             | Op::Upsample2d { .. }
+            | Op::ResizeBilinear { .. }
             | Op::SliceChannels { .. } => vec![],
         }
     }
@@ -327,6 +335,7 @@ impl Op {
             Op::Mul => "mul",
             Op::Pad2d { .. } => "pad2d",
             Op::Upsample2d { .. } => "upsample2d",
+            Op::ResizeBilinear { .. } => "resize_bilinear",
             Op::SliceChannels { .. } => "slice_channels",
             Op::ConvTranspose2d { .. } => "conv_transpose2d",
         }

@@ -130,6 +130,15 @@ pub fn export(bundle: &Bundle) -> Result<Vec<u8>> {
                 let attrs = vec![string("mode", "nearest"), string("coordinate_transformation_mode", "asymmetric"), string("nearest_mode", "floor")];
                 graph.node.push(node(name, "Resize", &[x[0], "", &param("scales")], name, attrs));
             }
+            Op::ResizeBilinear { scale, align_corners } => {
+                let scales = [1.0, 1.0, scale as f32, scale as f32];
+                graph.initializer.push(tensor(&param("scales"), &[4], &scales));
+                // PyTorch writes pytorch_half_pixel; for an output of more than one pixel (always,
+                // upsampling) it is half_pixel.
+                let coordinates = if align_corners { "align_corners" } else { "half_pixel" };
+                let attrs = vec![string("mode", "linear"), string("coordinate_transformation_mode", coordinates)];
+                graph.node.push(node(name, "Resize", &[x[0], "", &param("scales")], name, attrs));
+            }
             Op::Pad2d { top, left, bottom, right } => {
                 // Opset 11 and later take the pads as an input: begins then ends, axes N C H W.
                 let pads = [0, 0, top, left, 0, 0, bottom, right].map(|v| v as i64).to_vec();

@@ -7,6 +7,7 @@ pub mod channel_norm;
 pub mod gemm;
 pub mod instance_norm;
 pub mod layers;
+pub mod resize;
 mod packed;
 
 use std::collections::HashMap;
@@ -164,6 +165,7 @@ impl CpuEngine {
                 layers::concat_forward(&parts, &self.per_image(&node.inputs), batch)
             }
             Op::Upsample2d { scale } => layers::upsample2d_forward(x, batch * in_shape[0], in_shape[1], in_shape[2], scale),
+            Op::ResizeBilinear { scale, align_corners } => resize::resize_bilinear_forward(x, batch * in_shape[0], in_shape[1], in_shape[2], scale, align_corners),
             Op::Pad2d { top, left, bottom, right } => layers::pad2d_forward(x, padding(batch, in_shape, top, left, bottom, right)),
             Op::SliceChannels { start, end } => {
                 let (total, plane) = slice_geometry(in_shape);
@@ -265,6 +267,7 @@ impl CpuEngine {
             }
             Op::Add => return vec![(source, d_y.to_vec()), (node.inputs[1].as_str(), d_y.to_vec())],
             Op::Upsample2d { scale } => backward::upsample2d_backward(d_y, batch * in_shape[0], in_shape[1], in_shape[2], scale),
+            Op::ResizeBilinear { scale, align_corners } => resize::resize_bilinear_backward(d_y, batch * in_shape[0], in_shape[1], in_shape[2], scale, align_corners),
             Op::Pad2d { top, left, bottom, right } => backward::pad2d_backward(d_y, padding(batch, in_shape, top, left, bottom, right)),
             Op::SliceChannels { start, end } => {
                 let (total, plane) = slice_geometry(in_shape);

@@ -54,6 +54,8 @@ params! {
     InstanceNorm { rows, channels, plane, eps_bits }
     /// Nearest-neighbour upsampling of `planes` planes by `scale`.
     Upsample { planes, height, width, scale }
+    /// Bilinear upsampling of `planes` planes by `scale` (`align_corners` 0 or 1).
+    Resize { planes, height, width, scale, align_corners, _pad0, _pad1, _pad2 }
     /// An objective on `batch` images of `per_image` values (`kind` and `index`: see
     /// `lower::ObjectiveCode`), channels of `plane` values.
     ObjectiveSeed { batch, per_image, plane, kind, index, _pad0, _pad1, _pad2 }
@@ -141,6 +143,8 @@ kernels! {
     PAD2D_BACKWARD = "pad2d_backward" in "kernels/pad2d.wgsl" with Pad;
     UPSAMPLE2D_FORWARD = "upsample2d_forward" in "kernels/upsample2d.wgsl" with Upsample;
     UPSAMPLE2D_BACKWARD = "upsample2d_backward" in "kernels/upsample2d.wgsl" with Upsample;
+    RESIZE_BILINEAR_FORWARD = "resize_bilinear_forward" in "kernels/resize_bilinear.wgsl" with Resize;
+    RESIZE_BILINEAR_BACKWARD = "resize_bilinear_backward" in "kernels/resize_bilinear.wgsl" with Resize;
     OBJECTIVE_SEED = "objective_seed" in "kernels/objective.wgsl" with ObjectiveSeed;
 }
 
@@ -165,6 +169,13 @@ impl Norm {
 impl InstanceNorm {
     pub fn new(rows: usize, channels: usize, plane: usize, eps: f32) -> Self {
         Self { rows: rows as u32, channels: channels as u32, plane: plane as u32, eps_bits: eps.to_bits() }
+    }
+}
+
+impl Resize {
+    pub fn new(planes: usize, height: usize, width: usize, scale: usize, align_corners: bool) -> Self {
+        let u = |v: usize| v as u32;
+        Self { planes: u(planes), height: u(height), width: u(width), scale: u(scale), align_corners: u32::from(align_corners), _pad0: 0, _pad1: 0, _pad2: 0 }
     }
 }
 

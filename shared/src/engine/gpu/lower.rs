@@ -262,6 +262,10 @@ impl Builder<'_> {
                 let params = Upsample { planes: (batch * in_shape[0]) as u32, height: in_shape[1] as u32, width: in_shape[2] as u32, scale: scale as u32 };
                 self.pass(UPSAMPLE2D_FORWARD, &[(0, &x), (3, &out)], params, len);
             }
+            Op::ResizeBilinear { scale, align_corners } => {
+                let params = Resize::new(batch * in_shape[0], in_shape[1], in_shape[2], scale, align_corners);
+                self.pass(RESIZE_BILINEAR_FORWARD, &[(0, &x), (3, &out)], params, len);
+            }
             // A slice reads one block of each image: a concatenation's backward for one part.
             Op::SliceChannels { start, .. } => {
                 let (total, plane) = slice_geometry(in_shape);
@@ -426,6 +430,10 @@ impl Builder<'_> {
             Op::Upsample2d { scale } => {
                 let params = Upsample { planes: (batch * in_shape[0]) as u32, height: in_shape[1] as u32, width: in_shape[2] as u32, scale: scale as u32 };
                 self.pass(UPSAMPLE2D_BACKWARD, &[(0, &dy), (3, &dx)], params, len);
+            }
+            Op::ResizeBilinear { scale, align_corners } => {
+                let params = Resize::new(batch * in_shape[0], in_shape[1], in_shape[2], scale, align_corners);
+                self.pass(RESIZE_BILINEAR_BACKWARD, &[(0, &dy), (3, &dx)], params, len);
             }
             Op::Pad2d { top, left, bottom, right } => {
                 self.pass(PAD2D_BACKWARD, &[(0, &dy), (3, &dx)], pad_params(padding(batch, in_shape, top, left, bottom, right), len), len);

@@ -107,20 +107,27 @@ impl Translator {
         self.layer(index, node, op, weights)
     }
 
-    /// `Resize` (or the older `Upsample`) in nearest mode by one integer factor on both spatial
-    /// axes. With an integer factor, the `asymmetric` and the half-pixel coordinate modes pick
-    /// the same source pixel `i / s` whatever the rounding (no ties arise), so all of them read
-    /// as the bundle's `upsample2d`.
+    /// `Resize` (or the older `Upsample`) by one integer factor on both spatial axes. In nearest
+    /// mode, the `asymmetric` and the half-pixel coordinate modes pick the same source pixel
+    /// `i / s` whatever the rounding (no ties arise), so all of them read as the bundle's
+    /// `upsample2d`; in linear mode, half-pixel centres and aligned corners are a
+    /// `resize_bilinear` layer.
     pub(super) fn resize(&mut self, index: usize, node: &NodeProto, opset: i64) -> Result<()> {
         let text = |name: &str, default: &str| attr(node, name).map(|a| String::from_utf8_lossy(&a.s).into_owned()).unwrap_or_else(|| default.into());
         let mode = text("mode", "nearest");
-        if mode != "nearest" {
-            return Err(err(format!("mode {mode} is not supported; only nearest-neighbour upsampling by an integer factor is")));
-        }
-        let coordinates = text("coordinate_transformation_mode", "half_pixel");
-        if !matches!(coordinates.as_str(), "asymmetric" | "half_pixel" | "pytorch_half_pixel") {
-            return Err(err(format!("coordinate_transformation_mode {coordinates} is not supported (asymmetric and half_pixel are)")));
-        }
+        // The old `Upsample` op has no coordinate mode: its linear one is `asymmetric`.
+        let coordinates = if node.op_type == "Upsample" { "asymmetric".to_string() } else { text("coordinate_transformation_mode", "half_pixel") };
+        let align_corners = match (mode.as_str(), coordinates.as_str()) {
+            ("nearest", "asymmetric" | "half_pixel" | "pytorch_half_pixel") => None,
+            ("linear" | "bilinear", "half_pixel" | "pytorch_half_pixel") => Some(false),
+            ("linear" | "bilinear", "align_corners") => Some(true),
+            ("nearest" | "linear" | "bilinear", _) => {
+                return Err(err(format!(
+                    "coordinate_transformation_mode {coordinates} is not supported in {mode} mode (nearest: asymmetric, half_pixel; linear: half_pixel, align_corners)"
+                )))
+            }
+            _ => return Err(err(format!("mode {mode} is not supported; only nearest and (bi)linear upsampling by an integer factor are"))),
+        };
         let x = self.act(input(node, 0)?)?;
         let [_, h, w] = self.shapes[&x][..] else { return Err(err("its input is not a [N, C, H, W] map".into())) };
         // Opset 11+: X, roi, scales, sizes; before: X, scales.
@@ -140,7 +147,11 @@ impl Translator {
         if n != 1.0 || c != 1.0 || sh != sw || sh != scale || !(1.0..=limits::MAX_SIDE as f64).contains(&scale) {
             return Err(err(format!("scales {factors:?} are supported only as one integer factor on both spatial axes")));
         }
-        self.layer(index, node, Op::Upsample2d { scale: scale as usize }, vec![])
+        let op = match align_corners {
+            None => Op::Upsample2d { scale: scale as usize },
+            Some(align_corners) => Op::ResizeBilinear { scale: scale as usize, align_corners },
+        };
+        self.layer(index, node, op, vec![])
     }
 
     /// The layer output that `node`'s first input is, and the padding of a zero `Pad` between
