@@ -609,6 +609,17 @@ fn import_command(a: cli::ImportArgs) -> Result<()> {
         spec.input.std,
         spec.classes.len()
     );
+    // What the importer decided on its own, so that it can be overridden.
+    let source = &spec.provenance.extra["imported_from"];
+    if source["pixels"].is_string() {
+        println!("note: the graph divides its input by about 255 itself (Keras's Rescaling): it is fed 0-255 pixels; pass --mean 0 --std 1 to feed it 0-1 pixels instead");
+    }
+    if let Some(op) = source["dropped_output_op"].as_str() {
+        println!("note: the final {op} was left out: the bundle's outputs are the logits before it");
+    }
+    if source["input_layout"].is_string() {
+        println!("note: the input is channels last (NHWC); the bundle reads images channels first, as every advlens model does");
+    }
     Ok(())
 }
 
