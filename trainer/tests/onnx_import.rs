@@ -146,6 +146,10 @@ fn keras_models_match_keras_and_onnxruntime() {
     let plain = tmp.path().join("bundles/keras-cnn-plain");
     let o = advlens(&["import", out.join("keras-cnn-torch.onnx").to_str().unwrap(), "--out", plain.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // ... and says so, with the other things it decided on its own.
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("fed 0-255 pixels") && said.contains("--std 1"), "{said}");
+    assert!(said.contains("final Softmax was left out") && said.contains("channels last (NHWC)"), "{said}");
     let bundle = Bundle::load(&plain).unwrap();
     let input = &bundle.spec().input;
     assert!(input.mean == [0.0] && (input.std[0] - 1.0).abs() < 1e-5, "{input:?}");
