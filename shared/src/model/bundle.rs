@@ -534,7 +534,8 @@ pub(crate) fn infer_shape(name: &str, op: &Op, inputs: &[&[usize]]) -> Result<Ve
             [n] if n == in_features && out_features > 0 => Ok(vec![out_features]),
             _ => Err(bad(format!("takes [{in_features}] and gives {out_features} > 0 features, but its input is {input:?}"))),
         },
-        Op::BatchNorm2d { channels, eps } => {
+        // Both normalise each channel of a map; instance norm over each image's own statistics.
+        Op::BatchNorm2d { channels, eps } | Op::InstanceNorm { channels, eps } => {
             let (c, _, _) = chw()?;
             if c != channels {
                 return Err(bad(format!("channels is {channels} but its input has {c}")));
@@ -615,16 +616,6 @@ pub(crate) fn infer_shape(name: &str, op: &Op, inputs: &[&[usize]]) -> Result<Ve
                 return Err(bad(format!("eps must be positive, got {eps}")));
             }
             Ok(input.to_vec())
-        }
-        Op::InstanceNorm { channels, eps } => {
-            let (c, h, w) = chw()?;
-            if c != channels {
-                return Err(bad(format!("takes [{channels}, H, W], but its input is {input:?}")));
-            }
-            if !(eps.is_finite() && eps > 0.0) {
-                return Err(bad(format!("eps must be positive, got {eps}")));
-            }
-            Ok(vec![c, h, w])
         }
         Op::Relu | Op::Sigmoid | Op::HardSwish | Op::Gelu | Op::Dropout => Ok(input.to_vec()),
     }
