@@ -257,17 +257,19 @@ pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
             ),
         ),
         (
-            "instance norm (style-transfer networks) on 7x6 and 4x3 planes",
+            // Planes of 42 pixels: on a 4x3 plane a random convolution's output can have so little
+            // variance that the normalisation's curvature spoils a float32 finite difference.
+            "instance norm (style-transfer networks) on 7x6 planes",
             chain_spec(
                 [3, 7, 6],
                 vec![
                     conv(3, 5, 3, 1, 1),
                     Op::InstanceNorm { channels: 5, eps: 1e-5 },
                     Op::LeakyRelu { alpha: 0.1 },
-                    conv(5, 4, 3, 2, 1),
+                    conv(5, 4, 3, 1, 1),
                     Op::InstanceNorm { channels: 4, eps: 1e-3 },
                     Op::Flatten,
-                    linear(4 * 4 * 3, 3),
+                    linear(4 * 7 * 6, 3),
                 ],
                 3,
             ),
