@@ -47,12 +47,16 @@ impl Adam {
     }
 
     /// Updates the parameters of `net` from their gradients.
+    ///
+    /// In place, as PyTorch's single-tensor Adam: one temporary (the denominator) per parameter
+    /// instead of one per operation (the written-out form made a vgg step 5 ms slower).
     pub fn step(&mut self, net: &Net) {
         let params = net.trainable();
         self.t += 1;
         let t = self.t as i32;
         let bias1 = 1.0 - self.beta1.powi(t);
         let bias2 = 1.0 - self.beta2.powi(t);
+        let step_size = self.lr / bias1;
         tch::no_grad(|| {
             for (name, p) in params {
                 let g = p.grad();
@@ -60,12 +64,15 @@ impl Adam {
                     continue; // a parameter the loss does not reach
                 }
                 let m = self.m.get_mut(name).expect("moments exist for every trainable parameter");
-                let _ = m.g_mul_scalar_(self.beta1).g_add_(&(&g * (1.0 - self.beta1)));
+                // m + (1 - b1) (g - m) = b1 m + (1 - b1) g
+                let _ = m.lerp_(&g, 1.0 - self.beta1);
                 let v = self.v.get_mut(name).expect("moments exist for every trainable parameter");
-                let _ = v.g_mul_scalar_(self.beta2).g_add_(&(g.square() * (1.0 - self.beta2)));
-                let denom = v.sqrt() / bias2.sqrt() + self.eps;
+                let _ = v.g_mul_scalar_(self.beta2).addcmul_(&g, &(&g * (1.0 - self.beta2)));
+                // p - step m / denom, as p + m / (denom / -step): tch's addcdiv_ has no scale.
+                let mut denom = v.sqrt();
+                let _ = denom.g_div_scalar_(bias2.sqrt()).g_add_scalar_(self.eps).g_div_scalar_(-step_size);
                 let mut p = p.shallow_clone();
-                let _ = p.g_sub_(&(&*self.m.get(name).expect("exists") / &denom * (self.lr / bias1)));
+                let _ = p.addcdiv_(&self.m[name], &denom);
             }
         });
     }
