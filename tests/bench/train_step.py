@@ -113,15 +113,20 @@ def main():
     p.add_argument("--feature-layer", default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--channels-last", action="store_true", help="the model and images in torch.channels_last")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     spec = json.load(open(a.spec))
     device = torch.device("cuda" if a.device in ("cuda", "gpu") else a.device)
     model = Graph(spec).to(device).train()
+    if a.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     inp = spec["input"]
     x = torch.rand(a.batch_size, inp["channels"], inp["height"], inp["width"], device=device)
+    if a.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(len(spec["classes"]), (a.batch_size,), device=device)
     feature = a.feature_layer
 

@@ -16,6 +16,8 @@ use advlens_shared::model::ModelSpec;
 #[derive(Debug, Serialize)]
 pub struct StepTimes {
     pub mode: String,
+    /// The networks' layout in memory (`contiguous` or `channels-last`).
+    pub memory_format: String,
     pub batch_size: usize,
     pub steps: usize,
     pub median_ms: f64,
@@ -46,6 +48,7 @@ pub fn time_steps(spec: &ModelSpec, mode: &Mode, batch_size: usize, warmup: usiz
     times.sort_by(f64::total_cmp);
     Ok(StepTimes {
         mode: mode.name().into(),
+        memory_format: net.memory_format().name().into(),
         batch_size,
         steps,
         median_ms: times[times.len() / 2],

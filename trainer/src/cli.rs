@@ -303,6 +303,23 @@ pub struct DeviceArgs {
     /// libtorch intra-op threads (1 keeps a shared 2-core machine responsive).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// How images, activations and convolution weights lie in memory: auto (channels-last on a
+    /// CPU with one thread, where it is faster; contiguous otherwise), contiguous or
+    /// channels-last. Only speed differs.
+    #[arg(long, default_value = "auto", value_name = "FORMAT")]
+    pub memory_format: String,
+}
+
+impl DeviceArgs {
+    /// The device, with libtorch's thread count and the networks' memory format set for the process.
+    pub fn select(&self) -> Result<tch::Device> {
+        use advlens_trainer::net::MemoryFormat;
+        let format = MemoryFormat::parse(&self.memory_format)?;
+        let device = crate::device::select(&self.device, self.threads)?;
+        MemoryFormat::check(format, device, self.threads)?;
+        MemoryFormat::choose(format);
+        Ok(device)
+    }
 }
 
 impl TrainArgs {
@@ -782,7 +799,7 @@ impl ReproduceArgs {
 impl ExportArgs {
     pub fn into_config(self) -> Result<ExportConfig> {
         params::count("--samples", self.samples)?;
-        let device = crate::device::select(&self.device.device, self.device.threads)?;
+        let device = self.device.select()?;
         Ok(ExportConfig { run_dir: self.run, data_dir: self.data, samples: self.samples, checkpoint: self.checkpoint, out_dir: self.out, device })
     }
 }

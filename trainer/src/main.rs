@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    device::keep_freed_memory();
     let args = cli::Cli::parse();
     match run(args) {
         Ok(code) => code,
@@ -72,7 +73,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
     match args.command {
         cli::Command::Train(a) => {
             let team = a.dist.join()?;
-            let mut device = device::select(&a.device.device, a.device.threads)?;
+            let mut device = a.device.select()?;
             if let (Some(t), tch::Device::Cuda(_)) = (&team, device) {
                 device = tch::Device::Cuda(t.local_rank); // one GPU per rank
             }
@@ -128,7 +129,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
             a.check()?;
             let team = a.dist.join()?;
             same_command(team.as_ref())?;
-            let device = device::select(&a.device.device, a.device.threads)?;
+            let device = a.device.select()?;
             eprintln!("device: {}", device::describe(device, a.device.threads));
             let (_vs, net) = match (&a.run, &a.bundle) {
                 (Some(run), _) => export::load_run(run, "best", device)?,
@@ -217,7 +218,7 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
             println!("report written to {}", report.display());
         }
         cli::Command::BenchStep(a) => {
-            let device = device::select(&a.device.device, a.device.threads)?;
+            let device = a.device.select()?;
             eprintln!("device: {}", device::describe(device, a.device.threads));
             let kind = DatasetKind::parse(&a.dataset)?;
             let [c, h, w] = match kind {
@@ -306,7 +307,7 @@ fn attack_command(a: cli::AttackArgs, quiet: bool) -> Result<()> {
     let team = a.dist.join()?;
     same_command(team.as_ref())?;
     let quiet = quiet || team.as_ref().is_some_and(|t| !t.is_main());
-    let device = device::select(&a.device.device, a.device.threads)?;
+    let device = a.device.select()?;
     eprintln!("device: {}", device::describe(device, a.device.threads));
     let load = |dirs: &[std::path::PathBuf]| dirs.iter().map(|d| export::load_bundle(d, device)).collect::<Result<Vec<_>>>();
     let models = load(&a.models)?;
@@ -405,7 +406,7 @@ fn analyze_command(a: cli::AnalyzeArgs) -> Result<()> {
     use advlens_trainer::analysis::{analyze, AnalyzeInput};
     let team = a.dist.join()?;
     same_command(team.as_ref())?;
-    let device = device::select(&a.device.device, a.device.threads)?;
+    let device = a.device.select()?;
     eprintln!("device: {}", device::describe(device, a.device.threads));
     let (_vs, net) = export::load_bundle(&a.model, device)?;
     let spec = net.spec().clone();

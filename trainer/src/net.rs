@@ -2,7 +2,89 @@
 
 use advlens_shared::model::{ModelSpec, Node, Op, INPUT_NAME};
 use std::collections::HashMap;
-use tch::{nn, Kind, Tensor};
+use std::sync::atomic::{AtomicU8, Ordering};
+use tch::{nn, Device, Kind, Tensor};
+
+/// How a network's 4-D tensors (images, activations, convolution weights) lie in memory:
+/// PyTorch's `contiguous_format` (N, C, H, W) or `channels_last` (N, H, W, C). Only speed
+/// differs (oneDNN's channels-last convolutions and pools made a one-thread small-cnn PGD
+/// training step 1.6x faster, `tests/bench/train-step.sh`); the values agree to float rounding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryFormat {
+    Contiguous,
+    ChannelsLast,
+}
+
+/// The process's choice (0: auto), set once from the command line as the thread count is.
+static CHOSEN_FORMAT: AtomicU8 = AtomicU8::new(0);
+
+impl MemoryFormat {
+    /// `auto` (None), `contiguous` or `channels-last`.
+    pub fn parse(name: &str) -> anyhow::Result<Option<Self>> {
+        match name {
+            "auto" => Ok(None),
+            "contiguous" | "nchw" => Ok(Some(Self::Contiguous)),
+            "channels-last" | "nhwc" => Ok(Some(Self::ChannelsLast)),
+            other => anyhow::bail!("unknown memory format `{other}`: use auto, contiguous or channels-last"),
+        }
+    }
+
+    /// Why `format` cannot run with `threads` libtorch threads on `device`, if it cannot.
+    ///
+    /// libtorch 2.11's oneDNN corrupts the heap in the weight gradient of a 1x1 convolution
+    /// in channels-last with two or more CPU threads and some odd batch sizes (a width-4 resnet,
+    /// batch 3 or 5: reproduced in PyTorch itself); with one thread it was not seen.
+    pub fn check(format: Option<Self>, device: Device, threads: usize) -> anyhow::Result<()> {
+        if format == Some(Self::ChannelsLast) && device == Device::Cpu && threads > 1 {
+            anyhow::bail!(
+                "--memory-format channels-last runs on a CPU with --threads 1 only: with more threads libtorch 2.11 (oneDNN) \
+                 can corrupt memory in 1x1 convolutions' gradients; use --threads 1 or --memory-format contiguous"
+            );
+        }
+        Ok(())
+    }
+
+    /// Makes `format` (None: auto) the one every [`Net`] built afterwards uses.
+    pub fn choose(format: Option<Self>) {
+        CHOSEN_FORMAT.store(format.map_or(0, |f| f as u8 + 1), Ordering::Relaxed);
+    }
+
+    /// The chosen format, or auto's: channels-last on a CPU with one libtorch thread (the
+    /// trainer's default, where it was measured faster and is safe, see [`Self::check`]);
+    /// contiguous otherwise, and on CUDA until measured there (`tests/bench/gpu-check.sh`).
+    pub fn for_device(device: Device) -> Self {
+        match CHOSEN_FORMAT.load(Ordering::Relaxed) {
+            1 => Self::Contiguous,
+            2 => Self::ChannelsLast,
+            _ if device == Device::Cpu && tch::get_num_threads() == 1 => Self::ChannelsLast,
+            _ => Self::Contiguous,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Contiguous => "contiguous",
+            Self::ChannelsLast => "channels-last",
+        }
+    }
+
+    /// `t` laid out in this format (4-D tensors only; others are returned as they are). Strides
+    /// change, not shapes: every index reads the same value.
+    pub fn apply(self, t: &Tensor) -> Tensor {
+        match self {
+            // Exact strides, written out: `permute(..).contiguous()` skips the copy when a
+            // dimension is 1 (a grey image, a one-channel filter), leaving strides that libtorch
+            // does not read as channels-last.
+            Self::ChannelsLast if t.dim() == 4 => {
+                let [n, c, h, w] = [0, 1, 2, 3].map(|d| t.size()[d]);
+                let mut out = Tensor::empty_strided([n, c, h, w], [h * w * c, 1, w * c, c], (t.kind(), t.device()));
+                out.copy_(t);
+                out
+            }
+            _ => t.shallow_clone(),
+        }
+    }
+}
 
 /// The network of a [`ModelSpec`], on libtorch.
 #[derive(Debug)]
@@ -11,12 +93,18 @@ pub struct Net {
     params: HashMap<String, Tensor>,
     mean: Tensor,
     std: Tensor,
+    format: MemoryFormat,
 }
 
 impl Net {
     /// Creates the parameters under `root`, initialised as PyTorch does
-    /// (uniform in +-1/sqrt(fan_in) for weights and biases).
+    /// (uniform in +-1/sqrt(fan_in) for weights and biases), in the device's [`MemoryFormat`].
     pub fn new(root: &nn::Path, spec: &ModelSpec) -> Self {
+        Self::with_format(root, spec, MemoryFormat::for_device(root.device()))
+    }
+
+    /// [`Net::new`] in the given memory format.
+    pub fn with_format(root: &nn::Path, spec: &ModelSpec, format: MemoryFormat) -> Self {
         let mut params = HashMap::new();
         for node in &spec.nodes {
             let weights = node.op.weight_shapes(&node.name);
@@ -37,6 +125,12 @@ impl Net {
                     (Op::ChannelNorm { .. } | Op::InstanceNorm { .. }, _) => path.var(leaf, &dims, nn::Init::Const(0.0)),
                     _ => path.var(leaf, &dims, nn::Init::Uniform { lo: -bound, up: bound }),
                 };
+                // The variable itself is re-laid (set_data keeps it the VarStore's): the gradient
+                // and Adam's moments then share its layout.
+                let mut var = var;
+                if dims.len() == 4 && format != MemoryFormat::Contiguous {
+                    tch::no_grad(|| var.set_data(&format.apply(&var)));
+                }
                 params.insert(name, var);
             }
         }
@@ -44,11 +138,15 @@ impl Net {
         let device = root.device();
         let mean = Tensor::from_slice(&spec.input.mean).view([1, c, 1, 1]).to_device(device);
         let std = Tensor::from_slice(&spec.input.std).view([1, c, 1, 1]).to_device(device);
-        Self { spec: spec.clone(), params, mean, std }
+        Self { spec: spec.clone(), params, mean, std, format }
     }
 
     pub fn spec(&self) -> &ModelSpec {
         &self.spec
+    }
+
+    pub fn memory_format(&self) -> MemoryFormat {
+        self.format
     }
 
     /// Logits for images `[N, C, H, W]` in [0, 1], in inference mode.
@@ -77,7 +175,7 @@ impl Net {
 
     fn forward_scaled(&self, images: &Tensor, train: bool, scaled: Option<(&str, &Tensor)>) -> HashMap<String, Tensor> {
         let mut acts: HashMap<String, Tensor> = HashMap::new();
-        acts.insert(INPUT_NAME.into(), (images - &self.mean) / &self.std);
+        acts.insert(INPUT_NAME.into(), self.format.apply(&((images - &self.mean) / &self.std)));
         for node in &self.spec.nodes {
             let y = self.node_output(node, &acts, train);
             let y = match scaled {
@@ -281,6 +379,63 @@ mod tests {
             // Scaling by one changes nothing: the unchanged logits come back.
             let same = net.forward_after(&acts, INPUT_NAME, &acts[INPUT_NAME]);
             assert_eq!((&same - &acts[&spec.output]).abs().max().double_value(&[]), 0.0);
+        }
+    }
+
+    /// Channels-last is a layout, not a different network: from the same seed, the logits,
+    /// the input gradient and a training step's weight gradients agree with the contiguous
+    /// network's to float rounding; and the convolutions really run channels-last (strides
+    /// libtorch reads as such, also for one-channel images and filters, where a permute and
+    /// `contiguous()` would silently keep the old strides).
+    #[test]
+    fn channels_last_networks_compute_what_contiguous_ones_do() {
+        let classes: Vec<String> = (0..10).map(|k| format!("c{k}")).collect();
+        // The supported configuration (MemoryFormat::check): with two threads, libtorch's own
+        // 1x1 convolution gradient corrupts the heap for this resnet at batch 3.
+        tch::set_num_threads(1);
+        for (arch, c) in [("small-cnn", 1), ("resnet", 3)] {
+            let input = InputSpec { channels: c, height: 28, width: 28, mean: vec![0.5; c], std: vec![0.25; c] };
+            let spec = crate::arch::build(arch, "t", input, classes.clone(), 4).unwrap();
+            let x = Tensor::rand([3, c as i64, 28, 28], (Kind::Float, Device::Cpu));
+            let y = Tensor::from_slice(&[1i64, 4, 7]);
+            let run = |format| {
+                tch::manual_seed(5);
+                let vs = nn::VarStore::new(Device::Cpu);
+                let net = Net::with_format(&vs.root(), &spec, format);
+                let xr = x.detach().set_requires_grad(true);
+                let loss = net.forward_t(&xr, true).cross_entropy_for_logits(&y);
+                loss.backward();
+                let acts = tch::no_grad(|| net.forward_all_t(&x, false));
+                let grads: Vec<(String, Tensor)> = net.trainable().into_iter().map(|(n, p)| (n.clone(), p.grad())).collect();
+                (net, acts, xr.grad(), grads)
+            };
+            let (plain, plain_acts, plain_dx, plain_grads) = run(MemoryFormat::Contiguous);
+            let (last, last_acts, last_dx, last_grads) = run(MemoryFormat::ChannelsLast);
+            let close = |a: &Tensor, b: &Tensor, what: &str| {
+                let scale = a.abs().max().double_value(&[]).max(1e-6);
+                let diff = (a - b).abs().max().double_value(&[]) / scale;
+                assert!(diff < 1e-5, "{arch} {what}: channels-last differs by {diff} (relative)");
+            };
+            close(&plain_acts[&spec.output], &last_acts[&spec.output], "logits");
+            close(&plain_dx, &last_dx, "input gradient");
+            // A convolution's bias before a training-mode batch norm has a zero gradient in
+            // exact arithmetic (the norm removes the mean): compare on the largest gradient's scale.
+            let largest = plain_grads.iter().map(|(_, g)| g.abs().max().double_value(&[])).fold(0.0, f64::max);
+            for ((name, a), (_, b)) in plain_grads.iter().zip(&last_grads) {
+                let diff = (a - b).abs().max().double_value(&[]) / largest;
+                assert!(diff < 1e-5, "{arch} gradient of {name}: channels-last differs by {diff} of the largest gradient");
+            }
+            let channels_last = |t: &Tensor| {
+                let [_, c, h, w] = [0, 1, 2, 3].map(|d| t.size()[d]);
+                t.stride() == vec![h * w * c, 1, w * c, c]
+            };
+            for (name, t) in last.tensors().iter().filter(|(_, t)| t.dim() == 4) {
+                assert!(channels_last(t), "{arch} {name}: strides {:?}", t.stride());
+                assert!(!channels_last(&plain.tensors()[name]) || t.size()[1] == 1, "{arch} {name}: the contiguous net is channels-last");
+            }
+            let conv = spec.nodes.iter().find(|n| matches!(n.op, Op::Conv2d { .. })).unwrap();
+            assert!(channels_last(&last_acts[&conv.name]), "{arch}: the first convolution's output is not channels-last");
+            assert_eq!(last.memory_format(), MemoryFormat::ChannelsLast);
         }
     }
 }

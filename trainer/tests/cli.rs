@@ -622,7 +622,7 @@ fn train_names_each_bad_training_value_before_any_work() {
     let out = dir.path().join("run");
     let out = out.to_str().unwrap();
     // (flags, words the one error line must hold)
-    let cases: [(&[&str], &[&str]); 9] = [
+    let cases: [(&[&str], &[&str]); 11] = [
         (&["--mode", "consistent", "--lambda", "NaN"], &["--lambda", "NaN"]),
         (&["--mode", "consistent", "--lambda=-1"], &["--lambda"]),
         (&["--mode", "trades", "--beta=-2"], &["--beta"]),
@@ -632,6 +632,9 @@ fn train_names_each_bad_training_value_before_any_work() {
         (&["--lr", "inf"], &["--lr"]),
         (&["--batch-size", "0"], &["--batch-size"]),
         (&["--epochs", "0"], &["--epochs"]),
+        (&["--memory-format", "rows"], &["memory format `rows`", "channels-last"]),
+        // libtorch's oneDNN corrupts memory there (net::MemoryFormat::check).
+        (&["--memory-format", "channels-last", "--threads", "2"], &["--threads 1", "--memory-format contiguous"]),
     ];
     for (flags, words) in cases {
         let args = [&["train", "--data", "/no/such/data", "--out", out, "--device", "cpu"][..], flags].concat();
