@@ -118,6 +118,38 @@ export async function ownModels(page, base, tag, { dist, expected }) {
     await settled(page);
     console.log(`${tag} an ONNX file opens (card: imported from ONNX), predicts "${onnxVerdict}" as advlens trace does with the bundle it was made from, and is attacked`);
 
+    // Its pixels, chosen under "Open your own model" (as advlens import --mean --std): an
+    // unreadable choice is refused with a notice, a readable one reopens the file with it,
+    // the card and the URL say so, and it predicts as the CLI's import with the same flags.
+    await page.check('input[name=onnx-pixels][value=custom]');
+    await page.fill('#onnx-mean', 'half');
+    await page.fill('#onnx-std', '0.25');
+    await page.click('button[data-action=reopen-with-pixels]');
+    await page.waitForFunction(() => /“half” is not a number/.test(document.querySelector('#notices')?.textContent ?? ''), null, { timeout: 10_000 })
+      .catch(async () => fail(`${tag} an unreadable mean gave no notice: "${await page.textContent('#notices')}"`));
+    await page.fill('#onnx-mean', '0.5');
+    await page.click('button[data-action=reopen-with-pixels]');
+    await page.waitForFunction(() => /normalised with mean 0.5 and std 0.25/.test(document.querySelector('#model-card-body')?.textContent ?? ''), null, { timeout: 60_000 })
+      .catch(async () => fail(`${tag} the ONNX file did not reopen with mean 0.5, std 0.25: card "${(await page.textContent('#model-card-body')).slice(0, 300)}", notices "${await page.textContent('#notices')}"`));
+    await settled(page);
+    if (!/[?&]mean=0.5&std=0.25/.test(page.url())) fail(`${tag} the URL does not hold the pixels chosen: ${page.url()}`);
+    const normVerdict = await page.textContent('#network .verdict');
+    const normSaid = /^The model says class (\d+) \(([\d.]+)%\)/.exec(normVerdict);
+    if (!normSaid) fail(`${tag} the renormalised ONNX model's verdict: "${normVerdict}"`);
+    if (normSaid && process.env.ADVLENS_BIN) {
+      const imported = path.join(dir, 'onnx-normalised');
+      execFileSync(process.env.ADVLENS_BIN, ['import', onnx, '--out', imported, '--mean', '0.5', '--std', '0.25', '--quiet']);
+      const black = path.join(dir, 'black-normalised.png');
+      fs.writeFileSync(black, blackPng(bundleSide(imported)));
+      const t = JSON.parse(execFileSync(process.env.ADVLENS_BIN, ['trace', '--model', imported, '--image', black, '--json'], { encoding: 'utf8' }));
+      if (t.predicted !== Number(normSaid[1]) || Math.abs(100 * t.probability - Number(normSaid[2])) > 0.051) {
+        fail(`${tag} with mean 0.5, std 0.25 the page says class ${normSaid[1]} (${normSaid[2]}%), advlens import --mean 0.5 --std 0.25 + trace ${t.predicted} (${(100 * t.probability).toFixed(1)}%)`);
+      }
+      if (normVerdict === onnxVerdict) fail(`${tag} the normalisation changed nothing: "${normVerdict}" both times`);
+    }
+    await page.check('input[name=onnx-pixels][value=file]');
+    console.log(`${tag} the ONNX file's pixels: an unreadable mean is refused, mean 0.5 / std 0.25 reopens it (card, URL), predicting "${normVerdict}" as advlens import --mean --std does`);
+
     // A Keras file (tests/onnx/export_keras.py on TensorFlow, through tf2onnx: channels last,
     // Rescaling(1/255) inside, a softmax output, random weights): the card says how it is read,
     // and it predicts as the CLI's import of the same file does.

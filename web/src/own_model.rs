@@ -6,6 +6,7 @@
 use advlens_shared::model::{Bundle, ModelSpec, SampleSet};
 
 use crate::error::AppError;
+use crate::normalisation::Normalisation;
 
 /// The largest file the page opens (the weights are copied once into the engine).
 pub const MAX_BYTES: u64 = 100_000_000;
@@ -37,12 +38,13 @@ pub fn check_limits(spec: &ModelSpec) -> Result<(), String> {
 
 /// The bundle in a single file's bytes and its sample images, if any — or what is wrong, in
 /// the loader's words.
-pub fn open(bytes: &[u8]) -> Result<(Bundle, Option<SampleSet>), AppError> {
+/// An ONNX file reads its pixels with `normalisation` when given; a bundle has its own.
+pub fn open(bytes: &[u8], normalisation: Option<&Normalisation>) -> Result<(Bundle, Option<SampleSet>), AppError> {
     if bytes.len() as u64 > MAX_BYTES {
         return Err(AppError::Model(format!("the file is {} MB; the page opens models of {}", bytes.len() / 1_000_000, limits_text())));
     }
     if !looks_like_safetensors(bytes) {
-        return open_onnx(bytes);
+        return open_onnx(bytes, normalisation);
     }
     let spec = single_file_spec(bytes)?;
     check_limits(&spec).map_err(|why| AppError::Model(format!("the page cannot open this model: {why}")))?;
@@ -65,10 +67,16 @@ fn looks_like_safetensors(bytes: &[u8]) -> bool {
     bytes.get(8) == Some(&b'{')
 }
 
-/// An ONNX model, imported as `advlens import` does without options: pixels in [0, 1] (plus
-/// any normalisation inside the graph), classes numbered. It brings no sample images.
-fn open_onnx(bytes: &[u8]) -> Result<(Bundle, Option<SampleSet>), AppError> {
-    let options = advlens_shared::onnx::ImportOptions { name: "onnx-model".into(), ..Default::default() };
+/// An ONNX model, imported as `advlens import [--mean --std]` does: pixels in [0, 1] (plus any
+/// normalisation inside the graph) or normalised as asked, classes numbered. It brings no
+/// sample images.
+fn open_onnx(bytes: &[u8], normalisation: Option<&Normalisation>) -> Result<(Bundle, Option<SampleSet>), AppError> {
+    let options = advlens_shared::onnx::ImportOptions {
+        name: "onnx-model".into(),
+        mean: normalisation.map(|n| n.mean.clone()),
+        std: normalisation.map(|n| n.std.clone()),
+        ..Default::default()
+    };
     let bundle = advlens_shared::onnx::import(bytes, &options).map_err(|e| match e {
         advlens_shared::Error::Onnx(why) if why.starts_with("not an ONNX model file") => AppError::Model(
             "this is neither an advlens model file (write one with `advlens pack --model DIR --out FILE`) nor an ONNX model".into(),
@@ -120,7 +128,7 @@ mod tests {
     #[test]
     fn files_that_are_not_bundles_say_how_to_make_one() {
         for bytes in [&b"\x89PNG\r\n\x1a\nrest"[..], b"", b"{\"format\": \"advlens-bundle\"}"] {
-            let m = open(bytes).unwrap_err().to_string();
+            let m = open(bytes, None).unwrap_err().to_string();
             assert!(m.contains("advlens pack"), "{m}");
         }
     }
@@ -131,10 +139,10 @@ mod tests {
         let bundle = Bundle::from_bytes(&std::fs::read(format!("{dir}/model.json")).unwrap(), &std::fs::read(format!("{dir}/weights.safetensors")).unwrap()).unwrap();
         let samples = std::fs::read(format!("{dir}/samples.json")).unwrap();
         let file = bundle.to_single_file_with_samples(&samples).unwrap();
-        let (opened, set) = open(&file).unwrap();
+        let (opened, set) = open(&file, None).unwrap();
         assert_eq!(opened.weights(), bundle.weights());
         assert_eq!(set.unwrap(), SampleSet::from_json(&samples).unwrap());
-        let m = open(&file[..file.len() - 100]).unwrap_err().to_string();
+        let m = open(&file[..file.len() - 100], None).unwrap_err().to_string();
         assert!(m.contains("cut off"), "{m}");
         assert_eq!(title_of("https://host/dir/my-net.advlens.safetensors?x=1"), "my-net.advlens.safetensors");
     }

@@ -8,6 +8,8 @@ use advlens_shared::model::{ModelSpec, SampleSet};
 
 use advlens_shared::analysis::trace::Influence;
 use advlens_shared::attack::AttackSpec;
+
+use crate::normalisation::Normalisation;
 use serde::{Deserialize, Serialize};
 
 /// Which engine the page asks for.
@@ -54,7 +56,13 @@ pub type Pixels = Vec<f32>;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     /// Fetch and validate a bundle and open it on an engine. Replaces any model loaded before.
-    Load { source: ModelSource, engine: EnginePref },
+    /// An ONNX file is imported with `normalisation` when given (a bundle carries its own).
+    Load {
+        source: ModelSource,
+        engine: EnginePref,
+        #[serde(default)]
+        normalisation: Option<Normalisation>,
+    },
     /// Class probabilities of `n` images given as one NCHW array.
     Classify { pixels: Pixels, n: usize },
     /// The probabilities and the feature maps of `layers` for one image.

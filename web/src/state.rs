@@ -1,10 +1,11 @@
 //! The page's state, which is its URL:
-//! `?model=&sample=|pixels=|concept=&layer=&neuron=&class=&image=&engine=&embed=`, the attack's
+//! `?model=|bundle=&mean=&std=&sample=|pixels=|concept=&layer=&neuron=&class=&image=&engine=&embed=`, the attack's
 //! `attack=&eps=&steps=&target=&seed=` and the attack step shown, `step=`.
 //! Parsed (percent-decoded) and checked in one place; every problem becomes a sentence the page
 //! shows, and the value falls back to its default — a bad link never leads to a dead end.
 
 use crate::attack_params::AttackParams;
+use crate::normalisation::Normalisation;
 use crate::protocol::EnginePref;
 
 /// Which version of the sample the views show.
@@ -22,6 +23,8 @@ pub struct PageState {
     pub model: Option<String>,
     /// A single-file bundle to open instead of a bundled model (`?bundle=URL`).
     pub bundle: Option<String>,
+    /// The pixels an ONNX model file reads (`?mean=&std=`): for the visitor's own file only.
+    pub normalisation: Option<Normalisation>,
     pub sample: usize,
     /// An image of the visitor's own (drawn or uploaded), CHW bytes at the model's input size;
     /// shown instead of the sample. In the URL as base64url, so it can be shared too.
@@ -99,6 +102,7 @@ impl PageState {
     pub fn parse(query: &str) -> (PageState, Vec<String>) {
         let mut state = PageState::default();
         let mut problems = Vec::new();
+        let (mut mean, mut std) = (None, None);
         for pair in query.trim_start_matches('?').split('&').filter(|p| !p.is_empty()) {
             let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
             let Some(value) = percent_decode(raw) else {
@@ -123,6 +127,8 @@ impl PageState {
             match key {
                 "model" if !value.is_empty() => state.model = Some(value.clone()),
                 "bundle" if !value.is_empty() => state.bundle = Some(value.clone()),
+                "mean" => mean = Some(value.clone()),
+                "std" => std = Some(value.clone()),
                 "compare" if !value.is_empty() => state.compare = Some(value.clone()),
                 "sample" => state.sample = number("sample", &mut problems).unwrap_or(0),
                 "concept" => match value.trim().parse::<u64>() {
@@ -155,6 +161,14 @@ impl PageState {
                 _ => {}
             }
         }
+        match (mean, std) {
+            (Some(mean), Some(std)) => match Normalisation::parse(&mean, &std) {
+                Ok(n) => state.normalisation = Some(n),
+                Err(why) => problems.push(format!("?mean={mean}&std={std}: {why}; reading the model's pixels as its file says")),
+            },
+            (Some(_), None) | (None, Some(_)) => problems.push("?mean= and ?std= go together: give both, or neither to read the model's pixels as its file says".into()),
+            (None, None) => {}
+        }
         (state, problems)
     }
 
@@ -165,6 +179,9 @@ impl PageState {
             (Some(b), _) => parts.push(format!("bundle={}", percent_encode(b))),
             (None, Some(m)) => parts.push(format!("model={}", percent_encode(m))),
             (None, None) => {}
+        }
+        if let Some(n) = &self.normalisation {
+            parts.push(format!("mean={}&std={}", n.mean_text(), n.std_text()));
         }
         match (&self.pixels, self.concept) {
             (Some(p), _) => parts.push(format!("pixels={}", base64url_encode(p))),
@@ -378,6 +395,19 @@ mod tests {
         let (own, _) = PageState::parse("?bundle=https%3A%2F%2Fexample.org%2Fm.advlens.safetensors%3Fv%3D1&sample=2");
         assert_eq!(own.bundle.as_deref(), Some("https://example.org/m.advlens.safetensors?v=1"));
         assert_eq!(PageState::parse(&own.to_query()).0, own, "{}", own.to_query());
+    }
+
+    #[test]
+    fn an_onnx_files_normalisation_round_trips_and_half_of_one_is_refused() {
+        let (s, problems) = PageState::parse("?bundle=m.onnx&mean=0.485,0.456,0.406&std=0.229%2C0.224%2C0.225");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(s.normalisation.as_ref().unwrap().is_imagenet());
+        assert_eq!(PageState::parse(&s.to_query()).0, s, "{}", s.to_query());
+        for (query, words) in [("?mean=0.5", "go together"), ("?std=0.5", "go together"), ("?mean=0.5&std=0", "above 0"), ("?mean=x&std=1", "not a number")] {
+            let (s, problems) = PageState::parse(query);
+            assert_eq!(s.normalisation, None, "{query}");
+            assert!(problems.len() == 1 && problems[0].contains(words), "{query}: {problems:?}");
+        }
     }
 
     #[test]

@@ -105,6 +105,10 @@ pub(super) fn translate(graph: &GraphProto, model: &ModelProto, opset: i64, opti
         t.std.iter_mut().for_each(|s| *s /= 255.0);
         source["pixels"] = "0-255 (the graph rescales its input itself)".into();
     }
+    if let (Some(mean), Some(std)) = (&options.mean, &options.std) {
+        // Chosen by the user (--mean/--std, the page's pixel fields): the file cannot say.
+        source["normalisation"] = serde_json::json!({ "mean": mean, "std": std });
+    }
     if channels_last {
         source["input_layout"] = "NHWC (read as NCHW)".into();
     }

@@ -7,7 +7,8 @@ use wasm_bindgen::JsCast;
 
 use super::{show_notices, App, Nav};
 use crate::config::{CatalogEntry, OWN_FILE_ID};
-use crate::dom::{by_id, replace_children, El};
+use crate::dom::{by_id, document, replace_children, El};
+use crate::normalisation::Normalisation;
 use crate::panels::LoadedModel;
 use crate::state::PageState;
 
@@ -15,6 +16,16 @@ impl App {
     /// The model `state` names — `?bundle=URL`, the visitor's picked file, or a bundled one —
     /// with `state.model` / `state.bundle` made to match it; what could not be found becomes a note.
     pub(super) fn entry(&self, state: &mut PageState, notes: &mut Vec<String>) -> CatalogEntry {
+        let mut entry = self.named_entry(state, notes);
+        if entry.file.is_some() {
+            entry.normalisation = state.normalisation.clone();
+        } else if state.normalisation.take().is_some() {
+            notes.push(format!("?mean= and ?std= are for an ONNX file you open; “{}” has its own normalisation: ignored", entry.title));
+        }
+        entry
+    }
+
+    fn named_entry(&self, state: &mut PageState, notes: &mut Vec<String>) -> CatalogEntry {
         let first = &self.catalog[0];
         if let Some(url) = &state.bundle {
             state.model = None;
@@ -55,6 +66,7 @@ impl App {
 
     /// Opens a model file the visitor picked or dropped.
     pub async fn open_model_file(self: &Rc<Self>, file: web_sys::File) {
+        let Some(normalisation) = read_normalisation_fields() else { return };
         if file.size() > crate::own_model::MAX_BYTES as f64 {
             show_notices(&[format!("“{}” is {:.0} MB: the page opens model files of {}", file.name(), file.size() / 1e6, crate::own_model::limits_text())]);
             return;
@@ -68,7 +80,7 @@ impl App {
         }
         self.files_picked.set(self.files_picked.get() + 1);
         *self.own_file.borrow_mut() = Some(CatalogEntry::own(format!("{OWN_FILE_ID}-{}", self.files_picked.get()), file.name(), url));
-        let next = PageState { model: Some(OWN_FILE_ID.into()), engine: self.state.borrow().engine, ..Default::default() };
+        let next = PageState { model: Some(OWN_FILE_ID.into()), engine: self.state.borrow().engine, normalisation, ..Default::default() };
         self.navigate(&next.to_query(), Nav::Push).await;
     }
 
@@ -79,8 +91,67 @@ impl App {
             show_notices(&["type the address of a model file first".to_string()]);
             return;
         }
-        let next = PageState { bundle: Some(url), engine: self.state.borrow().engine, ..Default::default() };
+        let Some(normalisation) = read_normalisation_fields() else { return };
+        let next = PageState { bundle: Some(url), engine: self.state.borrow().engine, normalisation, ..Default::default() };
         self.navigate(&next.to_query(), Nav::Push).await;
     }
 
+    /// Opens the visitor's model again with the pixels chosen under "Open your own model".
+    pub async fn reopen_with_chosen_pixels(self: &Rc<Self>) {
+        let current = self.state.borrow().clone();
+        if current.bundle.is_none() && current.model.as_deref() != Some(OWN_FILE_ID) {
+            show_notices(&["the pixel choice is for a model file you open: pick an ONNX file above (the choice applies to it)".to_string()]);
+            return;
+        }
+        let Some(normalisation) = read_normalisation_fields() else { return };
+        let next = PageState { model: current.model.clone(), bundle: current.bundle.clone(), engine: current.engine, normalisation, ..Default::default() };
+        self.navigate(&next.to_query(), Nav::Push).await;
+    }
+
+    /// The pixel fields show the choice `state` opens the visitor's model with (after a reload
+    /// or a shared link).
+    pub(super) fn show_normalisation(&self, state: &PageState) {
+        let choice = match &state.normalisation {
+            None => "file",
+            Some(n) if n.is_imagenet() => "imagenet",
+            Some(_) => "custom",
+        };
+        if let Ok(Some(radio)) = document().query_selector(&format!("input[name=onnx-pixels][value={choice}]")) {
+            if let Some(radio) = radio.dyn_ref::<web_sys::HtmlInputElement>() {
+                radio.set_checked(true);
+            }
+        }
+        if let Some(n) = state.normalisation.as_ref().filter(|n| !n.is_imagenet()) {
+            for (id, text) in [("onnx-mean", n.mean_text()), ("onnx-std", n.std_text())] {
+                if let Some(input) = document().get_element_by_id(id).and_then(|e| e.dyn_into::<web_sys::HtmlInputElement>().ok()) {
+                    input.set_value(&text.replace(',', ", "));
+                }
+            }
+        }
+    }
 }
+
+/// The choice of the pixel fields; for an unreadable custom one, a notice and `None` (the page
+/// stays as it is).
+fn read_normalisation_fields() -> Option<Option<Normalisation>> {
+    let choice = document()
+        .query_selector("input[name=onnx-pixels]:checked")
+        .ok()
+        .flatten()
+        .and_then(|e| e.dyn_into::<web_sys::HtmlInputElement>().ok())
+        .map(|i| i.value())
+        .unwrap_or_default();
+    let field = |id: &str| document().get_element_by_id(id).and_then(|e| e.dyn_into::<web_sys::HtmlInputElement>().ok()).map(|i| i.value()).unwrap_or_default();
+    match choice.as_str() {
+        "imagenet" => Some(Some(Normalisation::imagenet())),
+        "custom" => match Normalisation::parse(&field("onnx-mean"), &field("onnx-std")) {
+            Ok(n) => Some(Some(n)),
+            Err(why) => {
+                show_notices(&[format!("the pixels' mean and std: {why}")]);
+                None
+            }
+        },
+        _ => Some(None),
+    }
+}
+

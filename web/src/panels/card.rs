@@ -15,7 +15,11 @@ pub fn card(model: &LoadedModel) -> Element {
     }
     if let Some(onnx) = p.extra.get("imported_from").filter(|v| v["format"] == "onnx") {
         let producer = onnx["producer"].as_str().filter(|s| !s.is_empty()).unwrap_or("an unknown tool");
-        let pixels = if onnx["pixels"].is_string() { "0 to 255 (it rescales them itself, as Keras's Rescaling does)" } else { "0 to 1" };
+        let pixels = match &onnx["normalisation"] {
+            n if n.is_object() => format!("0 to 1, normalised with mean {} and std {} (as chosen when it was opened)", numbers(&n["mean"]), numbers(&n["std"])),
+            _ if onnx["pixels"].is_string() => "0 to 255 (it rescales them itself, as Keras's Rescaling does)".into(),
+            _ => "0 to 1".into(),
+        };
         let mut text = format!("ONNX (opset {}, written by {producer}); the model reads pixels as values from {pixels}", onnx["opset"]);
         if onnx["input_layout"].is_string() {
             text.push_str("; its channels-last layout (Keras, TensorFlow) is read as channels first");
@@ -63,4 +67,9 @@ pub fn card(model: &LoadedModel) -> Element {
     }
     let list = El::new("dl").children(facts.iter().flat_map(|(k, v)| [El::new("dt").text(k), El::new("dd").text(v)]));
     list.into()
+}
+
+/// A JSON list of numbers as people write it: `0.485, 0.456, 0.406`.
+fn numbers(list: &serde_json::Value) -> String {
+    list.as_array().map(|v| v.iter().filter_map(|x| x.as_f64()).map(|x| format!("{}", x as f32)).collect::<Vec<_>>().join(", ")).unwrap_or_default()
 }

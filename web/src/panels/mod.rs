@@ -64,6 +64,12 @@ impl LoadedModel {
         }
     }
 
+    /// The model came from an ONNX file (imported in the page): the one kind whose pixels the
+    /// visitor chooses.
+    pub fn is_onnx(&self) -> bool {
+        self.info.spec.provenance.extra.get("imported_from").is_some_and(|v| v["format"] == "onnx")
+    }
+
     /// The model sees the concept world: its classes are the world's objects (in any order:
     /// an image folder sorts them by name).
     pub fn is_concept_world(&self) -> bool {
