@@ -33,6 +33,23 @@ fn every_reference_case_round_trips_through_onnx() {
     }
 }
 
+/// A mean and std given at import (`--mean/--std`, the page's pixel choice) are recorded, since
+/// the file cannot say them; without them nothing is recorded.
+#[test]
+fn a_normalisation_given_at_import_is_recorded() {
+    let (_, spec) = reference_cases().into_iter().next().unwrap();
+    let bundle = Bundle::new(spec.clone(), random_weights(&mut Rng::new(2), &spec)).unwrap();
+    let bytes = export(&bundle).unwrap();
+    let c = spec.input.channels;
+    let options = ImportOptions { name: "n".into(), mean: Some(vec![0.5; c]), std: Some(vec![0.25; c]), ..Default::default() };
+    let given = import(&bytes, &options).unwrap();
+    let recorded = &given.spec().provenance.extra["imported_from"]["normalisation"];
+    assert_eq!(recorded["mean"], serde_json::json!(vec![0.5; c]), "{recorded}");
+    assert_eq!(recorded["std"], serde_json::json!(vec![0.25; c]), "{recorded}");
+    let plain = import(&bytes, &ImportOptions { name: "n".into(), ..Default::default() }).unwrap();
+    assert!(plain.spec().provenance.extra["imported_from"].get("normalisation").is_none());
+}
+
 /// A channel split written as ONNX `Split` reads back as the same slices; a slice or split the
 /// layers cannot express is refused, saying why.
 #[test]
