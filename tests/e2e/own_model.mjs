@@ -124,11 +124,11 @@ export async function ownModels(page, base, tag, { dist, expected }) {
     await page.check('input[name=onnx-pixels][value=custom]');
     await page.fill('#onnx-mean', 'half');
     await page.fill('#onnx-std', '0.25');
-    await page.click('button[data-action=reopen-with-pixels]');
+    await page.click('button[data-action=reopen-with-choices]');
     await page.waitForFunction(() => /“half” is not a number/.test(document.querySelector('#notices')?.textContent ?? ''), null, { timeout: 10_000 })
       .catch(async () => fail(`${tag} an unreadable mean gave no notice: "${await page.textContent('#notices')}"`));
     await page.fill('#onnx-mean', '0.5');
-    await page.click('button[data-action=reopen-with-pixels]');
+    await page.click('button[data-action=reopen-with-choices]');
     await page.waitForFunction(() => /normalised with mean 0.5 and std 0.25/.test(document.querySelector('#model-card-body')?.textContent ?? ''), null, { timeout: 60_000 })
       .catch(async () => fail(`${tag} the ONNX file did not reopen with mean 0.5, std 0.25: card "${(await page.textContent('#model-card-body')).slice(0, 300)}", notices "${await page.textContent('#notices')}"`));
     await settled(page);
@@ -149,6 +149,39 @@ export async function ownModels(page, base, tag, { dist, expected }) {
     }
     await page.check('input[name=onnx-pixels][value=file]');
     console.log(`${tag} the ONNX file's pixels: an unreadable mean is refused, mean 0.5 / std 0.25 reopens it (card, URL), predicting "${normVerdict}" as advlens import --mean --std does`);
+
+    // ImageNet's class names: refused for a 10-class model (the page goes back to a bundled
+    // one and says why); a 1000-output file (a linear layer on 4x4 grey images,
+    // fixtures/thousand-classes.onnx) names its prediction as advlens import --classes imagenet.
+    await page.check('#onnx-imagenet-classes');
+    await page.click('button[data-action=reopen-with-choices]');
+    await page.waitForFunction(() => /1000 class names were given, the model has 10 outputs/.test(document.querySelector('#notices')?.textContent ?? ''), null, { timeout: 60_000 })
+      .catch(async () => fail(`${tag} ImageNet's names on a 10-class model gave no clear notice: "${await page.textContent('#notices')}"`));
+    await settled(page);
+    if (await page.inputValue('#model') !== catalog[0].id) fail(`${tag} after a refused choice the page shows ${await page.inputValue('#model')}`);
+    const thousand = new URL('./fixtures/thousand-classes.onnx', import.meta.url).pathname;
+    await pick(page, thousand);
+    await page.waitForFunction(() => /\(1000 in all\)/.test(document.querySelector('#model-card-body')?.textContent ?? ''), null, { timeout: 60_000 })
+      .catch(async () => fail(`${tag} a 1000-class ONNX file did not open with ImageNet's names: card "${(await page.textContent('#model-card-body')).slice(0, 300)}", notices "${await page.textContent('#notices')}"`));
+    await settled(page);
+    if (!/[?&]classes=imagenet/.test(page.url())) fail(`${tag} the URL does not say classes=imagenet: ${page.url()}`);
+    if (!/tench, goldfish, great white shark/.test(await page.textContent('#model-card-body'))) fail(`${tag} the card does not list ImageNet's first classes`);
+    const named = await page.textContent('#network .verdict');
+    const namedSaid = /^The model says (.+) \(([\d.]+)%\)/.exec(named);
+    if (!namedSaid || /^class \d+$/.test(namedSaid[1])) fail(`${tag} the 1000-class model's verdict is not a name: "${named}"`);
+    if (namedSaid && process.env.ADVLENS_BIN) {
+      const imported = path.join(dir, 'thousand');
+      execFileSync(process.env.ADVLENS_BIN, ['import', thousand, '--out', imported, '--classes', 'imagenet', '--quiet']);
+      const black = path.join(dir, 'black-4.png');
+      fs.writeFileSync(black, blackPng(bundleSide(imported)));
+      const t = JSON.parse(execFileSync(process.env.ADVLENS_BIN, ['trace', '--model', imported, '--image', black, '--json'], { encoding: 'utf8' }));
+      const name = JSON.parse(fs.readFileSync(path.join(imported, 'model.json'), 'utf8')).classes[t.predicted];
+      if (name !== namedSaid[1] || Math.abs(100 * t.probability - Number(namedSaid[2])) > 0.051) {
+        fail(`${tag} the 1000-class model says ${namedSaid[1]} (${namedSaid[2]}%) in the page, ${name} (${(100 * t.probability).toFixed(2)}%) in advlens import --classes imagenet + trace`);
+      }
+    }
+    await page.uncheck('#onnx-imagenet-classes');
+    console.log(`${tag} ImageNet's class names: refused for a 10-class model with a notice, given to a 1000-output file (card, URL), which says "${named}" as advlens import --classes imagenet does`);
 
     // A Keras file (tests/onnx/export_keras.py on TensorFlow, through tf2onnx: channels last,
     // Rescaling(1/255) inside, a softmax output, random weights): the card says how it is read,

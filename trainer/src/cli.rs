@@ -606,8 +606,8 @@ pub struct ImportArgs {
     /// Bundle folder to write (replaced as a whole if it holds a bundle).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// A text file with one class name per line, in the order of the model's outputs
-    /// (default: class 0, class 1, ...).
+    /// A text file with one class name per line, in the order of the model's outputs, or
+    /// `imagenet` for ImageNet's 1000 classes (torchvision's names; default: class 0, class 1, ...).
     #[arg(long, value_name = "FILE")]
     pub classes: Option<PathBuf>,
     /// Per-channel mean that turns [0, 1] pixels into the model's input, comma-separated

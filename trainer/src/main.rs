@@ -578,6 +578,7 @@ fn import_command(a: cli::ImportArgs) -> Result<()> {
     }
     let bytes = std::fs::read(&a.onnx).with_context(|| format!("reading {}", a.onnx.display()))?;
     let classes = match &a.classes {
+        Some(path) if path.as_os_str() == "imagenet" && !path.exists() => Some(advlens_shared::onnx::imagenet_classes()),
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             Some(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect::<Vec<_>>())

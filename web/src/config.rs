@@ -56,9 +56,9 @@ pub struct CatalogEntry {
     /// picked file) instead of a folder under `models/`.
     #[serde(skip)]
     pub file: Option<String>,
-    /// How an ONNX file among them reads its pixels (`?mean=&std=`); none: as the file says.
+    /// What the visitor chose for an ONNX file among them (`?mean=&std=&classes=`).
     #[serde(skip)]
-    pub normalisation: Option<crate::normalisation::Normalisation>,
+    pub onnx: crate::onnx_choices::OnnxChoices,
 }
 
 impl CatalogEntry {
@@ -68,7 +68,7 @@ impl CatalogEntry {
 
     /// A visitor's model file at `url`, shown as `title`.
     pub fn own(id: String, title: String, url: String) -> CatalogEntry {
-        CatalogEntry { id, title, atlas: Vec::new(), dataset: None, file: Some(url), normalisation: None }
+        CatalogEntry { id, title, atlas: Vec::new(), dataset: None, file: Some(url), onnx: Default::default() }
     }
 }
 

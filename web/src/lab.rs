@@ -13,7 +13,7 @@ use advlens_shared::{Engine, Tensor};
 
 use crate::error::AppError;
 use crate::fetch;
-use crate::normalisation::Normalisation;
+use crate::onnx_choices::OnnxChoices;
 use crate::protocol::{AttackRow, Companion, CompanionVerdict, EnginePref, LayerMaps, Look, ModelInfo, ModelSource, Pixels, Reply, Request};
 
 /// The loaded model, if any.
@@ -59,9 +59,9 @@ impl Lab {
     }
 
     async fn try_handle(&mut self, request: Request, progress: &mut dyn FnMut(usize, usize)) -> Result<Reply, AppError> {
-        if let Request::Load { source, engine, normalisation } = request {
+        if let Request::Load { source, engine, onnx } = request {
             self.engine = None; // never answer for the previous model
-            let (engine, info) = load(&source, engine, normalisation.as_ref()).await?;
+            let (engine, info) = load(&source, engine, &onnx).await?;
             self.engine = Some(engine);
             return Ok(Reply::Loaded(info));
         }
@@ -155,7 +155,7 @@ impl Lab {
         for c in companions {
             let url = source_url(&c.source);
             if !self.companions.contains_key(url) {
-                let (bundle, _) = fetch_bundle(&c.source, None).await?;
+                let (bundle, _) = fetch_bundle(&c.source, &OnnxChoices::default()).await?;
                 self.companions.insert(url.to_string(), Engine::cpu(Arc::new(bundle)));
             }
             let other = self.companions[url].bundle();
@@ -179,7 +179,7 @@ fn images(engine: &Engine, pixels: Pixels, n: usize) -> Result<Tensor, AppError>
 }
 
 /// The bundle at `source`, validated, with the samples a single file carries.
-async fn fetch_bundle(source: &ModelSource, normalisation: Option<&Normalisation>) -> Result<(Bundle, Option<advlens_shared::model::SampleSet>), AppError> {
+async fn fetch_bundle(source: &ModelSource, onnx: &OnnxChoices) -> Result<(Bundle, Option<advlens_shared::model::SampleSet>), AppError> {
     Ok(match source {
         ModelSource::Folder(base) => {
             let (spec_url, weights_url) = (format!("{base}/{SPEC_FILE}"), format!("{base}/{WEIGHTS_FILE}"));
@@ -187,12 +187,12 @@ async fn fetch_bundle(source: &ModelSource, normalisation: Option<&Normalisation
             let (spec, weights) = (spec?, weights?);
             (Bundle::from_bytes(&spec, &weights).map_err(|e| AppError::Model(format!("{base}: {e}")))?, None)
         }
-        ModelSource::File(url) => crate::own_model::open(&fetch::bytes_at_most(url, crate::own_model::MAX_BYTES).await?, normalisation)?,
+        ModelSource::File(url) => crate::own_model::open(&fetch::bytes_at_most(url, crate::own_model::MAX_BYTES).await?, onnx)?,
     })
 }
 
-async fn load(source: &ModelSource, pref: EnginePref, normalisation: Option<&Normalisation>) -> Result<(Engine, ModelInfo), AppError> {
-    let (bundle, samples) = fetch_bundle(source, normalisation).await?;
+async fn load(source: &ModelSource, pref: EnginePref, onnx: &OnnxChoices) -> Result<(Engine, ModelInfo), AppError> {
+    let (bundle, samples) = fetch_bundle(source, onnx).await?;
     let bundle = Arc::new(bundle);
     let (engine, fallback_reason) = match pref {
         EnginePref::Cpu => (Engine::cpu(bundle.clone()), Some("the CPU engine was asked for (?engine=cpu)".to_string())),

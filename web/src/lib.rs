@@ -7,7 +7,7 @@
 //!   [`listen`]: the page's delegated listeners; [`memo`]: results computed once
 //! - [`client`] / [`worker`] / [`lab`]: the worker, its messages ([`protocol`]) and the model
 //! - [`compare`]: a second model beside the first, in its own worker
-//! - [`own_model`]: a visitor's model file and the page's limits; [`normalisation`]: the pixels an ONNX file reads
+//! - [`own_model`]: a visitor's model file and the page's limits; [`onnx_choices`]: what an ONNX file cannot say
 //! - [`panels`]: the views, each building its DOM from results; [`draw`]: pure pixel functions;
 //!   [`dom`]: element helpers; [`atlas`]: neuron atlases; [`config`]: every constant
 //! - [`session`]: the engine as a JavaScript API for other pages; [`share`]: copy link / embed code
@@ -26,7 +26,7 @@ mod fetch;
 mod lab;
 mod listen;
 mod memo;
-mod normalisation;
+mod onnx_choices;
 mod open;
 mod own_image;
 mod own_model;

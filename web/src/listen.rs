@@ -42,7 +42,7 @@ pub fn listen(app: &Rc<App>) -> Result<(), AppError> {
                     Some("clear-drawing") => crate::own_image::clear_drawing(),
                     Some("new-concept") => wasm_bindgen_futures::spawn_local(async move { app.show_new_concept().await }),
                     Some("cancel-attack") => wasm_bindgen_futures::spawn_local(async move { app.cancel_clicked().await }),
-                    Some("reopen-with-pixels") => wasm_bindgen_futures::spawn_local(async move { app.reopen_with_chosen_pixels().await }),
+                    Some("reopen-with-choices") => wasm_bindgen_futures::spawn_local(async move { app.reopen_with_choices().await }),
                     Some("open-model-url") => {
                         let url = document().get_element_by_id("model-url").and_then(|e| e.dyn_into::<web_sys::HtmlInputElement>().ok()).map(|i| i.value()).unwrap_or_default();
                         wasm_bindgen_futures::spawn_local(async move { app.open_model_url(url).await });

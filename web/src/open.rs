@@ -16,7 +16,7 @@ use crate::protocol::{EnginePref, ModelSource, Reply, Request};
 /// Loads `entry` on `compute`'s worker with the engine asked for.
 pub async fn open(compute: &Compute, entry: &CatalogEntry, engine: EnginePref) -> Result<LoadedModel, AppError> {
     let base = entry.base();
-    let load = Request::Load { source: source_of(entry)?, engine, normalisation: entry.normalisation.clone() };
+    let load = Request::Load { source: source_of(entry)?, engine, onnx: entry.onnx.clone() };
     // A folder's samples download while the worker loads the model; a file carries its own.
     let samples_url = format!("{base}/{SAMPLES_FILE}");
     let folder = entry.file.is_none();

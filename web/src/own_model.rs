@@ -6,7 +6,7 @@
 use advlens_shared::model::{Bundle, ModelSpec, SampleSet};
 
 use crate::error::AppError;
-use crate::normalisation::Normalisation;
+use crate::onnx_choices::OnnxChoices;
 
 /// The largest file the page opens (the weights are copied once into the engine).
 pub const MAX_BYTES: u64 = 100_000_000;
@@ -38,13 +38,13 @@ pub fn check_limits(spec: &ModelSpec) -> Result<(), String> {
 
 /// The bundle in a single file's bytes and its sample images, if any — or what is wrong, in
 /// the loader's words.
-/// An ONNX file reads its pixels with `normalisation` when given; a bundle has its own.
-pub fn open(bytes: &[u8], normalisation: Option<&Normalisation>) -> Result<(Bundle, Option<SampleSet>), AppError> {
+/// An ONNX file is imported with the visitor's `onnx` choices; a bundle has its own.
+pub fn open(bytes: &[u8], onnx: &OnnxChoices) -> Result<(Bundle, Option<SampleSet>), AppError> {
     if bytes.len() as u64 > MAX_BYTES {
         return Err(AppError::Model(format!("the file is {} MB; the page opens models of {}", bytes.len() / 1_000_000, limits_text())));
     }
     if !looks_like_safetensors(bytes) {
-        return open_onnx(bytes, normalisation);
+        return open_onnx(bytes, onnx);
     }
     let spec = single_file_spec(bytes)?;
     check_limits(&spec).map_err(|why| AppError::Model(format!("the page cannot open this model: {why}")))?;
@@ -67,21 +67,20 @@ fn looks_like_safetensors(bytes: &[u8]) -> bool {
     bytes.get(8) == Some(&b'{')
 }
 
-/// An ONNX model, imported as `advlens import [--mean --std]` does: pixels in [0, 1] (plus any
-/// normalisation inside the graph) or normalised as asked, classes numbered. It brings no
-/// sample images.
-fn open_onnx(bytes: &[u8], normalisation: Option<&Normalisation>) -> Result<(Bundle, Option<SampleSet>), AppError> {
-    let options = advlens_shared::onnx::ImportOptions {
-        name: "onnx-model".into(),
-        mean: normalisation.map(|n| n.mean.clone()),
-        std: normalisation.map(|n| n.std.clone()),
-        ..Default::default()
-    };
+/// An ONNX model, imported as `advlens import [--mean --std --classes imagenet]` does: pixels
+/// in [0, 1] (plus any normalisation inside the graph) or normalised as asked, classes numbered
+/// or ImageNet's. It brings no sample images.
+fn open_onnx(bytes: &[u8], onnx: &OnnxChoices) -> Result<(Bundle, Option<SampleSet>), AppError> {
+    let options = onnx.import_options("onnx-model");
     let bundle = advlens_shared::onnx::import(bytes, &options).map_err(|e| match e {
         advlens_shared::Error::Onnx(why) if why.starts_with("not an ONNX model file") => AppError::Model(
             "this is neither an advlens model file (write one with `advlens pack --model DIR --out FILE`) nor an ONNX model".into(),
         ),
-        other => AppError::Model(format!("this ONNX model cannot be opened: {other}; `advlens import` then `advlens pack` give a file with class names, normalisation and sample images")),
+        // The importer speaks the CLI's flags; here the choices are the page's fields.
+        other => AppError::Model(format!(
+            "this ONNX model cannot be opened: {}; `advlens import` then `advlens pack` give a file with class names, normalisation and sample images",
+            other.to_string().replace("--mean", "the mean chosen for its pixels").replace("--std", "the std chosen for its pixels")
+        )),
     })?;
     check_limits(bundle.spec()).map_err(|why| AppError::Model(format!("the page cannot open this model: {why}")))?;
     Ok((bundle, None))
@@ -128,7 +127,7 @@ mod tests {
     #[test]
     fn files_that_are_not_bundles_say_how_to_make_one() {
         for bytes in [&b"\x89PNG\r\n\x1a\nrest"[..], b"", b"{\"format\": \"advlens-bundle\"}"] {
-            let m = open(bytes, None).unwrap_err().to_string();
+            let m = open(bytes, &OnnxChoices::default()).unwrap_err().to_string();
             assert!(m.contains("advlens pack"), "{m}");
         }
     }
@@ -139,10 +138,10 @@ mod tests {
         let bundle = Bundle::from_bytes(&std::fs::read(format!("{dir}/model.json")).unwrap(), &std::fs::read(format!("{dir}/weights.safetensors")).unwrap()).unwrap();
         let samples = std::fs::read(format!("{dir}/samples.json")).unwrap();
         let file = bundle.to_single_file_with_samples(&samples).unwrap();
-        let (opened, set) = open(&file, None).unwrap();
+        let (opened, set) = open(&file, &OnnxChoices::default()).unwrap();
         assert_eq!(opened.weights(), bundle.weights());
         assert_eq!(set.unwrap(), SampleSet::from_json(&samples).unwrap());
-        let m = open(&file[..file.len() - 100], None).unwrap_err().to_string();
+        let m = open(&file[..file.len() - 100], &OnnxChoices::default()).unwrap_err().to_string();
         assert!(m.contains("cut off"), "{m}");
         assert_eq!(title_of("https://host/dir/my-net.advlens.safetensors?x=1"), "my-net.advlens.safetensors");
     }

@@ -9,7 +9,7 @@ use advlens_shared::model::{ModelSpec, SampleSet};
 use advlens_shared::analysis::trace::Influence;
 use advlens_shared::attack::AttackSpec;
 
-use crate::normalisation::Normalisation;
+use crate::onnx_choices::OnnxChoices;
 use serde::{Deserialize, Serialize};
 
 /// Which engine the page asks for.
@@ -56,12 +56,12 @@ pub type Pixels = Vec<f32>;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     /// Fetch and validate a bundle and open it on an engine. Replaces any model loaded before.
-    /// An ONNX file is imported with `normalisation` when given (a bundle carries its own).
+    /// An ONNX file is imported with the visitor's choices (a bundle carries its own).
     Load {
         source: ModelSource,
         engine: EnginePref,
         #[serde(default)]
-        normalisation: Option<Normalisation>,
+        onnx: OnnxChoices,
     },
     /// Class probabilities of `n` images given as one NCHW array.
     Classify { pixels: Pixels, n: usize },

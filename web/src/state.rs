@@ -5,7 +5,7 @@
 //! shows, and the value falls back to its default — a bad link never leads to a dead end.
 
 use crate::attack_params::AttackParams;
-use crate::normalisation::Normalisation;
+use crate::onnx_choices::{Normalisation, OnnxChoices};
 use crate::protocol::EnginePref;
 
 /// Which version of the sample the views show.
@@ -23,8 +23,9 @@ pub struct PageState {
     pub model: Option<String>,
     /// A single-file bundle to open instead of a bundled model (`?bundle=URL`).
     pub bundle: Option<String>,
-    /// The pixels an ONNX model file reads (`?mean=&std=`): for the visitor's own file only.
-    pub normalisation: Option<Normalisation>,
+    /// What an ONNX model file cannot say (`?mean=&std=&classes=imagenet`): for the visitor's
+    /// own file only.
+    pub onnx: OnnxChoices,
     pub sample: usize,
     /// An image of the visitor's own (drawn or uploaded), CHW bytes at the model's input size;
     /// shown instead of the sample. In the URL as base64url, so it can be shared too.
@@ -129,6 +130,10 @@ impl PageState {
                 "bundle" if !value.is_empty() => state.bundle = Some(value.clone()),
                 "mean" => mean = Some(value.clone()),
                 "std" => std = Some(value.clone()),
+                "classes" => match value.as_str() {
+                    "imagenet" => state.onnx.imagenet_classes = true,
+                    other => problems.push(format!("?classes={other} is unknown (the page knows imagenet): numbering the classes")),
+                },
                 "compare" if !value.is_empty() => state.compare = Some(value.clone()),
                 "sample" => state.sample = number("sample", &mut problems).unwrap_or(0),
                 "concept" => match value.trim().parse::<u64>() {
@@ -163,7 +168,7 @@ impl PageState {
         }
         match (mean, std) {
             (Some(mean), Some(std)) => match Normalisation::parse(&mean, &std) {
-                Ok(n) => state.normalisation = Some(n),
+                Ok(n) => state.onnx.normalisation = Some(n),
                 Err(why) => problems.push(format!("?mean={mean}&std={std}: {why}; reading the model's pixels as its file says")),
             },
             (Some(_), None) | (None, Some(_)) => problems.push("?mean= and ?std= go together: give both, or neither to read the model's pixels as its file says".into()),
@@ -180,8 +185,11 @@ impl PageState {
             (None, Some(m)) => parts.push(format!("model={}", percent_encode(m))),
             (None, None) => {}
         }
-        if let Some(n) = &self.normalisation {
+        if let Some(n) = &self.onnx.normalisation {
             parts.push(format!("mean={}&std={}", n.mean_text(), n.std_text()));
+        }
+        if self.onnx.imagenet_classes {
+            parts.push("classes=imagenet".into());
         }
         match (&self.pixels, self.concept) {
             (Some(p), _) => parts.push(format!("pixels={}", base64url_encode(p))),
@@ -399,13 +407,14 @@ mod tests {
 
     #[test]
     fn an_onnx_files_normalisation_round_trips_and_half_of_one_is_refused() {
-        let (s, problems) = PageState::parse("?bundle=m.onnx&mean=0.485,0.456,0.406&std=0.229%2C0.224%2C0.225");
+        let (s, problems) = PageState::parse("?bundle=m.onnx&mean=0.485,0.456,0.406&std=0.229%2C0.224%2C0.225&classes=imagenet");
         assert!(problems.is_empty(), "{problems:?}");
-        assert!(s.normalisation.as_ref().unwrap().is_imagenet());
+        assert!(s.onnx.normalisation.as_ref().unwrap().is_imagenet());
+        assert!(s.onnx.imagenet_classes);
         assert_eq!(PageState::parse(&s.to_query()).0, s, "{}", s.to_query());
-        for (query, words) in [("?mean=0.5", "go together"), ("?std=0.5", "go together"), ("?mean=0.5&std=0", "above 0"), ("?mean=x&std=1", "not a number")] {
+        for (query, words) in [("?mean=0.5", "go together"), ("?std=0.5", "go together"), ("?mean=0.5&std=0", "above 0"), ("?mean=x&std=1", "not a number"), ("?classes=coco", "knows imagenet")] {
             let (s, problems) = PageState::parse(query);
-            assert_eq!(s.normalisation, None, "{query}");
+            assert!(s.onnx.is_default(), "{query}");
             assert!(problems.len() == 1 && problems[0].contains(words), "{query}: {problems:?}");
         }
     }

@@ -26,6 +26,17 @@ pub mod proto;
 
 pub use export::{export, CLASSES_KEY, EXPORT_OPSET};
 
+/// The names of ImageNet's 1000 classes in the order of its models' outputs (torchvision,
+/// timm and Keras's applications), one per line: torchvision's `_IMAGENET_CATEGORIES`
+/// (BSD-3-Clause), where the two classes ImageNet calls "crane" and "maillot" are told apart.
+pub const IMAGENET_CLASSES: &str = include_str!("imagenet_classes.txt");
+
+/// [`IMAGENET_CLASSES`] as a list: what `advlens import --classes imagenet` and the explorer's
+/// "ImageNet's classes" give the importer.
+pub fn imagenet_classes() -> Vec<String> {
+    IMAGENET_CLASSES.lines().map(String::from).collect()
+}
+
 use prost::Message;
 
 use crate::model::{limits, Bundle};

@@ -179,9 +179,9 @@ impl App {
         let engine = state.engine.unwrap_or(EnginePref::Auto);
         self.show_models(&entry);
         if entry.file.is_some() {
-            self.show_normalisation(&state);
+            self.show_onnx_choices(&state);
         }
-        let loaded = self.model.borrow().clone().filter(|m| m.entry.id == entry.id && m.entry.normalisation == entry.normalisation && self.engine.get() == engine);
+        let loaded = self.model.borrow().clone().filter(|m| m.entry.id == entry.id && m.entry.onnx == entry.onnx && self.engine.get() == engine);
         let model = match loaded {
             Some(m) => m,
             None => match self.load(&entry, engine, generation).await {
@@ -207,9 +207,9 @@ impl App {
         if !self.current(generation) {
             return;
         }
-        if state.normalisation.is_some() && !model.is_onnx() {
-            notes.push(format!("?mean= and ?std= are for ONNX files; “{}” is an advlens model file with its own normalisation: ignored", model.entry.title));
-            state.normalisation = None;
+        if !state.onnx.is_default() && !model.is_onnx() {
+            notes.push(format!("?mean=, ?std= and ?classes= are for ONNX files; “{}” is an advlens model file with its own normalisation and classes: ignored", model.entry.title));
+            state.onnx = Default::default();
         }
         let layers: Vec<(String, usize)> = model.layers.iter().map(|(n, [c, _, _])| (n.clone(), *c)).collect();
         let input_len = model.info.input_shape().iter().product();

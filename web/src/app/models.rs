@@ -8,7 +8,7 @@ use wasm_bindgen::JsCast;
 use super::{show_notices, App, Nav};
 use crate::config::{CatalogEntry, OWN_FILE_ID};
 use crate::dom::{by_id, document, replace_children, El};
-use crate::normalisation::Normalisation;
+use crate::onnx_choices::{Normalisation, OnnxChoices};
 use crate::panels::LoadedModel;
 use crate::state::PageState;
 
@@ -18,9 +18,9 @@ impl App {
     pub(super) fn entry(&self, state: &mut PageState, notes: &mut Vec<String>) -> CatalogEntry {
         let mut entry = self.named_entry(state, notes);
         if entry.file.is_some() {
-            entry.normalisation = state.normalisation.clone();
-        } else if state.normalisation.take().is_some() {
-            notes.push(format!("?mean= and ?std= are for an ONNX file you open; “{}” has its own normalisation: ignored", entry.title));
+            entry.onnx = state.onnx.clone();
+        } else if !std::mem::take(&mut state.onnx).is_default() {
+            notes.push(format!("?mean=, ?std= and ?classes= are for an ONNX file you open; “{}” has its own normalisation and classes: ignored", entry.title));
         }
         entry
     }
@@ -66,7 +66,7 @@ impl App {
 
     /// Opens a model file the visitor picked or dropped.
     pub async fn open_model_file(self: &Rc<Self>, file: web_sys::File) {
-        let Some(normalisation) = read_normalisation_fields() else { return };
+        let Some(onnx) = read_onnx_fields() else { return };
         if file.size() > crate::own_model::MAX_BYTES as f64 {
             show_notices(&[format!("“{}” is {:.0} MB: the page opens model files of {}", file.name(), file.size() / 1e6, crate::own_model::limits_text())]);
             return;
@@ -80,7 +80,7 @@ impl App {
         }
         self.files_picked.set(self.files_picked.get() + 1);
         *self.own_file.borrow_mut() = Some(CatalogEntry::own(format!("{OWN_FILE_ID}-{}", self.files_picked.get()), file.name(), url));
-        let next = PageState { model: Some(OWN_FILE_ID.into()), engine: self.state.borrow().engine, normalisation, ..Default::default() };
+        let next = PageState { model: Some(OWN_FILE_ID.into()), engine: self.state.borrow().engine, onnx, ..Default::default() };
         self.navigate(&next.to_query(), Nav::Push).await;
     }
 
@@ -91,27 +91,27 @@ impl App {
             show_notices(&["type the address of a model file first".to_string()]);
             return;
         }
-        let Some(normalisation) = read_normalisation_fields() else { return };
-        let next = PageState { bundle: Some(url), engine: self.state.borrow().engine, normalisation, ..Default::default() };
+        let Some(onnx) = read_onnx_fields() else { return };
+        let next = PageState { bundle: Some(url), engine: self.state.borrow().engine, onnx, ..Default::default() };
         self.navigate(&next.to_query(), Nav::Push).await;
     }
 
-    /// Opens the visitor's model again with the pixels chosen under "Open your own model".
-    pub async fn reopen_with_chosen_pixels(self: &Rc<Self>) {
+    /// Opens the visitor's model again with the pixels and classes chosen under "Open your own model".
+    pub async fn reopen_with_choices(self: &Rc<Self>) {
         let current = self.state.borrow().clone();
         if current.bundle.is_none() && current.model.as_deref() != Some(OWN_FILE_ID) {
-            show_notices(&["the pixel choice is for a model file you open: pick an ONNX file above (the choice applies to it)".to_string()]);
+            show_notices(&["these choices are for a model file you open: pick an ONNX file above (they apply to it)".to_string()]);
             return;
         }
-        let Some(normalisation) = read_normalisation_fields() else { return };
-        let next = PageState { model: current.model.clone(), bundle: current.bundle.clone(), engine: current.engine, normalisation, ..Default::default() };
+        let Some(onnx) = read_onnx_fields() else { return };
+        let next = PageState { model: current.model.clone(), bundle: current.bundle.clone(), engine: current.engine, onnx, ..Default::default() };
         self.navigate(&next.to_query(), Nav::Push).await;
     }
 
-    /// The pixel fields show the choice `state` opens the visitor's model with (after a reload
-    /// or a shared link).
-    pub(super) fn show_normalisation(&self, state: &PageState) {
-        let choice = match &state.normalisation {
+    /// The fields show the choices `state` opens the visitor's model with (after a reload or a
+    /// shared link).
+    pub(super) fn show_onnx_choices(&self, state: &PageState) {
+        let choice = match &state.onnx.normalisation {
             None => "file",
             Some(n) if n.is_imagenet() => "imagenet",
             Some(_) => "custom",
@@ -121,7 +121,10 @@ impl App {
                 radio.set_checked(true);
             }
         }
-        if let Some(n) = state.normalisation.as_ref().filter(|n| !n.is_imagenet()) {
+        if let Some(check) = document().get_element_by_id("onnx-imagenet-classes").and_then(|e| e.dyn_into::<web_sys::HtmlInputElement>().ok()) {
+            check.set_checked(state.onnx.imagenet_classes);
+        }
+        if let Some(n) = state.onnx.normalisation.as_ref().filter(|n| !n.is_imagenet()) {
             for (id, text) in [("onnx-mean", n.mean_text()), ("onnx-std", n.std_text())] {
                 if let Some(input) = document().get_element_by_id(id).and_then(|e| e.dyn_into::<web_sys::HtmlInputElement>().ok()) {
                     input.set_value(&text.replace(',', ", "));
@@ -131,8 +134,13 @@ impl App {
     }
 }
 
-/// The choice of the pixel fields; for an unreadable custom one, a notice and `None` (the page
-/// stays as it is).
+/// The choices of the fields; for an unreadable mean or std, a notice and `None` (the page stays
+/// as it is).
+fn read_onnx_fields() -> Option<OnnxChoices> {
+    let imagenet_classes = document().get_element_by_id("onnx-imagenet-classes").and_then(|e| e.dyn_into::<web_sys::HtmlInputElement>().ok()).is_some_and(|i| i.checked());
+    Some(OnnxChoices { normalisation: read_normalisation_fields()?, imagenet_classes })
+}
+
 fn read_normalisation_fields() -> Option<Option<Normalisation>> {
     let choice = document()
         .query_selector("input[name=onnx-pixels]:checked")

@@ -61,7 +61,7 @@ pub fn card(model: &LoadedModel) -> Element {
         })
         .collect();
     facts.push(("layers".into(), layers.join(" → ")));
-    facts.push(("classes".into(), model.classes().join(", ")));
+    facts.push(("classes".into(), class_list(model.classes())));
     if let (Some(date), Some(tool)) = (&p.date, &p.tool_version) {
         facts.push(("exported".into(), format!("{date} by {tool}")));
     }
@@ -72,4 +72,13 @@ pub fn card(model: &LoadedModel) -> Element {
 /// A JSON list of numbers as people write it: `0.485, 0.456, 0.406`.
 fn numbers(list: &serde_json::Value) -> String {
     list.as_array().map(|v| v.iter().filter_map(|x| x.as_f64()).map(|x| format!("{}", x as f32)).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+}
+
+/// The class names, the first dozen only when there are many (an ImageNet model has 1000).
+fn class_list(classes: &[String]) -> String {
+    const SHOWN: usize = 12;
+    if classes.len() <= SHOWN + 3 {
+        return classes.join(", ");
+    }
+    format!("{}, … ({} in all)", classes[..SHOWN].join(", "), classes.len())
 }

@@ -1,11 +1,39 @@
-//! How an ONNX file's pixels are normalised: the page's `?mean=&std=` and the "pixels" choice
-//! under "Open your own model" (what `advlens import --mean --std` says on the command line).
+//! What an ONNX file cannot say about its model, chosen by the visitor under "Open your own
+//! model" and kept in the URL: how its pixels are normalised (`?mean=&std=`, as `advlens import
+//! --mean --std`) and whether its outputs are ImageNet's classes (`?classes=imagenet`, as
+//! `advlens import --classes imagenet`).
 //!
-//! An ONNX file does not record the normalisation its model was trained with: torchvision and
-//! timm models expect ImageNet's, others [0, 1] pixels. Without a choice the importer feeds
-//! [0, 1] (or 0-255 to a graph that rescales its input itself).
+//! torchvision and timm models expect ImageNet's normalisation, others [0, 1] pixels. Without a
+//! choice the importer feeds [0, 1] (or 0-255 to a graph that rescales its input itself) and
+//! numbers the classes.
 
 use serde::{Deserialize, Serialize};
+
+/// The visitor's choices for an ONNX file (the defaults: as the file says).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OnnxChoices {
+    pub normalisation: Option<Normalisation>,
+    /// Its 1000 outputs are ImageNet's classes: named as torchvision names them.
+    #[serde(default)]
+    pub imagenet_classes: bool,
+}
+
+impl OnnxChoices {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The importer's options for these choices.
+    pub fn import_options(&self, name: &str) -> advlens_shared::onnx::ImportOptions {
+        advlens_shared::onnx::ImportOptions {
+            name: name.into(),
+            classes: self.imagenet_classes.then(advlens_shared::onnx::imagenet_classes),
+            mean: self.normalisation.as_ref().map(|n| n.mean.clone()),
+            std: self.normalisation.as_ref().map(|n| n.std.clone()),
+            ..Default::default()
+        }
+    }
+}
 
 /// Per-channel mean and std: the model reads `(pixel - mean) / std`, pixels in [0, 1].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
