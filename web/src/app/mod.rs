@@ -207,8 +207,9 @@ impl App {
         if !self.current(generation) {
             return;
         }
+        // The one place for every model that is not an ONNX file: bundled, packed or ?bundle=.
         if !state.onnx.is_default() && !model.is_onnx() {
-            notes.push(format!("?mean=, ?std= and ?classes= are for ONNX files; “{}” is an advlens model file with its own normalisation and classes: ignored", model.entry.title));
+            notes.push(format!("?mean=, ?std= and ?classes= are for ONNX files; “{}” is an advlens model with its own normalisation and classes: ignored", model.entry.title));
             state.onnx = Default::default();
         }
         let layers: Vec<(String, usize)> = model.layers.iter().map(|(n, [c, _, _])| (n.clone(), *c)).collect();

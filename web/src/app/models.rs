@@ -15,12 +15,11 @@ use crate::state::PageState;
 impl App {
     /// The model `state` names — `?bundle=URL`, the visitor's picked file, or a bundled one —
     /// with `state.model` / `state.bundle` made to match it; what could not be found becomes a note.
+    /// A file gets the visitor's ONNX choices (whether it is an ONNX file shows once it is loaded).
     pub(super) fn entry(&self, state: &mut PageState, notes: &mut Vec<String>) -> CatalogEntry {
         let mut entry = self.named_entry(state, notes);
         if entry.file.is_some() {
             entry.onnx = state.onnx.clone();
-        } else if !std::mem::take(&mut state.onnx).is_default() {
-            notes.push(format!("?mean=, ?std= and ?classes= are for an ONNX file you open; “{}” has its own normalisation and classes: ignored", entry.title));
         }
         entry
     }
@@ -162,4 +161,3 @@ fn read_normalisation_fields() -> Option<Option<Normalisation>> {
         _ => Some(None),
     }
 }
-
