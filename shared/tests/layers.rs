@@ -98,3 +98,27 @@ fn max_pool_backward_gives_ties_to_the_first_maximum() {
     let d = max_pool2d_backward(&[0., 0., 0., 0.], &[1., 2., 3., 4.], window(1, 1, 2, 2, 2, 2, 1));
     assert_eq!(d, vec![1., 2., 3., 4.]);
 }
+
+/// The 2x2 stride-2 window has its own loop (four outputs per vector step in wasm): against
+/// the maximum written out, at widths around the vector step, with NaN and -inf inputs.
+#[test]
+fn max_pool_2x2_takes_each_windows_maximum_and_nan_never_wins() {
+    for width in [2, 6, 8, 10, 16, 18] {
+        let height = 4;
+        let x: Vec<f32> = (0..height * width)
+            .map(|i| match i % 7 {
+                3 => f32::NAN,
+                5 => f32::NEG_INFINITY,
+                k => ((i * 37) % 11) as f32 - 5.0 + k as f32 * 0.25,
+            })
+            .collect();
+        let got = max_pool2d_forward(&x, window(1, 1, height, width, 2, 2, 0));
+        for i in 0..height / 2 {
+            for j in 0..width / 2 {
+                let taps = [(2 * i, 2 * j), (2 * i, 2 * j + 1), (2 * i + 1, 2 * j), (2 * i + 1, 2 * j + 1)];
+                let want = taps.iter().map(|&(r, c)| x[r * width + c]).filter(|v| !v.is_nan()).fold(f32::NEG_INFINITY, f32::max);
+                assert_eq!(got[i * width / 2 + j], want, "width {width}, output ({i}, {j})");
+            }
+        }
+    }
+}

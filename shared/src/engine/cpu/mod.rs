@@ -8,6 +8,7 @@ pub mod gemm;
 pub mod instance_norm;
 pub mod layers;
 pub mod resize;
+pub mod winograd;
 mod packed;
 
 use std::collections::HashMap;
@@ -127,9 +128,14 @@ impl CpuEngine {
         match node.op {
             Op::Conv2d { out_channels, kernel, stride, padding, groups, dilation, .. } => {
                 let g = Window { dilation, ..window(batch, in_shape, out_shape, kernel, stride, padding) };
-                let taps = g.in_channels / groups * kernel * kernel;
-                let weights = self.packed.forward(&node.name, tensor("weight"), out_channels, taps, groups);
-                layers::conv2d_forward_packed(x, weights, tensor("bias"), g, out_channels, groups)
+                if winograd::applies(&g, groups, out_channels) {
+                    let u = self.packed.winograd(&node.name, tensor("weight"), out_channels, g.in_channels);
+                    winograd::forward(x, u, tensor("bias"), g, out_channels)
+                } else {
+                    let taps = g.in_channels / groups * kernel * kernel;
+                    let weights = self.packed.forward(&node.name, tensor("weight"), out_channels, taps, groups);
+                    layers::conv2d_forward_packed(x, weights, tensor("bias"), g, out_channels, groups)
+                }
             }
             Op::ConvTranspose2d { in_channels, kernel, stride, padding, groups, dilation, .. } => {
                 layers::conv_transpose2d_forward(x, tensor("weight"), tensor("bias"), transposed_window(batch, in_shape, out_shape, kernel, stride, padding, dilation), in_channels, groups)

@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use super::gemm::PackedA;
 use super::layers::pack_conv_weights;
+use super::winograd;
 use crate::model::{Bundle, Op};
 
 /// The packed weights of every convolution of one bundle, by node name.
@@ -23,6 +24,7 @@ pub struct PackedWeights {
 struct Slots {
     forward: OnceLock<Vec<PackedA>>,
     backward: OnceLock<Vec<PackedA>>,
+    winograd: OnceLock<Vec<PackedA>>,
 }
 
 impl PackedWeights {
@@ -47,6 +49,12 @@ impl PackedWeights {
     /// The packed `W^T` of convolution `node`, for its input gradient.
     pub fn backward(&self, node: &str, w: &[f32], out_channels: usize, taps: usize, groups: usize) -> &[PackedA] {
         self.slots(node).backward.get_or_init(|| pack_conv_weights(w, out_channels, taps, groups, true))
+    }
+
+    /// The 16 packed Winograd-domain filters of 3x3 convolution `node`, for
+    /// [`winograd::forward`].
+    pub fn winograd(&self, node: &str, w: &[f32], out_channels: usize, in_channels: usize) -> &[PackedA] {
+        self.slots(node).winograd.get_or_init(|| winograd::pack_weights(w, out_channels, in_channels))
     }
 
     fn slots(&self, node: &str) -> &Slots {
