@@ -398,10 +398,15 @@ mod tests {
             let spec = crate::arch::build(arch, "t", input, classes.clone(), 4).unwrap();
             let x = Tensor::rand([3, c as i64, 28, 28], (Kind::Float, Device::Cpu));
             let y = Tensor::from_slice(&[1i64, 4, 7]);
-            let run = |format| {
-                tch::manual_seed(5);
-                let vs = nn::VarStore::new(Device::Cpu);
-                let net = Net::with_format(&vs.root(), &spec, format);
+            // The same weights by copy, not by seeding twice: tests in other threads draw from
+            // libtorch's global generator too, and a draw between a seed and the
+            // initialisation once gave the two nets different weights.
+            let plain_vs = nn::VarStore::new(Device::Cpu);
+            let plain_net = Net::with_format(&plain_vs.root(), &spec, MemoryFormat::Contiguous);
+            let mut last_vs = nn::VarStore::new(Device::Cpu);
+            let last_net = Net::with_format(&last_vs.root(), &spec, MemoryFormat::ChannelsLast);
+            last_vs.copy(&plain_vs).unwrap();
+            let run = |net: Net| {
                 let xr = x.detach().set_requires_grad(true);
                 let loss = net.forward_t(&xr, true).cross_entropy_for_logits(&y);
                 loss.backward();
@@ -409,8 +414,8 @@ mod tests {
                 let grads: Vec<(String, Tensor)> = net.trainable().into_iter().map(|(n, p)| (n.clone(), p.grad())).collect();
                 (net, acts, xr.grad(), grads)
             };
-            let (plain, plain_acts, plain_dx, plain_grads) = run(MemoryFormat::Contiguous);
-            let (last, last_acts, last_dx, last_grads) = run(MemoryFormat::ChannelsLast);
+            let (plain, plain_acts, plain_dx, plain_grads) = run(plain_net);
+            let (last, last_acts, last_dx, last_grads) = run(last_net);
             let close = |a: &Tensor, b: &Tensor, what: &str| {
                 let scale = a.abs().max().double_value(&[]).max(1e-6);
                 let diff = (a - b).abs().max().double_value(&[]) / scale;
