@@ -234,9 +234,14 @@ impl CpuEngine {
         let d_x = match node.op {
             Op::Conv2d { out_channels, kernel, stride, padding, groups, dilation, .. } => {
                 let g = Window { dilation, ..window(batch, in_shape, out_shape, kernel, stride, padding) };
-                let taps = g.in_channels / groups * kernel * kernel;
-                let weights_t = self.packed.backward(&node.name, tensor("weight"), out_channels, taps, groups);
-                backward::conv2d_backward_packed(d_y, weights_t, g, out_channels, groups)
+                if winograd::backward_applies(&g, groups, out_channels) {
+                    let u_t = self.packed.winograd_backward(&node.name, tensor("weight"), out_channels, g.in_channels);
+                    winograd::backward(d_y, u_t, g, out_channels)
+                } else {
+                    let taps = g.in_channels / groups * kernel * kernel;
+                    let weights_t = self.packed.backward(&node.name, tensor("weight"), out_channels, taps, groups);
+                    backward::conv2d_backward_packed(d_y, weights_t, g, out_channels, groups)
+                }
             }
             Op::ConvTranspose2d { in_channels, kernel, stride, padding, groups, dilation, .. } => {
                 backward::conv_transpose2d_backward(d_y, tensor("weight"), transposed_window(batch, in_shape, out_shape, kernel, stride, padding, dilation), in_channels, groups)

@@ -4,7 +4,7 @@
 //! Packing copies every weight into the micro-kernel's strips; for one image it costs about as
 //! much as the product itself (a tenth of a CIFAR-size input gradient in the browser), and the
 //! weights of a loaded model never change. The forward reads `W`, the input gradient `W^T`:
-//! each is packed the first time it is needed, so a forward-only page never holds the second.
+//! each (and their Winograd forms, for 3x3 convolutions) is packed the first time it is needed, so a forward-only page never holds the second.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -25,6 +25,7 @@ struct Slots {
     forward: OnceLock<Vec<PackedA>>,
     backward: OnceLock<Vec<PackedA>>,
     winograd: OnceLock<Vec<PackedA>>,
+    winograd_backward: OnceLock<Vec<PackedA>>,
 }
 
 impl PackedWeights {
@@ -55,6 +56,12 @@ impl PackedWeights {
     /// [`winograd::forward`].
     pub fn winograd(&self, node: &str, w: &[f32], out_channels: usize, in_channels: usize) -> &[PackedA] {
         self.slots(node).winograd.get_or_init(|| winograd::pack_weights(w, out_channels, in_channels))
+    }
+
+    /// The 16 packed Winograd-domain filters of the input gradient of 3x3 convolution `node`,
+    /// for [`winograd::backward`].
+    pub fn winograd_backward(&self, node: &str, w: &[f32], out_channels: usize, in_channels: usize) -> &[PackedA] {
+        self.slots(node).winograd_backward.get_or_init(|| winograd::pack_backward_weights(w, out_channels, in_channels))
     }
 
     fn slots(&self, node: &str) -> &Slots {

@@ -110,6 +110,48 @@ pub fn forward(x: &[f32], u: &[PackedA], b: &[f32], g: Window, out_channels: usi
     y
 }
 
+/// Whether [`backward`] computes the input gradient of the convolution `g`: one that
+/// [`applies`] with padding at most 2 (its gradient is then a padded 3x3 convolution too).
+pub fn backward_applies(g: &Window, groups: usize, out_channels: usize) -> bool {
+    applies(g, groups, out_channels) && g.padding <= 2
+}
+
+/// The filters of the input gradient (`w'[c, o, u, v] = w[o, c, 2 - u, 2 - v]`: transposed and
+/// rotated by half a turn), packed as [`pack_weights`] packs a forward's.
+pub fn pack_backward_weights(w: &[f32], out_channels: usize, in_channels: usize) -> Vec<PackedA> {
+    assert_eq!(w.len(), out_channels * in_channels * 9, "a 3x3 convolution's weights are [Cout, Cin, 3, 3]");
+    let mut flipped = vec![0.0f32; w.len()];
+    for o in 0..out_channels {
+        for c in 0..in_channels {
+            let (from, to) = (&w[(o * in_channels + c) * 9..][..9], &mut flipped[(c * out_channels + o) * 9..][..9]);
+            for (t, &v) in to.iter_mut().zip(from.iter().rev()) {
+                *t = v;
+            }
+        }
+    }
+    pack_weights(&flipped, in_channels, out_channels)
+}
+
+/// `d_x` of a convolution that [`backward_applies`], given `d_y` and `u_t` from
+/// [`pack_backward_weights`].
+///
+/// With stride 1, `d_x[c, a, b] = sum_{o,u,v} d_y[o, a + p - u, b + p - v] w[o, c, u, v]`;
+/// with `u' = 2 - u` that is `sum_{o,u',v'} w'[c, o, u', v'] d_y[o, a + u' - (2 - p), ...]`:
+/// the forward convolution of `d_y` with `w'` and padding `2 - p`, whose output is the input's size.
+pub fn backward(d_y: &[f32], u_t: &[PackedA], g: Window, out_channels: usize) -> Vec<f32> {
+    assert!(backward_applies(&g, 1, out_channels), "the Winograd input gradient does not apply to this convolution");
+    let gradient = Window {
+        in_channels: out_channels,
+        height: g.out_height,
+        width: g.out_width,
+        padding: 2 - g.padding,
+        out_height: g.height,
+        out_width: g.width,
+        ..g
+    };
+    forward(d_y, u_t, &vec![0.0; g.in_channels], gradient, g.in_channels)
+}
+
 /// Columns (tiles of one or more images) per matrix product, at least.
 const COLUMNS: usize = 192;
 
@@ -294,6 +336,7 @@ fn output_transform(m: &[f32], corners: &mut [f32], bias: &[f32], cout: usize, o
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::cpu::backward::conv2d_backward;
     use crate::engine::cpu::layers::conv2d_forward;
     use crate::testing::{fresh_seed, Rng};
 
@@ -325,6 +368,32 @@ mod tests {
                 assert!((a - e).abs() <= 2e-6 * scale, "case {case} (seed {seed}): output {i} is {a}, the direct convolution gives {e}");
             }
         }
+    }
+
+    /// The input gradient against the im2col backward (the transposed product and col2im), on
+    /// the same cases: a different route to the same sums.
+    #[test]
+    fn input_gradient_equals_the_direct_backward() {
+        let seed = fresh_seed();
+        let mut rng = Rng::new(seed);
+        let cases = [(8, 8, 5, 5, 1), (9, 13, 7, 4, 1), (16, 8, 3, 3, 0), (8, 10, 1, 1, 1), (12, 9, 6, 9, 2), (8, 16, 14, 14, 1), (32, 8, 3, 6, 0)];
+        for (case, &(cin, cout, h, w, p)) in cases.iter().enumerate() {
+            let batch = 1 + 5 * (case % 2);
+            let (oh, ow) = (h + 2 * p - 2, w + 2 * p - 2);
+            let g = Window { batch, in_channels: cin, height: h, width: w, kernel: 3, stride: 1, padding: p, dilation: 1, out_height: oh, out_width: ow };
+            assert!(backward_applies(&g, 1, cout));
+            let d_y: Vec<f32> = (0..batch * cout * oh * ow).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            let wt: Vec<f32> = (0..cout * cin * 9).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            let want = conv2d_backward(&d_y, &wt, g, cout, 1);
+            let got = backward(&d_y, &pack_backward_weights(&wt, cout, cin), g, cout);
+            assert_eq!(got.len(), want.len());
+            let scale = (9 * cout) as f32;
+            for (i, (a, e)) in got.iter().zip(&want).enumerate() {
+                assert!((a - e).abs() <= 2e-6 * scale, "case {case} (seed {seed}): d_x {i} is {a}, the direct backward gives {e}");
+            }
+        }
+        let g = Window { batch: 1, in_channels: 8, height: 4, width: 4, kernel: 3, stride: 1, padding: 3, dilation: 1, out_height: 8, out_width: 8 };
+        assert!(applies(&g, 1, 8) && !backward_applies(&g, 1, 8), "padding 3: the gradient would crop");
     }
 
     #[test]
