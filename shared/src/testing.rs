@@ -300,6 +300,22 @@ pub fn reference_cases() -> Vec<(&'static str, ModelSpec)> {
                 5,
             ),
         ),
+        (
+            "strided gradients on 8 and 12 channels: 3x3 and 1x1 at stride 2 (d_y read dilated by the tiled product)",
+            chain_spec(
+                [3, 21, 19],
+                vec![
+                    conv(3, 8, 3, 1, 1),
+                    Op::LeakyRelu { alpha: 0.1 },
+                    conv(8, 12, 3, 2, 1),
+                    Op::LeakyRelu { alpha: 0.1 },
+                    conv(12, 8, 1, 2, 0),
+                    Op::Flatten,
+                    linear(8 * 6 * 5, 5),
+                ],
+                5,
+            ),
+        ),
     ]
 }
 

@@ -62,6 +62,10 @@ pub const WORKGROUP: usize = 64;
 /// workgroup several times over; below that the one-invocation-per-output kernels win.
 const MIN_TILES: usize = 4;
 
+/// Channels of a strided convolution's input gradient from which its tiled product (which also
+/// multiplies the zeros of the dilated `d_y`) beats the one-invocation-per-value kernel.
+const MIN_STRIDED_GRADIENT_CHANNELS: usize = 8;
+
 /// The gradient half of a plan.
 #[derive(Clone, Debug)]
 pub struct GradientPlan {
@@ -360,7 +364,10 @@ impl Builder<'_> {
                 let g = window(batch, in_shape, out_shape, kernel, stride, padding);
                 let params = Conv::from_window(&g, out_channels, kernel, stride, padding, groups, dilation);
                 let bindings = [(0, &dy), (1, &weight("weight")), (3, &dx)];
-                // Stride 1: a convolution of d_y with the flipped, transposed weights.
+                // A stride-1 convolution of d_y (dilated by the stride) with the flipped,
+                // transposed weights. At stride > 1 three quarters or more of its products are
+                // with the dilation's zeros: tiled only when the gradient has channels enough
+                // to fill a tile's rows (not a first layer's 3).
                 let reach = (kernel - 1) * dilation;
                 let flipped = Conv {
                     in_channels: out_channels as u32,
@@ -372,7 +379,8 @@ impl Builder<'_> {
                     padding: reach.saturating_sub(padding) as u32,
                     ..params
                 };
-                if groups == 1 && stride == 1 && padding <= reach && flipped.tiles() >= MIN_TILES {
+                let tiled = groups == 1 && padding <= reach && flipped.tiles() >= MIN_TILES;
+                if tiled && (stride == 1 || g.in_channels >= MIN_STRIDED_GRADIENT_CHANNELS) {
                     self.dispatch(CONV2D_BACKWARD_TILED, &bindings, flipped, flipped.tiles());
                 } else {
                     self.pass(CONV2D_BACKWARD, &bindings, params, len);

@@ -24,14 +24,19 @@ fn conv2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let per_group = p.in_channels / p.groups;
     let outs = p.out_channels / p.groups;
     let grp = c / per_group;
+    // Without dilation only every stride-th tap reaches (r, s): start at the first of them.
+    let dense = p.dilation == 1u;
+    let tap_step = select(1u, p.stride, dense);
+    let u_first = select(0u, (r + p.padding) % p.stride, dense);
+    let v_first = select(0u, (s + p.padding) % p.stride, dense);
     for (var o = grp * outs; o < (grp + 1u) * outs; o++) {
-        for (var u = 0u; u < p.kernel; u++) {
+        for (var u = u_first; u < p.kernel; u += tap_step) {
             // Output row i with i*stride + u*dilation - padding = r.
             let ti = i32(r + p.padding) - i32(u * p.dilation);
             if (ti < 0 || ti % i32(p.stride) != 0) { continue; }
             let i = u32(ti) / p.stride;
             if (i >= p.out_height) { continue; }
-            for (var v = 0u; v < p.kernel; v++) {
+            for (var v = v_first; v < p.kernel; v += tap_step) {
                 let tj = i32(s + p.padding) - i32(v * p.dilation);
                 if (tj < 0 || tj % i32(p.stride) != 0) { continue; }
                 let j = u32(tj) / p.stride;

@@ -8,10 +8,13 @@
 // memory feeds 32 products instead of one. The sums run over k in the reference's order.
 // A dense layer is the same product with 1 x 1 images (height = width = kernel = 1).
 //
-// `conv2d_backward_tiled` is the input gradient of a stride-1 convolution as the same product:
-// a convolution of d_y (the `x` binding) with the weights flipped and transposed,
+// `conv2d_backward_tiled` is the input gradient of a convolution as the same product: a
+// stride-1 convolution of d_y (the `x` binding) with the weights flipped and transposed,
 //   W'[c, (o, u, v)] = w[o, c, K-1-u, K-1-v],  padding (K-1) d - p,
-// which the caller sets up (in_channels = the forward's out_channels and so on).
+// which the caller sets up (in_channels = the forward's out_channels and so on). With a
+// forward stride s > 1 (`stride` keeps it) d_y is read dilated: s - 1 zeros between its values,
+// d_y[t / s] where s divides t (the gradient reaches input pixel r only through the taps
+// with i s + u d - p = r).
 struct Params {
     batch: u32, in_channels: u32, height: u32, width: u32,
     out_channels: u32, out_height: u32, out_width: u32, kernel: u32,
@@ -68,10 +71,14 @@ fn product_block(lid: u32, o0: u32, q0: u32, transposed: bool) -> array<vec4<f32
                 let n = cq / plane;
                 let i = (cq % plane) / p.out_width;
                 let j = cq % p.out_width;
-                let row = i32(i * p.stride + u * p.dilation) - i32(p.padding);
-                let col = i32(j * p.stride + v * p.dilation) - i32(p.padding);
-                if (row >= 0 && row < i32(p.height) && col >= 0 && col < i32(p.width)) {
-                    cv = x[((n * p.in_channels + c) * p.height + u32(row)) * p.width + u32(col)];
+                // The forward reads x at stride `stride`; the gradient reads d_y dilated by it.
+                let step = select(p.stride, 1u, transposed);
+                let holes = i32(select(1u, p.stride, transposed));
+                let row = i32(i * step + u * p.dilation) - i32(p.padding);
+                let col = i32(j * step + v * p.dilation) - i32(p.padding);
+                if (row >= 0 && col >= 0 && row % holes == 0 && col % holes == 0
+                    && row / holes < i32(p.height) && col / holes < i32(p.width)) {
+                    cv = x[((n * p.in_channels + c) * p.height + u32(row / holes)) * p.width + u32(col / holes)];
                 }
             }
             cols_tile[e] = cv;
