@@ -7,7 +7,7 @@
 //! `KC` rows into strips `NR` columns wide, `A` in blocks of `MC x KC` into strips `MR` rows
 //! tall, and a micro-kernel keeps an `MR x NR` tile of `C` in registers while it runs over `KC`
 //! products, reading both strips contiguously. Which micro-kernel runs is decided once per call:
-//! AVX2 + FMA (6 x 16) when the x86-64 CPU has it, SSE (6 x 8) otherwise, simd128 (4 x 8) in a
+//! AVX-512 (6 x 32) or AVX2 + FMA (6 x 16) when the x86-64 CPU has it, SSE (6 x 8) otherwise, simd128 (4 x 8) in a
 //! wasm32 build with that feature, and plain arrays elsewhere. Every kernel sums over `p` in
 //! increasing order, so results differ from the plain loops only by rounding (FMA or not).
 
@@ -70,6 +70,8 @@ pub fn gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], ldc: us
 /// A micro-kernel: which instructions the product runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
+    /// x86-64 with AVX-512 (F): 6 x 32 tiles, fused multiply-add.
+    Avx512,
     /// x86-64 with AVX2 and FMA: 6 x 16 tiles, fused multiply-add.
     Avx2Fma,
     /// x86-64 baseline (SSE2): 6 x 8 tiles.
@@ -94,18 +96,20 @@ impl Kernel {
     /// The height of the kernel's tile (rows of `A` per strip).
     fn mr(self) -> usize {
         match self {
-            Self::Avx2Fma | Self::Sse => 6,
+            Self::Avx512 | Self::Avx2Fma | Self::Sse => 6,
             Self::Simd128 | Self::Portable => 4,
         }
     }
 
     /// Every kernel, fastest first.
-    const ALL: [Self; 4] = [Self::Avx2Fma, Self::Sse, Self::Simd128, Self::Portable];
+    const ALL: [Self; 5] = [Self::Avx512, Self::Avx2Fma, Self::Sse, Self::Simd128, Self::Portable];
 
     /// Whether this build and CPU have the kernel's instructions (no allocation: it is checked
     /// on every product; the CPU feature test is cached by the standard library).
     fn runs_here(self) -> bool {
         match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512 => std::is_x86_feature_detected!("avx512f"),
             #[cfg(target_arch = "x86_64")]
             Self::Avx2Fma => std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
             Self::Sse => cfg!(target_arch = "x86_64"),
@@ -229,6 +233,8 @@ fn run(kernel: Kernel, m: usize, n: usize, k: usize, a: Source, b: Mat, c: &mut 
     unsafe {
         match kernel {
             #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => x86::gemm_avx512(m, n, k, a, b, c, ldc),
+            #[cfg(target_arch = "x86_64")]
             Kernel::Avx2Fma => x86::gemm_avx2(m, n, k, a, b, c, ldc),
             #[cfg(target_arch = "x86_64")]
             Kernel::Sse => blocked::<x86::Sse, 6>(m, n, k, a, b, c, ldc),
@@ -281,7 +287,7 @@ unsafe fn blocked<V: Lanes, const MR: usize>(
     };
     let mut scratch = Scratch::take(kc_max * NC.min(n.next_multiple_of(nr)), a_scratch);
     let (packed_b, packed_a) = (&mut scratch.b, &mut scratch.a);
-    let mut edge = [0.0f32; 6 * 16];
+    let mut edge = [0.0f32; 6 * 32];
     debug_assert!(MR * nr <= edge.len() && MC % MR == 0);
     for j0 in (0..n).step_by(NC) {
         let nc = NC.min(n - j0);
@@ -500,6 +506,55 @@ mod x86 {
         blocked::<Avx, 6>(m, n, k, a, b, c, ldc)
     }
 
+    /// The blocked product compiled for AVX-512: 6 x 32 tiles in 12 of the 32 zmm registers
+    /// (the AVX2 kernel's shape with vectors twice as wide).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn gemm_avx512(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Source,
+        b: Mat,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        blocked::<Avx512, 6>(m, n, k, a, b, c, ldc)
+    }
+
+    #[derive(Clone, Copy)]
+    pub struct Avx512(__m512);
+
+    impl Lanes for Avx512 {
+        const N: usize = 16;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            Avx512(_mm512_setzero_ps())
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> Self {
+            Avx512(_mm512_set1_ps(x))
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            Avx512(_mm512_loadu_ps(p))
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            _mm512_storeu_ps(p, self.0)
+        }
+        #[inline(always)]
+        unsafe fn mul_add(self, a: Self, b: Self) -> Self {
+            Avx512(_mm512_fmadd_ps(a.0, b.0, self.0))
+        }
+        #[inline(always)]
+        unsafe fn add(self, b: Self) -> Self {
+            Avx512(_mm512_add_ps(self.0, b.0))
+        }
+    }
+
     #[derive(Clone, Copy)]
     pub struct Avx(__m256);
 
@@ -666,7 +721,9 @@ mod tests {
             (1, 7, 3),
             (5, 1, 9),
             (6, 16, 1),
+            (6, 32, 2),
             (7, 17, 5),
+            (7, 65, 4),
             (13, 33, 257),
             (97, 40, 31),
             (4, 1025, 3),

@@ -429,6 +429,8 @@ pub fn max_pool2d_forward(x: &[f32], g: Window) -> Vec<f32> {
 /// value is first checked against -inf, as in the general path).
 #[inline(always)]
 fn max_pool_2x2_row(top: &[f32], bottom: &[f32], out: &mut [f32]) {
+    // Outputs written by the vector loop (none outside wasm's simd128).
+    #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(unused_mut))]
     let mut done = 0;
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
