@@ -8,8 +8,9 @@
 #   ADVLENS_BENCH_CHECK=1  then fail if an advlens result differs from the reference outputs
 #                          (tests/bench/check-peer-results.mjs; what the test suite's short run uses)
 #   ADVLENS_BENCH_224=1  instead: torchvision's resnet18 at 224 px (random weights, exported to ONNX
-#                        and imported), forward of one image, advlens cpu / webgpu beside
-#                        onnxruntime-web wasm / webgpu on the same file (tests/bench/peer224.py);
+#                        and imported), one image: forward, forward + input gradient and (wasm only)
+#                        PGD-20, advlens cpu / webgpu beside onnxruntime-web wasm / webgpu on the same
+#                        file and on its gradient graph (tests/bench/peer224.py); ~8 minutes a round;
 #                        writes results-224.{md,json}
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,12 +41,15 @@ if [ "${ADVLENS_BENCH_224:-0}" = 1 ]; then
     python3 tests/bench/peer224.py "$out224/resnet18-224-torchscript.onnx" "$out224/resnet18-raw" "$work" resnet18 >&2
     stage "benchmark, 224 px (one Chromium run)"
     cd "$work"
-    one='batches=1&grad=0&threads=1'
+    # WebGPU here is SwiftShader (seconds per call at 224 px): three timed calls, and the model's
+    # one-step PGD copy run once as a check only (the first `model=` of a query is the one read).
+    one="batches=1&threads=1&pgdRuns=3"
+    gpu="model=resnet18-1step&runs=3&batches=1&threads=1&pgdRuns=0"
     node run-bench.mjs --models resnet18 --runs "${ADVLENS_BENCH_RUNS:-5}" --warmup 1 --only 224 \
         --extra "ort wasm 224|engine=ort&build=jsep&ep=wasm&$one" \
-        --extra "ort webgpu (native EP) 224|engine=ort&build=webgpu&ep=webgpu&$one" \
+        --extra "ort webgpu (native EP) 224|engine=ort&build=webgpu&ep=webgpu&$gpu" \
         --extra "advlens cpu 224|engine=advlens&device=cpu&$one" \
-        --extra "advlens webgpu 224|engine=advlens&device=webgpu&$one" \
+        --extra "advlens webgpu 224|engine=advlens&device=webgpu&$gpu" \
         --out results-224 "$@"
     echo "results: $work/results-224.md" >&2
     exit 0
