@@ -83,9 +83,33 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// The fastest kernel this build and CPU can run.
+    /// The fastest kernel this build and CPU can run, or the one `ADVLENS_GEMM_KERNEL` names
+    /// (`avx512`, `avx2`, `sse`, `portable`: for comparing kernels on one machine, as oneDNN's
+    /// `ONEDNN_MAX_CPU_ISA` does), decided once per process.
+    ///
+    /// # Panics
+    /// If `ADVLENS_GEMM_KERNEL` names a kernel this build and CPU do not run.
     pub fn best() -> Self {
-        Self::ALL.into_iter().find(|k| k.runs_here()).expect("the portable kernel runs everywhere")
+        static CHOSEN: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let fastest = Self::ALL.into_iter().find(|k| k.runs_here()).expect("the portable kernel runs everywhere");
+            let Ok(name) = std::env::var("ADVLENS_GEMM_KERNEL") else { return fastest };
+            Self::available()
+                .into_iter()
+                .find(|k| k.name() == name)
+                .unwrap_or_else(|| panic!("ADVLENS_GEMM_KERNEL={name}: this CPU and build run {:?}", Self::available().iter().map(|k| k.name()).collect::<Vec<_>>()))
+        })
+    }
+
+    /// The kernel's name in `ADVLENS_GEMM_KERNEL`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Avx512 => "avx512",
+            Self::Avx2Fma => "avx2",
+            Self::Sse => "sse",
+            Self::Simd128 => "simd128",
+            Self::Portable => "portable",
+        }
     }
 
     /// Every kernel this build and CPU can run, fastest first.
@@ -787,7 +811,9 @@ mod tests {
     fn every_build_has_a_kernel_and_the_portable_one() {
         let kernels = Kernel::available();
         assert_eq!(kernels.last(), Some(&Kernel::Portable));
-        assert_eq!(Kernel::best(), kernels[0]);
+        if std::env::var_os("ADVLENS_GEMM_KERNEL").is_none() {
+            assert_eq!(Kernel::best(), kernels[0]);
+        }
         #[cfg(target_arch = "x86_64")]
         assert!(kernels.contains(&Kernel::Sse));
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
