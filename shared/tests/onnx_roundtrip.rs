@@ -103,3 +103,28 @@ fn channel_splits_read_back_and_other_slices_are_refused() {
     refused(&edit_slice(4, vec![2]), "a Slice with step 2 is supported only with step 1");
     refused(&edit_slice(3, vec![2]), "a Slice along axis 2 (1..4 of 7) is supported only along the channels");
 }
+
+/// A graph with inputs besides the image is refused naming them; when they are a Keras
+/// `Normalization` layer's mean and variance (Keras's TensorFlow export writes them as inputs
+/// without values), the message says how to export the model instead.
+#[test]
+fn extra_graph_inputs_are_refused_and_kerass_lost_normalization_is_explained() {
+    use advlens_shared::onnx::proto::{ModelProto, ValueInfoProto};
+    use prost::Message;
+    let (_, spec) = reference_cases().into_iter().next().unwrap();
+    let bundle = Bundle::new(spec.clone(), random_weights(&mut Rng::new(3), &spec)).unwrap();
+    let with_inputs = |names: &[&str]| {
+        let mut model = ModelProto::decode(export(&bundle).unwrap().as_slice()).unwrap();
+        let graph = model.graph.as_mut().unwrap();
+        for name in names {
+            graph.input.push(ValueInfoProto { name: name.to_string(), ..graph.input[0].clone() });
+        }
+        let e = import(&model.encode_to_vec(), &ImportOptions { name: "n".into(), ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains(&format!("the graph has {} inputs", names.len() + 1)) && names.iter().all(|n| e.contains(n)), "{e}");
+        e
+    };
+    let plain = with_inputs(&["second_image"]);
+    assert!(plain.ends_with("advlens models take one image batch"), "{plain}");
+    let keras = with_inputs(&["functional_1/normalization_1/Sub/y:0", "functional_1/normalization_1/Sqrt/x:0"]);
+    assert!(keras.contains("`Normalization` layer") && keras.contains("KERAS_BACKEND=torch") && keras.contains("Rescaling"), "{keras}");
+}

@@ -13,7 +13,8 @@ Squeeze after the global pool). Files are named keras-<model>-<backend>.onnx. Mo
   unequal padding), max pool, batch norm, Flatten of a 16-channel map (H, W, C order) into
   Dense, Dropout, and a softmax output (left out by the importer: the references are the
   logits before it, and the softmax of them is checked against onnxruntime here);
-- `blocks`: Rescaling per channel (a normalisation), ReLU6, DepthwiseConv2D,
+- `blocks`: a per-channel normalisation (a `Normalization` layer on the torch backend, `Rescaling`
+  on TensorFlow's), ReLU6, DepthwiseConv2D,
   SeparableConv2D, a residual Add, AveragePooling2D, ZeroPadding2D, sigmoid,
   GlobalAveragePooling2D;
 - `mobilenet_v2`: keras.applications.MobileNetV2 (alpha 0.35, 32 px, random weights: no
@@ -53,10 +54,14 @@ def cnn():
 
 def blocks():
     inp = keras.Input((16, 16, 3))
-    # (x - mean) / std per channel. (Keras's Normalization layer would do, but tf2onnx writes its
-    # mean and variance as graph inputs.)
+    # (x - mean) / std per channel: Keras's Normalization layer on the torch backend. The
+    # TensorFlow backend's export (tf2onnx) writes that layer's mean and variance as graph inputs
+    # without their values (the importer says so, naming the fix), so there it is a Rescaling.
     mean, std = np.array([0.4, 0.5, 0.6]), np.array([0.2, 0.3, 0.25])
-    x = layers.Rescaling(scale=(1 / std).tolist(), offset=(-mean / std).tolist())(inp)
+    if BACKEND == "torch":
+        x = layers.Normalization(mean=mean.tolist(), variance=(std ** 2).tolist())(inp)
+    else:
+        x = layers.Rescaling(scale=(1 / std).tolist(), offset=(-mean / std).tolist())(inp)
     x = layers.Conv2D(8, 3, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.Activation("relu6")(x)

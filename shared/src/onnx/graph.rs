@@ -134,6 +134,19 @@ pub(super) fn translate(graph: &GraphProto, model: &ModelProto, opset: i64, opti
 /// itself: [0, 1] pixels would reach it below 0.02.
 const BYTE_RESCALE_STD: f32 = 50.0;
 
+/// Why a Keras model has inputs besides its image, when the names say: Keras's TensorFlow export
+/// (tf2onnx) writes a `Normalization` layer's mean and variance as graph inputs without their
+/// values, so the file cannot be read as it is.
+fn keras_normalization_hint(names: &[&str]) -> &'static str {
+    if names.iter().any(|n| n.to_ascii_lowercase().contains("normalization")) {
+        ". The other inputs are a Keras `Normalization` layer's mean and variance, which Keras's TensorFlow \
+         export leaves out of the file: export on the torch backend (`KERAS_BACKEND=torch`), where the \
+         layer imports as the model's mean and std, or write it as `Rescaling(scale=1/std, offset=-mean/std)`"
+    } else {
+        ""
+    }
+}
+
 /// The one graph input that is not an initialiser: its name and its per-image dims (`[C, H, W]`,
 /// or `[H, W, C]` for Keras and TensorFlow: see [`layout::channels_last_input`]).
 fn model_input(graph: &GraphProto) -> Result<(String, [usize; 3])> {
@@ -142,7 +155,10 @@ fn model_input(graph: &GraphProto) -> Result<(String, [usize; 3])> {
     let input = match inputs.as_slice() {
         [one] => *one,
         [] => return Err(err("the graph has no input".into())),
-        many => return Err(err(format!("the graph has {} inputs ({}); advlens models take one image batch", many.len(), many.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")))),
+        many => {
+            let names: Vec<&str> = many.iter().map(|i| i.name.as_str()).collect();
+            return Err(err(format!("the graph has {} inputs ({}); advlens models take one image batch{}", many.len(), names.join(", "), keras_normalization_hint(&names))));
+        }
     };
     let tensor = input.r#type.as_ref().and_then(|t| t.tensor_type.as_ref()).ok_or_else(|| err(format!("input `{}` is not a tensor", input.name)))?;
     if tensor.elem_type != super::proto::data_type::FLOAT {
