@@ -3,6 +3,7 @@
 # carry the binary, see ../shared/docs/toolchain.md §7):
 #   1. whether libtorch sees the GPU (through advlens, and through PyTorch);
 #   2. training-step times, advlens vs PyTorch eager on the same GPU (tests/bench/train-step.sh),
+#      also with channels-last and bf16 products (PyTorch under autocast) and model TFLOP/s,
 #      and `train --distributed` as 2 ranks sharing the GPU (Gloo) against one process;
 #   3. `advlens reproduce --preset smoke`, then `--preset quick`, on CUDA, within what time is left.
 #     ADVLENS_BIN=target/release/advlens MNIST=runs/gpu-data/mnist OUT=runs/gpu tests/bench/gpu-check.sh
@@ -28,6 +29,12 @@ say "advlens: $("$bin" bench-step --device cuda --steps 1 --warmup 1 2>&1 | tr '
 for cfg in "small-cnn mnist standard 10 64" "small-cnn mnist pgd 10 64" "small-cnn mnist consistent 10 64" \
            "resnet cifar10 consistent 10 128" "vgg cifar10 pgd 10 128"; do
     line=$(ADVLENS_BIN="$bin" DEVICE=cuda ROUNDS=3 STEPS=30 tests/bench/train-step.sh $cfg 2>&1 | tail -3)
+    say "$line"
+done
+# The options on (channels-last, bf16 products): against PyTorch with the same options and
+# against plain PyTorch eager (f32, contiguous), with the model TFLOP/s for the utilisation.
+for cfg in "small-cnn mnist standard 10 64" "resnet cifar10 consistent 10 128" "vgg cifar10 pgd 10 128"; do
+    line=$(ADVLENS_BIN="$bin" DEVICE=cuda ROUNDS=2 STEPS=30 FORMAT=channels-last PRECISION=bf16 tests/bench/train-step.sh $cfg 2>&1 | tail -3)
     say "$line"
 done
 

@@ -114,6 +114,8 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--channels-last", action="store_true", help="the model and images in torch.channels_last")
+    p.add_argument("--autocast", default="off", choices=["off", "bf16"],
+                   help="bf16: forward passes (the attack's too) under torch.autocast(dtype=torch.bfloat16)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -129,20 +131,22 @@ def main():
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(len(spec["classes"]), (a.batch_size,), device=device)
     feature = a.feature_layer
+    amp = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=a.autocast == "bf16")
 
     def step():
-        if a.mode == "standard":
-            loss = F.cross_entropy(model(x), y)
-        elif a.mode == "pgd":
-            xa = pgd(model, x, y, a.epsilon, a.step_size, a.attack_steps)
-            loss = F.cross_entropy(model(xa), y)
-        else:
-            xa = pgd(model, x, y, a.epsilon, a.step_size, a.attack_steps)
-            acts = model.forward_all(torch.cat([x, xa]))
-            logits, phi = acts[spec["output"]], acts[feature]
-            b = x.shape[0]
-            loss = (F.cross_entropy(logits[:b], y) + F.cross_entropy(logits[b:], y)
-                    + a.lam * (phi[:b] - phi[b:]).pow(2).mean())
+        with amp():
+            if a.mode == "standard":
+                loss = F.cross_entropy(model(x), y)
+            elif a.mode == "pgd":
+                xa = pgd(model, x, y, a.epsilon, a.step_size, a.attack_steps)
+                loss = F.cross_entropy(model(xa), y)
+            else:
+                xa = pgd(model, x, y, a.epsilon, a.step_size, a.attack_steps)
+                acts = model.forward_all(torch.cat([x, xa]))
+                logits, phi = acts[spec["output"]], acts[feature]
+                b = x.shape[0]
+                loss = (F.cross_entropy(logits[:b], y) + F.cross_entropy(logits[b:], y)
+                        + a.lam * (phi[:b].float() - phi[b:].float()).pow(2).mean())
         opt.zero_grad()
         loss.backward()
         opt.step()

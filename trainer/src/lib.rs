@@ -22,6 +22,7 @@ pub mod optim;
 pub mod params;
 pub mod perturb;
 pub mod plot;
+pub mod precision;
 pub mod reproduce;
 pub mod study;
 pub mod trace;

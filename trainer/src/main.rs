@@ -234,7 +234,8 @@ fn run(args: cli::Cli) -> Result<ExitCode> {
             if let Some(path) = &a.write_spec {
                 std::fs::write(path, train::pretty_json(&spec)).with_context(|| format!("writing {}", path.display()))?;
             }
-            let times = bench::time_steps(&spec, &mode, a.batch_size, a.warmup, a.steps.max(1), device)?;
+            let precision = advlens_trainer::precision::Precision::parse(&a.precision)?;
+            let times = bench::time_steps(&spec, &mode, precision, a.batch_size, a.warmup, a.steps.max(1), device)?;
             println!("{}", serde_json::to_string(&times)?);
         }
         cli::Command::Export(a) => {

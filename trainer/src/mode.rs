@@ -14,6 +14,7 @@ use tch::{Kind, Reduction, Tensor};
 
 use crate::attack::{trades_perturb, Attack, BatchPart};
 use crate::net::Net;
+use crate::precision::Precision;
 
 /// How a model is trained.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -168,8 +169,9 @@ pub fn consistent_loss(
 ) -> (Tensor, Tensor, Tensor) {
     let b = x.size()[0];
     let acts = net.forward_all_t(&Tensor::cat(&[x, &x_adv.detach()], 0), train);
-    let logits = &acts[&net.spec().output];
-    let phi = &acts[feature_layer];
+    // In f32 whatever precision the products ran in.
+    let logits = &Precision::for_loss(&acts[&net.spec().output]);
+    let phi = &Precision::for_loss(&acts[feature_layer]);
     let (clean, adv) = (logits.narrow(0, 0, b), logits.narrow(0, b, b));
     let squared = (phi.narrow(0, 0, b) - phi.narrow(0, b, b)).square();
     let distance = match distance {

@@ -1,5 +1,6 @@
 //! A bundle graph as a libtorch module: parameters in a `VarStore`, named as in the bundle.
 
+use crate::precision::Precision;
 use advlens_shared::model::{ModelSpec, Node, Op, INPUT_NAME};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -94,6 +95,7 @@ pub struct Net {
     mean: Tensor,
     std: Tensor,
     format: MemoryFormat,
+    precision: Precision,
 }
 
 impl Net {
@@ -138,7 +140,16 @@ impl Net {
         let device = root.device();
         let mean = Tensor::from_slice(&spec.input.mean).view([1, c, 1, 1]).to_device(device);
         let std = Tensor::from_slice(&spec.input.std).view([1, c, 1, 1]).to_device(device);
-        Self { spec: spec.clone(), params, mean, std, format }
+        Self { spec: spec.clone(), params, mean, std, format, precision: Precision::F32 }
+    }
+
+    /// The same network computing its products in `precision` (the weights stay f32).
+    pub fn with_precision(self, precision: Precision) -> Self {
+        Self { precision, ..self }
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     pub fn spec(&self) -> &ModelSpec {
@@ -154,13 +165,15 @@ impl Net {
         self.forward_t(images, false)
     }
 
-    /// Logits; `train` makes batch norms use (and update) batch statistics.
+    /// Logits (f32 whatever the [`Precision`]); `train` makes batch norms use (and update)
+    /// batch statistics.
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
         let mut acts = self.forward_all_t(images, train);
-        acts.remove(&self.spec.output).expect("validated graphs have their output")
+        Precision::for_loss(&acts.remove(&self.spec.output).expect("validated graphs have their output"))
     }
 
-    /// The output of every node (and `"input"`, normalised).
+    /// The output of every node (and `"input"`, normalised), in the type it was computed in
+    /// (bf16 after a product under [`Precision::Bf16`]).
     pub fn forward_all_t(&self, images: &Tensor, train: bool) -> HashMap<String, Tensor> {
         self.forward_scaled(images, train, None)
     }
@@ -170,7 +183,7 @@ impl Net {
     /// `forward_ablated`).
     pub fn forward_with_layer_scaled(&self, images: &Tensor, layer: &str, scale: &Tensor) -> Tensor {
         let mut acts = self.forward_scaled(images, false, Some((layer, scale)));
-        acts.remove(&self.spec.output).expect("validated graphs have their output")
+        Precision::for_loss(&acts.remove(&self.spec.output).expect("validated graphs have their output"))
     }
 
     fn forward_scaled(&self, images: &Tensor, train: bool, scaled: Option<(&str, &Tensor)>) -> HashMap<String, Tensor> {
@@ -206,25 +219,28 @@ impl Net {
                 changed.insert(node.name.clone(), y);
             }
         }
-        match changed.remove(&self.spec.output) {
+        let logits = match changed.remove(&self.spec.output) {
             Some(y) => y,
             // The output does not depend on the layer.
             None => acts[&self.spec.output].shallow_clone(),
-        }
+        };
+        Precision::for_loss(&logits)
     }
 
     /// One node's output from its inputs' values in `acts`.
     fn node_output(&self, node: &Node, acts: &HashMap<String, Tensor>, train: bool) -> Tensor {
         let x = &acts[&node.inputs[0]];
         let p = |leaf: &str| &self.params[&format!("{}.{leaf}", node.name)];
+        // A product's operands in the type it runs in (see `Precision`).
+        let low = |t: &Tensor| self.precision.for_product(t);
         match node.op {
             Op::Conv2d { stride, padding, groups, dilation, .. } => {
                 let (s, pad, d) = (stride as i64, padding as i64, dilation as i64);
-                x.conv2d(p("weight"), Some(p("bias")), [s, s], [pad, pad], [d, d], groups as i64)
+                low(x).conv2d(&low(p("weight")), Some(low(p("bias"))), [s, s], [pad, pad], [d, d], groups as i64)
             }
             Op::ConvTranspose2d { stride, padding, output_padding, groups, dilation, .. } => {
                 let (s, pad, op, d) = (stride as i64, padding as i64, output_padding as i64, dilation as i64);
-                x.conv_transpose2d(p("weight"), Some(p("bias")), [s, s], [pad, pad], [op, op], groups as i64, [d, d])
+                low(x).conv_transpose2d(&low(p("weight")), Some(low(p("bias"))), [s, s], [pad, pad], [op, op], groups as i64, [d, d])
             }
             Op::MaxPool2d { kernel, stride, padding } => {
                 let (k, s, pad) = (kernel as i64, stride as i64, padding as i64);
@@ -245,7 +261,7 @@ impl Net {
                 f64::from(eps),
                 false,
             ),
-            Op::Linear { .. } => x.linear(p("weight"), Some(p("bias"))),
+            Op::Linear { .. } => low(x).linear(&low(p("weight")), Some(low(p("bias")))),
             Op::Relu => x.relu(),
             // Clamp passes the gradient at the bounds themselves too; the engines (and
             // PyTorch's ReLU6) do not: a difference only for inputs exactly on a bound.

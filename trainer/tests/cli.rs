@@ -616,13 +616,32 @@ fn pack_writes_one_file_that_opens_as_the_same_bundle_with_its_samples() {
     assert_user_error(&advlens(&["pack", "--model", dir.path().to_str().unwrap(), "--out", file.to_str().unwrap()]), &["loading bundle"]);
 }
 
+/// Mixed precision end to end: a bf16 run records its precision in its configuration,
+/// exports f32 weights, and learns MNIST as the f32 run above does.
+#[test]
+fn bf16_training_records_its_precision_and_learns_mnist() {
+    let Some(mnist) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, bundle_dir) = (tmp.path().join("run"), tmp.path().join("bundle"));
+    let (data, run_s, bundle_s) = (mnist.to_str().unwrap(), run.to_str().unwrap(), bundle_dir.to_str().unwrap());
+    let out = advlens(&["train", "--data", data, "--limit", "4000", "--epochs", "1", "--device", "cpu", "--precision", "bf16", "--out", run_s]);
+    assert!(out.status.success(), "train failed: {}", String::from_utf8_lossy(&out.stderr));
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["precision"], "bf16");
+    let out = advlens(&["export", "--run", run_s, "--data", data, "--samples", "4", "--out", bundle_s]);
+    assert!(out.status.success(), "export failed: {}", String::from_utf8_lossy(&out.stderr));
+    let bundle = Bundle::load(&bundle_dir).unwrap();
+    let accuracy = bundle.spec().provenance.clean_accuracy.expect("export records the test accuracy");
+    assert!(accuracy > 0.85, "bf16: 4000 images, one epoch should pass 85% on MNIST test, got {accuracy}");
+}
+
 #[test]
 fn train_names_each_bad_training_value_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let out = out.to_str().unwrap();
     // (flags, words the one error line must hold)
-    let cases: [(&[&str], &[&str]); 11] = [
+    let cases: [(&[&str], &[&str]); 12] = [
         (&["--mode", "consistent", "--lambda", "NaN"], &["--lambda", "NaN"]),
         (&["--mode", "consistent", "--lambda=-1"], &["--lambda"]),
         (&["--mode", "trades", "--beta=-2"], &["--beta"]),
@@ -633,6 +652,7 @@ fn train_names_each_bad_training_value_before_any_work() {
         (&["--batch-size", "0"], &["--batch-size"]),
         (&["--epochs", "0"], &["--epochs"]),
         (&["--memory-format", "rows"], &["memory format `rows`", "channels-last"]),
+        (&["--precision", "fp16"], &["precision `fp16`", "f32 or bf16"]),
         // libtorch's oneDNN corrupts memory there (net::MemoryFormat::check).
         (&["--memory-format", "channels-last", "--threads", "2"], &["--threads 1", "--memory-format contiguous"]),
     ];

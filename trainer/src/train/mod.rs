@@ -27,6 +27,7 @@ use crate::dist::{self, Team};
 use crate::mode::Mode;
 use crate::net::{images_tensor, Net};
 use crate::optim::Adam;
+use crate::precision::Precision;
 use run_files::{open_run, truncate_metrics};
 pub use run_files::{pretty_json, read_metrics};
 use step::{take_step, StepTotals};
@@ -63,6 +64,10 @@ pub struct TrainConfig {
     /// Epochs over which adversarial modes grow epsilon from 0 (0: full epsilon from the start).
     #[serde(default)]
     pub epsilon_warmup: f64,
+    /// The type the network's products run in (bf16: mixed precision; runs saved before it
+    /// existed: f32).
+    #[serde(default)]
+    pub precision: Precision,
     /// Where the run was created. `--resume --out DIR` continues the run in DIR, wherever it
     /// was created: a copied or moved run continues where it now is, never at this path.
     pub out_dir: PathBuf,
@@ -241,7 +246,7 @@ pub fn train(config: &TrainConfig, device: Device, resume: bool, stop: Arc<Atomi
 
     tch::manual_seed(config.seed as i64);
     let vs = nn::VarStore::new(device);
-    let mut net = Net::new(&vs.root(), &spec);
+    let mut net = Net::new(&vs.root(), &spec).with_precision(config.precision);
     if let Some(weights) = &init_weights {
         net.load_some_weights(weights).context("loading the --init bundle's weights")?;
     }
