@@ -4,11 +4,12 @@
 
 use super::gemm::{gemm, gemm_packed, Mat, PackedA};
 use super::layers::{self, Padding, Window, SMALL_BATCH};
+use super::scratch;
 
 /// Through `y = (x - mean[c]) / std[c]`: `d_x = d_y / std[c]`.
 pub fn normalize_backward(d_y: &[f32], batch: usize, std: &[f32], plane: usize) -> Vec<f32> {
     let channels = std.len();
-    let mut d_x = Vec::with_capacity(d_y.len());
+    let mut d_x = scratch::with_capacity(d_y.len());
     for n in 0..batch {
         for c in 0..channels {
             let base = (n * channels + c) * plane;
@@ -38,8 +39,8 @@ pub fn conv2d_backward_packed(d_y: &[f32], weights_t: &[PackedA], g: Window, out
         "the packed weights do not fit this convolution"
     );
     let image = g.in_channels * plane;
-    let mut d_x = vec![0.0; g.batch * image];
-    let mut d_cols = if g.is_pointwise() { Vec::new() } else { vec![0.0; taps * pixels] };
+    let mut d_x = scratch::zeroed(g.batch * image);
+    let mut d_cols = if g.is_pointwise() { Vec::new() } else { scratch::zeroed(taps * pixels) };
     for (grp, weights_t) in weights_t.iter().enumerate() {
         for n in 0..g.batch {
             let d_out = &d_y[(n * out_channels + grp * per_group_out) * pixels..][..per_group_out * pixels];
@@ -54,6 +55,7 @@ pub fn conv2d_backward_packed(d_y: &[f32], weights_t: &[PackedA], g: Window, out
             }
         }
     }
+    scratch::recycle(d_cols);
     d_x
 }
 
@@ -66,7 +68,7 @@ pub fn conv_transpose2d_backward(d_y: &[f32], w: &[f32], g: Window, in_channels:
 
 /// Through `max(x, 0)`: the gradient passes where `x > 0`.
 pub fn relu_backward(x: &[f32], d_y: &[f32]) -> Vec<f32> {
-    x.iter().zip(d_y).map(|(&v, &g)| if v > 0.0 { g } else { 0.0 }).collect()
+    scratch::collect(x.len(), x.iter().zip(d_y).map(|(&v, &g)| if v > 0.0 { g } else { 0.0 }))
 }
 
 /// Through a sigmoid, from its output `y`: `d_x = d_y * y * (1 - y)`.
@@ -143,7 +145,7 @@ pub fn clip_backward(x: &[f32], d_y: &[f32], lo: f32, hi: f32) -> Vec<f32> {
 /// row-major order on ties, as libtorch does (ties are common after a ReLU).
 pub fn max_pool2d_backward(x: &[f32], d_y: &[f32], g: Window) -> Vec<f32> {
     let (k, oh, ow) = (g.kernel, g.out_height, g.out_width);
-    let mut d_x = vec![0.0; x.len()];
+    let mut d_x = scratch::zeroed(x.len());
     for nc in 0..g.batch * g.in_channels {
         let plane = &x[nc * g.height * g.width..][..g.height * g.width];
         let d_plane = &mut d_x[nc * g.height * g.width..][..g.height * g.width];
@@ -230,7 +232,7 @@ fn first_max_with_padding(plane: &[f32], g: Window, i: usize, j: usize) -> Optio
 pub fn avg_pool2d_backward(d_y: &[f32], g: Window) -> Vec<f32> {
     let (k, oh, ow) = (g.kernel, g.out_height, g.out_width);
     let scale = 1.0 / (k * k) as f32;
-    let mut d_x = vec![0.0; g.batch * g.in_channels * g.height * g.width];
+    let mut d_x = scratch::zeroed(g.batch * g.in_channels * g.height * g.width);
     for nc in 0..g.batch * g.in_channels {
         for i in 0..oh {
             for j in 0..ow {
@@ -253,7 +255,7 @@ pub fn avg_pool2d_backward(d_y: &[f32], g: Window) -> Vec<f32> {
 
 /// Through `y[n,c] = mean_{h,w} x[n,c,h,w]`.
 pub fn global_avg_pool_backward(d_y: &[f32], planes: usize, plane: usize) -> Vec<f32> {
-    (0..planes).flat_map(|p| std::iter::repeat_n(d_y[p] / plane as f32, plane)).collect()
+    scratch::collect(planes * plane, (0..planes).flat_map(|p| std::iter::repeat_n(d_y[p] / plane as f32, plane)))
 }
 
 /// Through `y = x W^T + b`: `d_x = d_y W` (row updates for a few images, [`gemm`] for a batch).
@@ -275,14 +277,14 @@ pub fn linear_backward(d_y: &[f32], w: &[f32], batch: usize, in_features: usize,
 /// Through inference batch norm `y = x * scale[c] + shift[c]`: `d_x = d_y * scale[c]`.
 pub fn batch_norm_backward(d_y: &[f32], scale: &[f32], batch: usize, plane: usize) -> Vec<f32> {
     let channels = scale.len();
-    (0..batch * channels).flat_map(|nc| d_y[nc * plane..][..plane].iter().map(move |g| g * scale[nc % channels])).collect()
+    scratch::collect(d_y.len(), (0..batch * channels).flat_map(|nc| d_y[nc * plane..][..plane].iter().map(move |g| g * scale[nc % channels])))
 }
 
 /// Through zero padding: `d_x[p, i, j] = d_y[p, top + i, left + j]`, the crop of the output
 /// gradient (the padding's zeros depend on nothing).
 pub fn pad2d_backward(d_y: &[f32], g: Padding) -> Vec<f32> {
     let (oh, ow) = (g.out_height(), g.out_width());
-    let mut d_x = Vec::with_capacity(g.planes * g.height * g.width);
+    let mut d_x = scratch::with_capacity(g.planes * g.height * g.width);
     for p in 0..g.planes {
         for i in 0..g.height {
             d_x.extend_from_slice(&d_y[(p * oh + g.top + i) * ow + g.left..][..g.width]);

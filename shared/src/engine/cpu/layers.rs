@@ -6,11 +6,12 @@
 use std::ops::Range;
 
 use super::gemm::{copy_short, gemm, gemm_packed, Mat, PackedA};
+use super::scratch;
 
 /// `y[n,c,i] = (x[n,c,i] - mean[c]) / std[c]`.
 pub fn normalize_forward(x: &[f32], batch: usize, mean: &[f32], std: &[f32], plane: usize) -> Vec<f32> {
     let channels = mean.len();
-    let mut y = Vec::with_capacity(x.len());
+    let mut y = scratch::with_capacity(x.len());
     for n in 0..batch {
         for c in 0..channels {
             let base = (n * channels + c) * plane;
@@ -78,8 +79,8 @@ pub fn conv2d_forward_packed(x: &[f32], weights: &[PackedA], b: &[f32], g: Windo
         weights.len() == groups && weights.iter().all(|w| (w.rows(), w.cols()) == (per_group_out, taps)),
         "the packed weights do not fit this convolution"
     );
-    let mut y = vec![0.0; g.batch * out_channels * pixels];
-    let mut cols = if g.is_pointwise() { Vec::new() } else { vec![0.0; taps * pixels] };
+    let mut y = scratch::zeroed(g.batch * out_channels * pixels);
+    let mut cols = if g.is_pointwise() { Vec::new() } else { scratch::zeroed(taps * pixels) };
     for (grp, weights) in weights.iter().enumerate() {
         for n in 0..g.batch {
             let first = (n * g.in_channels + grp * group.in_channels) * plane;
@@ -98,6 +99,7 @@ pub fn conv2d_forward_packed(x: &[f32], weights: &[PackedA], b: &[f32], g: Windo
             gemm_packed(weights, pixels, Mat::rows(cols, pixels), out, pixels);
         }
     }
+    scratch::recycle(cols);
     y
 }
 
@@ -231,18 +233,18 @@ impl Window {
 
 /// `y = 1 / (1 + exp(-x))`.
 pub fn sigmoid_forward(x: &[f32]) -> Vec<f32> {
-    x.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect()
+    scratch::collect(x.len(), x.iter().map(|&v| 1.0 / (1.0 + (-v).exp())))
 }
 
 /// `y = x > 0 ? x : alpha x`.
 pub fn leaky_relu_forward(x: &[f32], alpha: f32) -> Vec<f32> {
-    x.iter().map(|&v| if v > 0.0 { v } else { alpha * v }).collect()
+    scratch::collect(x.len(), x.iter().map(|&v| if v > 0.0 { v } else { alpha * v }))
 }
 
 /// Channels of `parts` stacked per image: `y[n] = parts[0][n] ++ parts[1][n] ++ ...`, where
 /// each part holds `batch` images of `per_image[k]` values.
 pub fn concat_forward(parts: &[&[f32]], per_image: &[usize], batch: usize) -> Vec<f32> {
-    let mut y = Vec::with_capacity(per_image.iter().sum::<usize>() * batch);
+    let mut y = scratch::with_capacity(per_image.iter().sum::<usize>() * batch);
     for n in 0..batch {
         for (part, &len) in parts.iter().zip(per_image) {
             y.extend_from_slice(&part[n * len..][..len]);
@@ -259,18 +261,18 @@ pub fn slice_forward(x: &[f32], total: usize, offset: usize, len: usize) -> Vec<
 
 /// `y = min(max(alpha x + beta, 0), 1)`.
 pub fn hard_sigmoid_forward(x: &[f32], alpha: f32, beta: f32) -> Vec<f32> {
-    x.iter().map(|&v| min_f32(1.0, max_f32(0.0, alpha * v + beta))).collect()
+    scratch::collect(x.len(), x.iter().map(|&v| min_f32(1.0, max_f32(0.0, alpha * v + beta))))
 }
 
 /// `y = x min(max(x + 3, 0), 6) / 6`.
 pub fn hard_swish_forward(x: &[f32]) -> Vec<f32> {
-    x.iter().map(|&v| v * min_f32(6.0, max_f32(0.0, v + 3.0)) / 6.0).collect()
+    scratch::collect(x.len(), x.iter().map(|&v| v * min_f32(6.0, max_f32(0.0, v + 3.0)) / 6.0))
 }
 
 /// `y[n,c,i] = a[n,c,i] * b[n,c,i / plane]`: `plane` 1 for equal shapes, `H*W` for a map times a
 /// per-channel vector.
 pub fn mul_forward(a: &[f32], b: &[f32], plane: usize) -> Vec<f32> {
-    a.iter().enumerate().map(|(i, &v)| v * b[i / plane]).collect()
+    scratch::collect(a.len(), a.iter().enumerate().map(|(i, &v)| v * b[i / plane]))
 }
 
 /// The spatial extent of a [`pad2d_forward`]: input `height x width` planes, with `top`,
@@ -298,7 +300,7 @@ impl Padding {
 /// `y[p, top + i, left + j] = x[p, i, j]`, zero elsewhere (`p` runs over batch x channels).
 pub fn pad2d_forward(x: &[f32], g: Padding) -> Vec<f32> {
     let (oh, ow) = (g.out_height(), g.out_width());
-    let mut y = vec![0.0; g.planes * oh * ow];
+    let mut y = scratch::zeroed(g.planes * oh * ow);
     for p in 0..g.planes {
         for i in 0..g.height {
             let src = &x[(p * g.height + i) * g.width..][..g.width];
@@ -312,7 +314,7 @@ pub fn pad2d_forward(x: &[f32], g: Padding) -> Vec<f32> {
 /// neighbour, integer scale `s`).
 pub fn upsample2d_forward(x: &[f32], planes: usize, height: usize, width: usize, s: usize) -> Vec<f32> {
     let (oh, ow) = (height * s, width * s);
-    let mut y = Vec::with_capacity(planes * oh * ow);
+    let mut y = scratch::with_capacity(planes * oh * ow);
     for p in 0..planes {
         for i in 0..oh {
             let row = &x[(p * height + i / s) * width..][..width];
@@ -361,23 +363,23 @@ pub fn erf(x: f32) -> f32 {
 
 /// `y = x (1 + erf(x / sqrt(2))) / 2`, the exact GELU.
 pub fn gelu_forward(x: &[f32]) -> Vec<f32> {
-    x.iter().map(|&v| 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2))).collect()
+    scratch::collect(x.len(), x.iter().map(|&v| 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2))))
 }
 
 /// `y = max(x, 0)`.
 pub fn relu_forward(x: &[f32]) -> Vec<f32> {
-    x.iter().map(|&v| max_f32(0.0, v)).collect()
+    scratch::collect(x.len(), x.iter().map(|&v| max_f32(0.0, v)))
 }
 
 /// `y = min(max(x, lo), hi)`.
 pub fn clip_forward(x: &[f32], lo: f32, hi: f32) -> Vec<f32> {
-    x.iter().map(|&v| min_f32(hi, max_f32(lo, v))).collect()
+    scratch::collect(x.len(), x.iter().map(|&v| min_f32(hi, max_f32(lo, v))))
 }
 
 /// `y[n,c,i,j] = max_{u,v} x[n,c, i*s+u-p, j*s+v-p]`, padding never wins.
 pub fn max_pool2d_forward(x: &[f32], g: Window) -> Vec<f32> {
     let (k, oh, ow) = (g.kernel, g.out_height, g.out_width);
-    let mut y = vec![f32::NEG_INFINITY; g.batch * g.in_channels * oh * ow];
+    let mut y = scratch::filled(g.batch * g.in_channels * oh * ow, f32::NEG_INFINITY);
     for nc in 0..g.batch * g.in_channels {
         let plane = &x[nc * g.height * g.width..][..g.height * g.width];
         let out = &mut y[nc * oh * ow..][..oh * ow];
@@ -485,7 +487,7 @@ pub const SMALL_BATCH: usize = 4;
 pub fn avg_pool2d_forward(x: &[f32], g: Window) -> Vec<f32> {
     let (k, oh, ow) = (g.kernel, g.out_height, g.out_width);
     let scale = 1.0 / (k * k) as f32;
-    let mut y = vec![0.0; g.batch * g.in_channels * oh * ow];
+    let mut y = scratch::zeroed(g.batch * g.in_channels * oh * ow);
     for nc in 0..g.batch * g.in_channels {
         let plane = &x[nc * g.height * g.width..][..g.height * g.width];
         for i in 0..oh {
@@ -517,12 +519,11 @@ pub fn global_avg_pool_forward(x: &[f32], planes: usize, plane: usize) -> Vec<f3
 /// `scale = weight / sqrt(running_var + eps)` and `shift = bias - running_mean * scale`.
 pub fn batch_norm_forward(x: &[f32], scale: &[f32], shift: &[f32], batch: usize, plane: usize) -> Vec<f32> {
     let channels = scale.len();
-    (0..batch * channels)
-        .flat_map(|nc| {
-            let c = nc % channels;
-            x[nc * plane..][..plane].iter().map(move |v| v * scale[c] + shift[c])
-        })
-        .collect()
+    let values = (0..batch * channels).flat_map(|nc| {
+        let c = nc % channels;
+        x[nc * plane..][..plane].iter().map(move |v| v * scale[c] + shift[c])
+    });
+    scratch::collect(x.len(), values)
 }
 
 /// The folded `(scale, shift)` of an inference batch norm.
@@ -534,7 +535,7 @@ pub fn batch_norm_fold(weight: &[f32], bias: &[f32], mean: &[f32], var: &[f32], 
 
 /// `y = a + b`.
 pub fn add_forward(a: &[f32], b: &[f32]) -> Vec<f32> {
-    a.iter().zip(b).map(|(x, y)| x + y).collect()
+    scratch::collect(a.len(), a.iter().zip(b).map(|(x, y)| x + y))
 }
 
 /// `sum_i a[i] * b[i]` with eight independent partial sums, which the compiler vectorises

@@ -10,6 +10,7 @@ pub mod layers;
 pub mod resize;
 pub mod winograd;
 mod packed;
+mod scratch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,7 +48,9 @@ impl CpuEngine {
     /// prediction difference of a neuron).
     pub fn forward_ablated(&self, input: &Tensor, ablation: &Ablation) -> Result<Tensor> {
         let mut acts = self.forward_all_ablated(input, ablation)?;
-        Ok(acts.remove(&self.bundle.spec().output).expect("validated bundles have their output node"))
+        let logits = acts.remove(&self.bundle.spec().output).expect("validated bundles have their output node");
+        recycle(acts);
+        Ok(logits)
     }
 
     /// The output of every node (and `"input"`, normalised), each with its batch axis.
@@ -177,7 +180,7 @@ impl CpuEngine {
                 let (total, plane) = slice_geometry(in_shape);
                 layers::slice_forward(x, total, start * plane, (end - start) * plane)
             }
-            Op::Flatten | Op::Dropout => x.to_vec(),
+            Op::Flatten | Op::Dropout => scratch::collect(x.len(), x.iter().copied()),
         }
     }
 
@@ -204,12 +207,16 @@ impl CpuEngine {
             }
             for (source, d_x) in self.node_backward(node, batch, &acts, &d_y) {
                 match grads.get_mut(source) {
-                    Some(acc) => acc.iter_mut().zip(&d_x).for_each(|(a, d)| *a += d),
+                    Some(acc) => {
+                        acc.iter_mut().zip(&d_x).for_each(|(a, d)| *a += d);
+                        scratch::recycle(d_x);
+                    }
                     None => {
                         grads.insert(source.to_string(), d_x);
                     }
                 }
             }
+            scratch::recycle(d_y);
         }
         // Nodes after the objective's node get no gradient: zeros.
         for name in wrt {
@@ -220,6 +227,9 @@ impl CpuEngine {
         let [c, h, w] = bundle.input_shape();
         let d_input = grads.remove(INPUT_NAME).unwrap_or_else(|| vec![0.0; input.len()]);
         let d_image = backward::normalize_backward(&d_input, batch, &spec.input.std, h * w);
+        scratch::recycle(d_input);
+        grads.into_values().for_each(scratch::recycle);
+        recycle(acts);
         Ok(Gradient { values, input: Tensor::new(vec![batch, c, h, w], d_image)?, activations })
     }
 
@@ -276,7 +286,10 @@ impl CpuEngine {
                 let (d_a, d_b) = backward::mul_backward(x, acts[&node.inputs[1]].data(), d_y, self.mul_plane(node));
                 return vec![(source, d_a), (node.inputs[1].as_str(), d_b)];
             }
-            Op::Add => return vec![(source, d_y.to_vec()), (node.inputs[1].as_str(), d_y.to_vec())],
+            Op::Add => {
+                let copy = || scratch::collect(d_y.len(), d_y.iter().copied());
+                return vec![(source, copy()), (node.inputs[1].as_str(), copy())];
+            }
             Op::Upsample2d { scale } => backward::upsample2d_backward(d_y, batch * in_shape[0], in_shape[1], in_shape[2], scale),
             Op::ResizeBilinear { scale, align_corners } => resize::resize_bilinear_backward(d_y, batch * in_shape[0], in_shape[1], in_shape[2], scale, align_corners),
             Op::Pad2d { top, left, bottom, right } => backward::pad2d_backward(d_y, padding(batch, in_shape, top, left, bottom, right)),
@@ -284,7 +297,7 @@ impl CpuEngine {
                 let (total, plane) = slice_geometry(in_shape);
                 backward::slice_backward(d_y, total, start * plane, (end - start) * plane)
             }
-            Op::Flatten | Op::Dropout => d_y.to_vec(),
+            Op::Flatten | Op::Dropout => scratch::collect(d_y.len(), d_y.iter().copied()),
         };
         vec![(source, d_x)]
     }
@@ -342,6 +355,11 @@ pub(crate) fn check_input(bundle: &Bundle, input: &Tensor) -> Result<usize> {
 /// Values per image and per channel of a node of per-image shape `shape` (`[C, ...]`).
 pub(crate) fn slice_geometry(shape: &[usize]) -> (usize, usize) {
     (shape.iter().product(), shape[1..].iter().product())
+}
+
+/// Gives the buffers of `acts`, a call's activations it no longer needs, back for the next call.
+fn recycle(acts: HashMap<String, Tensor>) {
+    acts.into_values().for_each(|t| scratch::recycle(t.into_data()));
 }
 
 /// Zeroes `channels` of every image of `y`, a node's output whose per-image shape is `shape`

@@ -19,6 +19,7 @@
 
 use super::gemm::{gemm_packed, Mat, PackedA};
 use super::layers::Window;
+use super::scratch;
 
 /// Fewer input or output channels than this and the transforms cost more than they save (a
 /// first layer on one or three colour channels stays on im2col).
@@ -90,10 +91,10 @@ pub fn forward(x: &[f32], u: &[PackedA], b: &[f32], g: Window, out_channels: usi
     // Several images per product when one has few tiles: a few hundred columns keep the
     // micro-kernel's strips full (14x14 outputs are 49 tiles: one strip in seven half empty).
     let chunk = COLUMNS.div_ceil(count).clamp(1, g.batch.max(1));
-    let mut y = vec![0.0; g.batch * out_image];
-    let mut v = vec![0.0; 16 * cin * chunk * count];
-    let mut m = vec![0.0; 16 * cout * chunk * count];
-    let mut corners = vec![0.0; 4 * cout * chunk * count];
+    let mut y = scratch::zeroed(g.batch * out_image);
+    let mut v = scratch::zeroed(16 * cin * chunk * count);
+    let mut m = scratch::zeroed(16 * cout * chunk * count);
+    let mut corners = scratch::zeroed(4 * cout * chunk * count);
     let mut pad = Padded::new(tiles);
     for n in (0..g.batch).step_by(chunk) {
         let images = chunk.min(g.batch - n);
@@ -107,6 +108,7 @@ pub fn forward(x: &[f32], u: &[PackedA], b: &[f32], g: Window, out_channels: usi
         }
         output_transform(m, &mut corners, b, cout, oh, ow, tiles, &mut y[n * out_image..][..images * out_image]);
     }
+    [v, m, corners].into_iter().for_each(scratch::recycle);
     y
 }
 
