@@ -26,7 +26,8 @@ impl Rng {
     }
 }
 
-/// A seed that differs on every run (time-based), printed by tests so failures can be replayed.
+/// A seed that differs on every run (time-based), printed by tests so failures can be replayed:
+/// natively, `ADVLENS_TEST_SEED=N` makes every call return `N`.
 pub fn fresh_seed() -> u64 {
     #[cfg(target_arch = "wasm32")]
     {
@@ -34,6 +35,9 @@ pub fn fresh_seed() -> u64 {
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
+        if let Some(seed) = std::env::var("ADVLENS_TEST_SEED").ok().and_then(|s| s.parse().ok()) {
+            return seed;
+        }
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
     }
 }

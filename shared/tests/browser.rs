@@ -113,3 +113,34 @@ fn matrix_product_kernels_match_a_plain_sum_in_wasm() {
         }
     }
 }
+
+/// The 2x2 max pool's input gradient (simd128 in wasm: four windows per step) against its
+/// definition: each window's gradient goes to the first tap, in scan order, equal to the
+/// window's maximum as `b > a ? b : a` from -inf finds it (NaN never wins); many ties (zeros,
+/// as after a ReLU), NaN among the taps, rows of 1 to 9 windows and odd widths.
+#[wasm_bindgen_test]
+fn max_pool_gradient_goes_to_the_first_maximum_in_wasm() {
+    use advlens_shared::engine::cpu::backward::max_pool2d_backward;
+    use advlens_shared::engine::cpu::layers::Window;
+    let seed = fresh_seed();
+    let mut rng = Rng::new(seed);
+    let levels = [0.0, 0.0, 0.0, 1.0, 2.0, -1.0, f32::NAN];
+    for ow in 1..=9 {
+        let (oh, width, planes) = (3, 2 * ow + ow % 2, 2);
+        let g = Window { batch: 1, in_channels: planes, height: 2 * oh, width, kernel: 2, stride: 2, padding: 0, dilation: 1, out_height: oh, out_width: ow };
+        let x: Vec<f32> = (0..planes * 2 * oh * width).map(|_| levels[(rng.next_u64() % levels.len() as u64) as usize]).collect();
+        let d_y: Vec<f32> = (0..planes * oh * ow).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let got = max_pool2d_backward(&x, &d_y, g);
+        let mut want = vec![0.0f32; x.len()];
+        for (p, (i, j)) in (0..planes).flat_map(|p| (0..oh).flat_map(move |i| (0..ow).map(move |j| (p, (i, j))))) {
+            let base = p * 2 * oh * width;
+            let at = [0, 1, width, width + 1].map(|o| base + 2 * i * width + 2 * j + o);
+            let max = at.iter().fold(f32::NEG_INFINITY, |m, &k| if x[k] > m { x[k] } else { m });
+            let first = at.iter().position(|&k| x[k] == max).unwrap_or(3);
+            want[at[first]] = d_y[(p * oh + i) * ow + j];
+        }
+        for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert!(a.to_bits() == b.to_bits(), "seed {seed}, {ow} windows a row: d_x[{k}] = {a}, expected {b}");
+        }
+    }
+}

@@ -20,9 +20,9 @@ pub const MIN_LEN: usize = 1 << 14;
 mod pool {
     use std::cell::RefCell;
 
-    /// At most this many buffers, and this many values in all (1 GiB), are kept per thread.
+    /// At most this many buffers, and this many values in all (256 MiB), are kept per thread.
     const MAX_KEPT: usize = 32;
-    const MAX_VALUES: usize = 1 << 28;
+    const MAX_VALUES: usize = 1 << 26;
 
     thread_local! {
         static FREE: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
