@@ -182,8 +182,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.0, value_name = "E")]
     pub epsilon_warmup: f64,
     /// f32, or bf16: convolutions and dense layers in bfloat16 with f32 weights (mixed
-    /// precision, as torch.autocast). Faster on GPUs with bf16 units; on a CPU without AMX it
-    /// was measured slower.
+    /// precision, as torch.autocast). Meant for GPUs with bf16 units (not yet measured there);
+    /// on a CPU without AMX it was measured no faster than f32.
     #[arg(long, default_value = "f32", value_name = "TYPE")]
     pub precision: String,
     /// Run directory to write (with --resume: the run to continue).
